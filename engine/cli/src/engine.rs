@@ -1,0 +1,117 @@
+//! Starting and stopping a whole Weir: components, topology, API server.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::task::JoinHandle;
+use tracing::info;
+use weir_config::Plan;
+use weir_runtime::{ExitReport, Running, Topology};
+use weir_core::Shutdown;
+
+use crate::build::{Listeners, build};
+use crate::telemetry::metrics_handle;
+
+/// Starts Weir from a plan.
+pub struct Engine;
+
+/// A running Weir.
+pub struct Started {
+    running: Running,
+    /// Where each listening component is bound (`otlp/grpc`, `otlp/http`).
+    pub listeners: Listeners,
+    /// Where the API server (`/metrics`, `/healthz`, `/readyz`) listens.
+    pub api_addr: Option<SocketAddr>,
+    api_stop: Shutdown,
+    api: Option<JoinHandle<()>>,
+    shutdown_timeout: Duration,
+}
+
+impl Engine {
+    /// Builds every component of `plan` (binding listeners), wires them and
+    /// starts them, then the API server.
+    pub async fn start(plan: &Plan) -> anyhow::Result<Started> {
+        let metrics = metrics_handle();
+        let mut listeners = Listeners::new();
+        let mut nodes = Vec::with_capacity(plan.components.len());
+        for component in &plan.components {
+            nodes.push(build(component, &mut listeners).await?);
+        }
+        let topology = Topology::new(nodes).context("wiring the pipeline")?;
+        let running = topology.start();
+        let api_stop = Shutdown::new();
+        let (api_addr, api) = if plan.api.enabled {
+            let listener = tokio::net::TcpListener::bind(plan.api.address)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot listen for the API on {}: choose a free `[api] address`",
+                        plan.api.address
+                    )
+                })?;
+            let addr = listener.local_addr()?;
+            let app = crate::api::router(metrics, running.readiness());
+            let stop = api_stop.clone();
+            let task = tokio::spawn(async move {
+                let served = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { stop.wait().await })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "the API server failed");
+                }
+            });
+            info!(address = %addr, "API listening (/metrics, /healthz, /readyz)");
+            (Some(addr), Some(task))
+        } else {
+            (None, None)
+        };
+        for (what, addr) in &listeners {
+            info!(listener = %what, address = %addr, "listening");
+        }
+        Ok(Started {
+            running,
+            listeners,
+            api_addr,
+            api_stop,
+            api,
+            shutdown_timeout: plan.runtime.shutdown_timeout,
+        })
+    }
+}
+
+impl Started {
+    /// The address `listener` (e.g. `otlp/grpc`) is bound to.
+    pub fn listener(&self, listener: &str) -> Option<SocketAddr> {
+        self.listeners.get(listener).copied()
+    }
+
+    /// Runs until `stop` resolves or a component fails, then drains and stops.
+    pub async fn run_until(self, stop: impl Future<Output = ()>) -> ExitReport {
+        let Started {
+            running,
+            api_stop,
+            api,
+            shutdown_timeout,
+            ..
+        } = self;
+        let report = running.run_until(stop, shutdown_timeout).await;
+        stop_api(api_stop, api).await;
+        report
+    }
+
+    /// Stops now: sources stop taking data, in-flight data drains.
+    pub async fn stop(self) -> ExitReport {
+        let report = self.running.drain(self.shutdown_timeout).await;
+        stop_api(self.api_stop, self.api).await;
+        report
+    }
+}
+
+async fn stop_api(stop: Shutdown, api: Option<JoinHandle<()>>) {
+    stop.trigger();
+    if let Some(task) = api {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+}

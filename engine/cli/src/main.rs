@@ -1,0 +1,163 @@
+//! `weir`: run, check and inspect Weir pipelines.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use weir_cli::Engine;
+use weir_cli::telemetry::{LogFormat, init_logs};
+
+/// Exit codes, as documented in `weir --help`.
+mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    // 2 is clap's own: the command line was wrong.
+    pub const BAD_CONFIG: u8 = 3;
+}
+
+const DEFAULT_PIPELINE: &str = "pipelines/default.toml";
+
+#[derive(Parser)]
+#[command(
+    name = "weir",
+    version,
+    about = "Weir: a telemetry stream-processing engine (OTLP in, Arrow inside, sinks out)",
+    after_help = "Exit codes: 0 success; 1 the engine failed at start or while running; \
+                  2 the command line is wrong; 3 the pipeline file is invalid."
+)]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "WEIR_LOG_FORMAT")]
+    log_format: LogFormat,
+    /// Log level or filter (`info`, `debug`, `weir_sources=debug`); `RUST_LOG` wins if set.
+    #[arg(long, global = true, default_value = "info", env = "WEIR_LOG")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a pipeline until SIGINT or SIGTERM, then drain in-flight data and stop.
+    Run {
+        /// The pipeline file.
+        #[arg(default_value = DEFAULT_PIPELINE)]
+        file: PathBuf,
+    },
+    /// Check a pipeline file without starting anything; print every problem with file:line.
+    Validate {
+        /// The pipeline file.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.log_format, &cli.log_level);
+    ExitCode::from(match cli.command {
+        Command::Validate { file } => validate(&file),
+        Command::Run { file } => run(&file),
+    })
+}
+
+fn load(file: &std::path::Path) -> Result<weir_config::Plan, u8> {
+    match weir_config::load(file) {
+        Ok(plan) => {
+            for warning in &plan.warnings {
+                eprintln!("{warning}");
+            }
+            Ok(plan)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Err(exit::BAD_CONFIG)
+        }
+    }
+}
+
+fn validate(file: &std::path::Path) -> u8 {
+    match load(file) {
+        Ok(plan) => {
+            eprintln!(
+                "{}: valid ({} components)",
+                file.display(),
+                plan.components.len()
+            );
+            exit::OK
+        }
+        Err(code) => code,
+    }
+}
+
+fn run(file: &std::path::Path) -> u8 {
+    let plan = match load(file) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all().thread_name("weir");
+    if plan.runtime.worker_threads > 0 {
+        builder.worker_threads(plan.runtime.worker_threads);
+    }
+    let runtime = match builder.build() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return exit::FAILED;
+        }
+    };
+    runtime.block_on(async {
+        let started = match Engine::start(&plan).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("cannot start {}: {e:#}", file.display());
+                return exit::FAILED;
+            }
+        };
+        tracing::info!(pipeline = %file.display(), "weir is running");
+        let report = started.run_until(stop_signal()).await;
+        if report.is_clean() {
+            tracing::info!("stopped cleanly");
+            exit::OK
+        } else {
+            for (component, reason) in &report.errors {
+                tracing::error!(%component, %reason, "component failed");
+            }
+            if !report.timed_out.is_empty() {
+                tracing::error!(components = ?report.timed_out, "did not finish draining within `shutdown_timeout`");
+            }
+            exit::FAILED
+        }
+    })
+}
+
+/// Resolves on the first SIGINT or SIGTERM. A second signal exits at once.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            tracing::warn!("second signal: exiting without draining");
+            std::process::exit(exit::FAILED as i32);
+        });
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,219 @@
+//! Source types.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
+
+use serde::Deserialize;
+use weir_core::SignalSet;
+
+use super::Problem;
+use crate::values;
+
+/// A source's configuration, chosen by its `type`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceConfig {
+    /// `type = "otlp"`: OTLP over gRPC and HTTP.
+    Otlp(OtlpSourceConfig),
+}
+
+impl SourceConfig {
+    /// The source's `type` as written in the file.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SourceConfig::Otlp(_) => "otlp",
+        }
+    }
+
+    /// The signals the source can emit.
+    pub fn outputs(&self) -> SignalSet {
+        match self {
+            SourceConfig::Otlp(_) => SignalSet::ALL,
+        }
+    }
+
+    pub(crate) fn problems(&self) -> Vec<Problem> {
+        match self {
+            SourceConfig::Otlp(c) => c.problems(),
+        }
+    }
+}
+
+/// `type = "otlp"`: receives OTLP logs, spans and metrics over gRPC
+/// (`/opentelemetry.proto.collector.*.v1.*Service/Export`) and HTTP
+/// (`POST /v1/logs`, `/v1/traces`, `/v1/metrics`, protobuf or JSON).
+///
+/// A request is answered only once every sink has acknowledged its data;
+/// when the pipeline is full it is refused with a retryable status so that
+/// clients back off instead of the engine buffering without bound.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct OtlpSourceConfig {
+    /// Whether to serve OTLP/gRPC. Default `true`. At least one of `grpc`
+    /// and `http` must be on.
+    #[serde(default = "default_true")]
+    pub grpc: bool,
+    /// The `"IP:PORT"` the gRPC listener binds. Default `"127.0.0.1:4317"`;
+    /// use `"0.0.0.0:4317"` to accept connections from other machines.
+    #[serde(
+        default = "default_grpc_address",
+        deserialize_with = "values::socket_addr"
+    )]
+    pub grpc_address: SocketAddr,
+    /// Whether to serve OTLP/HTTP. Default `true`.
+    #[serde(default = "default_true")]
+    pub http: bool,
+    /// The `"IP:PORT"` the HTTP listener binds. Default `"127.0.0.1:4318"`.
+    #[serde(
+        default = "default_http_address",
+        deserialize_with = "values::socket_addr"
+    )]
+    pub http_address: SocketAddr,
+    /// The largest request accepted, in bytes after decompression: a size
+    /// such as `"8MiB"` or `"4MB"`, or an integer number of bytes (1 byte to
+    /// 4GiB). Default `"8MiB"`. Larger requests are refused with HTTP 413 /
+    /// gRPC `RESOURCE_EXHAUSTED`.
+    #[serde(
+        default = "default_max_request_size",
+        deserialize_with = "values::request_size"
+    )]
+    pub max_request_size: u64,
+    /// How many requests may be in progress at once (1 to 1000000). Default
+    /// `512`. Beyond this, requests are refused with HTTP 503 / gRPC
+    /// `UNAVAILABLE` and a retry hint.
+    #[serde(
+        default = "default_max_concurrent_requests",
+        deserialize_with = "values::concurrent_requests"
+    )]
+    pub max_concurrent_requests: usize,
+    /// How long a request may wait for room in the pipeline before it is
+    /// refused with HTTP 503 / gRPC `UNAVAILABLE`: a duration such as
+    /// `"200ms"`. Default `"200ms"`; `"0s"` refuses at once when full.
+    #[serde(default = "default_queue_wait", deserialize_with = "values::duration")]
+    pub queue_wait: Duration,
+    /// The retry hint sent with HTTP 503 and 429 (`Retry-After`) and gRPC
+    /// `UNAVAILABLE` (`RetryInfo`): a duration such as `"1s"`. Default
+    /// `"1s"`.
+    #[serde(default = "default_retry_after", deserialize_with = "values::duration")]
+    pub retry_after: Duration,
+    /// The longest wait for the sinks to acknowledge a request's data before
+    /// answering with a retryable error: a duration above zero. Default
+    /// `"30s"`.
+    #[serde(
+        default = "default_ack_timeout",
+        deserialize_with = "values::positive_duration"
+    )]
+    pub ack_timeout: Duration,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_grpc_address() -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 4317))
+}
+
+fn default_http_address() -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 4318))
+}
+
+fn default_max_request_size() -> u64 {
+    8 * 1024 * 1024
+}
+
+fn default_max_concurrent_requests() -> usize {
+    512
+}
+
+fn default_queue_wait() -> Duration {
+    Duration::from_millis(200)
+}
+
+fn default_retry_after() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn default_ack_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl Default for OtlpSourceConfig {
+    fn default() -> Self {
+        OtlpSourceConfig {
+            grpc: default_true(),
+            grpc_address: default_grpc_address(),
+            http: default_true(),
+            http_address: default_http_address(),
+            max_request_size: default_max_request_size(),
+            max_concurrent_requests: default_max_concurrent_requests(),
+            queue_wait: default_queue_wait(),
+            retry_after: default_retry_after(),
+            ack_timeout: default_ack_timeout(),
+        }
+    }
+}
+
+impl OtlpSourceConfig {
+    fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if !self.grpc && !self.http {
+            problems.push(Problem {
+                key: "http",
+                message: "both OTLP listeners are turned off (`grpc = false`, `http = false`)"
+                    .to_string(),
+                help: "turn on at least one of `grpc` and `http`, or remove the source".to_string(),
+            });
+        }
+        // Port 0 asks the system for a free port: two such binds never clash.
+        if self.grpc
+            && self.http
+            && self.grpc_address == self.http_address
+            && self.grpc_address.port() != 0
+        {
+            problems.push(Problem {
+                key: "http_address",
+                message: format!(
+                    "the gRPC and HTTP listeners both want {}",
+                    self.grpc_address
+                ),
+                help: "give `grpc_address` and `http_address` different ports \
+                       (OTLP's usual ones are 4317 for gRPC and 4318 for HTTP)"
+                    .to_string(),
+            });
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Guarantees: the defaults are the documented ones and contradict nothing.
+    #[test]
+    fn defaults_are_sound() {
+        let c = OtlpSourceConfig::default();
+        assert_eq!(c.grpc_address.to_string(), "127.0.0.1:4317");
+        assert_eq!(c.http_address.to_string(), "127.0.0.1:4318");
+        assert_eq!(c.max_request_size, 8 << 20);
+        assert!(c.problems().is_empty());
+    }
+
+    /// Guarantees: turning both listeners off, or binding both to one
+    /// address, is reported.
+    #[test]
+    fn contradictions_are_problems() {
+        let off = OtlpSourceConfig {
+            grpc: false,
+            http: false,
+            ..OtlpSourceConfig::default()
+        };
+        assert_eq!(off.problems().len(), 1);
+        let clash = OtlpSourceConfig {
+            http_address: default_grpc_address(),
+            ..OtlpSourceConfig::default()
+        };
+        assert_eq!(clash.problems()[0].key, "http_address");
+    }
+}

@@ -1,0 +1,76 @@
+//! The validated result: what the runtime builds.
+
+use weir_core::SignalSet;
+
+use crate::components::{ComponentConfig, ComponentKind};
+use crate::settings::{ApiConfig, RuntimeConfig};
+
+/// A pipeline file that passed every check, ready to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// `[api]`, or its defaults.
+    pub api: ApiConfig,
+    /// `[runtime]`, or its defaults.
+    pub runtime: RuntimeConfig,
+    /// Every component, in topological order: each one comes after all of
+    /// its inputs (ties keep file order). Sources come before what reads
+    /// them, sinks after what feeds them.
+    pub components: Vec<Component>,
+    /// Things that work but are probably not intended (such as a source
+    /// nothing reads), rendered like errors with `warning:` in front.
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// The component called `name`, if there is one.
+    pub fn component(&self, name: &str) -> Option<&Component> {
+        self.components.iter().find(|c| c.name == name)
+    }
+
+    /// The components that read from `name`, with the signals each takes
+    /// from it, in plan order.
+    pub fn readers<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Iterator<Item = (&'a Component, SignalSet)> {
+        self.components.iter().filter_map(move |c| {
+            c.inputs
+                .iter()
+                .find(|i| i.from == name)
+                .map(|i| (c, i.signals))
+        })
+    }
+}
+
+/// One source, processor or sink of a [`Plan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Component {
+    /// The name from its `[KIND.NAME]` header; unique across all kinds.
+    pub name: String,
+    /// Its typed configuration.
+    pub config: ComponentConfig,
+    /// What it reads, one entry per upstream component, in the order first
+    /// written. Empty for sources.
+    pub inputs: Vec<Input>,
+    /// Capacity of its input channel, in batches (1 to 65536, default 32).
+    /// Meaningful for processors and sinks; the default for sources.
+    pub queue_capacity: usize,
+}
+
+impl Component {
+    /// Source, processor or sink.
+    pub fn kind(&self) -> ComponentKind {
+        self.config.kind()
+    }
+}
+
+/// One edge of the pipeline graph: a component reading from `from`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    /// The upstream component's name.
+    pub from: String,
+    /// The signals that really flow on this edge: those requested
+    /// (`name` = all, `name.logs` = one), that `from` emits and that the
+    /// reader accepts. Never empty.
+    pub signals: SignalSet,
+}

@@ -1,0 +1,187 @@
+//! Valid pipelines: what the plan holds.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use weir_config::{
+    ApiConfig, ComponentConfig, ComponentKind, FileSinkConfig, OtlpSourceConfig, RuntimeConfig,
+    SinkConfig, SourceConfig, load, parse_str,
+};
+use weir_core::{Signal, SignalSet};
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("test address is valid")
+}
+
+/// Scenario: the smallest pipeline. Guarantees: every unset key takes its
+/// documented default, and there are no warnings.
+#[test]
+fn defaults_fill_unset_keys() {
+    let plan = parse_str(
+        "[sources.otlp]\ntype = \"otlp\"\n[sinks.null]\ntype = \"blackhole\"\ninputs = [\"otlp\"]\n",
+        "p.toml",
+    )
+    .expect("valid");
+    assert_eq!(plan.api, ApiConfig::default());
+    assert_eq!(plan.api.address, addr("127.0.0.1:8888"));
+    assert!(plan.api.enabled);
+    assert_eq!(plan.runtime, RuntimeConfig::default());
+    assert_eq!(plan.runtime.shutdown_timeout, Duration::from_secs(30));
+    assert_eq!(plan.runtime.worker_threads, 0);
+    let otlp = plan.component("otlp").expect("source exists");
+    assert_eq!(
+        otlp.config,
+        ComponentConfig::Source(SourceConfig::Otlp(OtlpSourceConfig::default()))
+    );
+    let OtlpSourceConfig {
+        grpc,
+        http,
+        max_request_size,
+        max_concurrent_requests,
+        queue_wait,
+        retry_after,
+        ack_timeout,
+        ..
+    } = OtlpSourceConfig::default();
+    assert!(grpc && http);
+    assert_eq!(max_request_size, 8 * 1024 * 1024);
+    assert_eq!(max_concurrent_requests, 512);
+    assert_eq!(queue_wait, Duration::from_millis(200));
+    assert_eq!(retry_after, Duration::from_secs(1));
+    assert_eq!(ack_timeout, Duration::from_secs(30));
+    assert_eq!(plan.component("null").map(|c| c.queue_capacity), Some(32));
+    assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+}
+
+/// Scenario: every key set. Guarantees: each value lands in its field, in
+/// its unit (sizes in bytes, durations as `Duration`).
+#[test]
+fn every_key_is_read() {
+    let plan = parse_str(
+        r#"
+[api]
+address = "0.0.0.0:9999"
+enabled = false
+[runtime]
+shutdown_timeout = "1m"
+worker_threads = 4
+[sources.in]
+type = "otlp"
+grpc = false
+http_address = "[::1]:4318"
+max_request_size = "4MB"
+max_concurrent_requests = 8
+queue_wait = "0s"
+retry_after = "3s"
+ack_timeout = "1h"
+[sinks.out]
+type = "file"
+inputs = ["in"]
+path = "out.jsonl"
+fsync = true
+queue_capacity = 1
+"#,
+        "p.toml",
+    )
+    .expect("valid");
+    assert_eq!(plan.api.address, addr("0.0.0.0:9999"));
+    assert!(!plan.api.enabled);
+    assert_eq!(plan.runtime.shutdown_timeout, Duration::from_secs(60));
+    assert_eq!(plan.runtime.worker_threads, 4);
+    let ComponentConfig::Source(SourceConfig::Otlp(otlp)) = &plan.components[0].config else {
+        panic!("first component is the otlp source: {:?}", plan.components);
+    };
+    assert!(!otlp.grpc && otlp.http);
+    assert_eq!(otlp.http_address, addr("[::1]:4318"));
+    assert_eq!(otlp.max_request_size, 4_000_000);
+    assert_eq!(otlp.max_concurrent_requests, 8);
+    assert_eq!(otlp.queue_wait, Duration::ZERO);
+    assert_eq!(otlp.retry_after, Duration::from_secs(3));
+    assert_eq!(otlp.ack_timeout, Duration::from_secs(3600));
+    let out = &plan.components[1];
+    assert_eq!(
+        out.config,
+        ComponentConfig::Sink(SinkConfig::File(FileSinkConfig {
+            path: "out.jsonl".into(),
+            fsync: true
+        }))
+    );
+    assert_eq!(out.queue_capacity, 1);
+    assert_eq!(out.kind(), ComponentKind::Sink);
+    assert_eq!(out.config.type_name(), "file");
+}
+
+/// Scenario: sinks written before their source, inputs split by signal.
+/// Guarantees: components come in topological order, and entries from one
+/// upstream merge into a single input with the union of their signals.
+#[test]
+fn order_and_signals() {
+    let plan = parse_str(
+        r#"
+[sinks.two]
+type = "blackhole"
+inputs = ["otlp.logs", "otlp.metrics"]
+[sinks.one]
+type = "blackhole"
+inputs = ["otlp"]
+[sources.otlp]
+type = "otlp"
+"#,
+        "p.toml",
+    )
+    .expect("valid");
+    let names: Vec<&str> = plan.components.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["otlp", "two", "one"]);
+    let two = plan.component("two").expect("exists");
+    assert_eq!(two.inputs.len(), 1);
+    assert_eq!(two.inputs[0].from, "otlp");
+    assert_eq!(
+        two.inputs[0].signals,
+        [Signal::Logs, Signal::Metrics]
+            .into_iter()
+            .collect::<SignalSet>()
+    );
+    let readers: Vec<&str> = plan.readers("otlp").map(|(c, _)| c.name.as_str()).collect();
+    assert_eq!(readers, ["two", "one"]);
+}
+
+/// Scenario: a source nothing reads and a signal nothing reads.
+/// Guarantees: the plan is still made, with a rendered warning for each.
+#[test]
+fn unread_output_is_a_warning() {
+    let plan = parse_str(
+        "[sources.a]\ntype = \"otlp\"\n[sources.b]\ntype = \"otlp\"\ngrpc_address = \"127.0.0.1:1\"\nhttp_address = \"127.0.0.1:2\"\n[sinks.s]\ntype = \"blackhole\"\ninputs = [\"a.logs\"]\n",
+        "p.toml",
+    )
+    .expect("valid despite warnings");
+    assert_eq!(plan.warnings.len(), 2, "{:?}", plan.warnings);
+    assert!(plan.warnings[0].starts_with(
+        "warning: source `a` emits spans and metrics that nothing reads\n --> p.toml:1:1\n"
+    ));
+    assert!(
+        plan.warnings[1].starts_with("warning: nothing reads from source `b`\n --> p.toml:3:1\n")
+    );
+}
+
+/// Scenario: `load` on a file on disk, and on a path that does not exist.
+/// Guarantees: the file is read and checked with its path in messages; a
+/// missing file is an error naming the path.
+#[test]
+fn load_reads_files() {
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    file.write_all(b"[sources.otlp]\ntype = \"otlp\"\n[sinks.null]\ntype = \"blackhol\"\ninputs = [\"otlp\"]\n")
+        .expect("write fixture");
+    let err = load(file.path()).expect_err("type is misspelt");
+    let d = &err.diagnostics()[0];
+    assert_eq!(d.file, file.path().display().to_string());
+    assert_eq!(d.line(), Some(4));
+
+    let missing = file.path().with_extension("missing");
+    let err = load(&missing).expect_err("no such file");
+    assert!(
+        err.to_string().contains("cannot read pipeline file"),
+        "{err}"
+    );
+    assert_eq!(err.diagnostics()[0].line(), None);
+}

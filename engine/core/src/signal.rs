@@ -1,0 +1,144 @@
+//! The kinds of telemetry Weir carries, one table each.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A kind of telemetry. Each signal has its own Arrow schema
+/// ([`crate::schema`]) and its own table in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Signal {
+    /// Log records (`logs` table).
+    Logs,
+    /// Spans of traces (`spans` table).
+    Spans,
+    /// Metric data points, one row per point (`metrics` table).
+    Metrics,
+}
+
+impl Signal {
+    /// Every signal, in a fixed order.
+    pub const ALL: [Signal; 3] = [Signal::Logs, Signal::Spans, Signal::Metrics];
+
+    /// The signal's name as used in pipeline files, metrics labels and table
+    /// names: `logs`, `spans` or `metrics`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Logs => "logs",
+            Signal::Spans => "spans",
+            Signal::Metrics => "metrics",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        match self {
+            Signal::Logs => 1,
+            Signal::Spans => 2,
+            Signal::Metrics => 4,
+        }
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The name given is not one of `logs`, `spans`, `metrics`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown signal `{0}`: expected one of `logs`, `spans`, `metrics`")]
+pub struct UnknownSignal(pub String);
+
+impl FromStr for Signal {
+    type Err = UnknownSignal;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "logs" => Ok(Signal::Logs),
+            "spans" | "traces" => Ok(Signal::Spans),
+            "metrics" => Ok(Signal::Metrics),
+            other => Err(UnknownSignal(other.to_string())),
+        }
+    }
+}
+
+/// A set of signals, e.g. the signals a component accepts or emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct SignalSet(u8);
+
+impl SignalSet {
+    /// No signal.
+    pub const NONE: SignalSet = SignalSet(0);
+    /// All three signals.
+    pub const ALL: SignalSet = SignalSet(7);
+
+    /// The set holding just `signal`.
+    pub fn only(signal: Signal) -> Self {
+        SignalSet(signal.bit())
+    }
+
+    /// Whether `signal` is in the set.
+    pub fn contains(self, signal: Signal) -> bool {
+        self.0 & signal.bit() != 0
+    }
+
+    /// The signals in both sets.
+    pub fn intersect(self, other: SignalSet) -> SignalSet {
+        SignalSet(self.0 & other.0)
+    }
+
+    /// The signals in either set.
+    pub fn union(self, other: SignalSet) -> SignalSet {
+        SignalSet(self.0 | other.0)
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The signals in the set, in [`Signal::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Signal> {
+        Signal::ALL.into_iter().filter(move |s| self.contains(*s))
+    }
+}
+
+impl FromIterator<Signal> for SignalSet {
+    fn from_iter<I: IntoIterator<Item = Signal>>(iter: I) -> Self {
+        iter.into_iter()
+            .fold(SignalSet::NONE, |set, s| set.union(SignalSet::only(s)))
+    }
+}
+
+impl fmt::Display for SignalSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.iter().map(Signal::as_str).collect();
+        write!(f, "[{}]", names.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Guarantees: names parse back to the signal they came from.
+    #[test]
+    fn names_round_trip() {
+        for s in Signal::ALL {
+            assert_eq!(s.as_str().parse::<Signal>(), Ok(s));
+        }
+        assert!("log".parse::<Signal>().is_err());
+    }
+
+    /// Guarantees: set operations behave like sets.
+    #[test]
+    fn sets() {
+        let a: SignalSet = [Signal::Logs, Signal::Spans].into_iter().collect();
+        let b = SignalSet::only(Signal::Spans);
+        assert!(a.contains(Signal::Logs) && !a.contains(Signal::Metrics));
+        assert_eq!(a.intersect(b), b);
+        assert_eq!(a.union(SignalSet::only(Signal::Metrics)), SignalSet::ALL);
+        assert_eq!(a.iter().count(), 2);
+        assert_eq!(a.to_string(), "[logs, spans]");
+    }
+}

@@ -1,0 +1,305 @@
+//! OTLP/HTTP: `POST /v1/traces`, `/v1/logs`, `/v1/metrics` with protobuf or
+//! JSON bodies, optionally gzip-compressed, answered as the specification
+//! says (200 with `partial_success`, 400, 413, 415, 503 with `Retry-After`).
+
+use std::io::Read;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+use tokio::net::TcpListener;
+use weir_core::Shutdown;
+
+use super::ingest::{ExportRequest, Ingest, Outcome};
+
+/// Serves OTLP/HTTP on `listener` until `shutdown` fires, then finishes the
+/// requests in flight.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    ingest: Arc<Ingest>,
+    shutdown: Shutdown,
+) -> Result<(), String> {
+    axum::serve(listener, router(ingest))
+        .with_graceful_shutdown(async move { shutdown.wait().await })
+        .await
+        .map_err(|e| format!("OTLP/HTTP server failed: {e}"))
+}
+
+fn router(ingest: Arc<Ingest>) -> Router {
+    Router::new()
+        .route("/v1/traces", post(export::<ExportTraceServiceRequest>))
+        .route("/v1/logs", post(export::<ExportLogsServiceRequest>))
+        .route("/v1/metrics", post(export::<ExportMetricsServiceRequest>))
+        .with_state(ingest)
+}
+
+/// The body encodings OTLP/HTTP allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Protobuf,
+    Json,
+}
+
+impl Format {
+    fn content_type(self) -> &'static str {
+        match self {
+            Format::Protobuf => "application/x-protobuf",
+            Format::Json => "application/json",
+        }
+    }
+}
+
+/// `google.rpc.Status`, the body of every OTLP/HTTP error response.
+#[derive(Clone, PartialEq, Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+async fn export<R: ExportRequest + PartialSuccess>(
+    State(ingest): State<Arc<Ingest>>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let format = match content_type(&parts.headers) {
+        Ok(f) => f,
+        Err(message) => {
+            ingest.count_request("http", "unsupported_media_type");
+            return error(Format::Json, StatusCode::UNSUPPORTED_MEDIA_TYPE, message, None);
+        }
+    };
+    let _permit = match ingest.admit("http") {
+        Ok(p) => p,
+        Err(outcome) => return respond::<R>(&ingest, format, outcome),
+    };
+    let body = match read_body(&ingest, &parts.headers, body).await {
+        Ok(b) => b,
+        Err((status, message)) => {
+            ingest.count_request("http", if status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "invalid" });
+            return error(format, status, message, None);
+        }
+    };
+    let decoded = match format {
+        Format::Protobuf => R::decode(body.as_slice()).map_err(|e| e.to_string()),
+        Format::Json => R::decode_json(&body).map_err(|e| e.to_string()),
+    };
+    let request = match decoded {
+        Ok(r) => r,
+        Err(e) => {
+            ingest.count_request("http", "invalid");
+            let message = format!(
+                "the body is not a valid OTLP {} {} request: {e}",
+                R::SIGNAL,
+                match format {
+                    Format::Protobuf => "protobuf",
+                    Format::Json => "JSON",
+                }
+            );
+            return error(format, StatusCode::BAD_REQUEST, message, None);
+        }
+    };
+    let outcome = ingest.ingest("http", &request, body.len()).await;
+    respond::<R>(&ingest, format, outcome)
+}
+
+fn content_type(headers: &HeaderMap) -> Result<Format, String> {
+    let raw = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match essence.as_str() {
+        "application/x-protobuf" | "application/protobuf" => Ok(Format::Protobuf),
+        "application/json" => Ok(Format::Json),
+        _ => Err(format!(
+            "unsupported Content-Type `{raw}`: OTLP/HTTP takes `application/x-protobuf` or `application/json`"
+        )),
+    }
+}
+
+/// Reads the body, refusing more than `max_request_size` bytes before or
+/// after gzip decompression.
+async fn read_body(
+    ingest: &Ingest,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<u8>, (StatusCode, String)> {
+    let max = ingest.max_request_size;
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request is larger than `max_request_size` ({max} bytes); send smaller batches"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let bytes: Bytes = match Limited::new(body, max).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
+        Err(e) => return Err((StatusCode::BAD_REQUEST, format!("could not read the body: {e}"))),
+    };
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity")
+        .trim()
+        .to_ascii_lowercase();
+    match encoding.as_str() {
+        "" | "identity" => Ok(bytes.to_vec()),
+        "gzip" | "x-gzip" => {
+            let mut out = Vec::with_capacity(bytes.len().saturating_mul(4).min(max));
+            let mut decoder = flate2::read::GzDecoder::new(&bytes[..]).take(max as u64 + 1);
+            decoder
+                .read_to_end(&mut out)
+                .map_err(|e| (StatusCode::BAD_REQUEST, format!("the gzip body is corrupt: {e}")))?;
+            if out.len() > max {
+                return Err(too_large());
+            }
+            Ok(out)
+        }
+        other => Err((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("unsupported Content-Encoding `{other}`: use `gzip` or none"),
+        )),
+    }
+}
+
+fn respond<R: PartialSuccess>(ingest: &Ingest, format: Format, outcome: Outcome) -> Response {
+    match outcome {
+        Outcome::Accepted { rejected, message } => {
+            let body = match format {
+                Format::Protobuf => R::response_protobuf(rejected, message.unwrap_or_default()),
+                Format::Json => R::response_json(rejected, message.unwrap_or_default()),
+            };
+            ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+        }
+        Outcome::Invalid(m) => error(format, StatusCode::BAD_REQUEST, m, None),
+        Outcome::TooLarge(m) => error(format, StatusCode::PAYLOAD_TOO_LARGE, m, None),
+        Outcome::Unavailable(m) => error(
+            format,
+            StatusCode::SERVICE_UNAVAILABLE,
+            m,
+            Some(ingest.retry_after.as_secs_f64().ceil().max(1.0) as u64),
+        ),
+    }
+}
+
+fn error(format: Format, status: StatusCode, message: String, retry_after: Option<u64>) -> Response {
+    // google.rpc.Code numbers for the HTTP statuses used here.
+    let code = match status {
+        StatusCode::BAD_REQUEST => 3,
+        StatusCode::PAYLOAD_TOO_LARGE => 8,
+        StatusCode::SERVICE_UNAVAILABLE => 14,
+        _ => 2,
+    };
+    let body = match format {
+        Format::Protobuf => RpcStatus {
+            code,
+            message: message.clone(),
+        }
+        .encode_to_vec(),
+        Format::Json => serde_json::json!({ "code": code, "message": message })
+            .to_string()
+            .into_bytes(),
+    };
+    let mut response = (status, [(header::CONTENT_TYPE, format.content_type())], body).into_response();
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+/// The success response of each signal, with its `partial_success`.
+trait PartialSuccess {
+    fn response_protobuf(rejected: u64, message: String) -> Vec<u8>;
+    fn response_json(rejected: u64, message: String) -> Vec<u8>;
+}
+
+fn partial_json(field: &str, rejected: u64, message: String) -> Vec<u8> {
+    if rejected == 0 && message.is_empty() {
+        return b"{}".to_vec();
+    }
+    // OTLP/JSON writes 64-bit integers as strings.
+    serde_json::json!({ "partialSuccess": { field: rejected.to_string(), "errorMessage": message } })
+        .to_string()
+        .into_bytes()
+}
+
+fn count(rejected: u64) -> i64 {
+    i64::try_from(rejected).unwrap_or(i64::MAX)
+}
+
+impl PartialSuccess for ExportTraceServiceRequest {
+    fn response_protobuf(rejected: u64, error_message: String) -> Vec<u8> {
+        ExportTraceServiceResponse {
+            partial_success: (rejected > 0 || !error_message.is_empty()).then(|| {
+                ExportTracePartialSuccess {
+                    rejected_spans: count(rejected),
+                    error_message,
+                }
+            }),
+        }
+        .encode_to_vec()
+    }
+    fn response_json(rejected: u64, message: String) -> Vec<u8> {
+        partial_json("rejectedSpans", rejected, message)
+    }
+}
+
+impl PartialSuccess for ExportLogsServiceRequest {
+    fn response_protobuf(rejected: u64, error_message: String) -> Vec<u8> {
+        ExportLogsServiceResponse {
+            partial_success: (rejected > 0 || !error_message.is_empty()).then(|| {
+                ExportLogsPartialSuccess {
+                    rejected_log_records: count(rejected),
+                    error_message,
+                }
+            }),
+        }
+        .encode_to_vec()
+    }
+    fn response_json(rejected: u64, message: String) -> Vec<u8> {
+        partial_json("rejectedLogRecords", rejected, message)
+    }
+}
+
+impl PartialSuccess for ExportMetricsServiceRequest {
+    fn response_protobuf(rejected: u64, error_message: String) -> Vec<u8> {
+        ExportMetricsServiceResponse {
+            partial_success: (rejected > 0 || !error_message.is_empty()).then(|| {
+                ExportMetricsPartialSuccess {
+                    rejected_data_points: count(rejected),
+                    error_message,
+                }
+            }),
+        }
+        .encode_to_vec()
+    }
+    fn response_json(rejected: u64, message: String) -> Vec<u8> {
+        partial_json("rejectedDataPoints", rejected, message)
+    }
+}

@@ -1,0 +1,196 @@
+//! The ingest path shared by gRPC and HTTP: admission, conversion, sending,
+//! and waiting for the acknowledgement.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::debug;
+use weir_config::OtlpSourceConfig;
+use weir_core::convert::{self, Converted, ConvertError};
+use weir_core::{Ack, AckStatus, Batch, Output, SendError, Signal};
+
+/// An OTLP export request of one signal.
+pub(crate) trait ExportRequest: prost::Message + Default + Send + 'static {
+    /// The signal the request carries.
+    const SIGNAL: Signal;
+    /// Converts the request to Arrow rows.
+    fn convert(&self) -> Result<Converted, ConvertError>;
+    /// Decodes an OTLP/JSON body.
+    fn decode_json(body: &[u8]) -> Result<Self, ConvertError>;
+}
+
+impl ExportRequest for ExportTraceServiceRequest {
+    const SIGNAL: Signal = Signal::Spans;
+    fn convert(&self) -> Result<Converted, ConvertError> {
+        convert::spans_to_batch(self)
+    }
+    fn decode_json(body: &[u8]) -> Result<Self, ConvertError> {
+        convert::json::decode_spans(body)
+    }
+}
+
+impl ExportRequest for ExportLogsServiceRequest {
+    const SIGNAL: Signal = Signal::Logs;
+    fn convert(&self) -> Result<Converted, ConvertError> {
+        convert::logs_to_batch(self)
+    }
+    fn decode_json(body: &[u8]) -> Result<Self, ConvertError> {
+        convert::json::decode_logs(body)
+    }
+}
+
+impl ExportRequest for ExportMetricsServiceRequest {
+    const SIGNAL: Signal = Signal::Metrics;
+    fn convert(&self) -> Result<Converted, ConvertError> {
+        convert::metrics_to_batch(self)
+    }
+    fn decode_json(body: &[u8]) -> Result<Self, ConvertError> {
+        convert::json::decode_metrics(body)
+    }
+}
+
+/// What happened to one export request; each transport maps it to its own
+/// answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted and acknowledged by every sink; `rejected` records (with the
+    /// first reason) were refused individually (OTLP `partial_success`).
+    Accepted {
+        /// Records refused individually.
+        rejected: u64,
+        /// Why the first one was refused.
+        message: Option<String>,
+    },
+    /// The request is malformed (400 / INVALID_ARGUMENT); do not retry.
+    Invalid(String),
+    /// The request is larger than `max_request_size` (413 / RESOURCE_EXHAUSTED).
+    TooLarge(String),
+    /// The pipeline is full, shutting down, or a sink could not make the
+    /// data durable: retry after the hint (503 / UNAVAILABLE).
+    Unavailable(String),
+}
+
+/// State shared by the gRPC and HTTP servers of one OTLP source.
+pub(crate) struct Ingest {
+    pub(crate) name: Arc<str>,
+    output: Output,
+    permits: Arc<Semaphore>,
+    queue_wait: Duration,
+    ack_timeout: Duration,
+    pub(crate) retry_after: Duration,
+    pub(crate) max_request_size: usize,
+}
+
+impl Ingest {
+    pub(crate) fn new(name: Arc<str>, output: Output, config: &OtlpSourceConfig) -> Self {
+        Ingest {
+            name,
+            output,
+            permits: Arc::new(Semaphore::new(config.max_concurrent_requests.max(1))),
+            queue_wait: config.queue_wait,
+            ack_timeout: config.ack_timeout,
+            retry_after: config.retry_after,
+            max_request_size: usize::try_from(config.max_request_size).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// A slot for one request in flight, or `None` when
+    /// `max_concurrent_requests` are already being served.
+    pub(crate) fn admit(&self, protocol: &'static str) -> Result<OwnedSemaphorePermit, Outcome> {
+        self.permits.clone().try_acquire_owned().map_err(|_| {
+            self.count_request(protocol, "too_many_requests");
+            Outcome::Unavailable(format!(
+                "`{}` is serving its maximum number of concurrent requests; retry later",
+                self.name
+            ))
+        })
+    }
+
+    /// Counts a request that ended before [`Ingest::ingest`] (bad body, size).
+    pub(crate) fn count_request(&self, protocol: &'static str, outcome: &'static str) {
+        metrics::counter!("weir_otlp_requests_total",
+            "component" => self.name.to_string(), "protocol" => protocol, "outcome" => outcome)
+        .increment(1);
+    }
+
+    /// Converts `request` to rows, sends them into the pipeline, and waits
+    /// until every sink has acknowledged them.
+    pub(crate) async fn ingest<R: ExportRequest>(
+        &self,
+        protocol: &'static str,
+        request: &R,
+        wire_bytes: usize,
+    ) -> Outcome {
+        let outcome = self.ingest_inner(request, wire_bytes).await;
+        let label = match &outcome {
+            Outcome::Accepted { rejected: 0, .. } => "accepted",
+            Outcome::Accepted { .. } => "partially_accepted",
+            Outcome::Invalid(_) => "invalid",
+            Outcome::TooLarge(_) => "too_large",
+            Outcome::Unavailable(_) => "unavailable",
+        };
+        self.count_request(protocol, label);
+        outcome
+    }
+
+    async fn ingest_inner<R: ExportRequest>(&self, request: &R, wire_bytes: usize) -> Outcome {
+        let signal = R::SIGNAL;
+        let converted = match request.convert() {
+            Ok(c) => c,
+            Err(e) => return Outcome::Invalid(e.to_string()),
+        };
+        let rows = converted.batch.num_rows() as u64;
+        let name = self.name.to_string();
+        metrics::counter!("weir_otlp_received_bytes_total",
+            "component" => name.clone(), "signal" => signal.as_str())
+        .increment(wire_bytes as u64);
+        if converted.rejected > 0 {
+            metrics::counter!("weir_otlp_rejected_records_total",
+                "component" => name.clone(), "signal" => signal.as_str())
+            .increment(converted.rejected);
+        }
+        let accepted = Outcome::Accepted {
+            rejected: converted.rejected,
+            message: converted.rejection.clone(),
+        };
+        if rows == 0 {
+            return accepted;
+        }
+        if !self.output.wants(signal) {
+            debug!(component = %self.name, %signal, rows, "no component reads this signal; discarded");
+            metrics::counter!("weir_otlp_discarded_records_total",
+                "component" => name, "signal" => signal.as_str())
+            .increment(rows);
+            return accepted;
+        }
+        let (ack, waiter) = Ack::new();
+        let batch = Batch::new(signal, converted.batch, ack);
+        match self.output.send_within(batch, self.queue_wait).await {
+            Ok(()) => {}
+            Err(SendError::Full(downstream)) => {
+                return Outcome::Unavailable(format!(
+                    "the pipeline is full (`{downstream}` has no room); retry after {}s",
+                    self.retry_after.as_secs_f64()
+                ));
+            }
+            Err(SendError::Closed(_)) => {
+                return Outcome::Unavailable("Weir is shutting down; retry".into());
+            }
+        }
+        match tokio::time::timeout(self.ack_timeout, waiter).await {
+            Ok(AckStatus::Delivered) => accepted,
+            Ok(AckStatus::Failed(reason)) => Outcome::Unavailable(format!(
+                "the data could not be stored: {reason}; retry"
+            )),
+            Ok(AckStatus::Rejected(reason)) => Outcome::Invalid(reason),
+            Err(_) => Outcome::Unavailable(format!(
+                "sinks did not acknowledge within {}s; retry (the data may arrive twice)",
+                self.ack_timeout.as_secs_f64()
+            )),
+        }
+    }
+}

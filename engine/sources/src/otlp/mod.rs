@@ -1,0 +1,109 @@
+//! The OTLP receiver: gRPC and HTTP in front of one shared ingest path.
+//!
+//! ```text
+//! gRPC  TraceService/export ─┐                    ┌─▶ Output::send_within
+//! HTTP  POST /v1/traces ─────┼─▶ Ingest::ingest ──┤        (503 / UNAVAILABLE if full)
+//!       (proto | json, gzip) ┘   convert to Arrow └─▶ await Ack ─▶ response
+//! ```
+//! [`ingest`] holds the logic both transports share; [`grpc`] and [`http`]
+//! only translate requests and outcomes.
+
+mod grpc;
+mod http;
+mod ingest;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::net::TcpListener;
+use weir_config::OtlpSourceConfig;
+use weir_core::{ComponentError, Source, SourceContext};
+
+pub use ingest::Outcome;
+
+/// A bound OTLP receiver, ready to run.
+pub struct OtlpSource {
+    name: String,
+    config: OtlpSourceConfig,
+    grpc: Option<TcpListener>,
+    http: Option<TcpListener>,
+}
+
+impl OtlpSource {
+    /// Binds the configured listeners now, so that an address in use is an
+    /// error at start-up rather than later.
+    pub async fn bind(name: &str, config: OtlpSourceConfig) -> Result<Self, ComponentError> {
+        let bind = |addr: SocketAddr, what: &'static str| {
+            let name = name.to_string();
+            async move {
+                TcpListener::bind(addr).await.map_err(|e| {
+                    ComponentError::config(
+                        name,
+                        format!(
+                            "cannot listen for OTLP/{what} on {addr}: {e}; \
+                             choose a free address with `{}_address`",
+                            what.to_lowercase()
+                        ),
+                    )
+                })
+            }
+        };
+        let grpc = match config.grpc {
+            true => Some(bind(config.grpc_address, "gRPC").await?),
+            false => None,
+        };
+        let http = match config.http {
+            true => Some(bind(config.http_address, "HTTP").await?),
+            false => None,
+        };
+        Ok(OtlpSource {
+            name: name.to_string(),
+            config,
+            grpc,
+            http,
+        })
+    }
+
+    /// The address the gRPC listener is bound to, if enabled.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The address the HTTP listener is bound to, if enabled.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
+    }
+}
+
+#[async_trait]
+impl Source for OtlpSource {
+    async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), ComponentError> {
+        let ingest = Arc::new(ingest::Ingest::new(cx.name.clone(), cx.output, &self.config));
+        let mut servers = tokio::task::JoinSet::new();
+        if let Some(listener) = self.grpc {
+            servers.spawn(grpc::serve(
+                listener,
+                ingest.clone(),
+                self.config.max_request_size,
+                cx.shutdown.clone(),
+            ));
+        }
+        if let Some(listener) = self.http {
+            servers.spawn(http::serve(listener, ingest.clone(), cx.shutdown.clone()));
+        }
+        let mut result = Ok(());
+        while let Some(done) = servers.join_next().await {
+            let outcome = match done {
+                Ok(r) => r,
+                Err(e) => Err(format!("server task ended: {e}")),
+            };
+            if let Err(message) = outcome {
+                // One transport failing stops the other too: the source is down.
+                cx.shutdown.trigger();
+                result = Err(ComponentError::internal(self.name.clone(), message));
+            }
+        }
+        result
+    }
+}

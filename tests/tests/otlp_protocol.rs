@@ -1,0 +1,263 @@
+//! OTLP receiver behaviour at the protocol level: what the specification
+//! says a server answers, over HTTP and gRPC, against a running Weir.
+
+mod common;
+
+use std::io::Write;
+
+use common::{Weir, shared_example};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message;
+
+fn span(i: u8, trace_id: Vec<u8>) -> Span {
+    Span {
+        trace_id,
+        span_id: vec![i + 1; 8],
+        name: format!("op-{i}"),
+        start_time_unix_nano: 1_700_000_000_000_000_000 + u64::from(i),
+        end_time_unix_nano: 1_700_000_000_000_100_000 + u64::from(i),
+        attributes: vec![KeyValue {
+            key: "http.route".into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue("/api".into())),
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn traces(spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![KeyValue {
+                    key: "service.name".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue("checkout".into())),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+/// Scenario: valid protobuf, JSON (the specification's example) and gzip bodies over HTTP.
+/// Guarantees: each is answered 200 in the request's encoding, and every span reaches the sink.
+#[tokio::test(flavor = "multi_thread")]
+async fn http_accepts_protobuf_json_and_gzip() {
+    let weir = Weir::start("").await;
+    let url = format!("{}/v1/traces", weir.http());
+
+    let body = traces((0..3).map(|i| span(i, vec![7; 16])).collect()).encode_to_vec();
+    let r = client()
+        .post(&url)
+        .header("content-type", "application/x-protobuf")
+        .body(body.clone())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/x-protobuf");
+    let answer = ExportTraceServiceResponse::decode(r.bytes().await.expect("body")).expect("a response message");
+    assert_eq!(answer.partial_success, None);
+
+    let r = client()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(shared_example("trace.json"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    assert_eq!(r.headers()["content-type"], "application/json");
+
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&body).expect("gzip");
+    let r = client()
+        .post(&url)
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "gzip")
+        .body(gz.finish().expect("gzip"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 200);
+
+    let got = weir.stop().await;
+    let example = weir_core::convert::json::decode_spans(&shared_example("trace.json")).expect("example");
+    let example_spans: usize = example
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum();
+    assert_eq!(got.spans().len(), 3 + example_spans + 3);
+}
+
+/// Scenario: malformed bodies, unknown content types, oversize bodies, wrong methods.
+/// Guarantees: 400 with a google.rpc.Status message, 415, 413 and 405 as the specification says.
+#[tokio::test(flavor = "multi_thread")]
+async fn http_refuses_bad_requests_with_the_right_status() {
+    let weir = Weir::start("max_request_size = \"2KiB\"").await;
+    let url = format!("{}/v1/traces", weir.http());
+
+    let r = client()
+        .post(&url)
+        .header("content-type", "application/x-protobuf")
+        .body(vec![0xff, 0xff, 0xff, 0x01])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 400);
+    let text = r.text().await.expect("body");
+    assert!(text.contains("not a valid OTLP spans protobuf request"), "{text}");
+
+    let r = client()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{\"resourceSpans\": 7}")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 400);
+    let v: serde_json::Value =
+        serde_json::from_str(&r.text().await.expect("body")).expect("JSON status");
+    assert_eq!(v["code"], 3);
+    assert!(v["message"].as_str().is_some_and(|m| m.contains("JSON")), "{v}");
+
+    let r = client()
+        .post(&url)
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 415);
+
+    let big = traces((0..60).map(|i| span(i, vec![7; 16])).collect()).encode_to_vec();
+    assert!(big.len() > 2048);
+    let r = client()
+        .post(&url)
+        .header("content-type", "application/x-protobuf")
+        .body(big)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 413);
+
+    let r = client().get(&url).send().await.expect("request");
+    assert_eq!(r.status(), 405);
+
+    let got = weir.stop().await;
+    assert_eq!(got.spans().len(), 0, "nothing from refused requests is kept");
+}
+
+/// Scenario: a request where one span has an invalid trace id, over HTTP and gRPC.
+/// Guarantees: the valid spans are kept and the answer is 200 / OK with
+/// partial_success counting the rejected one and saying why.
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_records_are_reported_in_partial_success() {
+    let weir = Weir::start("").await;
+    let request = traces(vec![span(0, vec![7; 16]), span(1, vec![1, 2, 3]), span(2, vec![9; 16])]);
+
+    let r = client()
+        .post(format!("{}/v1/traces", weir.http()))
+        .header("content-type", "application/x-protobuf")
+        .body(request.encode_to_vec())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 200);
+    let answer = ExportTraceServiceResponse::decode(r.bytes().await.expect("body")).expect("response");
+    let partial = answer.partial_success.expect("partial success");
+    assert_eq!(partial.rejected_spans, 1);
+    assert!(partial.error_message.contains("trace"), "{}", partial.error_message);
+
+    let mut grpc = TraceServiceClient::connect(weir.grpc()).await.expect("connect");
+    let answer = grpc.export(request).await.expect("export").into_inner();
+    assert_eq!(answer.partial_success.expect("partial success").rejected_spans, 1);
+
+    let got = weir.stop().await;
+    assert_eq!(got.spans().len(), 4);
+}
+
+/// Scenario: gRPC export with and without gzip, and an oversize message.
+/// Guarantees: OK for valid requests; OUT_OF_RANGE (not retryable) over `max_request_size`.
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_accepts_gzip_and_enforces_the_size_limit() {
+    let weir = Weir::start("max_request_size = \"4KiB\"").await;
+    let mut grpc = TraceServiceClient::connect(weir.grpc())
+        .await
+        .expect("connect")
+        .send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    grpc.export(traces(vec![span(0, vec![5; 16])])).await.expect("gzip export");
+    let err = grpc
+        .export(traces((0..100).map(|i| span(i, vec![5; 16])).collect()))
+        .await;
+    // Compressed, the large request may fit; uncompressed it must not.
+    let mut plain = TraceServiceClient::connect(weir.grpc()).await.expect("connect");
+    let err2 = plain
+        .export(traces((0..100).map(|i| span(i, vec![5; 16])).collect()))
+        .await
+        .expect_err("too large");
+    // tonic's codec refuses a message over `max_decoding_message_size` with
+    // OUT_OF_RANGE before Weir sees it; either way the client must not retry.
+    assert_eq!(err2.code(), tonic::Code::OutOfRange, "{err2:?}");
+    let got = weir.stop().await;
+    assert_eq!(got.spans().len(), 1 + if err.is_ok() { 100 } else { 0 });
+}
+
+/// Scenario: the API server while data flows.
+/// Guarantees: /healthz and /readyz answer 200, and /metrics reports records
+/// in and out per component in Prometheus text format.
+#[tokio::test(flavor = "multi_thread")]
+async fn self_metrics_and_health() {
+    let weir = Weir::start("").await;
+    let r = client()
+        .post(format!("{}/v1/traces", weir.http()))
+        .header("content-type", "application/x-protobuf")
+        .body(traces((0..4).map(|i| span(i, vec![3; 16])).collect()).encode_to_vec())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 200);
+    let api = weir.api();
+    assert_eq!(client().get(format!("{api}/healthz")).send().await.expect("healthz").status(), 200);
+    assert_eq!(client().get(format!("{api}/readyz")).send().await.expect("readyz").status(), 200);
+    let metrics = client()
+        .get(format!("{api}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for needle in [
+        "weir_component_sent_records_total{component=\"otlp\",signal=\"spans\"}",
+        "weir_component_received_records_total{component=\"out\",signal=\"spans\"}",
+        "weir_otlp_requests_total",
+        "weir_component_input_queue_batches",
+        "weir_build_info",
+    ] {
+        assert!(metrics.contains(needle), "/metrics lacks {needle}:\n{metrics}");
+    }
+    weir.stop().await;
+}
