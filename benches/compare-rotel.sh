@@ -222,9 +222,16 @@ stop_server() {
     SERVER_PID=""
 }
 
+# CPU ticks all processes of the machine have used so far (user, nice, system, irq, softirq, steal).
+busy_ticks() {
+    awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
+}
+
 TICKS="$(getconf CLK_TCK 2>/dev/null || echo 100)"
 
-# run_server NAME GRPC_PORT LOG -- COMMAND...: starts the server, loads it, writes $WORK/NAME.result.
+# run_server NAME GRPC_PORT LOG -- COMMAND...: starts the server, warms it up, measures it, stops it.
+# Writes the measured run's summary to $WORK/NAME.json and "server-CPU-ticks peak-RSS-kB
+# machine-busy-ticks" to $WORK/NAME.server.
 run_server() {
     local name="$1" port="$2" log="$3"
     shift 4
@@ -238,17 +245,19 @@ run_server() {
     note "$name: warm-up for $WARMUP"
     "${load[@]}" --duration "$WARMUP" >"$WORK/$name.warmup.json" 2>>"$WORK/$name.loadgen.log" ||
         { KEEP_WORK=1; die "$name: the warm-up run failed (log: $WORK/$name.loadgen.log)"; }
-    local cpu_before cpu_after
+    local cpu_before cpu_after busy_before busy_after
     cpu_before="$(cpu_ticks "$SERVER_PID")"
+    busy_before="$(busy_ticks)"
     note "$name: measuring for $DURATION"
     "${load[@]}" --duration "$DURATION" >"$WORK/$name.json" 2>>"$WORK/$name.loadgen.log" ||
         { KEEP_WORK=1; die "$name: the measured run failed (log: $WORK/$name.loadgen.log)"; }
     cpu_after="$(cpu_ticks "$SERVER_PID")"
+    busy_after="$(busy_ticks)"
+    kill -0 "$SERVER_PID" 2>/dev/null || { KEEP_WORK=1; die "$name: the server died during the run (log: $log)"; }
     local hwm
     hwm="$(awk '/^VmHWM:/ { print $2 }' "/proc/$SERVER_PID/status")"
-    kill -0 "$SERVER_PID" 2>/dev/null || { KEEP_WORK=1; die "$name: the server died during the run (log: $log)"; }
     stop_server
-    echo "$((cpu_after - cpu_before)) $hwm" >"$WORK/$name.server"
+    echo "$((cpu_after - cpu_before)) $hwm $((busy_after - busy_before))" >"$WORK/$name.server"
 }
 
 if [[ "$ONLY" != rotel ]]; then
@@ -280,8 +289,12 @@ for name in names:
     with open(os.path.join(work, name + ".json")) as f:
         s = json.load(f)
     with open(os.path.join(work, name + ".server")) as f:
-        cpu_ticks, hwm_kb = (float(x) for x in f.read().split())
-    cores = cpu_ticks / ticks / max(s["elapsed_secs"], 1e-9)
+        cpu_ticks, hwm_kb, busy_ticks = (float(x) for x in f.read().split())
+    elapsed = max(s["elapsed_secs"], 1e-9)
+    cores = cpu_ticks / ticks / elapsed
+    loadgen_cores = (s.get("loadgen_cpu_secs") or 0) / elapsed
+    # Whatever else ran on the machine meanwhile (other builds, tests): it skews the numbers.
+    other_cores = max(busy_ticks / ticks / elapsed - cores - loadgen_cores, 0.0)
     rows[name] = {
         "label": "weir" if name == "weir" else rotel_label,
         "spans": s["records_per_sec"],
@@ -292,7 +305,8 @@ for name in names:
         "cores": cores,
         "per_core": s["records_per_sec"] / cores if cores > 0 else float("nan"),
         "rss_mb": hwm_kb / 1024,
-        "loadgen_cores": (s.get("loadgen_cpu_secs") or 0) / max(s["elapsed_secs"], 1e-9),
+        "loadgen_cores": loadgen_cores,
+        "other_cores": other_cores,
     }
 
 print()
@@ -307,6 +321,10 @@ for r in rows.values():
 for r in rows.values():
     if r["error_kinds"]:
         print(f"  {r['label']} errors: {r['error_kinds']}")
+for r in rows.values():
+    if r["other_cores"] > 0.2:
+        print(f"  warning: other processes used {r['other_cores']:.2f} cores during the {r['label']} run; "
+              "its numbers are skewed, run again on a quiet machine")
 ratio = None
 if "weir" in rows and "rotel" in rows and rows["rotel"]["spans"] > 0:
     ratio = rows["weir"]["spans"] / rows["rotel"]["spans"]
@@ -321,12 +339,14 @@ if record:
         if new:
             f.write("\t".join(["date", "rev", "duration", "batch", "concurrency", "connections", "pin",
                                "weir_spans_s", "rotel", "rotel_spans_s", "ratio",
-                               "weir_cores", "rotel_cores", "weir_rss_mb", "rotel_rss_mb"]) + "\n")
+                               "weir_cores", "rotel_cores", "weir_rss_mb", "rotel_rss_mb",
+                               "weir_other_cores", "rotel_other_cores"]) + "\n")
         g = lambda n, k, fmt: (fmt % rows[n][k]) if n in rows else ""
         f.write("\t".join([time.strftime("%Y-%m-%dT%H:%M:%S"), rev, duration, batch, concurrency, connections,
                            pin or "-", g("weir", "spans", "%.0f"), rotel_label if "rotel" in rows else "",
                            g("rotel", "spans", "%.0f"), "%.3f" % ratio if ratio else "",
                            g("weir", "cores", "%.2f"), g("rotel", "cores", "%.2f"),
-                           g("weir", "rss_mb", "%.1f"), g("rotel", "rss_mb", "%.1f")]) + "\n")
+                           g("weir", "rss_mb", "%.1f"), g("rotel", "rss_mb", "%.1f"),
+                           g("weir", "other_cores", "%.2f"), g("rotel", "other_cores", "%.2f")]) + "\n")
     print(f"\nrecorded in {record}")
 PY

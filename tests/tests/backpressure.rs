@@ -129,7 +129,11 @@ inputs = ["otlp"]
             pending.push(handle);
         }
     }
-    assert_eq!(pending.len(), 3, "capacity 2 + the batch in the sink's hands");
+    assert_eq!(
+        pending.len(),
+        3,
+        "capacity 2 + the batch in the sink's hands"
+    );
     assert_eq!(refused, 5);
 
     let mut grpc_client = LogsServiceClient::connect(grpc).await.expect("connect");

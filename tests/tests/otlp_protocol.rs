@@ -76,7 +76,8 @@ async fn http_accepts_protobuf_json_and_gzip() {
         .expect("request");
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/x-protobuf");
-    let answer = ExportTraceServiceResponse::decode(r.bytes().await.expect("body")).expect("a response message");
+    let answer = ExportTraceServiceResponse::decode(r.bytes().await.expect("body"))
+        .expect("a response message");
     assert_eq!(answer.partial_success, None);
 
     let r = client()
@@ -102,7 +103,8 @@ async fn http_accepts_protobuf_json_and_gzip() {
     assert_eq!(r.status(), 200);
 
     let got = weir.stop().await;
-    let example = weir_core::convert::json::decode_spans(&shared_example("trace.json")).expect("example");
+    let example =
+        weir_core::convert::json::decode_spans(&shared_example("trace.json")).expect("example");
     let example_spans: usize = example
         .resource_spans
         .iter()
@@ -128,7 +130,10 @@ async fn http_refuses_bad_requests_with_the_right_status() {
         .expect("request");
     assert_eq!(r.status(), 400);
     let text = r.text().await.expect("body");
-    assert!(text.contains("not a valid OTLP spans protobuf request"), "{text}");
+    assert!(
+        text.contains("not a valid OTLP spans protobuf request"),
+        "{text}"
+    );
 
     let r = client()
         .post(&url)
@@ -141,7 +146,10 @@ async fn http_refuses_bad_requests_with_the_right_status() {
     let v: serde_json::Value =
         serde_json::from_str(&r.text().await.expect("body")).expect("JSON status");
     assert_eq!(v["code"], 3);
-    assert!(v["message"].as_str().is_some_and(|m| m.contains("JSON")), "{v}");
+    assert!(
+        v["message"].as_str().is_some_and(|m| m.contains("JSON")),
+        "{v}"
+    );
 
     let r = client()
         .post(&url)
@@ -167,7 +175,11 @@ async fn http_refuses_bad_requests_with_the_right_status() {
     assert_eq!(r.status(), 405);
 
     let got = weir.stop().await;
-    assert_eq!(got.spans().len(), 0, "nothing from refused requests is kept");
+    assert_eq!(
+        got.spans().len(),
+        0,
+        "nothing from refused requests is kept"
+    );
 }
 
 /// Scenario: a request where one span has an invalid trace id, over HTTP and gRPC.
@@ -176,7 +188,11 @@ async fn http_refuses_bad_requests_with_the_right_status() {
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_records_are_reported_in_partial_success() {
     let weir = Weir::start("").await;
-    let request = traces(vec![span(0, vec![7; 16]), span(1, vec![1, 2, 3]), span(2, vec![9; 16])]);
+    let request = traces(vec![
+        span(0, vec![7; 16]),
+        span(1, vec![1, 2, 3]),
+        span(2, vec![9; 16]),
+    ]);
 
     let r = client()
         .post(format!("{}/v1/traces", weir.http()))
@@ -186,14 +202,27 @@ async fn invalid_records_are_reported_in_partial_success() {
         .await
         .expect("request");
     assert_eq!(r.status(), 200);
-    let answer = ExportTraceServiceResponse::decode(r.bytes().await.expect("body")).expect("response");
+    let answer =
+        ExportTraceServiceResponse::decode(r.bytes().await.expect("body")).expect("response");
     let partial = answer.partial_success.expect("partial success");
     assert_eq!(partial.rejected_spans, 1);
-    assert!(partial.error_message.contains("trace"), "{}", partial.error_message);
+    assert!(
+        partial.error_message.contains("trace"),
+        "{}",
+        partial.error_message
+    );
 
-    let mut grpc = TraceServiceClient::connect(weir.grpc()).await.expect("connect");
+    let mut grpc = TraceServiceClient::connect(weir.grpc())
+        .await
+        .expect("connect");
     let answer = grpc.export(request).await.expect("export").into_inner();
-    assert_eq!(answer.partial_success.expect("partial success").rejected_spans, 1);
+    assert_eq!(
+        answer
+            .partial_success
+            .expect("partial success")
+            .rejected_spans,
+        1
+    );
 
     let got = weir.stop().await;
     assert_eq!(got.spans().len(), 4);
@@ -208,12 +237,16 @@ async fn grpc_accepts_gzip_and_enforces_the_size_limit() {
         .await
         .expect("connect")
         .send_compressed(tonic::codec::CompressionEncoding::Gzip);
-    grpc.export(traces(vec![span(0, vec![5; 16])])).await.expect("gzip export");
+    grpc.export(traces(vec![span(0, vec![5; 16])]))
+        .await
+        .expect("gzip export");
     let err = grpc
         .export(traces((0..100).map(|i| span(i, vec![5; 16])).collect()))
         .await;
     // Compressed, the large request may fit; uncompressed it must not.
-    let mut plain = TraceServiceClient::connect(weir.grpc()).await.expect("connect");
+    let mut plain = TraceServiceClient::connect(weir.grpc())
+        .await
+        .expect("connect");
     let err2 = plain
         .export(traces((0..100).map(|i| span(i, vec![5; 16])).collect()))
         .await
@@ -240,8 +273,24 @@ async fn self_metrics_and_health() {
         .expect("request");
     assert_eq!(r.status(), 200);
     let api = weir.api();
-    assert_eq!(client().get(format!("{api}/healthz")).send().await.expect("healthz").status(), 200);
-    assert_eq!(client().get(format!("{api}/readyz")).send().await.expect("readyz").status(), 200);
+    assert_eq!(
+        client()
+            .get(format!("{api}/healthz"))
+            .send()
+            .await
+            .expect("healthz")
+            .status(),
+        200
+    );
+    assert_eq!(
+        client()
+            .get(format!("{api}/readyz"))
+            .send()
+            .await
+            .expect("readyz")
+            .status(),
+        200
+    );
     let metrics = client()
         .get(format!("{api}/metrics"))
         .send()
@@ -257,7 +306,10 @@ async fn self_metrics_and_health() {
         "weir_component_input_queue_batches",
         "weir_build_info",
     ] {
-        assert!(metrics.contains(needle), "/metrics lacks {needle}:\n{metrics}");
+        assert!(
+            metrics.contains(needle),
+            "/metrics lacks {needle}:\n{metrics}"
+        );
     }
     weir.stop().await;
 }

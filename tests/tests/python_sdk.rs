@@ -62,13 +62,19 @@ async fn python_sdk_over_grpc_and_http_loses_nothing() {
         let is: BTreeSet<i64> = mine
             .iter()
             .filter_map(|s| {
-                s.attributes.iter().find(|kv| kv.key == "i").and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-                    Value::IntValue(i) => Some(*i),
-                    _ => None,
+                s.attributes.iter().find(|kv| kv.key == "i").and_then(|kv| {
+                    match kv.value.as_ref()?.value.as_ref()? {
+                        Value::IntValue(i) => Some(*i),
+                        _ => None,
+                    }
                 })
             })
             .collect();
-        assert_eq!(is.len(), COUNT, "every span's int attribute `i` is back, as an int");
+        assert_eq!(
+            is.len(),
+            COUNT,
+            "every span's int attribute `i` is back, as an int"
+        );
     }
     let s = spans[0];
     assert_eq!(s.trace_id.len(), 16);
@@ -90,7 +96,10 @@ async fn python_sdk_over_grpc_and_http_loses_nothing() {
             Value::StringValueStrindex(_) => "strindex",
         })
         .collect();
-    assert_eq!(types, BTreeSet::from(["string", "int", "double", "bool", "array"]));
+    assert_eq!(
+        types,
+        BTreeSet::from(["string", "int", "double", "bool", "array"])
+    );
     let services: BTreeSet<String> = got
         .traces
         .iter()
@@ -103,11 +112,17 @@ async fn python_sdk_over_grpc_and_http_loses_nothing() {
             _ => None,
         })
         .collect();
-    assert_eq!(services, BTreeSet::from(["py-grpc".to_string(), "py-http".to_string()]));
+    assert_eq!(
+        services,
+        BTreeSet::from(["py-grpc".to_string(), "py-http".to_string()])
+    );
 
     let logs = got.log_records();
     assert_eq!(logs.len(), 2 * COUNT);
-    assert!(logs.iter().all(|l| l.severity_number == 13), "WARNING maps to severity 13");
+    assert!(
+        logs.iter().all(|l| l.severity_number == 13),
+        "WARNING maps to severity 13"
+    );
     let bodies: BTreeSet<String> = logs
         .iter()
         .filter_map(|l| match l.body.as_ref()?.value.as_ref()? {

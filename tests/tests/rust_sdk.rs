@@ -11,8 +11,8 @@ use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
 use opentelemetry_otlp::{LogExporter, MetricExporter, Protocol, SpanExporter, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
-use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::logs::log_processor_with_async_runtime::BatchLogProcessor;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::metrics::periodic_reader_with_async_runtime::PeriodicReader;
 use opentelemetry_sdk::runtime::Tokio;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -30,9 +30,18 @@ fn resource(transport: &str) -> Resource {
 fn send(transport: &'static str, endpoint: String) {
     let (spans, logs, metrics) = match transport {
         "grpc" => (
-            SpanExporter::builder().with_tonic().with_endpoint(&endpoint).build(),
-            LogExporter::builder().with_tonic().with_endpoint(&endpoint).build(),
-            MetricExporter::builder().with_tonic().with_endpoint(&endpoint).build(),
+            SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(&endpoint)
+                .build(),
+            LogExporter::builder()
+                .with_tonic()
+                .with_endpoint(&endpoint)
+                .build(),
+            MetricExporter::builder()
+                .with_tonic()
+                .with_endpoint(&endpoint)
+                .build(),
         ),
         _ => (
             SpanExporter::builder()
@@ -87,7 +96,10 @@ fn send(transport: &'static str, endpoint: String) {
         .with_resource(resource(transport))
         .with_reader(PeriodicReader::builder(metrics.expect("metric exporter"), Tokio).build())
         .build();
-    let histogram = meter_provider.meter("weir.e2e").f64_histogram("e2e.latency").build();
+    let histogram = meter_provider
+        .meter("weir.e2e")
+        .f64_histogram("e2e.latency")
+        .build();
     for i in 0..COUNT {
         histogram.record(i as f64 / 10.0, &[KeyValue::new("i", i as i64)]);
     }
@@ -131,6 +143,10 @@ async fn rust_exporter_over_grpc_and_http_loses_nothing() {
             _ => None,
         })
         .flat_map(|h| &h.data_points)
-        .all(|p| p.count == 1 && !p.explicit_bounds.is_empty() && p.bucket_counts.iter().sum::<u64>() == 1);
+        .all(|p| {
+            p.count == 1
+                && !p.explicit_bounds.is_empty()
+                && p.bucket_counts.iter().sum::<u64>() == 1
+        });
     assert!(buckets, "every histogram point has its buckets");
 }

@@ -27,7 +27,10 @@ pub fn router(metrics: PrometheusHandle, ready: Arc<AtomicBool>) -> Router {
 
 async fn render_metrics(State(state): State<ApiState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }
@@ -36,6 +39,9 @@ async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
     if state.ready.load(Ordering::SeqCst) {
         (StatusCode::OK, "ready\n")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: starting, shutting down, or a component failed\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: starting, shutting down, or a component failed\n",
+        )
     }
 }

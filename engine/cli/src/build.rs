@@ -2,28 +2,39 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use weir_config::{Component, ComponentConfig, SinkConfig, SourceConfig};
 use weir_core::ComponentError;
 use weir_runtime::{Built, Node};
 use weir_sinks::{BlackholeSink, FileSink};
 use weir_sources::OtlpSource;
+use weir_store::{Store, StoreSink};
 
 /// Addresses components listen on, by `component/what` (e.g. `otlp/grpc`),
 /// known once they are bound.
 pub type Listeners = BTreeMap<String, SocketAddr>;
 
+/// What components share: the listeners they bound, the store.
+#[derive(Default)]
+pub struct Shared {
+    /// Addresses bound so far.
+    pub listeners: Listeners,
+    /// The embedded store, opened when a `store` sink exists.
+    pub store: Option<Arc<Store>>,
+}
+
 /// Builds the component of `component`, binding any listener it has.
-pub async fn build(component: &Component, listeners: &mut Listeners) -> Result<Node, ComponentError> {
+pub async fn build(component: &Component, shared: &mut Shared) -> Result<Node, ComponentError> {
     let name = component.name.as_str();
     let built = match &component.config {
         ComponentConfig::Source(SourceConfig::Otlp(config)) => {
             let source = OtlpSource::bind(name, config.clone()).await?;
             if let Some(addr) = source.grpc_addr() {
-                listeners.insert(format!("{name}/grpc"), addr);
+                shared.listeners.insert(format!("{name}/grpc"), addr);
             }
             if let Some(addr) = source.http_addr() {
-                listeners.insert(format!("{name}/http"), addr);
+                shared.listeners.insert(format!("{name}/http"), addr);
             }
             Built::Source(Box::new(source))
         }
@@ -33,6 +44,12 @@ pub async fn build(component: &Component, listeners: &mut Listeners) -> Result<N
         }
         ComponentConfig::Sink(SinkConfig::File(config)) => {
             Built::Sink(Box::new(FileSink::open(name, config).await?))
+        }
+        ComponentConfig::Sink(SinkConfig::Store(_)) => {
+            let store = shared.store.clone().ok_or_else(|| {
+                ComponentError::internal(name, "the store was not opened before its sink was built")
+            })?;
+            Built::Sink(Box::new(StoreSink::new(store)))
         }
     };
     Ok(Node {
@@ -45,4 +62,11 @@ pub async fn build(component: &Component, listeners: &mut Listeners) -> Result<N
             .collect(),
         queue_capacity: component.queue_capacity,
     })
+}
+
+/// Whether `plan` writes to the embedded store.
+pub fn uses_store(plan: &weir_config::Plan) -> bool {
+    plan.components
+        .iter()
+        .any(|c| matches!(c.config, ComponentConfig::Sink(SinkConfig::Store(_))))
 }

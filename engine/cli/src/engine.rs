@@ -5,13 +5,16 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tracing::info;
 use weir_config::Plan;
-use weir_runtime::{ExitReport, Running, Topology};
 use weir_core::Shutdown;
+use weir_query::SqlService;
+use weir_runtime::{ExitReport, Running, Topology};
+use weir_store::Store;
 
-use crate::build::{Listeners, build};
+use crate::build::{Listeners, Shared, build, uses_store};
 use crate::telemetry::metrics_handle;
 
 /// Starts Weir from a plan.
@@ -24,6 +27,8 @@ pub struct Started {
     pub listeners: Listeners,
     /// Where the API server (`/metrics`, `/healthz`, `/readyz`) listens.
     pub api_addr: Option<SocketAddr>,
+    /// The embedded store, when the pipeline has a `store` sink.
+    pub store: Option<Arc<Store>>,
     api_stop: Shutdown,
     api: Option<JoinHandle<()>>,
     shutdown_timeout: Duration,
@@ -34,11 +39,18 @@ impl Engine {
     /// starts them, then the API server.
     pub async fn start(plan: &Plan) -> anyhow::Result<Started> {
         let metrics = metrics_handle();
-        let mut listeners = Listeners::new();
+        let mut shared = Shared::default();
+        if uses_store(plan) {
+            let store = Store::open(&plan.store)
+                .await
+                .with_context(|| format!("opening the store at {}", plan.store.path.display()))?;
+            shared.store = Some(store);
+        }
         let mut nodes = Vec::with_capacity(plan.components.len());
         for component in &plan.components {
-            nodes.push(build(component, &mut listeners).await?);
+            nodes.push(build(component, &mut shared).await?);
         }
+        let Shared { listeners, store } = shared;
         let topology = Topology::new(nodes).context("wiring the pipeline")?;
         let running = topology.start();
         let api_stop = Shutdown::new();
@@ -52,7 +64,12 @@ impl Engine {
                     )
                 })?;
             let addr = listener.local_addr()?;
-            let app = crate::api::router(metrics, running.readiness());
+            let mut app = crate::api::router(metrics, running.readiness());
+            if let Some(store) = &store {
+                let store = store.clone();
+                let sql = SqlService::new(Arc::new(move |ctx| store.register(ctx)), &plan.query);
+                app = app.merge(Arc::new(sql).router());
+            }
             let stop = api_stop.clone();
             let task = tokio::spawn(async move {
                 let served = axum::serve(listener, app)
@@ -62,7 +79,7 @@ impl Engine {
                     tracing::error!(error = %e, "the API server failed");
                 }
             });
-            info!(address = %addr, "API listening (/metrics, /healthz, /readyz)");
+            info!(address = %addr, sql = store.is_some(), "API listening (/metrics, /healthz, /readyz, /api/v1/sql)");
             (Some(addr), Some(task))
         } else {
             (None, None)
@@ -73,6 +90,7 @@ impl Engine {
         Ok(Started {
             running,
             listeners,
+            store,
             api_addr,
             api_stop,
             api,
@@ -91,22 +109,38 @@ impl Started {
     pub async fn run_until(self, stop: impl Future<Output = ()>) -> ExitReport {
         let Started {
             running,
+            store,
             api_stop,
             api,
             shutdown_timeout,
             ..
         } = self;
         let report = running.run_until(stop, shutdown_timeout).await;
-        stop_api(api_stop, api).await;
-        report
+        finish(store, api_stop, api, report).await
     }
 
     /// Stops now: sources stop taking data, in-flight data drains.
     pub async fn stop(self) -> ExitReport {
         let report = self.running.drain(self.shutdown_timeout).await;
-        stop_api(self.api_stop, self.api).await;
-        report
+        finish(self.store, self.api_stop, self.api, report).await
     }
+}
+
+/// After the pipeline has drained: stop the API, then flush the store.
+async fn finish(
+    store: Option<Arc<Store>>,
+    api_stop: Shutdown,
+    api: Option<JoinHandle<()>>,
+    mut report: ExitReport,
+) -> ExitReport {
+    stop_api(api_stop, api).await;
+    if let Some(store) = store {
+        if let Err(e) = store.close().await {
+            tracing::error!(error = %e, "flushing the store at shutdown failed; the write-ahead log still holds the data");
+            report.errors.push(("store".into(), e.to_string()));
+        }
+    }
+    report
 }
 
 async fn stop_api(stop: Shutdown, api: Option<JoinHandle<()>>) {

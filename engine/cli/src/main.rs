@@ -27,7 +27,13 @@ const DEFAULT_PIPELINE: &str = "pipelines/default.toml";
 )]
 struct Cli {
     /// Log format.
-    #[arg(long, global = true, value_enum, default_value = "text", env = "WEIR_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "WEIR_LOG_FORMAT"
+    )]
     log_format: LogFormat,
     /// Log level or filter (`info`, `debug`, `weir_sources=debug`); `RUST_LOG` wins if set.
     #[arg(long, global = true, default_value = "info", env = "WEIR_LOG")]

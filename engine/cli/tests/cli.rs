@@ -12,7 +12,9 @@ use prost::Message;
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 
 fn repo(path: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
 }
 
 /// Guarantees: every pipeline shipped in `pipelines/` validates (exit 0).
@@ -23,8 +25,17 @@ fn shipped_pipelines_validate() {
     for entry in std::fs::read_dir(&dir).expect("pipelines/") {
         let path = entry.expect("entry").path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let out = Command::new(WEIR).arg("validate").arg(&path).output().expect("weir runs");
-            assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+            let out = Command::new(WEIR)
+                .arg("validate")
+                .arg(&path)
+                .output()
+                .expect("weir runs");
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
             n += 1;
         }
     }
@@ -41,13 +52,24 @@ fn invalid_pipeline_exits_3_with_file_and_line() {
         "[sources.otlp]\ntype = \"otlp\"\ngrpc_adress = \"0.0.0.0:4317\"\n\n[sinks.x]\ntype = \"blackhole\"\ninputs = [\"otlp\"]\n",
     )
     .expect("write");
-    let out = Command::new(WEIR).arg("validate").arg(&file).output().expect("weir runs");
+    let out = Command::new(WEIR)
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .expect("weir runs");
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml:3"), "{err}");
-    assert!(err.contains("grpc_adress") && err.contains("grpc_address"), "{err}");
+    assert!(
+        err.contains("grpc_adress") && err.contains("grpc_address"),
+        "{err}"
+    );
     // `run` refuses it the same way, before starting anything.
-    let out = Command::new(WEIR).arg("run").arg(&file).output().expect("weir runs");
+    let out = Command::new(WEIR)
+        .arg("run")
+        .arg(&file)
+        .output()
+        .expect("weir runs");
     assert_eq!(out.status.code(), Some(3));
 }
 
@@ -55,17 +77,26 @@ fn invalid_pipeline_exits_3_with_file_and_line() {
 /// command line exits 2.
 #[test]
 fn help_and_usage_errors() {
-    let out = Command::new(WEIR).arg("--help").output().expect("weir runs");
+    let out = Command::new(WEIR)
+        .arg("--help")
+        .output()
+        .expect("weir runs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     for needle in ["run", "validate", "Exit codes"] {
         assert!(text.contains(needle), "{text}");
     }
     for sub in ["run", "validate"] {
-        let out = Command::new(WEIR).args([sub, "--help"]).output().expect("weir runs");
+        let out = Command::new(WEIR)
+            .args([sub, "--help"])
+            .output()
+            .expect("weir runs");
         assert!(out.status.success());
     }
-    let out = Command::new(WEIR).arg("frobnicate").output().expect("weir runs");
+    let out = Command::new(WEIR)
+        .arg("frobnicate")
+        .output()
+        .expect("weir runs");
     assert_eq!(out.status.code(), Some(2));
 }
 

@@ -105,11 +105,13 @@ use toml::de::DeTable;
 
 pub use components::{
     BlackholeSinkConfig, ComponentConfig, ComponentKind, FileSinkConfig, OtlpSourceConfig,
-    ProcessorConfig, SinkConfig, SourceConfig,
+    ProcessorConfig, SinkConfig, SourceConfig, StoreSinkConfig,
 };
 pub use diagnostic::{ConfigError, Diagnostic, Location, Severity};
 pub use plan::{Component, Input, Plan};
-pub use settings::{ApiConfig, RuntimeConfig};
+pub use settings::{
+    ApiConfig, FsyncPolicy, QueryConfig, RetentionConfig, RuntimeConfig, StoreConfig,
+};
 
 use diagnostic::Report;
 
@@ -143,16 +145,18 @@ pub fn parse_str(source: &str, file: &str) -> Result<Plan, ConfigError> {
     let parts = if syntax.is_empty() {
         let raw = raw::read(root.into_inner(), &mut report);
         let components = resolve::resolve(&raw, &mut report);
-        Some((raw.api, raw.runtime, components))
+        Some((raw.api, raw.runtime, raw.store, raw.query, components))
     } else {
         None
     };
     let warnings = report.finish()?;
     // Without syntax errors, `parts` is set; with them, `finish` failed.
-    let (api, runtime, components) = parts.unwrap_or_default();
+    let (api, runtime, store, query, components) = parts.unwrap_or_default();
     Ok(Plan {
         api,
         runtime,
+        store,
+        query,
         components,
         warnings,
     })

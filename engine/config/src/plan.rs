@@ -3,7 +3,7 @@
 use weir_core::SignalSet;
 
 use crate::components::{ComponentConfig, ComponentKind};
-use crate::settings::{ApiConfig, RuntimeConfig};
+use crate::settings::{ApiConfig, QueryConfig, RuntimeConfig, StoreConfig};
 
 /// A pipeline file that passed every check, ready to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,6 +12,11 @@ pub struct Plan {
     pub api: ApiConfig,
     /// `[runtime]`, or its defaults.
     pub runtime: RuntimeConfig,
+    /// `[store]`, or its defaults: the embedded store the `store` sink
+    /// writes to and the SQL endpoints read.
+    pub store: StoreConfig,
+    /// `[query]`, or its defaults: limits of the SQL endpoints.
+    pub query: QueryConfig,
     /// Every component, in topological order: each one comes after all of
     /// its inputs (ties keep file order). Sources come before what reads
     /// them, sinks after what feeds them.

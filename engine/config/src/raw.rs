@@ -18,12 +18,20 @@ use crate::components::{
 use crate::decode::{self, Owner};
 use crate::diagnostic::Report;
 use crate::introspect::{enum_variants, variant_fields};
-use crate::settings::{ApiConfig, RuntimeConfig};
+use crate::settings::{ApiConfig, QueryConfig, RuntimeConfig, StoreConfig};
 use crate::suggest::{did_you_mean, quoted_list};
 use crate::values;
 
 /// The top-level tables a pipeline file may hold.
-const SECTIONS: [&str; 5] = ["api", "runtime", "sources", "processors", "sinks"];
+const SECTIONS: [&str; 7] = [
+    "api",
+    "runtime",
+    "store",
+    "query",
+    "sources",
+    "processors",
+    "sinks",
+];
 
 /// The queue capacity of processors and sinks that do not set one.
 pub(crate) const DEFAULT_QUEUE_CAPACITY: usize = 32;
@@ -32,6 +40,8 @@ pub(crate) const DEFAULT_QUEUE_CAPACITY: usize = 32;
 pub(crate) struct RawPipeline {
     pub api: ApiConfig,
     pub runtime: RuntimeConfig,
+    pub store: StoreConfig,
+    pub query: QueryConfig,
     /// Every component, in file order.
     pub components: Vec<RawComponent>,
 }
@@ -116,6 +126,8 @@ pub(crate) fn read(root: DeTable<'_>, report: &mut Report<'_>) -> RawPipeline {
     let mut pipeline = RawPipeline {
         api: ApiConfig::default(),
         runtime: RuntimeConfig::default(),
+        store: StoreConfig::default(),
+        query: QueryConfig::default(),
         components: Vec::new(),
     };
     for (key, value) in root {
@@ -130,6 +142,16 @@ pub(crate) fn read(root: DeTable<'_>, report: &mut Report<'_>) -> RawPipeline {
             "runtime" => {
                 if let Some(runtime) = read_settings(&key, value, report) {
                     pipeline.runtime = runtime;
+                }
+            }
+            "store" => {
+                if let Some(store) = read_settings(&key, value, report) {
+                    pipeline.store = store;
+                }
+            }
+            "query" => {
+                if let Some(query) = read_settings(&key, value, report) {
+                    pipeline.query = query;
                 }
             }
             "sources" => read_section(ComponentKind::Source, value, &mut pipeline, report),

@@ -144,6 +144,16 @@ pub(crate) fn request_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Er
     Ok(bytes)
 }
 
+/// Any positive size: a human size string (`"64MiB"`) or a plain integer
+/// number of bytes.
+pub(crate) fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let bytes = d.deserialize_any(SizeVisitor)?;
+    if bytes == 0 {
+        return Err(de::Error::custom("must be at least 1 byte"));
+    }
+    Ok(bytes)
+}
+
 struct CountVisitor {
     min: u64,
     max: u64,

@@ -140,12 +140,10 @@ impl Clone for Ack {
 
 impl Drop for Ack {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            if let Some(shared) = &self.shared {
-                shared.record(AckStatus::Failed(
-                    "a component panicked while holding the data".into(),
-                ));
-            }
+        if let (true, Some(shared)) = (std::thread::panicking(), &self.shared) {
+            shared.record(AckStatus::Failed(
+                "a component panicked while holding the data".into(),
+            ));
         }
     }
 }
@@ -169,9 +167,9 @@ impl Future for AckWaiter {
     type Output = AckStatus;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<AckStatus> {
-        Pin::new(&mut self.rx).poll(cx).map(|r| {
-            r.unwrap_or_else(|_| AckStatus::Failed("acknowledgement was lost".into()))
-        })
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or_else(|_| AckStatus::Failed("acknowledgement was lost".into())))
     }
 }
 

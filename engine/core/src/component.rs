@@ -98,7 +98,11 @@ impl Output {
         }
     }
 
-    async fn reserve_and_send(&self, batch: &Batch, wait: Option<Duration>) -> Result<(), SendError> {
+    async fn reserve_and_send(
+        &self,
+        batch: &Batch,
+        wait: Option<Duration>,
+    ) -> Result<(), SendError> {
         let signal = batch.signal();
         let targets: Vec<&Edge> = self
             .edges

@@ -14,8 +14,8 @@
 //!
 //! Conventions shared by all tables:
 //!
-//! * times are `Timestamp(Nanosecond, "UTC")`; the OTLP value 0 ("unknown")
-//!   is null;
+//! * times are `Timestamp(Nanosecond, "+00:00")` (UTC); the OTLP value 0
+//!   ("unknown") is null;
 //! * an OTLP string field that is empty is null;
 //! * attribute lists are `Map<Utf8, Utf8>` holding each value's string form,
 //!   plus a `*_types` column telling the OTLP type of each entry (see
@@ -39,8 +39,11 @@ pub const VERSION_KEY: &str = "weir.schema.version";
 /// `metrics`).
 pub const TABLE_KEY: &str = "weir.table";
 
-/// The time zone of every timestamp column.
-pub const TIME_ZONE: &str = "UTC";
+/// The time zone of every timestamp column: UTC, written as an offset.
+/// Arrow without the `chrono-tz` feature (its JSON writer, `arrow-cast`'s
+/// display) only understands offsets, and DataFusion's `now()` has this
+/// same type, so `time > now() - INTERVAL '5 minutes'` needs no cast.
+pub const TIME_ZONE: &str = "+00:00";
 
 /// The column names of the signal tables (and of the fields of their nested
 /// structs). Stable: users' SQL depends on them.
@@ -212,7 +215,7 @@ pub mod metric_type {
     pub const SUMMARY: &str = "summary";
 }
 
-/// `Timestamp(Nanosecond, "UTC")`, the type of every time column.
+/// `Timestamp(Nanosecond, "+00:00")`, the type of every time column.
 pub fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Nanosecond, Some(TIME_ZONE.into()))
 }
@@ -316,11 +319,7 @@ fn struct_list(fields: Fields) -> DataType {
 /// The columns every table ends with: the record's resource and scope.
 fn resource_and_scope_fields() -> Vec<Field> {
     vec![
-        Field::new(
-            col::RESOURCE_ATTRIBUTES,
-            repeated_attributes_type(),
-            true,
-        ),
+        Field::new(col::RESOURCE_ATTRIBUTES, repeated_attributes_type(), true),
         Field::new(col::RESOURCE_ATTRIBUTES_TYPES, dict_utf8_type(), true),
         Field::new(
             col::RESOURCE_DROPPED_ATTRIBUTES_COUNT,
@@ -490,7 +489,8 @@ mod tests {
             let mut names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
             for name in &names {
                 assert!(
-                    name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                    name.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
                     "{signal}: column `{name}` is not snake_case"
                 );
             }
@@ -499,7 +499,10 @@ mod tests {
             names.dedup();
             assert_eq!(names.len(), total, "{signal}: duplicate column names");
             assert_eq!(
-                schema.field_with_name(col::SERVICE_NAME).map(|f| f.data_type().clone()).ok(),
+                schema
+                    .field_with_name(col::SERVICE_NAME)
+                    .map(|f| f.data_type().clone())
+                    .ok(),
                 Some(dict_utf8_type()),
                 "{signal}: service_name must be Dictionary<Int32, Utf8>"
             );

@@ -14,11 +14,19 @@ use weir_core::convert::{self, json};
 fn every_example_file_is_tested() {
     let mut names: Vec<String> = std::fs::read_dir(common::otlp_json_dir())
         .expect("readable directory")
-        .map(|e| e.expect("directory entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("directory entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|n| n.ends_with(".json"))
         .collect();
     names.sort();
-    assert_eq!(names, ["events.json", "logs.json", "metrics.json", "trace.json"]);
+    assert_eq!(
+        names,
+        ["events.json", "logs.json", "metrics.json", "trace.json"]
+    );
 }
 
 /// Guarantees: `logs.json` survives JSON -> Arrow -> OTLP exactly, and keeps
@@ -85,7 +93,8 @@ fn json_codec_agrees_with_reference_on_examples() {
         let reference: opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest =
             serde_json::from_slice(&body).expect("reference decodes");
         assert_same(&reference, &ours);
-        let again = json::decode_logs(&json::encode_logs(&ours).expect("encodes")).expect("decodes");
+        let again =
+            json::decode_logs(&json::encode_logs(&ours).expect("encodes")).expect("decodes");
         assert_same(&ours, &again);
     }
     let body = example("trace.json");

@@ -10,8 +10,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 use weir_core::{
-    Batch, ComponentError, Edge, Input, Output, Processor, Shutdown, SignalSet, Sink,
-    SinkContext, Source, SourceContext,
+    Batch, ComponentError, Edge, Input, Output, Processor, Shutdown, SignalSet, Sink, SinkContext,
+    Source, SourceContext,
 };
 
 use crate::{Built, Node};
@@ -63,10 +63,7 @@ impl Topology {
     pub fn new(nodes: Vec<Node>) -> Result<Self, TopologyError> {
         let mut kinds: HashMap<String, &'static str> = HashMap::new();
         for node in &nodes {
-            if kinds
-                .insert(node.name.clone(), node.built.kind())
-                .is_some()
-            {
+            if kinds.insert(node.name.clone(), node.built.kind()).is_some() {
                 return Err(TopologyError::DuplicateName(node.name.clone()));
             }
         }
@@ -132,11 +129,15 @@ impl Topology {
             let task = match node.built {
                 Built::Source(s) => Task::Source(s, output_of(&name)),
                 Built::Processor(p) => {
-                    let rx = receivers.remove(&name).expect("a channel was made for every processor");
+                    let rx = receivers
+                        .remove(&name)
+                        .expect("a channel was made for every processor");
                     Task::Processor(p, Input::new(name.as_str(), rx), output_of(&name))
                 }
                 Built::Sink(s) => {
-                    let rx = receivers.remove(&name).expect("a channel was made for every sink");
+                    let rx = receivers
+                        .remove(&name)
+                        .expect("a channel was made for every sink");
                     Task::Sink(s, Input::new(name.as_str(), rx))
                 }
             };
@@ -164,7 +165,9 @@ impl Topology {
                         output,
                         shutdown: shutdown.clone(),
                     })),
-                    Task::Processor(p, input, output) => Box::pin(run_processor(n, p, input, output)),
+                    Task::Processor(p, input, output) => {
+                        Box::pin(run_processor(n, p, input, output))
+                    }
                     Task::Sink(sink, input) => Box::pin(sink.run(SinkContext { name: n, input })),
                 };
             metrics::gauge!("weir_component_up", "component" => name.to_string()).set(1.0);
@@ -285,7 +288,11 @@ impl Running {
     /// Runs until `stop` resolves (a signal) or a component fails, then
     /// shuts down gracefully: sources stop, everything in flight drains.
     /// Components still running after `timeout` are aborted.
-    pub async fn run_until(mut self, stop: impl Future<Output = ()>, timeout: Duration) -> ExitReport {
+    pub async fn run_until(
+        mut self,
+        stop: impl Future<Output = ()>,
+        timeout: Duration,
+    ) -> ExitReport {
         tokio::pin!(stop);
         loop {
             tokio::select! {

@@ -52,7 +52,7 @@ impl Source for ScriptedSource {
 /// each batch until a permit is available (a slow sink when permits are
 /// scarce), and optionally failing them.
 struct RecordingSink {
-    seen: Arc<Mutex<Vec<(Signal, usize)>>>,
+    seen: Seen,
     gate: Arc<Semaphore>,
     fail: bool,
 }
@@ -63,7 +63,10 @@ impl Sink for RecordingSink {
         while let Some(batch) = cx.input.recv().await {
             let permit = self.gate.acquire().await.expect("gate open");
             permit.forget();
-            self.seen.lock().await.push((batch.signal(), batch.num_rows()));
+            self.seen
+                .lock()
+                .await
+                .push((batch.signal(), batch.num_rows()));
             if self.fail {
                 batch.fail("disk full");
             }
@@ -102,7 +105,12 @@ struct Harness {
 }
 
 impl Harness {
-    async fn send(&mut self, signal: Signal, n: i64, wait: Option<Duration>) -> (Result<(), String>, AckWaiter) {
+    async fn send(
+        &mut self,
+        signal: Signal,
+        n: i64,
+        wait: Option<Duration>,
+    ) -> (Result<(), String>, AckWaiter) {
         let (ack, waiter) = Ack::new();
         self.tx
             .send((Batch::new(signal, rows(n), ack), wait))
@@ -121,11 +129,18 @@ fn source() -> (Built, Harness) {
     )
 }
 
-fn sink(fail: bool, permits: usize) -> (Built, Arc<Mutex<Vec<(Signal, usize)>>>, Arc<Semaphore>) {
+/// What a recording sink has seen: signal and row count per batch.
+type Seen = Arc<Mutex<Vec<(Signal, usize)>>>;
+
+fn sink(fail: bool, permits: usize) -> (Built, Seen, Arc<Semaphore>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let gate = Arc::new(Semaphore::new(permits));
     (
-        Built::Sink(Box::new(RecordingSink { seen: seen.clone(), gate: gate.clone(), fail })),
+        Built::Sink(Box::new(RecordingSink {
+            seen: seen.clone(),
+            gate: gate.clone(),
+            fail,
+        })),
         seen,
         gate,
     )
@@ -163,7 +178,10 @@ async fn fan_out_routes_by_signal_and_acks_after_all_sinks() {
     r.expect("sent");
     assert_eq!(w.await, AckStatus::Delivered);
 
-    assert_eq!(*all_seen.lock().await, vec![(Signal::Logs, 5), (Signal::Spans, 7)]);
+    assert_eq!(
+        *all_seen.lock().await,
+        vec![(Signal::Logs, 5), (Signal::Spans, 7)]
+    );
     assert_eq!(*logs_seen.lock().await, vec![(Signal::Logs, 5)]);
     assert!(running.drain(Duration::from_secs(5)).await.is_clean());
 }
@@ -182,7 +200,9 @@ async fn fan_in_through_processor_with_split_drop_and_error() {
         node("b", b, &[]),
         node(
             "split",
-            Built::Processor(Box::new(Splitter { seen: calls.clone() })),
+            Built::Processor(Box::new(Splitter {
+                seen: calls.clone(),
+            })),
             &[("a", SignalSet::ALL), ("b", SignalSet::ALL)],
         ),
         node("out", out, &[("split", SignalSet::ALL)]),
@@ -195,12 +215,19 @@ async fn fan_in_through_processor_with_split_drop_and_error() {
     assert_eq!(w.await, AckStatus::Delivered);
     let (r, w) = hb.send(Signal::Metrics, 1, None).await;
     r.expect("sent");
-    assert_eq!(w.await, AckStatus::Delivered, "a dropped batch is acknowledged");
+    assert_eq!(
+        w.await,
+        AckStatus::Delivered,
+        "a dropped batch is acknowledged"
+    );
     let (r, w) = hb.send(Signal::Metrics, 13, None).await;
     r.expect("sent");
     assert!(matches!(w.await, AckStatus::Failed(m) if m.contains("unlucky")));
 
-    assert_eq!(*seen.lock().await, vec![(Signal::Metrics, 5), (Signal::Metrics, 5)]);
+    assert_eq!(
+        *seen.lock().await,
+        vec![(Signal::Metrics, 5), (Signal::Metrics, 5)]
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     assert!(running.drain(Duration::from_secs(5)).await.is_clean());
 }
@@ -243,17 +270,26 @@ async fn slow_sink_pushes_back_to_the_source() {
     let mut accepted = Vec::new();
     let mut refused = 0;
     for _ in 0..10 {
-        let (r, w) = h.send(Signal::Spans, 4, Some(Duration::from_millis(50))).await;
+        let (r, w) = h
+            .send(Signal::Spans, 4, Some(Duration::from_millis(50)))
+            .await;
         match r {
             Ok(()) => accepted.push(w),
             Err(e) => {
                 assert_eq!(e, "full");
-                assert!(matches!(w.await, AckStatus::Failed(_)), "refused data is not acknowledged");
+                assert!(
+                    matches!(w.await, AckStatus::Failed(_)),
+                    "refused data is not acknowledged"
+                );
                 refused += 1;
             }
         }
     }
-    assert_eq!(accepted.len(), 3, "channel capacity 2 plus the batch the sink holds");
+    assert_eq!(
+        accepted.len(),
+        3,
+        "channel capacity 2 plus the batch the sink holds"
+    );
     assert_eq!(refused, 7);
     gate.add_permits(100);
     for w in accepted {
@@ -277,7 +313,9 @@ async fn shutdown_drains_in_flight_batches() {
     .start();
     let mut waiters = Vec::new();
     for _ in 0..3 {
-        let (r, w) = h.send(Signal::Logs, 2, Some(Duration::from_millis(50))).await;
+        let (r, w) = h
+            .send(Signal::Logs, 2, Some(Duration::from_millis(50)))
+            .await;
         r.expect("room for three");
         waiters.push(w);
     }
@@ -299,6 +337,12 @@ async fn shutdown_drains_in_flight_batches() {
 fn invalid_graphs_are_refused() {
     let (src, _h) = source();
     let (s, _, _) = sink(false, 1);
-    let err = Topology::new(vec![node("src", src, &[]), node("s", s, &[("nope", SignalSet::ALL)])]);
-    assert!(matches!(err, Err(weir_runtime::TopologyError::UnknownInput { .. })));
+    let err = Topology::new(vec![
+        node("src", src, &[]),
+        node("s", s, &[("nope", SignalSet::ALL)]),
+    ]);
+    assert!(matches!(
+        err,
+        Err(weir_runtime::TopologyError::UnknownInput { .. })
+    ));
 }

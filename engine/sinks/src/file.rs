@@ -39,7 +39,10 @@ impl FileSink {
             .map_err(|e| {
                 ComponentError::config(
                     name,
-                    format!("cannot open {} for appending: {e}; check `path`", config.path.display()),
+                    format!(
+                        "cannot open {} for appending: {e}; check `path`",
+                        config.path.display()
+                    ),
                 )
             })?;
         Ok(FileSink {

@@ -54,11 +54,17 @@ path = "{}"
     }
 
     pub fn grpc(&self) -> String {
-        format!("http://{}", self.started.listener("otlp/grpc").expect("grpc bound"))
+        format!(
+            "http://{}",
+            self.started.listener("otlp/grpc").expect("grpc bound")
+        )
     }
 
     pub fn http(&self) -> String {
-        format!("http://{}", self.started.listener("otlp/http").expect("http bound"))
+        format!(
+            "http://{}",
+            self.started.listener("otlp/http").expect("http bound")
+        )
     }
 
     pub fn api(&self) -> String {
@@ -88,11 +94,14 @@ impl Received {
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let v: serde_json::Value = serde_json::from_str(line).expect("each line is JSON");
             if v.get("resourceSpans").is_some() {
-                r.traces.push(json::decode_spans(line.as_bytes()).expect("valid OTLP/JSON traces"));
+                r.traces
+                    .push(json::decode_spans(line.as_bytes()).expect("valid OTLP/JSON traces"));
             } else if v.get("resourceLogs").is_some() {
-                r.logs.push(json::decode_logs(line.as_bytes()).expect("valid OTLP/JSON logs"));
+                r.logs
+                    .push(json::decode_logs(line.as_bytes()).expect("valid OTLP/JSON logs"));
             } else if v.get("resourceMetrics").is_some() {
-                r.metrics.push(json::decode_metrics(line.as_bytes()).expect("valid OTLP/JSON metrics"));
+                r.metrics
+                    .push(json::decode_metrics(line.as_bytes()).expect("valid OTLP/JSON metrics"));
             } else {
                 panic!("unexpected line: {line}");
             }
@@ -155,6 +164,9 @@ pub fn shared_example(name: &str) -> Vec<u8> {
         .join("../../shared/data/otlp-json")
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| {
-        panic!("the shared sample data is missing at {}: {e}", path.display())
+        panic!(
+            "the shared sample data is missing at {}: {e}",
+            path.display()
+        )
     })
 }

@@ -26,7 +26,7 @@ mod sinks;
 mod sources;
 
 pub use processors::ProcessorConfig;
-pub use sinks::{BlackholeSinkConfig, FileSinkConfig, SinkConfig};
+pub use sinks::{BlackholeSinkConfig, FileSinkConfig, SinkConfig, StoreSinkConfig};
 pub use sources::{OtlpSourceConfig, SourceConfig};
 
 /// The part a component plays in a pipeline.
@@ -147,7 +147,10 @@ mod tests {
         for variant in enum_variants::<SinkConfig>() {
             assert!(variant_fields::<SinkConfig>(variant).is_some(), "{variant}");
         }
-        assert_eq!(enum_variants::<SinkConfig>(), ["blackhole", "file"]);
+        assert_eq!(
+            enum_variants::<SinkConfig>(),
+            ["blackhole", "file", "store"]
+        );
         assert!(enum_variants::<ProcessorConfig>().is_empty());
     }
 }

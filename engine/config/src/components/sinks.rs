@@ -16,6 +16,8 @@ pub enum SinkConfig {
     Blackhole(BlackholeSinkConfig),
     /// `type = "file"`: appends OTLP/JSON lines to a file.
     File(FileSinkConfig),
+    /// `type = "store"`: writes to the embedded store (`[store]`).
+    Store(StoreSinkConfig),
 }
 
 impl SinkConfig {
@@ -24,13 +26,14 @@ impl SinkConfig {
         match self {
             SinkConfig::Blackhole(_) => "blackhole",
             SinkConfig::File(_) => "file",
+            SinkConfig::Store(_) => "store",
         }
     }
 
     /// The signals the sink can take in.
     pub fn accepts(&self) -> SignalSet {
         match self {
-            SinkConfig::Blackhole(_) | SinkConfig::File(_) => SignalSet::ALL,
+            SinkConfig::Blackhole(_) | SinkConfig::File(_) | SinkConfig::Store(_) => SignalSet::ALL,
         }
     }
 }
@@ -61,3 +64,10 @@ pub struct FileSinkConfig {
     #[serde(default)]
     pub fsync: bool,
 }
+
+/// `type = "store"`: writes every batch to the embedded store configured
+/// in `[store]`, acknowledging it once the write-ahead log holds it. The
+/// SQL endpoints read the same store.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct StoreSinkConfig {}

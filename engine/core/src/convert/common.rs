@@ -14,7 +14,7 @@ use arrow::array::{
 use arrow::array::{ArrayBuilder, NullBufferBuilder};
 use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer};
 use arrow::datatypes::{
-    ArrowPrimitiveType, DataType, Field, Fields, Int32Type, TimestampNanosecondType, TimeUnit,
+    ArrowPrimitiveType, DataType, Field, Fields, Int32Type, TimeUnit, TimestampNanosecondType,
 };
 use arrow::record_batch::RecordBatch;
 use base64::Engine as _;
@@ -123,7 +123,10 @@ pub(crate) fn check_id(what: &str, id: &[u8], width: usize, optional: bool) -> R
     } else {
         format!("{width} bytes")
     };
-    Err(format!("{what} has {} bytes, it must be {allowed}", id.len()))
+    Err(format!(
+        "{what} has {} bytes, it must be {allowed}",
+        id.len()
+    ))
 }
 
 /// Checks an id that must be present and not all zero (OTLP calls both
@@ -131,7 +134,9 @@ pub(crate) fn check_id(what: &str, id: &[u8], width: usize, optional: bool) -> R
 pub(crate) fn check_required_id(what: &str, id: &[u8], width: usize) -> Result<(), String> {
     check_id(what, id, width, false)?;
     if id.iter().all(|b| *b == 0) {
-        return Err(format!("{what} is all zeroes, which OTLP defines as invalid"));
+        return Err(format!(
+            "{what} is all zeroes, which OTLP defines as invalid"
+        ));
     }
     Ok(())
 }
@@ -151,7 +156,7 @@ pub(crate) fn non_empty(s: &str) -> Option<&str> {
     if s.is_empty() { None } else { Some(s) }
 }
 
-/// A builder of a `Timestamp(Nanosecond, "UTC")` column.
+/// A builder of a `Timestamp(Nanosecond, "+00:00")` column.
 pub(crate) fn timestamp_builder(capacity: usize) -> PrimitiveBuilder<TimestampNanosecondType> {
     PrimitiveBuilder::with_capacity(capacity).with_timezone(schema::TIME_ZONE)
 }
@@ -346,7 +351,8 @@ fn map_array(
     let DataType::Struct(fields) = entries_field.data_type() else {
         return Err(internal("map entries are not a struct"));
     };
-    let entries = StructArray::try_new(fields.clone(), vec![keys, values], None).map_err(internal)?;
+    let entries =
+        StructArray::try_new(fields.clone(), vec![keys, values], None).map_err(internal)?;
     MapArray::try_new(
         entries_field,
         OffsetBuffer::new(offsets.into()),
@@ -637,13 +643,17 @@ impl StructList {
         self.nulls.append(valid);
     }
 
-    pub fn finish(mut self, fields: Fields, children: Vec<ArrayRef>) -> Result<ListArray, ConvertError> {
-        let item = Arc::new(Field::new(col::LIST_ITEM, DataType::Struct(fields.clone()), false));
-        let values = if fields.is_empty() {
-            StructArray::new_empty_fields(self.len, None)
-        } else {
-            StructArray::try_new(fields, children, None).map_err(internal)?
-        };
+    pub fn finish(
+        mut self,
+        fields: Fields,
+        children: Vec<ArrayRef>,
+    ) -> Result<ListArray, ConvertError> {
+        let item = Arc::new(Field::new(
+            col::LIST_ITEM,
+            DataType::Struct(fields.clone()),
+            false,
+        ));
+        let values = StructArray::try_new(fields, children, None).map_err(internal)?;
         ListArray::try_new(
             item,
             OffsetBuffer::new(self.offsets.into()),
@@ -724,7 +734,9 @@ impl<'a> CommonBuilder<'a> {
         self.resource_attributes
             .set(resource.map(|r| r.attributes.as_slice()), &mut self.scratch);
         self.resource_dropped_now = resource.map_or(0, |r| r.dropped_attributes_count);
-        let refs = resource.map(|r| r.entity_refs.as_slice()).unwrap_or_default();
+        let refs = resource
+            .map(|r| r.entity_refs.as_slice())
+            .unwrap_or_default();
         if refs.is_empty() {
             self.entity_refs.set(None);
         } else {
@@ -755,7 +767,8 @@ impl<'a> CommonBuilder<'a> {
         }
         self.service_name.push();
         self.resource_attributes.push();
-        self.resource_dropped.append_value(self.resource_dropped_now);
+        self.resource_dropped
+            .append_value(self.resource_dropped_now);
         self.entity_refs.push();
         self.resource_schema_url.push();
         self.scope_name.push();
@@ -878,9 +891,8 @@ impl Columns {
     }
 
     pub fn id(&self, name: &str, width: i32) -> Result<IdCol, ConvertError> {
-        IdCol::new(self.get(name)?, width).map_err(|found| {
-            self.wrong_type(name, &format!("FixedSizeBinary({width})"), &found)
-        })
+        IdCol::new(self.get(name)?, width)
+            .map_err(|found| self.wrong_type(name, &format!("FixedSizeBinary({width})"), &found))
     }
 
     pub fn string(&self, name: &str) -> Result<StrCol, ConvertError> {
@@ -907,11 +919,7 @@ impl Columns {
             .as_primitive_opt::<T>()
             .cloned()
             .ok_or_else(|| {
-                self.wrong_type(
-                    name,
-                    &format!("List<{}>", T::DATA_TYPE),
-                    array.data_type(),
-                )
+                self.wrong_type(name, &format!("List<{}>", T::DATA_TYPE), array.data_type())
             })?;
         Ok(PrimitiveList {
             list: list.clone(),
@@ -1090,7 +1098,8 @@ impl MapCol {
             (Some(ra), Some(rb)) => {
                 ra.len() == rb.len()
                     && ra.zip(rb).all(|(x, y)| {
-                        self.keys.get(x) == self.keys.get(y) && self.values.get(x) == self.values.get(y)
+                        self.keys.get(x) == self.keys.get(y)
+                            && self.values.get(x) == self.values.get(y)
                     })
             }
             _ => false,
@@ -1161,7 +1170,8 @@ impl CommonReader {
             table: cols.table,
             resource_attributes: cols.map(col::RESOURCE_ATTRIBUTES)?,
             resource_types: cols.string(col::RESOURCE_ATTRIBUTES_TYPES)?,
-            resource_dropped: cols.primitive::<UInt32Type>(col::RESOURCE_DROPPED_ATTRIBUTES_COUNT)?,
+            resource_dropped: cols
+                .primitive::<UInt32Type>(col::RESOURCE_DROPPED_ATTRIBUTES_COUNT)?,
             entity_refs: cols.string(col::RESOURCE_ENTITY_REFS)?,
             resource_schema_url: cols.string(col::RESOURCE_SCHEMA_URL)?,
             scope_name: cols.string(col::SCOPE_NAME)?,
@@ -1203,10 +1213,12 @@ impl CommonReader {
         };
         let entity_refs = match self.entity_refs.get(i) {
             None => Vec::new(),
-            Some(text) => json::parse_entity_refs(text).map_err(|e| ConvertError::InvalidBatch {
-                table: self.table,
-                message: format!("row {i}: column `{}`: {e}", col::RESOURCE_ENTITY_REFS),
-            })?,
+            Some(text) => {
+                json::parse_entity_refs(text).map_err(|e| ConvertError::InvalidBatch {
+                    table: self.table,
+                    message: format!("row {i}: column `{}`: {e}", col::RESOURCE_ENTITY_REFS),
+                })?
+            }
         };
         Ok(Some(Resource {
             attributes,
@@ -1272,11 +1284,13 @@ mod tests {
             kv("y", Some(V::BytesValue(vec![0, 255, 3])), -3),
             kv(
                 "a",
-                Some(V::ArrayValue(opentelemetry_proto::tonic::common::v1::ArrayValue {
-                    values: vec![AnyValue {
-                        value: Some(V::DoubleValue(f64::INFINITY)),
-                    }],
-                })),
+                Some(V::ArrayValue(
+                    opentelemetry_proto::tonic::common::v1::ArrayValue {
+                        values: vec![AnyValue {
+                            value: Some(V::DoubleValue(f64::INFINITY)),
+                        }],
+                    },
+                )),
                 0,
             ),
             kv("x", Some(V::StringValueStrindex(12)), 0),
@@ -1300,7 +1314,14 @@ mod tests {
             assert_eq!(a.key, b.key);
             assert_eq!(a.key_strindex, b.key_strindex);
             match (&a.value, &b.value) {
-                (Some(AnyValue { value: Some(V::DoubleValue(x)) }), Some(AnyValue { value: Some(V::DoubleValue(y)) })) => {
+                (
+                    Some(AnyValue {
+                        value: Some(V::DoubleValue(x)),
+                    }),
+                    Some(AnyValue {
+                        value: Some(V::DoubleValue(y)),
+                    }),
+                ) => {
                     assert_eq!(x.to_bits(), y.to_bits());
                 }
                 _ => assert_eq!(a.value, b.value),
@@ -1332,5 +1353,58 @@ mod tests {
         let got: Vec<_> = runs(0..v.len(), |a, b| v[a] == v[b]).collect();
         assert_eq!(got, vec![0..2, 2..5, 5..6]);
         assert_eq!(runs(3..3, |_, _| true).count(), 0);
+    }
+}
+
+#[cfg(test)]
+mod deep_tests {
+    use super::*;
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::ArrayValue;
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use prost::Message;
+
+    /// Guarantees: an attribute nested as deep as protobuf decoding allows
+    /// survives the trip through its JSON text form.
+    #[test]
+    fn deeply_nested_values_survive() {
+        let mut value = AnyValue {
+            value: Some(any_value::Value::IntValue(1)),
+        };
+        let mut depth = 0;
+        loop {
+            let deeper = AnyValue {
+                value: Some(any_value::Value::ArrayValue(ArrayValue {
+                    values: vec![value.clone()],
+                })),
+            };
+            let req = ExportLogsServiceRequest {
+                resource_logs: vec![ResourceLogs {
+                    scope_logs: vec![ScopeLogs {
+                        log_records: vec![LogRecord {
+                            body: Some(deeper.clone()),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            };
+            // Stop at the deepest request protobuf still decodes.
+            if ExportLogsServiceRequest::decode(req.encode_to_vec().as_slice()).is_err() {
+                break;
+            }
+            value = deeper;
+            depth += 1;
+        }
+        assert!(depth > 40, "protobuf allowed only {depth} levels");
+        let mut out = StringBuilder::new();
+        let mut scratch = String::new();
+        append_text(&mut out, Some(&value), &mut scratch);
+        let text = out.finish();
+        assert_eq!(
+            value_from_text(letter::ARRAY, Some(text.value(0))),
+            Some(value)
+        );
     }
 }

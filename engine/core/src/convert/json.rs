@@ -52,7 +52,8 @@ use super::ConvertError;
 /// Decodes an OTLP/JSON logs request.
 pub fn decode_logs(body: &[u8]) -> Result<ExportLogsServiceRequest, ConvertError> {
     let root = parse(body)?;
-    let resource_logs = repeated(&root, "resourceLogs", resource_logs).map_err(JErr::into_convert)?;
+    let resource_logs =
+        repeated(&root, "resourceLogs", resource_logs).map_err(JErr::into_convert)?;
     Ok(ExportLogsServiceRequest { resource_logs })
 }
 
@@ -94,7 +95,11 @@ pub fn encode_spans(req: &ExportTraceServiceRequest) -> Result<Vec<u8>, ConvertE
 pub fn encode_metrics(req: &ExportMetricsServiceRequest) -> Result<Vec<u8>, ConvertError> {
     let mut w = Writer::default();
     let mut o = w.object();
-    o.messages("resourceMetrics", &req.resource_metrics, write_resource_metrics);
+    o.messages(
+        "resourceMetrics",
+        &req.resource_metrics,
+        write_resource_metrics,
+    );
     o.end();
     Ok(w.out.into_bytes())
 }
@@ -598,12 +603,16 @@ fn write_summary_point(w: &mut Writer, p: &SummaryDataPoint) {
     o.u64("timeUnixNano", p.time_unix_nano);
     o.u64("count", p.count);
     o.f64("sum", p.sum);
-    o.messages("quantileValues", &p.quantile_values, |w, q: &ValueAtQuantile| {
-        let mut o = w.object();
-        o.f64("quantile", q.quantile);
-        o.f64("value", q.value);
-        o.end();
-    });
+    o.messages(
+        "quantileValues",
+        &p.quantile_values,
+        |w, q: &ValueAtQuantile| {
+            let mut o = w.object();
+            o.f64("quantile", q.quantile);
+            o.f64("value", q.value);
+            o.end();
+        },
+    );
     o.int("flags", p.flags);
     o.end();
 }
@@ -692,9 +701,51 @@ fn parse(body: &[u8]) -> Result<JMap, ConvertError> {
     }
 }
 
-/// Parses the OTLP/JSON text of one `AnyValue`.
+/// The deepest JSON nesting [`parse_any_value`] reads. Protobuf decoding
+/// stops at 100 nested messages, about 150 JSON levels for nested arrays:
+/// more than serde_json's default limit of 128, well under this one.
+const MAX_VALUE_DEPTH: usize = 512;
+
+/// The deepest nesting of arrays and objects in `text`.
+fn json_depth(text: &str) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in text.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Parses the OTLP/JSON text of one `AnyValue` (an attribute's string form,
+/// nested as deep as protobuf allows).
 pub(crate) fn parse_any_value(text: &str) -> Result<AnyValue, String> {
-    let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    use serde::Deserialize as _;
+    let depth = json_depth(text);
+    if depth > MAX_VALUE_DEPTH {
+        return Err(format!(
+            "the value nests {depth} levels deep, more than {MAX_VALUE_DEPTH}"
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.disable_recursion_limit();
+    let v = Value::deserialize(&mut de).map_err(|e| e.to_string())?;
+    de.end().map_err(|e| e.to_string())?;
     any_value_from(&v).map_err(|e| e.to_string())
 }
 
@@ -732,7 +783,10 @@ fn field<'a>(m: &'a JMap, key: &str) -> Option<&'a Value> {
 fn msg<T>(v: &Value, f: impl FnOnce(&JMap) -> JResult<T>) -> JResult<T> {
     match v {
         Value::Object(m) => f(m),
-        other => Err(JErr::new(format!("expected an object, found {}", kind(other)))),
+        other => Err(JErr::new(format!(
+            "expected an object, found {}",
+            kind(other)
+        ))),
     }
 }
 
@@ -758,8 +812,11 @@ fn repeated_values<T>(m: &JMap, key: &str, f: impl Fn(&Value) -> JResult<T>) -> 
             .map(|(i, v)| f(v).at(|| format!("[{i}]")))
             .collect::<JResult<Vec<T>>>()
             .at(|| key.to_string()),
-        Some(other) => Err(JErr::new(format!("expected an array, found {}", kind(other))))
-            .at(|| key.to_string()),
+        Some(other) => Err(JErr::new(format!(
+            "expected an array, found {}",
+            kind(other)
+        )))
+        .at(|| key.to_string()),
     }
 }
 
@@ -774,14 +831,20 @@ fn scalar<T: Default>(m: &JMap, key: &str, f: impl FnOnce(&Value) -> JResult<T>)
 fn string_value(v: &Value) -> JResult<String> {
     match v {
         Value::String(s) => Ok(s.clone()),
-        other => Err(JErr::new(format!("expected a string, found {}", kind(other)))),
+        other => Err(JErr::new(format!(
+            "expected a string, found {}",
+            kind(other)
+        ))),
     }
 }
 
 fn bool_value(v: &Value) -> JResult<bool> {
     match v {
         Value::Bool(b) => Ok(*b),
-        other => Err(JErr::new(format!("expected true or false, found {}", kind(other)))),
+        other => Err(JErr::new(format!(
+            "expected true or false, found {}",
+            kind(other)
+        ))),
     }
 }
 
@@ -798,9 +861,7 @@ fn integer<T: TryFrom<i128> + std::str::FromStr>(v: &Value, what: &str) -> JResu
                 // A number written with a fraction or an exponent: accept it
                 // when it is a whole number that a double holds exactly.
                 match n.as_f64() {
-                    Some(f) if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 => {
-                        f as i128
-                    }
+                    Some(f) if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 => f as i128,
                     _ => return Err(out_of_range()),
                 }
             };
@@ -856,7 +917,11 @@ fn enum_value(v: &Value, from_name: fn(&str) -> Option<i32>) -> JResult<i32> {
     {
         return Ok(i);
     }
-    i32_value(v).map_err(|_| JErr::new(format!("{v} is neither an enum number nor a known enum name")))
+    i32_value(v).map_err(|_| {
+        JErr::new(format!(
+            "{v} is neither an enum number nor a known enum name"
+        ))
+    })
 }
 
 /// A trace or span id in hex.
@@ -1172,10 +1237,8 @@ fn number_point(m: &JMap) -> JResult<NumberDataPoint> {
         Some(number_data_point::Value::AsInt(
             i64_value(v).at(|| "asInt".into())?,
         ))
-    } else if let Some(d) = opt_f64(m, "asDouble")? {
-        Some(number_data_point::Value::AsDouble(d))
     } else {
-        None
+        opt_f64(m, "asDouble")?.map(number_data_point::Value::AsDouble)
     };
     Ok(NumberDataPoint {
         attributes: attributes(m, "attributes")?,
@@ -1249,10 +1312,8 @@ fn summary_point(m: &JMap) -> JResult<SummaryDataPoint> {
 fn exemplar(m: &JMap) -> JResult<Exemplar> {
     let value = if let Some(v) = field(m, "asInt") {
         Some(exemplar::Value::AsInt(i64_value(v).at(|| "asInt".into())?))
-    } else if let Some(d) = opt_f64(m, "asDouble")? {
-        Some(exemplar::Value::AsDouble(d))
     } else {
-        None
+        opt_f64(m, "asDouble")?.map(exemplar::Value::AsDouble)
     };
     Ok(Exemplar {
         filtered_attributes: attributes(m, "filteredAttributes")?,

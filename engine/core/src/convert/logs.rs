@@ -14,8 +14,8 @@ use prost::Message as _;
 
 use super::common::{
     AttrColumns, Columns, CommonBuilder, CommonReader, IdBuilder, IdCol, MapCol, Rejections,
-    StrCol, append_text, body_type, check_id, check_size, check_time, key_bytes, make_batch,
-    nanos, non_empty, opt, runs, timestamp_builder, unix_nanos, value_from_text,
+    StrCol, append_text, body_type, check_id, check_size, check_time, key_bytes, make_batch, nanos,
+    non_empty, opt, runs, timestamp_builder, unix_nanos, value_from_text,
 };
 use super::{ConvertError, Converted};
 use crate::schema::{self, col};
@@ -116,8 +116,11 @@ pub(super) fn to_batch(req: &ExportLogsServiceRequest) -> Result<Converted, Conv
         for sl in &rl.scope_logs {
             let scope_keys = sl.scope.as_ref().map_or(0, |s| key_bytes(&s.attributes));
             rows += sl.log_records.len();
-            repeated = repeated
-                .saturating_add(sl.log_records.len().saturating_mul(resource_keys + scope_keys));
+            repeated = repeated.saturating_add(
+                sl.log_records
+                    .len()
+                    .saturating_mul(resource_keys + scope_keys),
+            );
         }
     }
     check_size(req.encoded_len(), repeated)?;

@@ -23,10 +23,10 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use prost::Message as _;
 
 use super::common::{
-    AttrColumns, Columns, CommonBuilder, CommonReader, IdBuilder, IdCol, MapCol,
-    NestedAttrColumns, PrimitiveList, Rejections, RepeatDict, RepeatedAttrs, StrCol, StructList,
-    check_id, check_size, check_time, key_bytes, list_range, make_batch, nanos, non_empty, opt,
-    runs, timestamp_builder, unix_nanos,
+    AttrColumns, Columns, CommonBuilder, CommonReader, IdBuilder, IdCol, MapCol, NestedAttrColumns,
+    PrimitiveList, Rejections, RepeatDict, RepeatedAttrs, StrCol, StructList, check_id, check_size,
+    check_time, key_bytes, list_range, make_batch, nanos, non_empty, opt, runs, timestamp_builder,
+    unix_nanos,
 };
 use super::{ConvertError, Converted};
 use crate::schema::{self, col, metric_type};
@@ -404,8 +404,16 @@ impl<'a> MetricsBuilder<'a> {
             self.scale.append_null();
             self.zero_count.append_null();
             self.zero_threshold.append_null();
-            Self::buckets(&mut self.positive_offset, &mut self.positive_bucket_counts, None);
-            Self::buckets(&mut self.negative_offset, &mut self.negative_bucket_counts, None);
+            Self::buckets(
+                &mut self.positive_offset,
+                &mut self.positive_bucket_counts,
+                None,
+            );
+            Self::buckets(
+                &mut self.negative_offset,
+                &mut self.negative_bucket_counts,
+                None,
+            );
         }
 
         // Quantiles.
@@ -421,7 +429,8 @@ impl<'a> MetricsBuilder<'a> {
 
         self.exemplars.append(point.exemplars(), &mut self.scratch);
         self.flags.append_value(point.flags());
-        self.attributes.append(point.attributes(), &mut self.scratch);
+        self.attributes
+            .append(point.attributes(), &mut self.scratch);
     }
 
     fn finish(mut self, common: CommonBuilder<'_>) -> Result<RecordBatch, ConvertError> {
@@ -819,9 +828,7 @@ impl MetricsReader {
     }
 }
 
-pub(super) fn from_batch(
-    batch: &RecordBatch,
-) -> Result<ExportMetricsServiceRequest, ConvertError> {
+pub(super) fn from_batch(batch: &RecordBatch) -> Result<ExportMetricsServiceRequest, ConvertError> {
     let cols = Columns::of_batch(batch, TABLE);
     let common = CommonReader::new(&cols)?;
     let points = MetricsReader::new(&cols)?;

@@ -116,8 +116,6 @@ pub fn metrics_to_batch(req: &ExportMetricsServiceRequest) -> Result<Converted, 
 }
 
 /// `metrics` rows -> metrics request.
-pub fn batch_to_metrics(
-    batch: &RecordBatch,
-) -> Result<ExportMetricsServiceRequest, ConvertError> {
+pub fn batch_to_metrics(batch: &RecordBatch) -> Result<ExportMetricsServiceRequest, ConvertError> {
     metrics::from_batch(batch)
 }

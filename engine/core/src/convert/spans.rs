@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Int32Array, Int32Builder, Int64Builder, ListArray, PrimitiveArray,
-    PrimitiveBuilder, StringBuilder, StringDictionaryBuilder, UInt32Array, UInt32Builder,
+    ArrayRef, Int32Array, Int32Builder, Int64Builder, ListArray, PrimitiveArray, PrimitiveBuilder,
+    StringBuilder, StringDictionaryBuilder, UInt32Array, UInt32Builder,
 };
 use arrow::datatypes::{Int32Type, TimestampNanosecondType, UInt32Type};
 use arrow::record_batch::RecordBatch;
@@ -13,10 +13,9 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 use prost::Message as _;
 
 use super::common::{
-    AttrColumns, Columns, CommonBuilder, CommonReader, IdBuilder, IdCol, MapCol,
-    NestedAttrColumns, Rejections, StrCol, StructList, check_id, check_required_id, check_size,
-    check_time, key_bytes, list_range, make_batch, nanos, non_empty, opt, runs,
-    timestamp_builder, unix_nanos,
+    AttrColumns, Columns, CommonBuilder, CommonReader, IdBuilder, IdCol, MapCol, NestedAttrColumns,
+    Rejections, StrCol, StructList, check_id, check_required_id, check_size, check_time, key_bytes,
+    list_range, make_batch, nanos, non_empty, opt, runs, timestamp_builder, unix_nanos,
 };
 use super::{ConvertError, Converted};
 use crate::schema::{self, col};
@@ -207,7 +206,8 @@ impl SpansBuilder {
         self.dropped_attributes_count
             .append_value(s.dropped_attributes_count);
         self.events.append(&s.events, &mut self.scratch);
-        self.dropped_events_count.append_value(s.dropped_events_count);
+        self.dropped_events_count
+            .append_value(s.dropped_events_count);
         self.links.append(&s.links, &mut self.scratch);
         self.dropped_links_count.append_value(s.dropped_links_count);
         self.status_code
@@ -254,8 +254,8 @@ pub(super) fn to_batch(req: &ExportTraceServiceRequest) -> Result<Converted, Con
         for ss in &rs.scope_spans {
             let scope_keys = ss.scope.as_ref().map_or(0, |s| key_bytes(&s.attributes));
             rows += ss.spans.len();
-            repeated = repeated
-                .saturating_add(ss.spans.len().saturating_mul(resource_keys + scope_keys));
+            repeated =
+                repeated.saturating_add(ss.spans.len().saturating_mul(resource_keys + scope_keys));
         }
     }
     check_size(req.encoded_len(), repeated)?;
@@ -306,7 +306,8 @@ impl EventsReader {
             name: items.string(col::NAME)?,
             attributes: items.map(col::ATTRIBUTES)?,
             attributes_types: items.string(col::ATTRIBUTES_TYPES)?,
-            dropped_attributes_count: items.primitive::<UInt32Type>(col::DROPPED_ATTRIBUTES_COUNT)?,
+            dropped_attributes_count: items
+                .primitive::<UInt32Type>(col::DROPPED_ATTRIBUTES_COUNT)?,
         })
     }
 
@@ -348,7 +349,8 @@ impl LinksReader {
             trace_state: items.string(col::TRACE_STATE)?,
             attributes: items.map(col::ATTRIBUTES)?,
             attributes_types: items.string(col::ATTRIBUTES_TYPES)?,
-            dropped_attributes_count: items.primitive::<UInt32Type>(col::DROPPED_ATTRIBUTES_COUNT)?,
+            dropped_attributes_count: items
+                .primitive::<UInt32Type>(col::DROPPED_ATTRIBUTES_COUNT)?,
             flags: items.primitive::<UInt32Type>(col::FLAGS)?,
         })
     }
@@ -407,7 +409,8 @@ impl SpansReader {
             kind: cols.primitive::<Int32Type>(col::KIND)?,
             attributes: cols.map(col::ATTRIBUTES)?,
             attributes_types: cols.string(col::ATTRIBUTES_TYPES)?,
-            dropped_attributes_count: cols.primitive::<UInt32Type>(col::DROPPED_ATTRIBUTES_COUNT)?,
+            dropped_attributes_count: cols
+                .primitive::<UInt32Type>(col::DROPPED_ATTRIBUTES_COUNT)?,
             events: EventsReader::new(cols)?,
             dropped_events_count: cols.primitive::<UInt32Type>(col::DROPPED_EVENTS_COUNT)?,
             links: LinksReader::new(cols)?,

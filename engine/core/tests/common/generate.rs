@@ -85,13 +85,18 @@ pub fn any_value() -> impl Strategy<Value = AnyValue> {
     .prop_map(|value| AnyValue { value });
     leaf.prop_recursive(3, 12, 3, |inner| {
         prop_oneof![
-            vec(inner.clone(), 0..3)
-                .prop_map(|values| AnyValue { value: Some(V::ArrayValue(ArrayValue { values })) }),
+            vec(inner.clone(), 0..3).prop_map(|values| AnyValue {
+                value: Some(V::ArrayValue(ArrayValue { values }))
+            }),
             vec((text(), option::of(inner), key_strindex()), 0..3).prop_map(|kvs| AnyValue {
                 value: Some(V::KvlistValue(KeyValueList {
                     values: kvs
                         .into_iter()
-                        .map(|(key, value, key_strindex)| KeyValue { key, value, key_strindex })
+                        .map(|(key, value, key_strindex)| KeyValue {
+                            key,
+                            value,
+                            key_strindex
+                        })
                         .collect(),
                 })),
             }),
@@ -105,8 +110,16 @@ fn key_strindex() -> impl Strategy<Value = i32> {
 
 /// One attribute; its value is sometimes absent.
 pub fn key_value() -> impl Strategy<Value = KeyValue> {
-    (text(), prop_oneof![6 => any_value().prop_map(Some), 1 => Just(None)], key_strindex())
-        .prop_map(|(key, value, key_strindex)| KeyValue { key, value, key_strindex })
+    (
+        text(),
+        prop_oneof![6 => any_value().prop_map(Some), 1 => Just(None)],
+        key_strindex(),
+    )
+        .prop_map(|(key, value, key_strindex)| KeyValue {
+            key,
+            value,
+            key_strindex,
+        })
 }
 
 pub fn attributes() -> impl Strategy<Value = Vec<KeyValue>> {
@@ -154,7 +167,12 @@ pub fn scope() -> impl Strategy<Value = Option<InstrumentationScope>> {
 pub fn log_record() -> impl Strategy<Value = LogRecord> {
     (
         (time(), time(), any::<i32>(), text()),
-        (option::of(any_value()), attributes(), small_u32(), any::<u32>()),
+        (
+            option::of(any_value()),
+            attributes(),
+            small_u32(),
+            any::<u32>(),
+        ),
         (id(16, true), id(8, true), text()),
     )
         .prop_map(
@@ -179,13 +197,14 @@ pub fn log_record() -> impl Strategy<Value = LogRecord> {
 }
 
 pub fn logs_request() -> impl Strategy<Value = ExportLogsServiceRequest> {
-    let scope_logs = (scope(), vec(log_record(), 0..4), text()).prop_map(
-        |(scope, log_records, schema_url)| ScopeLogs {
-            scope,
-            log_records,
-            schema_url,
-        },
-    );
+    let scope_logs =
+        (scope(), vec(log_record(), 0..4), text()).prop_map(|(scope, log_records, schema_url)| {
+            ScopeLogs {
+                scope,
+                log_records,
+                schema_url,
+            }
+        });
     let resource_logs = (resource(), vec(scope_logs, 0..3), text()).prop_map(
         |(resource, scope_logs, schema_url)| ResourceLogs {
             resource,
@@ -208,23 +227,37 @@ fn event() -> impl Strategy<Value = span::Event> {
 }
 
 fn link() -> impl Strategy<Value = span::Link> {
-    (id(16, true), id(8, true), text(), attributes(), small_u32(), any::<u32>()).prop_map(
-        |(trace_id, span_id, trace_state, attributes, dropped_attributes_count, flags)| {
-            span::Link {
-                trace_id,
-                span_id,
-                trace_state,
-                attributes,
-                dropped_attributes_count,
-                flags,
-            }
-        },
+    (
+        id(16, true),
+        id(8, true),
+        text(),
+        attributes(),
+        small_u32(),
+        any::<u32>(),
     )
+        .prop_map(
+            |(trace_id, span_id, trace_state, attributes, dropped_attributes_count, flags)| {
+                span::Link {
+                    trace_id,
+                    span_id,
+                    trace_state,
+                    attributes,
+                    dropped_attributes_count,
+                    flags,
+                }
+            },
+        )
 }
 
 pub fn span() -> impl Strategy<Value = Span> {
     (
-        (id(16, false), id(8, false), text(), id(8, true), any::<u32>()),
+        (
+            id(16, false),
+            id(8, false),
+            text(),
+            id(8, true),
+            any::<u32>(),
+        ),
         (text(), any::<i32>(), time(), time()),
         (attributes(), small_u32(), vec(event(), 0..3), small_u32()),
         (
@@ -261,13 +294,12 @@ pub fn span() -> impl Strategy<Value = Span> {
 }
 
 pub fn trace_request() -> impl Strategy<Value = ExportTraceServiceRequest> {
-    let scope_spans = (scope(), vec(span(), 0..4), text()).prop_map(|(scope, spans, schema_url)| {
-        ScopeSpans {
+    let scope_spans =
+        (scope(), vec(span(), 0..4), text()).prop_map(|(scope, spans, schema_url)| ScopeSpans {
             scope,
             spans,
             schema_url,
-        }
-    });
+        });
     let resource_spans = (resource(), vec(scope_spans, 0..3), text()).prop_map(
         |(resource, scope_spans, schema_url)| ResourceSpans {
             resource,
@@ -275,7 +307,8 @@ pub fn trace_request() -> impl Strategy<Value = ExportTraceServiceRequest> {
             schema_url,
         },
     );
-    vec(resource_spans, 0..3).prop_map(|resource_spans| ExportTraceServiceRequest { resource_spans })
+    vec(resource_spans, 0..3)
+        .prop_map(|resource_spans| ExportTraceServiceRequest { resource_spans })
 }
 
 fn exemplar() -> impl Strategy<Value = Exemplar> {
@@ -305,24 +338,43 @@ fn number_point() -> impl Strategy<Value = NumberDataPoint> {
         3 => double().prop_map(|d| Some(number_data_point::Value::AsDouble(d))),
         3 => any::<i64>().prop_map(|i| Some(number_data_point::Value::AsInt(i))),
     ];
-    (attributes(), time(), time(), exemplars(), small_u32(), value).prop_map(
-        |(attributes, start_time_unix_nano, time_unix_nano, exemplars, flags, value)| {
-            NumberDataPoint {
-                attributes,
-                start_time_unix_nano,
-                time_unix_nano,
-                exemplars,
-                flags,
-                value,
-            }
-        },
+    (
+        attributes(),
+        time(),
+        time(),
+        exemplars(),
+        small_u32(),
+        value,
     )
+        .prop_map(
+            |(attributes, start_time_unix_nano, time_unix_nano, exemplars, flags, value)| {
+                NumberDataPoint {
+                    attributes,
+                    start_time_unix_nano,
+                    time_unix_nano,
+                    exemplars,
+                    flags,
+                    value,
+                }
+            },
+        )
 }
 
 fn histogram_point() -> impl Strategy<Value = HistogramDataPoint> {
     (
-        (attributes(), time(), time(), any::<u64>(), option::of(double())),
-        (vec(any::<u64>(), 0..5), vec(double(), 0..4), exemplars(), small_u32()),
+        (
+            attributes(),
+            time(),
+            time(),
+            any::<u64>(),
+            option::of(double()),
+        ),
+        (
+            vec(any::<u64>(), 0..5),
+            vec(double(), 0..4),
+            exemplars(),
+            small_u32(),
+        ),
         (option::of(double()), option::of(double())),
     )
         .prop_map(
@@ -348,16 +400,35 @@ fn histogram_point() -> impl Strategy<Value = HistogramDataPoint> {
 
 fn buckets() -> impl Strategy<Value = Option<Buckets>> {
     option::of(
-        (any::<i32>(), vec(any::<u64>(), 0..5))
-            .prop_map(|(offset, bucket_counts)| Buckets { offset, bucket_counts }),
+        (any::<i32>(), vec(any::<u64>(), 0..5)).prop_map(|(offset, bucket_counts)| Buckets {
+            offset,
+            bucket_counts,
+        }),
     )
 }
 
 fn exp_histogram_point() -> impl Strategy<Value = ExponentialHistogramDataPoint> {
     (
-        (attributes(), time(), time(), any::<u64>(), option::of(double())),
-        (any::<i32>(), any::<u64>(), buckets(), buckets(), small_u32()),
-        (exemplars(), option::of(double()), option::of(double()), double()),
+        (
+            attributes(),
+            time(),
+            time(),
+            any::<u64>(),
+            option::of(double()),
+        ),
+        (
+            any::<i32>(),
+            any::<u64>(),
+            buckets(),
+            buckets(),
+            small_u32(),
+        ),
+        (
+            exemplars(),
+            option::of(double()),
+            option::of(double()),
+            double(),
+        ),
     )
         .prop_map(
             |(
@@ -388,9 +459,17 @@ fn summary_point() -> impl Strategy<Value = SummaryDataPoint> {
         (double(), double()).prop_map(|(quantile, value)| ValueAtQuantile { quantile, value }),
         0..4,
     );
-    (attributes(), time(), time(), any::<u64>(), double(), quantiles, small_u32()).prop_map(
-        |(attributes, start_time_unix_nano, time_unix_nano, count, sum, quantile_values, flags)| {
-            SummaryDataPoint {
+    (
+        attributes(),
+        time(),
+        time(),
+        any::<u64>(),
+        double(),
+        quantiles,
+        small_u32(),
+    )
+        .prop_map(
+            |(
                 attributes,
                 start_time_unix_nano,
                 time_unix_nano,
@@ -398,9 +477,18 @@ fn summary_point() -> impl Strategy<Value = SummaryDataPoint> {
                 sum,
                 quantile_values,
                 flags,
-            }
-        },
-    )
+            )| {
+                SummaryDataPoint {
+                    attributes,
+                    start_time_unix_nano,
+                    time_unix_nano,
+                    count,
+                    sum,
+                    quantile_values,
+                    flags,
+                }
+            },
+        )
 }
 
 fn metric_data() -> impl Strategy<Value = Option<metric::Data>> {
@@ -433,25 +521,31 @@ fn metric_data() -> impl Strategy<Value = Option<metric::Data>> {
 }
 
 pub fn metric() -> impl Strategy<Value = Metric> {
-    (text(), text(), text(), vec(key_value(), 0..2), metric_data()).prop_map(
-        |(name, description, unit, metadata, data)| Metric {
+    (
+        text(),
+        text(),
+        text(),
+        vec(key_value(), 0..2),
+        metric_data(),
+    )
+        .prop_map(|(name, description, unit, metadata, data)| Metric {
             name,
             description,
             unit,
             metadata,
             data,
-        },
-    )
+        })
 }
 
 pub fn metrics_request() -> impl Strategy<Value = ExportMetricsServiceRequest> {
-    let scope_metrics = (scope(), vec(metric(), 0..4), text()).prop_map(
-        |(scope, metrics, schema_url)| ScopeMetrics {
-            scope,
-            metrics,
-            schema_url,
-        },
-    );
+    let scope_metrics =
+        (scope(), vec(metric(), 0..4), text()).prop_map(|(scope, metrics, schema_url)| {
+            ScopeMetrics {
+                scope,
+                metrics,
+                schema_url,
+            }
+        });
     let resource_metrics = (resource(), vec(scope_metrics, 0..3), text()).prop_map(
         |(resource, scope_metrics, schema_url)| ResourceMetrics {
             resource,

@@ -53,11 +53,18 @@ fn same_opt<M: Message>(a: &Option<M>, b: &Option<M>) -> bool {
 
 /// Whether two lists of messages are equal, by their protobuf encoding.
 fn same_vec<M: Message>(a: &[M], b: &[M]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.encode_to_vec() == b.encode_to_vec())
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(a, b)| a.encode_to_vec() == b.encode_to_vec())
 }
 
 /// Merges `items` whose key equals the previous item's key, with `merge`.
-fn merge_runs<T>(items: Vec<T>, same: impl Fn(&T, &T) -> bool, merge: impl Fn(&mut T, T)) -> Vec<T> {
+fn merge_runs<T>(
+    items: Vec<T>,
+    same: impl Fn(&T, &T) -> bool,
+    merge: impl Fn(&mut T, T),
+) -> Vec<T> {
     let mut out: Vec<T> = Vec::with_capacity(items.len());
     for item in items {
         match out.last_mut() {
@@ -87,7 +94,9 @@ pub fn normalise_logs(req: &ExportLogsServiceRequest) -> ExportLogsServiceReques
         |a, b| {
             for s in b.scope_logs {
                 match a.scope_logs.last_mut() {
-                    Some(last) if same_opt(&last.scope, &s.scope) && last.schema_url == s.schema_url => {
+                    Some(last)
+                        if same_opt(&last.scope, &s.scope) && last.schema_url == s.schema_url =>
+                    {
                         last.log_records.extend(s.log_records)
                     }
                     _ => a.scope_logs.push(s),
@@ -116,7 +125,9 @@ pub fn normalise_spans(req: &ExportTraceServiceRequest) -> ExportTraceServiceReq
         |a, b| {
             for s in b.scope_spans {
                 match a.scope_spans.last_mut() {
-                    Some(last) if same_opt(&last.scope, &s.scope) && last.schema_url == s.schema_url => {
+                    Some(last)
+                        if same_opt(&last.scope, &s.scope) && last.schema_url == s.schema_url =>
+                    {
                         last.spans.extend(s.spans)
                     }
                     _ => a.scope_spans.push(s),
@@ -159,15 +170,22 @@ fn same_metric(a: &Metric, b: &Metric) -> bool {
 /// Appends the points of `b` to those of `a` (same identity).
 fn merge_metric(a: &mut Metric, b: Metric) {
     match (&mut a.data, b.data) {
-        (Some(metric::Data::Gauge(x)), Some(metric::Data::Gauge(y))) => x.data_points.extend(y.data_points),
-        (Some(metric::Data::Sum(x)), Some(metric::Data::Sum(y))) => x.data_points.extend(y.data_points),
+        (Some(metric::Data::Gauge(x)), Some(metric::Data::Gauge(y))) => {
+            x.data_points.extend(y.data_points)
+        }
+        (Some(metric::Data::Sum(x)), Some(metric::Data::Sum(y))) => {
+            x.data_points.extend(y.data_points)
+        }
         (Some(metric::Data::Histogram(x)), Some(metric::Data::Histogram(y))) => {
             x.data_points.extend(y.data_points)
         }
-        (Some(metric::Data::ExponentialHistogram(x)), Some(metric::Data::ExponentialHistogram(y))) => {
+        (
+            Some(metric::Data::ExponentialHistogram(x)),
+            Some(metric::Data::ExponentialHistogram(y)),
+        ) => x.data_points.extend(y.data_points),
+        (Some(metric::Data::Summary(x)), Some(metric::Data::Summary(y))) => {
             x.data_points.extend(y.data_points)
         }
-        (Some(metric::Data::Summary(x)), Some(metric::Data::Summary(y))) => x.data_points.extend(y.data_points),
         _ => unreachable!("merge_metric is called on metrics of the same identity"),
     }
 }
@@ -204,7 +222,9 @@ pub fn normalise_metrics(req: &ExportMetricsServiceRequest) -> ExportMetricsServ
         |a, b| {
             for s in b.scope_metrics {
                 match a.scope_metrics.last_mut() {
-                    Some(last) if same_opt(&last.scope, &s.scope) && last.schema_url == s.schema_url => {
+                    Some(last)
+                        if same_opt(&last.scope, &s.scope) && last.schema_url == s.schema_url =>
+                    {
                         last.metrics.extend(s.metrics);
                         last.metrics = merge_metrics(std::mem::take(&mut last.metrics));
                     }

@@ -55,9 +55,10 @@ pub(crate) async fn serve(
                 .accept_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(max),
         )
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
-            shutdown.wait().await
-        })
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener),
+            async move { shutdown.wait().await },
+        )
         .await
         .map_err(|e| format!("OTLP/gRPC server failed: {e}"))
 }

@@ -82,7 +82,12 @@ async fn export<R: ExportRequest + PartialSuccess>(
         Ok(f) => f,
         Err(message) => {
             ingest.count_request("http", "unsupported_media_type");
-            return error(Format::Json, StatusCode::UNSUPPORTED_MEDIA_TYPE, message, None);
+            return error(
+                Format::Json,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                message,
+                None,
+            );
         }
     };
     let _permit = match ingest.admit("http") {
@@ -92,7 +97,14 @@ async fn export<R: ExportRequest + PartialSuccess>(
     let body = match read_body(&ingest, &parts.headers, body).await {
         Ok(b) => b,
         Err((status, message)) => {
-            ingest.count_request("http", if status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "invalid" });
+            ingest.count_request(
+                "http",
+                if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    "too_large"
+                } else {
+                    "invalid"
+                },
+            );
             return error(format, status, message, None);
         }
     };
@@ -124,7 +136,12 @@ fn content_type(headers: &HeaderMap) -> Result<Format, String> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let essence = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = raw
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match essence.as_str() {
         "application/x-protobuf" | "application/protobuf" => Ok(Format::Protobuf),
         "application/json" => Ok(Format::Json),
@@ -145,7 +162,9 @@ async fn read_body(
     let too_large = || {
         (
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the request is larger than `max_request_size` ({max} bytes); send smaller batches"),
+            format!(
+                "the request is larger than `max_request_size` ({max} bytes); send smaller batches"
+            ),
         )
     };
     let declared = headers
@@ -158,7 +177,12 @@ async fn read_body(
     let bytes: Bytes = match Limited::new(body, max).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
-        Err(e) => return Err((StatusCode::BAD_REQUEST, format!("could not read the body: {e}"))),
+        Err(e) => {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                format!("could not read the body: {e}"),
+            ));
+        }
     };
     let encoding = headers
         .get(header::CONTENT_ENCODING)
@@ -171,9 +195,12 @@ async fn read_body(
         "gzip" | "x-gzip" => {
             let mut out = Vec::with_capacity(bytes.len().saturating_mul(4).min(max));
             let mut decoder = flate2::read::GzDecoder::new(&bytes[..]).take(max as u64 + 1);
-            decoder
-                .read_to_end(&mut out)
-                .map_err(|e| (StatusCode::BAD_REQUEST, format!("the gzip body is corrupt: {e}")))?;
+            decoder.read_to_end(&mut out).map_err(|e| {
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!("the gzip body is corrupt: {e}"),
+                )
+            })?;
             if out.len() > max {
                 return Err(too_large());
             }
@@ -206,7 +233,12 @@ fn respond<R: PartialSuccess>(ingest: &Ingest, format: Format, outcome: Outcome)
     }
 }
 
-fn error(format: Format, status: StatusCode, message: String, retry_after: Option<u64>) -> Response {
+fn error(
+    format: Format,
+    status: StatusCode,
+    message: String,
+    retry_after: Option<u64>,
+) -> Response {
     // google.rpc.Code numbers for the HTTP statuses used here.
     let code = match status {
         StatusCode::BAD_REQUEST => 3,
@@ -224,7 +256,12 @@ fn error(format: Format, status: StatusCode, message: String, retry_after: Optio
             .to_string()
             .into_bytes(),
     };
-    let mut response = (status, [(header::CONTENT_TYPE, format.content_type())], body).into_response();
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, format.content_type())],
+        body,
+    )
+        .into_response();
     if let Some(secs) = retry_after {
         response
             .headers_mut()

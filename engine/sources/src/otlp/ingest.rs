@@ -10,7 +10,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::debug;
 use weir_config::OtlpSourceConfig;
-use weir_core::convert::{self, Converted, ConvertError};
+use weir_core::convert::{self, ConvertError, Converted};
 use weir_core::{Ack, AckStatus, Batch, Output, SendError, Signal};
 
 /// An OTLP export request of one signal.
@@ -183,9 +183,9 @@ impl Ingest {
         }
         match tokio::time::timeout(self.ack_timeout, waiter).await {
             Ok(AckStatus::Delivered) => accepted,
-            Ok(AckStatus::Failed(reason)) => Outcome::Unavailable(format!(
-                "the data could not be stored: {reason}; retry"
-            )),
+            Ok(AckStatus::Failed(reason)) => {
+                Outcome::Unavailable(format!("the data could not be stored: {reason}; retry"))
+            }
             Ok(AckStatus::Rejected(reason)) => Outcome::Invalid(reason),
             Err(_) => Outcome::Unavailable(format!(
                 "sinks did not acknowledge within {}s; retry (the data may arrive twice)",

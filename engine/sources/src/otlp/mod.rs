@@ -79,7 +79,11 @@ impl OtlpSource {
 #[async_trait]
 impl Source for OtlpSource {
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), ComponentError> {
-        let ingest = Arc::new(ingest::Ingest::new(cx.name.clone(), cx.output, &self.config));
+        let ingest = Arc::new(ingest::Ingest::new(
+            cx.name.clone(),
+            cx.output,
+            &self.config,
+        ));
         let mut servers = tokio::task::JoinSet::new();
         if let Some(listener) = self.grpc {
             servers.spawn(grpc::serve(

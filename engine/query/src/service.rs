@@ -1,0 +1,256 @@
+//! [`SqlService`]: one fresh, limited, read-only DataFusion session per query.
+
+use std::future::Future;
+use std::num::NonZeroUsize;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::physical_plan::RecordBatchStream;
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use futures::Stream;
+use tokio::time::{Instant, Sleep};
+
+use crate::error::{QueryError, TimedOut};
+use crate::functions;
+
+/// Registers tables into a fresh per-query [`SessionContext`] (the store
+/// implements it with a closure). It may register functions too.
+pub type Register = Arc<dyn Fn(&SessionContext) -> datafusion::error::Result<()> + Send + Sync>;
+
+/// The SQL service: plans and runs read-only queries over the tables that
+/// [`Register`] provides, each in its own session with its own memory pool
+/// and deadline, and serves them over HTTP ([`SqlService::router`]).
+pub struct SqlService {
+    register: Register,
+    timeout: Duration,
+    memory_limit: u64,
+    /// Shared by every query: the object stores and the file caches. Each
+    /// query gets its own memory pool on top.
+    runtime: Arc<RuntimeEnv>,
+}
+
+impl std::fmt::Debug for SqlService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlService")
+            .field("timeout", &self.timeout)
+            .field("memory_limit", &self.memory_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqlService {
+    /// A service over the tables `register` provides, with the per-query
+    /// limits of `config`.
+    pub fn new(register: Register, config: &weir_config::QueryConfig) -> Self {
+        // Spilling is off: a query over its memory limit fails rather than
+        // filling the disk, which is what `[query] memory_limit` promises.
+        let disk = DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled);
+        let runtime = match RuntimeEnvBuilder::new()
+            .with_disk_manager_builder(disk)
+            .build_arc()
+        {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                // Building a runtime without a disk manager does no I/O, so
+                // this does not happen; fall back to the default runtime.
+                tracing::warn!(%error, "could not build the query runtime; using DataFusion's default");
+                Arc::new(RuntimeEnv::default())
+            }
+        };
+        SqlService {
+            register,
+            timeout: config.timeout,
+            memory_limit: config.memory_limit,
+            runtime,
+        }
+    }
+
+    /// The per-query timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The per-query memory limit, in bytes.
+    pub fn memory_limit(&self) -> u64 {
+        self.memory_limit
+    }
+
+    /// A fresh session for one query: its own memory pool of
+    /// `memory_limit` bytes, Weir's functions, and the tables of
+    /// [`Register`].
+    pub fn context(&self) -> Result<SessionContext, QueryError> {
+        let limit = usize::try_from(self.memory_limit).unwrap_or(usize::MAX);
+        let top_consumers = NonZeroUsize::new(5).unwrap_or(NonZeroUsize::MIN);
+        let pool = Arc::new(TrackConsumersPool::new(
+            GreedyMemoryPool::new(limit),
+            top_consumers,
+        ));
+        let runtime = RuntimeEnvBuilder::from_runtime_env(&self.runtime)
+            .with_memory_pool(pool)
+            .build_arc()
+            .map_err(|e| QueryError::Internal(e.strip_backtrace()))?;
+        let config = SessionConfig::new().with_information_schema(true);
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        functions::register(&ctx);
+        (self.register)(&ctx).map_err(|e| QueryError::Tables(e.strip_backtrace()))?;
+        Ok(ctx)
+    }
+
+    /// Plans and starts a read-only query with the limits; the stream yields
+    /// batches (for HTTP, later Flight SQL / pgwire).
+    ///
+    /// The timeout covers planning and the whole stream: once it passes, the
+    /// stream ends with an error that [`QueryError::from_datafusion`] turns
+    /// into [`QueryError::Timeout`]. Dropping the stream cancels the query.
+    pub async fn execute(&self, sql: &str) -> Result<SendableRecordBatchStream, QueryError> {
+        let now = Instant::now();
+        // A timeout too large to add (a config of centuries) means no limit.
+        let deadline = now
+            .checked_add(self.timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(10 * 365 * 24 * 3600));
+        let planned = tokio::time::timeout_at(deadline, self.plan(sql)).await;
+        let stream = match planned {
+            Ok(stream) => stream?,
+            Err(_) => return Err(QueryError::Timeout(self.timeout)),
+        };
+        Ok(Box::pin(Deadline {
+            schema: stream.schema(),
+            inner: Some(stream),
+            sleep: Box::pin(tokio::time::sleep_until(deadline)),
+            timeout: self.timeout,
+        }))
+    }
+
+    async fn plan(&self, sql: &str) -> Result<SendableRecordBatchStream, QueryError> {
+        let ctx = self.context()?;
+        let classify = |e: DataFusionError| QueryError::from_datafusion(&e, self.memory_limit);
+        let plan = ctx
+            .state()
+            .create_logical_plan(sql)
+            .await
+            .map_err(classify)?;
+        read_only().verify_plan(&plan).map_err(|e| {
+            QueryError::Refused(format!(
+                "{} (the SQL endpoint is read-only: only queries are allowed)",
+                e.strip_backtrace()
+            ))
+        })?;
+        let frame = ctx.execute_logical_plan(plan).await.map_err(classify)?;
+        frame.execute_stream().await.map_err(classify)
+    }
+}
+
+/// What a query may do: read. No DDL (`CREATE`, `DROP`), no DML (`INSERT`,
+/// `COPY`, `DELETE`), no statements (`SET`, `START TRANSACTION`, `PREPARE`).
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+/// A query's stream with its deadline: past it, the stream yields one
+/// timeout error, drops the query (cancelling its tasks) and ends.
+struct Deadline {
+    schema: SchemaRef,
+    inner: Option<SendableRecordBatchStream>,
+    sleep: Pin<Box<Sleep>>,
+    timeout: Duration,
+}
+
+impl Stream for Deadline {
+    type Item = datafusion::error::Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if this.sleep.as_mut().poll(cx).is_ready() {
+            this.inner = None;
+            let error = DataFusionError::External(Box::new(TimedOut(this.timeout)));
+            return Poll::Ready(Some(Err(error)));
+        }
+        let next = inner.as_mut().poll_next(cx);
+        if let Poll::Ready(None) = next {
+            this.inner = None;
+        }
+        next
+    }
+}
+
+impl RecordBatchStream for Deadline {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::TryStreamExt;
+
+    fn service(timeout: Duration) -> SqlService {
+        let config = weir_config::QueryConfig {
+            timeout,
+            memory_limit: 64 << 20,
+        };
+        SqlService::new(Arc::new(|_| Ok(())), &config)
+    }
+
+    /// A timeout too large to add to the clock means no limit, not a panic.
+    #[tokio::test]
+    async fn huge_timeouts_do_not_overflow() {
+        let batches: Vec<RecordBatch> = service(Duration::MAX)
+            .execute("SELECT 1 AS one")
+            .await
+            .expect("plans")
+            .try_collect()
+            .await
+            .expect("runs");
+        assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 1);
+    }
+
+    /// Each query gets its own session: a table one query sees is not left
+    /// for the next, and Weir's functions are in every session.
+    #[tokio::test]
+    async fn sessions_are_fresh_and_have_the_functions() {
+        let service = service(Duration::from_secs(30));
+        let first = service.context().expect("context");
+        first
+            .register_batch(
+                "scratch",
+                RecordBatch::new_empty(Arc::new(arrow::datatypes::Schema::empty())),
+            )
+            .expect("register");
+        let second = service.context().expect("context");
+        assert!(!second.table_exist("scratch").expect("lookup"));
+        assert!(
+            second
+                .state()
+                .scalar_functions()
+                .contains_key("histogram_quantile")
+        );
+        assert!(
+            second
+                .state()
+                .aggregate_functions()
+                .contains_key("sum_buckets")
+        );
+    }
+}

@@ -1,0 +1,529 @@
+//! Realistic telemetry for the query tests, built as OTLP requests and
+//! converted with weir-core's converters, so the tables have the real
+//! schemas; and a server on 127.0.0.1:0.
+//!
+//! Three services of a shop (`frontend`, `checkout`, `cart`), each on its
+//! own host and Kubernetes namespace. Recent data lies within the last 30
+//! minutes; an older batch lies 3 hours back, so "last hour" filters are
+//! visible in results. Everything is deterministic except the absolute
+//! times, which no expected output shows.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arrow::record_batch::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
+    ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
+use weir_config::QueryConfig;
+use weir_query::{Register, SqlService};
+
+const SECOND: u64 = 1_000_000_000;
+const MILLI: u64 = 1_000_000;
+
+/// A route: its template, base latency in milliseconds, and method.
+pub type Route = (&'static str, u64, &'static str);
+
+/// The services, their host, namespace and routes.
+pub const SERVICES: [(&str, &str, &str, &[Route]); 3] = [
+    (
+        "frontend",
+        "node-1",
+        "web",
+        &[("/", 20, "GET"), ("/product/{id}", 45, "GET")],
+    ),
+    (
+        "checkout",
+        "node-2",
+        "shop",
+        &[
+            ("/api/checkout", 250, "POST"),
+            ("/api/orders/{id}", 30, "GET"),
+        ],
+    ),
+    ("cart", "node-3", "shop", &[("/api/cart", 12, "POST")]),
+];
+
+/// Server spans per route in the recent window.
+pub const SPANS_PER_ROUTE: u64 = 20;
+
+/// The histogram bounds of `http.server.request.duration` (seconds), as
+/// OpenTelemetry's semantic conventions advise.
+pub const BOUNDS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// Per route, how many requests of one minute fall in each bucket.
+const PROFILES: [[u64; 15]; 5] = [
+    [0, 2, 10, 20, 10, 5, 3, 0, 0, 0, 0, 0, 0, 0, 0],
+    [0, 0, 2, 8, 15, 12, 8, 3, 1, 0, 0, 0, 0, 0, 0],
+    [0, 0, 0, 1, 3, 6, 15, 20, 10, 5, 2, 1, 0, 0, 0],
+    [0, 1, 5, 12, 8, 4, 2, 0, 0, 0, 0, 0, 0, 0, 0],
+    [1, 5, 12, 8, 3, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+];
+
+/// Now, in nanoseconds since the epoch, rounded down to the second.
+pub fn now_ns() -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970");
+    now.as_secs() * SECOND
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = x;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The trace id of the `i`th span of `route` of `service` (indexes into
+/// [`SERVICES`]): random-looking and fixed.
+pub fn trace_id(service: usize, route: usize, i: u64) -> Vec<u8> {
+    let seed = ((service as u64) << 40) | ((route as u64) << 20) | i;
+    let mut id = splitmix(seed).to_be_bytes().to_vec();
+    id.extend_from_slice(&splitmix(seed ^ 0xdead_beef).to_be_bytes());
+    id
+}
+
+/// The span id of the same span.
+pub fn span_id(service: usize, route: usize, i: u64) -> Vec<u8> {
+    let seed = ((service as u64) << 40) | ((route as u64) << 20) | i;
+    splitmix(seed ^ 0x5151).to_be_bytes().to_vec()
+}
+
+/// Lowercase hex, as `hex_id` writes it.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether the `i`th recent span of a route is an error.
+pub fn is_error(service: usize, route: usize, i: u64) -> bool {
+    match (service, route) {
+        (1, 0) => i.is_multiple_of(5),
+        (1, 1) => i == 7,
+        (2, 0) => i % 10 == 3,
+        (0, 1) => i == 19,
+        _ => false,
+    }
+}
+
+fn string(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_string())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn int(key: &str, value: i64) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::IntValue(value)),
+        }),
+        ..Default::default()
+    }
+}
+
+fn resource(service: usize) -> Resource {
+    let (name, host, namespace, _) = SERVICES[service];
+    Resource {
+        attributes: vec![
+            string("service.name", name),
+            string("host.name", host),
+            string("k8s.namespace.name", namespace),
+            string("deployment.environment.name", "prod"),
+        ],
+        ..Default::default()
+    }
+}
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope {
+        name: "io.opentelemetry.http".to_string(),
+        version: "1.2.0".to_string(),
+        ..Default::default()
+    }
+}
+
+/// The spans: per route, [`SPANS_PER_ROUTE`] server spans one minute apart
+/// in the last 20 minutes, latency `base * (1 + i / 10)`; and per service
+/// three failing spans 3 hours ago.
+pub fn spans(now: u64) -> ExportTraceServiceRequest {
+    let mut resource_spans = Vec::new();
+    for (s, (_, _, _, routes)) in SERVICES.iter().enumerate() {
+        let mut spans = Vec::new();
+        for (r, (route, base_ms, method)) in routes.iter().enumerate() {
+            for i in 0..SPANS_PER_ROUTE {
+                let start = now - (i * 60 + 30) * SECOND;
+                let duration = base_ms * MILLI + i * base_ms * MILLI / 10;
+                let error = is_error(s, r, i);
+                spans.push(server_span(
+                    (s, r, i),
+                    route,
+                    method,
+                    start,
+                    duration,
+                    error,
+                ));
+            }
+        }
+        let (route, base_ms, method) = routes[0];
+        for i in 0..3 {
+            let start = now - 3 * 3600 * SECOND - i * SECOND;
+            spans.push(server_span(
+                (s, 9, i),
+                route,
+                method,
+                start,
+                base_ms * 100 * MILLI,
+                true,
+            ));
+        }
+        resource_spans.push(ResourceSpans {
+            resource: Some(resource(s)),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(scope()),
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+    }
+    ExportTraceServiceRequest { resource_spans }
+}
+
+fn server_span(
+    (s, r, i): (usize, usize, u64),
+    route: &str,
+    method: &str,
+    start: u64,
+    duration: u64,
+    error: bool,
+) -> Span {
+    let status_code = if error { 500 } else { 200 };
+    Span {
+        trace_id: trace_id(s, r, i),
+        span_id: span_id(s, r, i),
+        name: format!("{method} {route}"),
+        kind: span::SpanKind::Server as i32,
+        start_time_unix_nano: start,
+        end_time_unix_nano: start + duration,
+        attributes: vec![
+            string("http.request.method", method),
+            string("http.route", route),
+            int("http.response.status_code", status_code),
+        ],
+        status: error.then(|| Status {
+            code: 2,
+            message: "Internal Server Error".to_string(),
+        }),
+        ..Default::default()
+    }
+}
+
+struct Log {
+    time: u64,
+    severity: i32,
+    text: &'static str,
+    body: &'static str,
+    attributes: Vec<KeyValue>,
+    trace: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+fn log(time: u64, severity: i32, body: &'static str) -> Log {
+    let text = match severity {
+        1..=8 => "DEBUG",
+        9..=12 => "INFO",
+        13..=16 => "WARN",
+        _ => "ERROR",
+    };
+    Log {
+        time,
+        severity,
+        text,
+        body,
+        attributes: Vec::new(),
+        trace: None,
+    }
+}
+
+/// The logs: request logs per service, errors tied to the failing spans'
+/// traces, and an old burst of `disk full` errors on `cart`.
+pub fn logs(now: u64) -> ExportLogsServiceRequest {
+    let mut per_service: Vec<Vec<Log>> = vec![Vec::new(), Vec::new(), Vec::new()];
+    for (s, (_, _, _, routes)) in SERVICES.iter().enumerate() {
+        for (r, (route, _, _)) in routes.iter().enumerate() {
+            for i in 0..SPANS_PER_ROUTE {
+                let time = now - (i * 60 + 30) * SECOND + 5 * MILLI;
+                let ids = (trace_id(s, r, i), span_id(s, r, i));
+                let mut record = match (s, is_error(s, r, i)) {
+                    (0, false) => log(time, 9, "rendered page"),
+                    (0, true) => log(time, 17, "upstream checkout returned 500"),
+                    (1, false) => log(time, 9, "order placed"),
+                    (1, true) => log(
+                        time,
+                        17,
+                        "payment service unavailable: connection timeout to payments-db",
+                    ),
+                    (_, false) => log(time, 9, "cart updated"),
+                    (_, true) => log(time, 17, "redis timeout after 500ms"),
+                };
+                record.attributes.push(string("http.route", route));
+                record.trace = Some(ids.clone());
+                per_service[s].push(record);
+                if s == 1 && r == 0 && i.is_multiple_of(5) {
+                    let mut retry = log(time - MILLI, 13, "payment declined, retrying (attempt 2)");
+                    retry.attributes.push(string("http.route", route));
+                    retry.trace = Some(ids);
+                    per_service[s].push(retry);
+                }
+            }
+        }
+    }
+    for i in 0..3 {
+        per_service[0].push(log(
+            now - (i * 120 + 40) * SECOND,
+            13,
+            "slow upstream: checkout took more than 1s",
+        ));
+    }
+    for i in 0..5 {
+        per_service[2].push(log(now - 3 * 3600 * SECOND - i * SECOND, 17, "disk full"));
+    }
+    let resource_logs = per_service
+        .into_iter()
+        .enumerate()
+        .map(|(s, records)| ResourceLogs {
+            resource: Some(resource(s)),
+            scope_logs: vec![ScopeLogs {
+                scope: Some(scope()),
+                log_records: records
+                    .into_iter()
+                    .map(|l| {
+                        let (trace_id, span_id) = l.trace.unwrap_or_default();
+                        LogRecord {
+                            time_unix_nano: l.time,
+                            observed_time_unix_nano: l.time + MILLI,
+                            severity_number: l.severity,
+                            severity_text: l.text.to_string(),
+                            body: Some(AnyValue {
+                                value: Some(any_value::Value::StringValue(l.body.to_string())),
+                            }),
+                            attributes: l.attributes,
+                            trace_id,
+                            span_id,
+                            ..Default::default()
+                        }
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .collect();
+    ExportLogsServiceRequest { resource_logs }
+}
+
+/// The metrics: `http.server.request.duration` (delta histograms, one point
+/// per route per minute over the last 10 minutes, plus a slow point 3 hours
+/// ago), `system.memory.usage` (a gauge per host) and `orders.placed` (a
+/// cumulative counter of `checkout`).
+pub fn metrics(now: u64) -> ExportMetricsServiceRequest {
+    let mut resource_metrics = Vec::new();
+    let mut profile = 0;
+    for (s, (_, _, _, routes)) in SERVICES.iter().enumerate() {
+        let mut histogram_points = Vec::new();
+        for (route, _, method) in routes.iter() {
+            for m in 0..10u64 {
+                let time = now - (m * 60 + 15) * SECOND;
+                let counts: Vec<u64> = PROFILES[profile].iter().map(|c| c * (1 + m % 2)).collect();
+                histogram_points.push(histogram_point(route, method, time, counts));
+            }
+            profile += 1;
+        }
+        let (route, _, method) = routes[0];
+        let mut slow = vec![0u64; 15];
+        slow[14] = 50;
+        histogram_points.push(histogram_point(
+            route,
+            method,
+            now - 3 * 3600 * SECOND,
+            slow,
+        ));
+        let mut metrics = vec![Metric {
+            name: "http.server.request.duration".to_string(),
+            description: "Duration of HTTP server requests.".to_string(),
+            unit: "s".to_string(),
+            data: Some(metric::Data::Histogram(Histogram {
+                data_points: histogram_points,
+                aggregation_temporality: AggregationTemporality::Delta as i32,
+            })),
+            ..Default::default()
+        }];
+        let memory = (0..5u64)
+            .map(|m| NumberDataPoint {
+                time_unix_nano: now - (m * 60 + 10) * SECOND,
+                value: Some(number_data_point::Value::AsInt(
+                    (s as i64 + 1) * 100_000_000 + (5 - m as i64) * 1_000_000,
+                )),
+                ..Default::default()
+            })
+            .collect();
+        metrics.push(Metric {
+            name: "system.memory.usage".to_string(),
+            unit: "By".to_string(),
+            data: Some(metric::Data::Gauge(Gauge {
+                data_points: memory,
+            })),
+            ..Default::default()
+        });
+        if s == 1 {
+            let orders = (0..10u64)
+                .map(|m| NumberDataPoint {
+                    start_time_unix_nano: now - 24 * 3600 * SECOND,
+                    time_unix_nano: now - (m * 60 + 20) * SECOND,
+                    value: Some(number_data_point::Value::AsInt(1000 + 7 * (10 - m as i64))),
+                    ..Default::default()
+                })
+                .collect();
+            metrics.push(Metric {
+                name: "orders.placed".to_string(),
+                unit: "{order}".to_string(),
+                data: Some(metric::Data::Sum(Sum {
+                    data_points: orders,
+                    aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                    is_monotonic: true,
+                })),
+                ..Default::default()
+            });
+        }
+        resource_metrics.push(ResourceMetrics {
+            resource: Some(resource(s)),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(scope()),
+                metrics,
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+    }
+    ExportMetricsServiceRequest { resource_metrics }
+}
+
+fn histogram_point(route: &str, method: &str, time: u64, counts: Vec<u64>) -> HistogramDataPoint {
+    let mids = BOUNDS
+        .iter()
+        .enumerate()
+        .map(|(k, upper)| {
+            if k == 0 {
+                upper / 2.0
+            } else {
+                (BOUNDS[k - 1] + upper) / 2.0
+            }
+        })
+        .chain(std::iter::once(20.0));
+    let sum = counts
+        .iter()
+        .zip(mids)
+        .map(|(c, mid)| *c as f64 * mid)
+        .sum();
+    HistogramDataPoint {
+        attributes: vec![
+            string("http.route", route),
+            string("http.request.method", method),
+        ],
+        start_time_unix_nano: time - 60 * SECOND,
+        time_unix_nano: time,
+        count: counts.iter().sum(),
+        sum: Some(sum),
+        bucket_counts: counts,
+        explicit_bounds: BOUNDS.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// The three tables as converted by weir-core.
+pub struct Tables {
+    /// The `logs` rows.
+    pub logs: RecordBatch,
+    /// The `spans` rows.
+    pub spans: RecordBatch,
+    /// The `metrics` rows.
+    pub metrics: RecordBatch,
+}
+
+impl Tables {
+    /// The fixtures as of `now`.
+    pub fn at(now: u64) -> Tables {
+        let convert =
+            |c: Result<weir_core::convert::Converted, weir_core::convert::ConvertError>| {
+                let converted = c.expect("fixtures convert");
+                assert_eq!(converted.rejected, 0, "{:?}", converted.rejection);
+                converted.batch
+            };
+        Tables {
+            logs: convert(weir_core::convert::logs_to_batch(&logs(now))),
+            spans: convert(weir_core::convert::spans_to_batch(&spans(now))),
+            metrics: convert(weir_core::convert::metrics_to_batch(&metrics(now))),
+        }
+    }
+
+    /// A [`Register`] that adds the three tables as in-memory tables.
+    pub fn register(&self) -> Register {
+        let tables = [
+            ("logs", self.logs.clone()),
+            ("spans", self.spans.clone()),
+            ("metrics", self.metrics.clone()),
+        ];
+        Arc::new(move |ctx: &SessionContext| {
+            for (name, batch) in &tables {
+                let table = MemTable::try_new(batch.schema(), vec![vec![batch.clone()]])?;
+                ctx.register_table(*name, Arc::new(table))?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Limits for tests: generous unless a test is about them.
+pub fn config(timeout: Duration, memory_limit: u64) -> QueryConfig {
+    QueryConfig {
+        timeout,
+        memory_limit,
+    }
+}
+
+/// A service over the fixtures as of now, with default limits.
+pub fn service() -> SqlService {
+    SqlService::new(Tables::at(now_ns()).register(), &QueryConfig::default())
+}
+
+/// Serves `service` on 127.0.0.1:0; returns `http://127.0.0.1:PORT`.
+pub async fn serve(service: SqlService) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let address = listener.local_addr().expect("bound address");
+    let router = Arc::new(service).router();
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.expect("server runs");
+    });
+    format!("http://{address}")
+}

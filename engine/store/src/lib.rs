@@ -1,0 +1,66 @@
+//! Weir's embedded store: the default sink, and what the SQL endpoints read.
+//!
+//! ```text
+//!  StoreSink ──append──▶ Wal (local disk, checksummed, fsync per policy) ── ack
+//!                  └───▶ in-memory rows per table (queryable at once)
+//!  flush (size / age) ─▶ Parquet files <table>/date=YYYY-MM-DD/hour=HH/*.parquet
+//!                        (object_store: local disk or s3), then the WAL is cut
+//!  compaction ─────────▶ small files of a partition merged
+//!  retention ──────────▶ whole partitions older than the table's retention deleted
+//!  TableProvider ──────▶ memory + Parquet, with projection, time-filter and
+//!                        limit pushdown, one per table
+//! ```
+//!
+//! Tables: [`Table::Logs`], [`Table::Spans`], [`Table::Metrics`] (the
+//! schemas of [`weir_core::schema`]) and [`Table::Alerts`].
+//!
+//! How a batch moves:
+//!
+//! 1. [`Store::append`] checks each batch against its table's schema,
+//!    appends them all to the WAL with one group commit, and, under the
+//!    same lock, adds them to the table's rows in memory, tagged with their
+//!    log sequence numbers (LSN). Only then does it return: the caller may
+//!    acknowledge.
+//! 2. The flusher writes a table's memory rows to Parquet when they exceed
+//!    `flush_size` or the oldest waited `flush_interval`: one file per hour
+//!    (`encode` says how), written durably; then the checkpoint
+//!    (`checkpoint`) records that the table is in Parquet up to that LSN;
+//!    then, in one step for readers, the rows leave memory and the files
+//!    join the index (`state`); then the WAL is cut below the oldest row
+//!    still in memory in any table.
+//! 3. On restart, the index is rebuilt from the files' footers
+//!    (`layout`), and the WAL records past each table's checkpoint are
+//!    replayed into memory: a record already in Parquet is not loaded
+//!    twice.
+//! 4. Queries read memory and files through one [`StoreTable`] per table
+//!    (`provider`); compaction and retention (`maintenance`) rewrite
+//!    and delete files in the background.
+//!
+//! `docs/store.md` describes the layout on disk and the guarantees.
+
+pub mod tables;
+pub mod wal;
+
+mod checkpoint;
+mod encode;
+mod error;
+mod layout;
+mod local;
+mod location;
+mod maintenance;
+mod obs;
+mod partition;
+mod provider;
+mod sink;
+mod state;
+mod store;
+#[cfg(test)]
+mod testdata;
+#[cfg(test)]
+mod tests;
+
+pub use error::StoreError;
+pub use provider::StoreTable;
+pub use sink::StoreSink;
+pub use store::Store;
+pub use tables::Table;

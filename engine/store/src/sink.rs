@@ -1,0 +1,57 @@
+//! The `store` sink: batches into the embedded store, acknowledged once the
+//! write-ahead log holds them.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tracing::warn;
+use weir_core::{ComponentError, Sink, SinkContext};
+
+use crate::{Store, Table};
+
+/// The most batches written with one WAL group commit.
+const GROUP: usize = 256;
+
+/// Writes every batch it receives to a [`Store`].
+///
+/// Batches waiting in the sink's input are taken together and appended in
+/// one call, so one fsync covers them all (group commit): under load the
+/// groups grow by themselves while the previous fsync runs.
+pub struct StoreSink {
+    store: Arc<Store>,
+}
+
+impl StoreSink {
+    /// A sink writing to `store`.
+    pub fn new(store: Arc<Store>) -> Self {
+        StoreSink { store }
+    }
+}
+
+#[async_trait]
+impl Sink for StoreSink {
+    async fn run(self: Box<Self>, mut cx: SinkContext) -> Result<(), ComponentError> {
+        let mut batches = Vec::with_capacity(GROUP);
+        while cx.input.recv_many(&mut batches, GROUP).await.is_some() {
+            let entries = batches
+                .iter()
+                .map(|b| (Table::from(b.signal()), b.data().clone()))
+                .collect();
+            match self.store.append(entries).await {
+                // Dropping the batches acknowledges them: the WAL holds them.
+                Ok(()) => batches.clear(),
+                Err(e) => {
+                    metrics::counter!("weir_component_errors_total",
+                        "component" => cx.name.to_string(), "stage" => "write")
+                    .increment(1);
+                    warn!(component = %cx.name, error = %e, "the store could not write; the sources are told to retry");
+                    let reason = format!("the store could not write: {e}");
+                    for batch in batches.drain(..) {
+                        batch.fail(reason.clone());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,381 @@
+//! Opening the log: read every segment, decide what is kept, repair what is
+//! not, and find where numbering resumes.
+//!
+//! Nothing is changed on disk until every segment was read. Then, when the
+//! numbering must resume past what the surviving files show (a damaged tail
+//! may have held LSNs that were handed out), an empty segment is first
+//! created at the next LSN to remember it; only then are damaged tails cut
+//! and unusable files removed or set aside.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use arrow::buffer::{Buffer, MutableBuffer};
+use tracing::debug;
+
+use super::format::{self, FRAME_LEN, HEADER_LEN, HeaderError, IPC_END, PAYLOAD_PREFIX_LEN};
+use super::replay::{self, Scan};
+use super::{Active, Closed, Lsn, ReplayReport, WalError, WalRecord, create_segment, sync_dir};
+
+/// The fewest bytes a record takes: its frame, its payload prefix, one
+/// 8-byte IPC message (the smallest possible) and the end marker. Damaged
+/// bytes of length `n` cannot have held more than `n / MIN_RECORD_LEN`
+/// records (rounded up).
+const MIN_RECORD_LEN: u64 = (FRAME_LEN + PAYLOAD_PREFIX_LEN + 8 + IPC_END.len()) as u64;
+
+/// The log as found on disk and repaired.
+pub(super) struct Recovered {
+    pub(super) closed: VecDeque<Closed>,
+    pub(super) active: Option<Active>,
+    pub(super) next_lsn: Lsn,
+    pub(super) records: Vec<WalRecord>,
+    pub(super) report: ReplayReport,
+}
+
+/// A segment file as first read, before any repair.
+enum Found {
+    /// Nothing can be in it (zero bytes, a torn header, not a regular
+    /// file): removed.
+    Remove {
+        path: PathBuf,
+        len: u64,
+        why: String,
+    },
+    /// Unreadable (corrupt header, out of order): moved aside.
+    SetAside {
+        path: PathBuf,
+        first_lsn: Lsn,
+        len: u64,
+        why: String,
+    },
+    /// A segment; its tail is cut when `scan.problem` says so.
+    Segment {
+        path: PathBuf,
+        first_lsn: Lsn,
+        len: u64,
+        scan: Scan,
+    },
+}
+
+impl Found {
+    fn path(&self) -> &Path {
+        match self {
+            Found::Remove { path, .. }
+            | Found::SetAside { path, .. }
+            | Found::Segment { path, .. } => path,
+        }
+    }
+}
+
+/// Reads, checks and repairs the log in `dir`.
+pub(super) fn recover(dir: &Path, segment_size: u64) -> Result<Recovered, WalError> {
+    // 1. Read everything; change nothing.
+    let mut found = Vec::new();
+    let mut last_kept: Option<Lsn> = None;
+    for (first_lsn, path) in list_segments(dir)? {
+        let item = inspect(path, first_lsn, last_kept)?;
+        if let Found::Segment { scan, .. } = &item
+            && let Some(last) = scan.records.last()
+        {
+            last_kept = Some(last.lsn);
+        }
+        found.push(item);
+    }
+
+    // 2. Where numbering resumes: past every name (a segment's name is
+    // where numbering stood when it was created), past every kept record,
+    // and past every LSN the cut bytes could have held (below the next
+    // file's name, when there is one).
+    let mut next_lsn: Lsn = 1;
+    // ... and what the surviving files alone will show at the next open.
+    let mut shown: Lsn = 1;
+    for (i, item) in found.iter().enumerate() {
+        let cap = found
+            .get(i + 1)
+            .and_then(|next| name_lsn(next.path()))
+            .unwrap_or(Lsn::MAX);
+        match item {
+            Found::Remove { path, .. } => {
+                if let Some(lsn) = name_lsn(path) {
+                    next_lsn = next_lsn.max(lsn);
+                }
+            }
+            Found::SetAside { first_lsn, len, .. } => {
+                next_lsn = next_lsn.max(first_lsn.saturating_add(records_in(*len)).min(cap));
+            }
+            Found::Segment {
+                first_lsn,
+                len,
+                scan,
+                ..
+            } => {
+                let after = scan
+                    .records
+                    .last()
+                    .map_or(*first_lsn, |r| r.lsn.saturating_add(1));
+                shown = shown.max(after);
+                let cut = len - scan.good_len;
+                next_lsn = next_lsn.max(after.saturating_add(records_in(cut)).min(cap).max(after));
+            }
+        }
+    }
+
+    // 3. Remember the numbering before cutting anything.
+    let watermark = if next_lsn > shown {
+        Some(create_segment(dir, next_lsn, true)?)
+    } else {
+        None
+    };
+
+    // 4. Repair.
+    let mut problems = Vec::new();
+    let mut truncated_bytes = 0;
+    let mut records = Vec::new();
+    let mut closed = VecDeque::new();
+    let mut dir_changed = false;
+    for item in found {
+        match item {
+            Found::Remove { path, len, why } => {
+                truncated_bytes += len;
+                if watermark.as_ref().is_some_and(|w| w.path == path) {
+                    let what = format!("{why}; replaced by an empty segment");
+                    problems.push(problem(&path, what));
+                } else {
+                    problems.push(problem(&path, format!("{why}; removed")));
+                    fs::remove_file(&path)
+                        .map_err(|e| WalError::io("remove unusable WAL segment", &path, e))?;
+                    dir_changed = true;
+                }
+            }
+            Found::SetAside { path, len, why, .. } => {
+                let mut aside = path.clone().into_os_string();
+                aside.push(".corrupt");
+                let aside = PathBuf::from(aside);
+                fs::rename(&path, &aside)
+                    .map_err(|e| WalError::io("set aside unreadable WAL segment", &path, e))?;
+                dir_changed = true;
+                truncated_bytes += len;
+                problems.push(problem(
+                    &path,
+                    format!(
+                        "{why}; its {len} bytes cannot be read, the file was moved to {}",
+                        aside.display()
+                    ),
+                ));
+            }
+            Found::Segment {
+                path,
+                first_lsn,
+                len,
+                mut scan,
+            } => {
+                if let Some(why) = &scan.problem {
+                    let cut = len - scan.good_len;
+                    truncated_bytes += cut;
+                    problems.push(problem(
+                        &path,
+                        format!(
+                            "{why}; cut the {cut} bytes from there on, kept the {} record(s) before",
+                            scan.records.len()
+                        ),
+                    ));
+                    let file = OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .map_err(|e| WalError::io("open for repair the WAL segment", &path, e))?;
+                    file.set_len(scan.good_len)
+                        .and_then(|()| file.sync_all())
+                        .map_err(|e| {
+                            WalError::io("cut the damaged tail of WAL segment", &path, e)
+                        })?;
+                }
+                closed.push_back(Closed {
+                    path,
+                    first_lsn,
+                    last_lsn: scan.records.last().map(|r| r.lsn),
+                    size: scan.good_len,
+                });
+                records.append(&mut scan.records);
+            }
+        }
+    }
+    if dir_changed {
+        sync_dir(dir)?;
+    }
+
+    // 5. Keep writing the newest segment if numbering resumes right after it
+    // and it has room (or no record: then its name is the next LSN, and no
+    // new segment could take it).
+    let active = match watermark {
+        Some(watermark) => Some(watermark),
+        None => match closed.pop_back() {
+            Some(last)
+                if next_after(&last) == Some(next_lsn)
+                    && (last.size < segment_size || last.last_lsn.is_none()) =>
+            {
+                let file = OpenOptions::new()
+                    .append(true)
+                    .open(&last.path)
+                    .map_err(|e| {
+                        WalError::io("open for appending the WAL segment", &last.path, e)
+                    })?;
+                Some(Active {
+                    file,
+                    path: last.path,
+                    first_lsn: last.first_lsn,
+                    last_lsn: last.last_lsn,
+                    size: last.size,
+                    streams: HashMap::new(),
+                })
+            }
+            Some(last) => {
+                closed.push_back(last);
+                None
+            }
+            None => None,
+        },
+    };
+
+    let report = ReplayReport {
+        records: records.len(),
+        segments: closed.len() + usize::from(active.is_some()),
+        truncated_bytes,
+        problem: (!problems.is_empty()).then(|| problems.join("; ")),
+    };
+    Ok(Recovered {
+        closed,
+        active,
+        next_lsn,
+        records,
+        report,
+    })
+}
+
+/// Reads the segment at `path`, named for `first_lsn`; `last_kept` is the
+/// LSN of the last record kept from the segments before it.
+fn inspect(path: PathBuf, first_lsn: Lsn, last_kept: Option<Lsn>) -> Result<Found, WalError> {
+    let mut file = File::open(&path).map_err(|e| WalError::io("open WAL segment", &path, e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| WalError::io("read the size of WAL segment", &path, e))?;
+    let len = meta.len();
+    if !meta.is_file() {
+        let why = "not a regular file".to_string();
+        return Ok(Found::Remove { path, len: 0, why });
+    }
+    if len == 0 {
+        let why = "an empty (zero-byte) segment file, left by an interrupted segment creation"
+            .to_string();
+        return Ok(Found::Remove { path, len, why });
+    }
+    if let Some(last) = last_kept
+        && first_lsn <= last
+    {
+        let why = format!(
+            "the segment starts at LSN {first_lsn}, at or before LSN {last} of the segment before it"
+        );
+        return Ok(Found::SetAside {
+            path,
+            first_lsn,
+            len,
+            why,
+        });
+    }
+    let data = read_all(&mut file, len, &path)?;
+    drop(file);
+    match replay::scan(&data, first_lsn) {
+        Ok(scan) => Ok(Found::Segment {
+            path,
+            first_lsn,
+            len,
+            scan,
+        }),
+        Err(HeaderError::Torn(n)) => {
+            let why = format!(
+                "a torn segment header ({n} of {HEADER_LEN} bytes), left by an interrupted segment creation"
+            );
+            Ok(Found::Remove { path, len, why })
+        }
+        Err(HeaderError::Version(version)) if version > format::VERSION => {
+            Err(WalError::UnsupportedVersion {
+                path,
+                version,
+                supported: format::VERSION,
+            })
+        }
+        Err(HeaderError::Version(version)) => Ok(Found::SetAside {
+            path,
+            first_lsn,
+            len,
+            why: format!("unknown format version {version}"),
+        }),
+        Err(HeaderError::Corrupt(why)) => Ok(Found::SetAside {
+            path,
+            first_lsn,
+            len,
+            why,
+        }),
+    }
+}
+
+/// Reads the `len` bytes of `file` into 64-byte aligned memory.
+fn read_all(file: &mut File, len: u64, path: &Path) -> Result<Buffer, WalError> {
+    let size = usize::try_from(len).map_err(|_| {
+        let e = io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            "the file is larger than memory can address",
+        );
+        WalError::io("read WAL segment", path, e)
+    })?;
+    let mut data = MutableBuffer::from_len_zeroed(size);
+    file.read_exact(data.as_slice_mut())
+        .map_err(|e| WalError::io("read WAL segment", path, e))?;
+    Ok(data.into())
+}
+
+/// How many records `bytes` damaged bytes could have held, at most.
+fn records_in(bytes: u64) -> u64 {
+    bytes.div_ceil(MIN_RECORD_LEN)
+}
+
+/// The LSN that would follow the records of `segment`.
+fn next_after(segment: &Closed) -> Option<Lsn> {
+    match segment.last_lsn {
+        Some(last) => last.checked_add(1),
+        None => Some(segment.first_lsn),
+    }
+}
+
+/// The first LSN in the name of the segment at `path`.
+fn name_lsn(path: &Path) -> Option<Lsn> {
+    path.file_name()?
+        .to_str()
+        .and_then(format::parse_segment_name)
+}
+
+/// One sentence of the replay report.
+fn problem(path: &Path, what: String) -> String {
+    let problem = format!("{}: {what}", path.display());
+    debug!(problem = %problem, "WAL damage found and cut");
+    problem
+}
+
+/// The segment files of `dir`, in LSN order.
+fn list_segments(dir: &Path) -> Result<Vec<(Lsn, PathBuf)>, WalError> {
+    let entries = fs::read_dir(dir).map_err(|e| WalError::io("list WAL directory", dir, e))?;
+    let mut segments = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| WalError::io("list WAL directory", dir, e))?;
+        if let Some(lsn) = entry
+            .file_name()
+            .to_str()
+            .and_then(format::parse_segment_name)
+        {
+            segments.push((lsn, entry.path()));
+        }
+    }
+    segments.sort_unstable();
+    Ok(segments)
+}

@@ -1,0 +1,160 @@
+//! Unit tests of what the public API cannot reach: a write that stops part
+//! way (the disk filling up in the middle of a group).
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Float64Array, MapBuilder, StringArray, StringBuilder, StringDictionaryBuilder,
+    TimestampNanosecondArray,
+};
+use arrow::datatypes::Int32Type;
+use arrow::record_batch::RecordBatch;
+use weir_config::FsyncPolicy;
+
+use super::*;
+
+/// An `alerts` batch of `rows` rows; `seed` varies the values.
+fn alerts(rows: usize, seed: usize) -> RecordBatch {
+    let mut rule = StringDictionaryBuilder::<Int32Type>::new();
+    let mut state = StringDictionaryBuilder::<Int32Type>::new();
+    let mut labels = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+    let mut annotations = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+    for i in 0..rows {
+        rule.append_value(format!("rule-{}", (seed + i) % 3));
+        state.append_value(["pending", "firing", "resolved"][(seed * 7 + i) % 3]);
+        labels.keys().append_value("service");
+        labels.values().append_value(format!("svc-{}", seed % 5));
+        labels
+            .append(true)
+            .expect("keys and values appended together");
+        annotations.append(true).expect("an empty map");
+    }
+    let ts = |base: i64| {
+        Arc::new(
+            TimestampNanosecondArray::from_iter_values((0..rows as i64).map(|i| base + i))
+                .with_timezone(weir_core::schema::TIME_ZONE),
+        ) as ArrayRef
+    };
+    let columns: Vec<ArrayRef> = vec![
+        ts(1_700_000_000_000_000_000 + seed as i64),
+        Arc::new(rule.finish()),
+        Arc::new(state.finish()),
+        Arc::new(labels.finish()),
+        Arc::new(annotations.finish()),
+        Arc::new(Float64Array::from_iter(
+            (0..rows).map(|i| (i % 2 == 0).then_some(i as f64)),
+        )),
+        ts(1_600_000_000_000_000_000),
+        ts(1_650_000_000_000_000_000),
+        Arc::new(StringArray::from_iter_values(
+            (0..rows).map(|i| format!("{seed:x}{i:x}")),
+        )),
+        Arc::new(StringArray::from_iter((0..rows).map(|_| None::<&str>))),
+    ];
+    RecordBatch::try_new(Table::Alerts.schema(), columns).expect("columns of the alerts schema")
+}
+
+fn open(dir: &Path) -> (Wal, Vec<WalRecord>, ReplayReport) {
+    let opts = WalOptions {
+        dir: dir.to_path_buf(),
+        fsync: FsyncPolicy::Always,
+        segment_size: DEFAULT_SEGMENT_SIZE,
+    };
+    Wal::open(opts).expect("open the WAL")
+}
+
+fn segment_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".wal"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Scenario: the disk fills up after part of a group reached the file, at
+/// every cut point of a three-record group. Guarantees: the append fails
+/// with the I/O error; the partial bytes are cut off at once (nothing to
+/// repair at the next open); the next append works, in a new segment, with
+/// a fresh LSN; replay returns exactly the acknowledged records.
+#[test]
+fn partial_write_is_cut_and_the_log_goes_on() {
+    let (a, b, c, d) = (alerts(3, 1), alerts(4, 2), alerts(5, 3), alerts(2, 4));
+    let mut group = Vec::new();
+    format::push_record(&mut group, 1, 4, 0, &[&[0u8; 4000][..]]).expect("small");
+    let group_len = 3 * group.len();
+    for cut in [0, 1, 7, 8, 100, group_len / 2, group_len - 1] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut wal, _, _) = open(dir.path());
+        assert_eq!(
+            wal.append(&[(Table::Alerts, &a), (Table::Alerts, &b)])
+                .expect("append"),
+            [1, 2]
+        );
+        let before = wal.disk_bytes();
+
+        wal.fail_next_write_after(cut);
+        let err = wal
+            .append(&[
+                (Table::Alerts, &c),
+                (Table::Alerts, &c),
+                (Table::Alerts, &c),
+            ])
+            .expect_err("the disk is full");
+        let WalError::Io { source, .. } = &err else {
+            panic!("not an I/O error: {err}")
+        };
+        assert_eq!(source.kind(), io::ErrorKind::StorageFull);
+        assert!(
+            err.to_string().contains("00000000000000000001.wal"),
+            "{err}"
+        );
+        assert_eq!(
+            wal.disk_bytes(),
+            before,
+            "cut {cut}: the partial group is cut off"
+        );
+        let first = dir.path().join(format::segment_name(1));
+        assert_eq!(fs::metadata(&first).expect("segment").len(), before);
+
+        assert_eq!(
+            wal.append(&[(Table::Alerts, &d)])
+                .expect("append after the failure"),
+            [6]
+        );
+        assert_eq!(
+            segment_files(dir.path()),
+            [format::segment_name(1), format::segment_name(6)]
+        );
+        drop(wal);
+
+        let (wal, records, report) = open(dir.path());
+        assert_eq!(report.problem, None, "cut {cut}");
+        let got: Vec<(Lsn, &RecordBatch)> = records.iter().map(|r| (r.lsn, &r.batch)).collect();
+        assert_eq!(got, [(1, &a), (2, &b), (6, &d)], "cut {cut}");
+        assert_eq!(wal.next_lsn(), 7);
+    }
+}
+
+/// Scenario: a write fails in a segment that has no record yet (the failed
+/// group was its first). Guarantees: the empty segment keeps the LSN mark,
+/// the next append goes to a new segment, and a reopened log numbers on
+/// after every LSN handed out.
+#[test]
+fn failure_in_a_fresh_segment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut wal, _, _) = open(dir.path());
+    let a = alerts(2, 9);
+    wal.fail_next_write_after(10);
+    wal.append(&[(Table::Alerts, &a)])
+        .expect_err("the disk is full");
+    assert_eq!(wal.append(&[(Table::Alerts, &a)]).expect("append"), [2]);
+    wal.remove_through(2).expect("remove");
+    assert_eq!(wal.append(&[(Table::Alerts, &a)]).expect("append"), [3]);
+    drop(wal);
+    let (wal, records, report) = open(dir.path());
+    assert_eq!(report.problem, None);
+    assert_eq!(records.iter().map(|r| r.lsn).collect::<Vec<_>>(), [3]);
+    assert_eq!(wal.next_lsn(), 4);
+}
