@@ -28,6 +28,7 @@ ROTEL_BIN=""
 ROTEL_VERSION="0.0.1a15"
 VENV="$TARGET_DIR/bench-venv"
 BUILD=1
+PIPELINE=blackhole
 LOADGEN_EXTRA=()
 
 usage() {
@@ -43,6 +44,9 @@ Options:
   --duration D        measured run per server (default 40s)
   --warmup D          warm-up run per server, not counted (default 10s)
   --only weir|rotel   run one server only
+  --pipeline P        Weir's pipeline: `blackhole` (default; otlp -> blackhole,
+                      like Rotel's) or `store` (otlp -> the embedded store,
+                      answered once the WAL is fsynced), from benches/pipelines/
   --concurrency N     requests in flight (default 16)
   --connections N     HTTP/2 connections (default 4)
   --batch-size N      spans per request (default 512)
@@ -78,6 +82,7 @@ while (($#)); do
     --duration) DURATION="${2:?--duration needs a value}"; shift 2 ;;
     --warmup) WARMUP="${2:?--warmup needs a value}"; shift 2 ;;
     --only) ONLY="${2:?--only needs weir or rotel}"; shift 2 ;;
+    --pipeline) PIPELINE="${2:?--pipeline needs blackhole or store}"; shift 2 ;;
     --concurrency) CONCURRENCY="${2:?--concurrency needs a value}"; shift 2 ;;
     --connections) CONNECTIONS="${2:?--connections needs a value}"; shift 2 ;;
     --batch-size) BATCH="${2:?--batch-size needs a value}"; shift 2 ;;
@@ -102,6 +107,10 @@ done
 case "$ONLY" in
 both | weir | rotel) ;;
 *) die "--only takes weir or rotel, not '$ONLY'" ;;
+esac
+case "$PIPELINE" in
+blackhole | store) ;;
+*) die "--pipeline takes blackhole or store, not '$PIPELINE'" ;;
 esac
 [[ "$CONCURRENCY" =~ ^[1-9][0-9]*$ ]] || die "--concurrency must be a positive integer, got '$CONCURRENCY'"
 [[ "$CONNECTIONS" =~ ^[1-9][0-9]*$ ]] || die "--connections must be a positive integer, got '$CONNECTIONS'"
@@ -265,8 +274,9 @@ if [[ "$ONLY" != rotel ]]; then
     sed -e "s/127\.0\.0\.1:14317/127.0.0.1:$grpc/" \
         -e "s/127\.0\.0\.1:14318/127.0.0.1:$http/" \
         -e "s/127\.0\.0\.1:18888/127.0.0.1:$api/" \
-        "$ROOT/benches/pipelines/blackhole.toml" >"$WORK/blackhole.toml"
-    run_server weir "$grpc" "$WORK/weir.log" -- "$WEIR_BIN" run "$WORK/blackhole.toml"
+        -e "s|\"weir-bench-data\"|\"$WORK/weir-data\"|" \
+        "$ROOT/benches/pipelines/$PIPELINE.toml" >"$WORK/weir.toml"
+    run_server weir "$grpc" "$WORK/weir.log" -- "$WEIR_BIN" run "$WORK/weir.toml"
 fi
 
 if [[ "$ONLY" != weir ]]; then
@@ -278,7 +288,7 @@ fi
 
 # --- report -----------------------------------------------------------------
 
-python3 - "$WORK" "$ONLY" "$TICKS" "$ROTEL_LABEL" "$RECORD" "$DURATION" "$CONCURRENCY" "$CONNECTIONS" "$BATCH" "$PIN" "$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)" <<'PY'
+WEIR_LABEL="weir/$PIPELINE" python3 - "$WORK" "$ONLY" "$TICKS" "$ROTEL_LABEL" "$RECORD" "$DURATION" "$CONCURRENCY" "$CONNECTIONS" "$BATCH" "$PIN" "$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)" <<'PY'
 import json, os, sys, time
 
 work, only, ticks, rotel_label, record, duration, concurrency, connections, batch, pin, rev = sys.argv[1:]
@@ -296,7 +306,7 @@ for name in names:
     # Whatever else ran on the machine meanwhile (other builds, tests): it skews the numbers.
     other_cores = max(busy_ticks / ticks / elapsed - cores - loadgen_cores, 0.0)
     rows[name] = {
-        "label": "weir" if name == "weir" else rotel_label,
+        "label": os.environ.get("WEIR_LABEL", "weir") if name == "weir" else rotel_label,
         "spans": s["records_per_sec"],
         "p50": s["latency_ms"]["p50"],
         "p99": s["latency_ms"]["p99"],

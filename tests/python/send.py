@@ -1,14 +1,21 @@
 """Sends spans, logs and metric points to Weir with the real OpenTelemetry
 Python SDK and its OTLP exporters, over one transport.
 
-usage: send.py grpc|http ENDPOINT COUNT TAG
+usage: send.py grpc|http ENDPOINT COUNT TAG [RECORD]
 
 Sends COUNT spans (each with attributes of every OTLP type), COUNT log
 records and COUNT metric data points (one counter point per attribute set),
 all tagged with `test.tag = TAG`, then flushes and shuts the providers down.
 Exits non-zero if any export fails.
+
+With RECORD, writes what the SDK exported successfully to that file as JSON
+lines, as the SDK saw it (ids in hex, times in ns since the epoch):
+  {"signal": "span", "trace_id", "span_id", "start", "end", "name", "i"}
+  {"signal": "log", "time", "body", "i", "severity"}
+  {"signal": "point", "time", "start", "value", "i"}
 """
 
+import json
 import logging
 import sys
 
@@ -43,17 +50,61 @@ def exporters(transport, endpoint):
     )
 
 
-class Checked:
-    """Wraps an exporter and remembers whether any export failed."""
+def describe_spans(batch):
+    for span in batch:
+        yield {
+            "signal": "span",
+            "trace_id": format(span.context.trace_id, "032x"),
+            "span_id": format(span.context.span_id, "016x"),
+            "start": span.start_time,
+            "end": span.end_time,
+            "name": span.name,
+            "i": span.attributes["i"],
+        }
 
-    def __init__(self, inner):
+
+def describe_logs(batch):
+    for item in batch:
+        record = getattr(item, "log_record", item)
+        yield {
+            "signal": "log",
+            "time": record.timestamp,
+            "body": record.body,
+            "i": record.attributes["i"],
+            "severity": record.severity_number.value,
+        }
+
+
+def describe_metrics(data):
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                for point in metric.data.data_points:
+                    yield {
+                        "signal": "point",
+                        "time": point.time_unix_nano,
+                        "start": point.start_time_unix_nano,
+                        "value": point.value,
+                        "i": point.attributes["i"],
+                    }
+
+
+class Checked:
+    """Wraps an exporter, remembers whether any export failed and what was
+    exported successfully."""
+
+    def __init__(self, inner, describe):
         self.inner = inner
+        self.describe = describe
         self.failures = 0
+        self.exported = []
 
     def export(self, batch, *args, **kwargs):
         result = self.inner.export(batch, *args, **kwargs)
         if getattr(result, "name", "SUCCESS") != "SUCCESS":
             self.failures += 1
+        else:
+            self.exported.extend(self.describe(batch))
         return result
 
     def __getattr__(self, name):
@@ -62,8 +113,12 @@ class Checked:
 
 def main():
     transport, endpoint, count, tag = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    record = sys.argv[5] if len(sys.argv) > 5 else None
     resource = Resource.create({"service.name": f"py-{transport}", "deployment.environment": "test"})
-    span_exp, log_exp, metric_exp = (Checked(e) for e in exporters(transport, endpoint))
+    span_exp, log_exp, metric_exp = (
+        Checked(e, d)
+        for e, d in zip(exporters(transport, endpoint), (describe_spans, describe_logs, describe_metrics))
+    )
 
     tracer_provider = TracerProvider(resource=resource)
     tracer_provider.add_span_processor(BatchSpanProcessor(span_exp, max_export_batch_size=100))
@@ -101,6 +156,11 @@ def main():
     if not ok or failures:
         print(f"export failed: flush ok={ok}, failed exports={failures}", file=sys.stderr)
         sys.exit(1)
+    if record:
+        with open(record, "w") as out:
+            for exp in (span_exp, log_exp, metric_exp):
+                for line in exp.exported:
+                    out.write(json.dumps(line) + "\n")
 
 
 if __name__ == "__main__":

@@ -134,11 +134,11 @@ async fn finish(
     mut report: ExitReport,
 ) -> ExitReport {
     stop_api(api_stop, api).await;
-    if let Some(store) = store {
-        if let Err(e) = store.close().await {
-            tracing::error!(error = %e, "flushing the store at shutdown failed; the write-ahead log still holds the data");
-            report.errors.push(("store".into(), e.to_string()));
-        }
+    if let Some(store) = store
+        && let Err(e) = store.close().await
+    {
+        tracing::error!(error = %e, "flushing the store at shutdown failed; the write-ahead log still holds the data");
+        report.errors.push(("store".into(), e.to_string()));
     }
     report
 }

@@ -22,8 +22,9 @@ const DEFAULT_PIPELINE: &str = "pipelines/default.toml";
     name = "weir",
     version,
     about = "Weir: a telemetry stream-processing engine (OTLP in, Arrow inside, sinks out)",
-    after_help = "Exit codes: 0 success; 1 the engine failed at start or while running; \
-                  2 the command line is wrong; 3 the pipeline file is invalid."
+    after_help = "Exit codes: 0 success; 1 the engine failed at start or while running \
+                  (or `weir sql`: the query failed); 2 the command line is wrong; \
+                  3 the pipeline file is invalid."
 )]
 struct Cli {
     /// Log format.
@@ -55,6 +56,19 @@ enum Command {
         /// The pipeline file.
         file: PathBuf,
     },
+    /// Run one SQL query against a running Weir and print the result.
+    ///
+    /// Example: weir sql "SELECT service_name, count(*) FROM spans GROUP BY 1"
+    Sql {
+        /// The query (read-only: SELECT, WITH, EXPLAIN, SHOW, DESCRIBE).
+        query: String,
+        /// The API server of the running Weir (`[api] address` of its pipeline).
+        #[arg(long, default_value = "127.0.0.1:8888", env = "WEIR_API")]
+        api: String,
+        /// How to print the result: `table`, `csv` or `json`.
+        #[arg(long, short = 'f', default_value = "table")]
+        format: weir_query::client::OutputFormat,
+    },
 }
 
 fn main() -> ExitCode {
@@ -63,6 +77,7 @@ fn main() -> ExitCode {
     ExitCode::from(match cli.command {
         Command::Validate { file } => validate(&file),
         Command::Run { file } => run(&file),
+        Command::Sql { query, api, format } => sql(&api, &query, format),
     })
 }
 
@@ -92,6 +107,29 @@ fn validate(file: &std::path::Path) -> u8 {
             exit::OK
         }
         Err(code) => code,
+    }
+}
+
+fn sql(api: &str, query: &str, format: weir_query::client::OutputFormat) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return exit::FAILED;
+        }
+    };
+    match runtime.block_on(weir_query::client::query(api, query, format)) {
+        Ok(text) => {
+            print!("{text}");
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::FAILED
+        }
     }
 }
 

@@ -22,7 +22,17 @@ struct Weir {
     child: Child,
     http: String,
     api: String,
-    log: std::thread::JoinHandle<Vec<String>>,
+    log: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Drop for Weir {
+    /// A failed test must not leave a `weir` process behind.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 fn pipeline(dir: &Path, store_path: &Path) -> std::path::PathBuf {
@@ -92,8 +102,20 @@ fn start(config: &Path) -> Weir {
         child,
         http,
         api,
-        log,
+        log: Some(log),
     }
+}
+
+/// When the test started, in ns since the epoch: records are timestamped
+/// from there so that the store's retention keeps them.
+fn base_time() -> u64 {
+    static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_nanos() as u64
+    })
 }
 
 fn logs(first: u64) -> Vec<u8> {
@@ -102,7 +124,7 @@ fn logs(first: u64) -> Vec<u8> {
             scope_logs: vec![ScopeLogs {
                 log_records: (first..first + PER_REQUEST)
                     .map(|seq| LogRecord {
-                        time_unix_nano: 1_700_000_000_000_000_000 + seq * 1_000_000,
+                        time_unix_nano: base_time() + seq * 1_000_000,
                         severity_number: 9,
                         body: Some(AnyValue {
                             value: Some(any_value::Value::StringValue(format!(
@@ -139,6 +161,25 @@ fn post(client: &reqwest::blocking::Client, http: &str, first: u64) -> Result<u1
         .map_err(|e| e.to_string())
 }
 
+/// Parquet files under `dir`, at any depth.
+fn parquet_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| {
+                    let path = e.path();
+                    if path.is_dir() {
+                        parquet_files(&path)
+                    } else {
+                        usize::from(path.extension().is_some_and(|x| x == "parquet"))
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 /// Every `seq` attribute in the store, with repeats.
 fn stored_seqs(api: &str) -> Vec<u64> {
     let text = reqwest::blocking::Client::new()
@@ -167,7 +208,6 @@ fn stored_seqs(api: &str) -> Vec<u64> {
 /// sent once, so a repeat could only come from replaying the WAL over data
 /// already in Parquet).
 #[test]
-#[ignore = "not yet run green; enable once verified (issue 3)"]
 fn kill_9_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().expect("tmp");
     let config = pipeline(dir.path(), &dir.path().join("data"));
@@ -201,7 +241,9 @@ fn kill_9_loses_nothing_acknowledged() {
         std::thread::sleep(Duration::from_millis(600 + 150 * (cycle % 4)));
         weir.child.kill().expect("SIGKILL");
         weir.child.wait().expect("reaped");
-        let _ = weir.log.join();
+        if let Some(log) = weir.log.take() {
+            let _ = log.join();
+        }
         weir = start(&config);
         *address.lock().expect("lock") = weir.http.clone();
     }
@@ -218,8 +260,18 @@ fn kill_9_loses_nothing_acknowledged() {
         acked.len()
     );
     let stored = stored_seqs(&weir.api);
+    eprintln!(
+        "{} requests acknowledged ({} records), {} records stored",
+        acked.len(),
+        acked.len() as u64 * PER_REQUEST,
+        stored.len()
+    );
     let unique: BTreeSet<u64> = stored.iter().copied().collect();
     assert_eq!(unique.len(), stored.len(), "some records are stored twice");
+    assert!(
+        parquet_files(&dir.path().join("data")) > 0,
+        "rows were flushed to Parquet between the kills, so replay met flushed data"
+    );
     let missing: Vec<u64> = acked
         .iter()
         .flat_map(|first| *first..*first + PER_REQUEST)
@@ -254,7 +306,6 @@ impl Drop for Mounted {
 /// acknowledged record is in the store and queryable.
 /// Needs root, to mount a small tmpfs (CI runs as root).
 #[test]
-#[ignore = "not yet run green; enable once verified (issue 3)"]
 fn full_disk_is_retryable_and_loses_nothing() {
     let dir = tempfile::tempdir().expect("tmp");
     let disk = dir.path().join("disk");

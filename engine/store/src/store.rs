@@ -212,7 +212,8 @@ impl Store {
             fsync: config.fsync,
             segment_size: tuning.wal_segment_size,
         };
-        let (wal, records, report) = blocking("open the WAL", move || Ok(Wal::open(opts)?)).await?;
+        let (mut wal, records, report) =
+            blocking("open the WAL", move || Ok(Wal::open(opts)?)).await?;
         if report.truncated_bytes > 0 || report.problem.is_some() {
             warn!(
                 dir = %wal_dir.display(),
@@ -231,6 +232,17 @@ impl Store {
             let cp = checkpoint;
             let cp_dir = dir.clone();
             blocking("save the checkpoint", move || cp.save(&cp_dir)).await?;
+        }
+        // A WAL cut short (damage, or a tail lost with `fsync = "never"`)
+        // may end below LSNs the checkpoint already covers: new batches must
+        // not get those LSNs, or a replay would take them as flushed.
+        let covered = Table::ALL
+            .into_iter()
+            .map(|t| checkpoint.through(t))
+            .max()
+            .unwrap_or(0);
+        if covered >= wal.next_lsn() {
+            wal.skip_through(covered)?;
         }
         let mut state = State::default();
         index_files(&location, &checkpoint, &records, &mut state).await?;
