@@ -123,8 +123,20 @@ fn sql(api: &str, query: &str, format: weir_query::client::OutputFormat) -> u8 {
     };
     match runtime.block_on(weir_query::client::query(api, query, format)) {
         Ok(text) => {
-            print!("{text}");
-            exit::OK
+            use std::io::Write as _;
+            let mut stdout = std::io::stdout().lock();
+            match stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
+                Ok(()) => exit::OK,
+                // A closed pipe (`weir sql ... | head`) is not the query's fault.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
+                Err(e) => {
+                    eprintln!("error: cannot write the result: {e}");
+                    exit::FAILED
+                }
+            }
         }
         Err(e) => {
             eprintln!("error: {e}");
