@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use weir_config::{Component, ComponentConfig, SinkConfig, SourceConfig};
+use weir_config::{Component, ComponentConfig, ProcessorConfig, SinkConfig, SourceConfig};
 use weir_core::ComponentError;
 use weir_runtime::{Built, Node};
 use weir_sinks::{BlackholeSink, FileSink};
@@ -38,7 +38,13 @@ pub async fn build(component: &Component, shared: &mut Shared) -> Result<Node, C
             }
             Built::Source(Box::new(source))
         }
-        ComponentConfig::Processor(p) => match *p {},
+        ComponentConfig::Processor(ProcessorConfig::Wasm(config)) => {
+            let runtime = weir_wasm::Runtime::shared()
+                .map_err(|e| ComponentError::internal(name, e.to_string()))?;
+            Built::Processor(Box::new(
+                weir_wasm::WasmProcessor::new(name, config, runtime).await?,
+            ))
+        }
         ComponentConfig::Sink(SinkConfig::Blackhole(config)) => {
             Built::Sink(Box::new(BlackholeSink::new(config)))
         }

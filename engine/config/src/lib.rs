@@ -104,8 +104,8 @@ use std::path::Path;
 use toml::de::DeTable;
 
 pub use components::{
-    BlackholeSinkConfig, ComponentConfig, ComponentKind, FileSinkConfig, OtlpSourceConfig,
-    ProcessorConfig, SinkConfig, SourceConfig, StoreSinkConfig,
+    BlackholeSinkConfig, ComponentConfig, ComponentKind, FileSinkConfig, OnError, OtlpSourceConfig,
+    ProcessorConfig, SinkConfig, SourceConfig, StoreSinkConfig, WasmConfig,
 };
 pub use diagnostic::{ConfigError, Diagnostic, Location, Severity};
 pub use plan::{Component, Input, Plan};

@@ -96,19 +96,19 @@ fn unknown_component_type() {
     assert_eq!(help(&d), "valid sink types: `blackhole`, `file`, `store`");
 }
 
-/// Scenario: a processor of a type that does not exist yet. Guarantees: it
-/// is refused as an unknown type, saying no processor types exist.
+/// Scenario: a processor type misspelt. Guarantees: it is refused as an
+/// unknown type at its line, with the closest built-in type suggested.
 #[test]
-fn every_processor_type_is_unknown_for_now() {
+fn unknown_processor_type_suggests_wasm() {
     let all = errors(&format!(
-        "[sources.otlp]\ntype = \"otlp\"\n[processors.p]\ntype = \"wasm\"\ninputs = [\"otlp\"]\n{SINK}"
+        "[sources.otlp]\ntype = \"otlp\"\n[processors.p]\ntype = \"wsam\"\ninputs = [\"otlp\"]\n{SINK}"
     ));
     assert_eq!(all.len(), 1, "{all:#?}");
     assert_eq!(
         (all[0].line(), key(&all[0])),
         (Some(4), "processors.p.type")
     );
-    assert!(help(&all[0]).contains("no built-in processor types"));
+    assert_eq!(label(&all[0]), "did you mean `wasm`?");
 }
 
 /// Scenario: a component without `type`. Guarantees: the error points at

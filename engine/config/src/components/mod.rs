@@ -25,7 +25,7 @@ mod processors;
 mod sinks;
 mod sources;
 
-pub use processors::ProcessorConfig;
+pub use processors::{OnError, ProcessorConfig, WasmConfig};
 pub use sinks::{BlackholeSinkConfig, FileSinkConfig, SinkConfig, StoreSinkConfig};
 pub use sources::{OtlpSourceConfig, SourceConfig};
 
@@ -151,6 +151,6 @@ mod tests {
             enum_variants::<SinkConfig>(),
             ["blackhole", "file", "store"]
         );
-        assert!(enum_variants::<ProcessorConfig>().is_empty());
+        assert_eq!(enum_variants::<ProcessorConfig>(), ["wasm"]);
     }
 }

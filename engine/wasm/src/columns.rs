@@ -1,0 +1,593 @@
+//! The column operations behind the `batch` resource: bulk reads and writes
+//! of one column or one attribute key across all rows of a record batch.
+//!
+//! Every function checks its arguments (column present, type fitting, list
+//! as long as the batch) and answers with a [`ColumnError`] instead of
+//! panicking: the arguments come from a plugin and are not trusted.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, MapArray, StringArray,
+    StructArray,
+};
+use arrow::buffer::{NullBuffer, OffsetBuffer};
+use arrow::compute::{CastOptions, cast, cast_with_options, filter_record_batch, not};
+use arrow::datatypes::DataType;
+use arrow::record_batch::RecordBatch;
+use arrow::util::display::FormatOptions;
+
+/// Why a column operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ColumnError {
+    /// No column of this name.
+    #[error("the batch has no column `{0}`")]
+    NoSuchColumn(String),
+    /// The column cannot be read or written as asked.
+    #[error("{0}")]
+    TypeMismatch(String),
+    /// An argument is not acceptable (length, nulls, range).
+    #[error("{0}")]
+    InvalidArgument(String),
+}
+
+/// The attribute map columns a plugin may work on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttributeSet {
+    /// `attributes`.
+    Record,
+    /// `resource_attributes`.
+    Resource,
+    /// `scope_attributes`.
+    Scope,
+}
+
+impl AttributeSet {
+    fn column(self) -> &'static str {
+        match self {
+            AttributeSet::Record => weir_core::schema::col::ATTRIBUTES,
+            AttributeSet::Resource => weir_core::schema::col::RESOURCE_ATTRIBUTES,
+            AttributeSet::Scope => weir_core::schema::col::SCOPE_ATTRIBUTES,
+        }
+    }
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<(usize, &'a ArrayRef), ColumnError> {
+    let index = batch
+        .schema_ref()
+        .index_of(name)
+        .map_err(|_| ColumnError::NoSuchColumn(name.to_string()))?;
+    Ok((index, batch.column(index)))
+}
+
+fn check_len(batch: &RecordBatch, len: usize) -> Result<(), ColumnError> {
+    if len != batch.num_rows() {
+        return Err(ColumnError::InvalidArgument(format!(
+            "{len} values given for a batch of {} rows; give exactly one per row",
+            batch.num_rows()
+        )));
+    }
+    Ok(())
+}
+
+fn is_text(t: &DataType) -> bool {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, v) => is_text(v),
+        _ => false,
+    }
+}
+
+fn is_integer(t: &DataType) -> bool {
+    t.is_integer() || matches!(t, DataType::Timestamp(..))
+}
+
+/// Every row of `name` as text.
+pub fn read_strings(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>, ColumnError> {
+    let (_, array) = column(batch, name)?;
+    if let DataType::FixedSizeBinary(_) = array.data_type() {
+        let ids = array.as_fixed_size_binary();
+        return Ok(ids
+            .iter()
+            .map(|v| v.map(|b| b.iter().map(|x| format!("{x:02x}")).collect()))
+            .collect());
+    }
+    if array.data_type().is_nested() {
+        return Err(ColumnError::TypeMismatch(format!(
+            "column `{name}` is {} and has no text form; read attributes with `read-attribute`",
+            array.data_type()
+        )));
+    }
+    let options = CastOptions {
+        safe: false,
+        format_options: FormatOptions::default(),
+    };
+    let text = cast_with_options(array, &DataType::Utf8, &options)
+        .map_err(|e| ColumnError::TypeMismatch(format!("column `{name}` as text: {e}")))?;
+    Ok(text
+        .as_string::<i32>()
+        .iter()
+        .map(|v| v.map(str::to_owned))
+        .collect())
+}
+
+/// Every row of an integer or time column as `i64`.
+pub fn read_ints(batch: &RecordBatch, name: &str) -> Result<Vec<Option<i64>>, ColumnError> {
+    let (_, array) = column(batch, name)?;
+    if !is_integer(array.data_type()) {
+        return Err(ColumnError::TypeMismatch(format!(
+            "column `{name}` is {}, not an integer or time column",
+            array.data_type()
+        )));
+    }
+    let ints = cast(array, &DataType::Int64)
+        .map_err(|e| ColumnError::TypeMismatch(format!("column `{name}` as integers: {e}")))?;
+    Ok(ints
+        .as_primitive::<arrow::datatypes::Int64Type>()
+        .iter()
+        .collect())
+}
+
+/// Every row of a numeric column as `f64`.
+pub fn read_floats(batch: &RecordBatch, name: &str) -> Result<Vec<Option<f64>>, ColumnError> {
+    let (_, array) = column(batch, name)?;
+    if !(array.data_type().is_floating() || array.data_type().is_integer()) {
+        return Err(ColumnError::TypeMismatch(format!(
+            "column `{name}` is {}, not a numeric column",
+            array.data_type()
+        )));
+    }
+    let floats = cast(array, &DataType::Float64)
+        .map_err(|e| ColumnError::TypeMismatch(format!("column `{name}` as doubles: {e}")))?;
+    Ok(floats
+        .as_primitive::<arrow::datatypes::Float64Type>()
+        .iter()
+        .collect())
+}
+
+fn replace_column(
+    batch: &RecordBatch,
+    index: usize,
+    values: ArrayRef,
+) -> Result<RecordBatch, ColumnError> {
+    let name = batch.schema_ref().field(index).name().clone();
+    if !batch.schema_ref().field(index).is_nullable() && values.null_count() > 0 {
+        return Err(ColumnError::InvalidArgument(format!(
+            "column `{name}` cannot hold nulls; give a value for every row"
+        )));
+    }
+    let mut columns = batch.columns().to_vec();
+    columns[index] = values;
+    RecordBatch::try_new(batch.schema(), columns)
+        .map_err(|e| ColumnError::InvalidArgument(format!("column `{name}`: {e}")))
+}
+
+fn cast_into(values: &ArrayRef, name: &str, to: &DataType) -> Result<ArrayRef, ColumnError> {
+    let options = CastOptions {
+        safe: false,
+        format_options: FormatOptions::default(),
+    };
+    cast_with_options(values, to, &options).map_err(|e| {
+        ColumnError::InvalidArgument(format!("a value does not fit column `{name}`: {e}"))
+    })
+}
+
+/// Replaces a text column.
+pub fn write_strings(
+    batch: &RecordBatch,
+    name: &str,
+    values: Vec<Option<String>>,
+) -> Result<RecordBatch, ColumnError> {
+    let (index, array) = column(batch, name)?;
+    if !is_text(array.data_type()) {
+        return Err(ColumnError::TypeMismatch(format!(
+            "column `{name}` is {}, not a text column",
+            array.data_type()
+        )));
+    }
+    check_len(batch, values.len())?;
+    let values: ArrayRef = Arc::new(StringArray::from(values));
+    let values = cast_into(&values, name, array.data_type())?;
+    replace_column(batch, index, values)
+}
+
+/// Replaces an integer or time column.
+pub fn write_ints(
+    batch: &RecordBatch,
+    name: &str,
+    values: Vec<Option<i64>>,
+) -> Result<RecordBatch, ColumnError> {
+    let (index, array) = column(batch, name)?;
+    if !is_integer(array.data_type()) {
+        return Err(ColumnError::TypeMismatch(format!(
+            "column `{name}` is {}, not an integer or time column",
+            array.data_type()
+        )));
+    }
+    check_len(batch, values.len())?;
+    let values: ArrayRef = Arc::new(Int64Array::from(values));
+    let values = cast_into(&values, name, array.data_type())?;
+    replace_column(batch, index, values)
+}
+
+/// Replaces a floating-point column.
+pub fn write_floats(
+    batch: &RecordBatch,
+    name: &str,
+    values: Vec<Option<f64>>,
+) -> Result<RecordBatch, ColumnError> {
+    let (index, array) = column(batch, name)?;
+    if !array.data_type().is_floating() {
+        return Err(ColumnError::TypeMismatch(format!(
+            "column `{name}` is {}, not a floating-point column",
+            array.data_type()
+        )));
+    }
+    check_len(batch, values.len())?;
+    let values: ArrayRef = Arc::new(Float64Array::from(values));
+    let values = cast_into(&values, name, array.data_type())?;
+    replace_column(batch, index, values)
+}
+
+/// Drops the rows where `mask` is true.
+pub fn drop_rows(batch: &RecordBatch, mask: Vec<bool>) -> Result<RecordBatch, ColumnError> {
+    check_len(batch, mask.len())?;
+    let keep =
+        not(&BooleanArray::from(mask)).map_err(|e| ColumnError::InvalidArgument(e.to_string()))?;
+    filter_record_batch(batch, &keep).map_err(|e| ColumnError::InvalidArgument(e.to_string()))
+}
+
+/// An attribute map column with its keys and values as text.
+struct AttributeColumn<'a> {
+    index: usize,
+    map: &'a MapArray,
+    keys: Vec<Option<String>>,
+    values: Vec<Option<String>>,
+}
+
+fn attribute_map(
+    batch: &RecordBatch,
+    set: AttributeSet,
+) -> Result<AttributeColumn<'_>, ColumnError> {
+    let name = set.column();
+    let (index, array) = column(batch, name)?;
+    let Some(map) = array.as_map_opt() else {
+        return Err(ColumnError::TypeMismatch(format!(
+            "column `{name}` is not an attribute map"
+        )));
+    };
+    let keys = read_map_part(map.keys(), name)?;
+    let values = read_map_part(map.values(), name)?;
+    Ok(AttributeColumn {
+        index,
+        map,
+        keys,
+        values,
+    })
+}
+
+fn read_map_part(array: &ArrayRef, name: &str) -> Result<Vec<Option<String>>, ColumnError> {
+    let text = cast(array, &DataType::Utf8)
+        .map_err(|e| ColumnError::TypeMismatch(format!("column `{name}`: {e}")))?;
+    Ok(text
+        .as_string::<i32>()
+        .iter()
+        .map(|v| v.map(str::to_owned))
+        .collect())
+}
+
+/// The first value of attribute `key` in every row.
+pub fn read_attribute(
+    batch: &RecordBatch,
+    set: AttributeSet,
+    key: &str,
+) -> Result<Vec<Option<String>>, ColumnError> {
+    let name = set.column();
+    let (_, array) = column(batch, name)?;
+    let Some(map) = array.as_map_opt() else {
+        return Err(ColumnError::TypeMismatch(format!(
+            "column `{name}` is not an attribute map"
+        )));
+    };
+    let keys = cast(map.keys(), &DataType::Utf8)
+        .map_err(|e| ColumnError::TypeMismatch(format!("column `{name}`: {e}")))?;
+    let keys = keys.as_string::<i32>();
+    let values = cast(map.values(), &DataType::Utf8)
+        .map_err(|e| ColumnError::TypeMismatch(format!("column `{name}`: {e}")))?;
+    let values = values.as_string::<i32>();
+    let offsets = map.value_offsets();
+    let mut out = Vec::with_capacity(map.len());
+    for row in 0..map.len() {
+        let mut found = None;
+        if map.is_valid(row) {
+            let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+            for j in start..end {
+                if keys.is_valid(j) && keys.value(j) == key {
+                    found = values.is_valid(j).then(|| values.value(j).to_string());
+                    break;
+                }
+            }
+        }
+        out.push(found);
+    }
+    Ok(out)
+}
+
+/// One entry of a `*_types` string: a letter and an optional `#<n>`.
+fn type_tokens(types: &str) -> Vec<&str> {
+    let bytes = types.as_bytes();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let start = i;
+        i += 1;
+        if i < bytes.len() && bytes[i] == b'#' {
+            i += 1;
+            while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'-') {
+                i += 1;
+            }
+        }
+        tokens.push(&types[start..i]);
+    }
+    tokens
+}
+
+/// Sets (where `values[i]` is some) or, with `values = None`, removes
+/// attribute `key` in every row. A replaced entry becomes a string; further
+/// entries of the same key are removed.
+pub fn update_attribute(
+    batch: &RecordBatch,
+    set: AttributeSet,
+    key: &str,
+    values: Option<Vec<Option<String>>>,
+) -> Result<RecordBatch, ColumnError> {
+    if key.is_empty() {
+        return Err(ColumnError::InvalidArgument(
+            "an attribute key cannot be empty".to_string(),
+        ));
+    }
+    if let Some(values) = &values {
+        check_len(batch, values.len())?;
+    }
+    let name = set.column();
+    let AttributeColumn {
+        index,
+        map,
+        keys,
+        values: old_values,
+    } = attribute_map(batch, set)?;
+    let types_name = format!("{name}_types");
+    let types_index = batch.schema_ref().index_of(&types_name).ok();
+    let types: Option<Vec<Option<String>>> = match types_index {
+        Some(_) => Some(read_strings(batch, &types_name)?),
+        None => None,
+    };
+
+    let offsets = map.value_offsets();
+    let mut new_keys: Vec<Option<String>> = Vec::with_capacity(keys.len());
+    let mut new_values: Vec<Option<String>> = Vec::with_capacity(keys.len());
+    let mut new_offsets: Vec<i32> = Vec::with_capacity(map.len() + 1);
+    new_offsets.push(0);
+    let mut new_types: Vec<Option<String>> = Vec::with_capacity(map.len());
+    let mut valid: Vec<bool> = Vec::with_capacity(map.len());
+    for row in 0..map.len() {
+        let replacement = values.as_ref().and_then(|v| v[row].as_deref());
+        let removing = values.is_none();
+        let row_types = types.as_ref().and_then(|t| t[row].clone());
+        let tokens = row_types.as_deref().map(type_tokens).unwrap_or_default();
+        let mut row_out_types = String::new();
+        let mut found = false;
+        if map.is_valid(row) {
+            let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+            for (pos, j) in (start..end).enumerate() {
+                let token = tokens.get(pos).copied();
+                let matches = keys[j].as_deref() == Some(key);
+                if matches && removing {
+                    continue;
+                }
+                if matches && replacement.is_some() {
+                    if found {
+                        continue;
+                    }
+                    found = true;
+                    new_keys.push(keys[j].clone());
+                    new_values.push(replacement.map(str::to_owned));
+                    if token.is_some() {
+                        row_out_types.push('s');
+                    }
+                    continue;
+                }
+                new_keys.push(keys[j].clone());
+                new_values.push(old_values[j].clone());
+                if let Some(t) = token {
+                    row_out_types.push_str(t);
+                }
+            }
+        }
+        if let (Some(v), false) = (replacement, found) {
+            new_keys.push(Some(key.to_string()));
+            new_values.push(Some(v.to_string()));
+        }
+        let row_valid = map.is_valid(row) || (replacement.is_some() && !found);
+        valid.push(row_valid);
+        new_types.push(
+            if row_valid && (row_types.is_some() || !map.is_valid(row)) {
+                Some(row_out_types)
+            } else {
+                None
+            },
+        );
+        let len = i32::try_from(new_keys.len()).map_err(|_| {
+            ColumnError::InvalidArgument("the attributes would exceed 2 GiB".to_string())
+        })?;
+        new_offsets.push(len);
+    }
+
+    let DataType::Map(entries_field, sorted) = map.data_type() else {
+        return Err(ColumnError::TypeMismatch(format!(
+            "column `{name}` is not an attribute map"
+        )));
+    };
+    let DataType::Struct(fields) = entries_field.data_type() else {
+        return Err(ColumnError::TypeMismatch(format!(
+            "column `{name}` has unexpected entries"
+        )));
+    };
+    let keys_array: ArrayRef = Arc::new(StringArray::from(new_keys));
+    let values_array: ArrayRef = Arc::new(StringArray::from(new_values));
+    let keys_array = cast_into(&keys_array, name, fields[0].data_type())?;
+    let values_array = cast_into(&values_array, name, fields[1].data_type())?;
+    let entries = StructArray::try_new(fields.clone(), vec![keys_array, values_array], None)
+        .map_err(|e| ColumnError::InvalidArgument(format!("column `{name}`: {e}")))?;
+    let nulls = if valid.iter().all(|v| *v) {
+        None
+    } else {
+        Some(NullBuffer::from(valid))
+    };
+    let new_map = MapArray::try_new(
+        entries_field.clone(),
+        OffsetBuffer::new(new_offsets.into()),
+        entries,
+        nulls,
+        *sorted,
+    )
+    .map_err(|e| ColumnError::InvalidArgument(format!("column `{name}`: {e}")))?;
+    let mut out = replace_column(batch, index, Arc::new(new_map))?;
+    if let Some(types_index) = types_index {
+        let types_array: ArrayRef = Arc::new(StringArray::from(new_types));
+        let to = batch.schema_ref().field(types_index).data_type().clone();
+        let types_array = cast_into(&types_array, &types_name, &to)?;
+        out = replace_column(&out, types_index, types_array)?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_core::convert::{batch_to_logs, json, logs_to_batch};
+
+    fn logs() -> RecordBatch {
+        let req = json::decode_logs(
+            br#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"cart"}}]},
+              "scopeLogs":[{"logRecords":[
+                {"timeUnixNano":"1000","severityNumber":5,"body":{"stringValue":"user 42 in"},
+                 "attributes":[{"key":"n","value":{"intValue":"7"}},{"key":"k","value":{"stringValue":"a"}}]},
+                {"timeUnixNano":"2000","severityNumber":9,"body":{"stringValue":"ok"}}]}]}]}"#,
+        )
+        .expect("valid OTLP/JSON");
+        logs_to_batch(&req).expect("converts").batch
+    }
+
+    /// Guarantees: text, integer and attribute reads return one value per
+    /// row, with nulls where a row has none.
+    #[test]
+    fn reads_columns_and_attributes() {
+        let b = logs();
+        assert_eq!(
+            read_strings(&b, "body").expect("body"),
+            [Some("user 42 in".to_string()), Some("ok".to_string())]
+        );
+        assert_eq!(
+            read_ints(&b, "severity_number").expect("ints"),
+            [Some(5), Some(9)]
+        );
+        assert_eq!(
+            read_ints(&b, "time").expect("time"),
+            [Some(1000), Some(2000)]
+        );
+        assert_eq!(
+            read_attribute(&b, AttributeSet::Record, "n").expect("attr"),
+            [Some("7".to_string()), None]
+        );
+        assert_eq!(
+            read_strings(&b, "service_name").expect("dictionary column"),
+            [Some("cart".to_string()), Some("cart".to_string())]
+        );
+        assert!(matches!(
+            read_strings(&b, "nope"),
+            Err(ColumnError::NoSuchColumn(_))
+        ));
+        assert!(matches!(
+            read_ints(&b, "body"),
+            Err(ColumnError::TypeMismatch(_))
+        ));
+    }
+
+    /// Guarantees: writes keep the schema, refuse wrong lengths and nulls in
+    /// non-null columns, and attribute edits survive the way back to OTLP
+    /// with the types of untouched entries intact.
+    #[test]
+    fn writes_and_attribute_edits_round_trip() {
+        let b = logs();
+        let b = write_strings(&b, "body", vec![Some("x".into()), None]).expect("write");
+        assert_eq!(
+            read_strings(&b, "body").expect("body"),
+            [Some("x".into()), None]
+        );
+        assert!(matches!(
+            write_strings(&b, "body", vec![None]),
+            Err(ColumnError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            write_ints(&b, "severity_number", vec![None, Some(1)]),
+            Err(ColumnError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            write_ints(&b, "severity_number", vec![Some(1 << 40), Some(1)]),
+            Err(ColumnError::InvalidArgument(_))
+        ));
+        let b = update_attribute(
+            &b,
+            AttributeSet::Record,
+            "k",
+            Some(vec![Some("b".into()), Some("c".into())]),
+        )
+        .expect("set");
+        let b = update_attribute(
+            &b,
+            AttributeSet::Resource,
+            "env",
+            Some(vec![None, Some("prod".into())]),
+        )
+        .expect("set resource");
+        assert_eq!(
+            read_attribute(&b, AttributeSet::Record, "k").expect("attr"),
+            [Some("b".into()), Some("c".into())]
+        );
+        let b = update_attribute(&b, AttributeSet::Record, "n", None).expect("remove");
+        assert_eq!(
+            read_attribute(&b, AttributeSet::Record, "n").expect("attr"),
+            [None, None]
+        );
+        let back = batch_to_logs(&b).expect("converts back");
+        let text = String::from_utf8(json::encode_logs(&back).expect("encodes")).expect("utf8");
+        assert!(
+            text.contains(r#"{"key":"k","value":{"stringValue":"b"}}"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"{"key":"env","value":{"stringValue":"prod"}}"#),
+            "{text}"
+        );
+        assert!(!text.contains(r#""key":"n""#), "{text}");
+        let b = drop_rows(&b, vec![true, false]).expect("drop");
+        assert_eq!(b.num_rows(), 1);
+        assert_eq!(read_ints(&b, "severity_number").expect("ints"), [Some(9)]);
+    }
+
+    /// Guarantees: an int attribute keeps its type when a neighbour is
+    /// removed (the types string shifts with the entries).
+    #[test]
+    fn removing_shifts_types() {
+        let b = logs();
+        let b = update_attribute(&b, AttributeSet::Record, "k", None).expect("remove");
+        let back = batch_to_logs(&b).expect("converts back");
+        let text = String::from_utf8(json::encode_logs(&back).expect("encodes")).expect("utf8");
+        assert!(
+            text.contains(r#"{"key":"n","value":{"intValue":"7"}}"#),
+            "{text}"
+        );
+        assert_eq!(type_tokens("s#3ia"), ["s#3", "i", "a"]);
+    }
+}

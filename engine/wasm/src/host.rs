@@ -1,0 +1,537 @@
+//! What a plugin instance's store holds, and the host side of every
+//! interface the `processor` world imports.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arrow::record_batch::RecordBatch;
+use wasmtime::StoreLimits;
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use weir_core::Signal;
+use weir_core::convert;
+
+use crate::columns::{self, AttributeSet, ColumnError};
+
+/// The generated bindings of the `weir:plugin/processor` world.
+#[allow(missing_docs, clippy::all)]
+pub(crate) mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "processor",
+        with: {
+            "weir:plugin/batch.batch": crate::host::BatchRes,
+        },
+    });
+}
+
+use bindings::weir::plugin::types::{
+    AttributeSet as WitAttributeSet, Error as WitError, Signal as WitSignal,
+};
+use bindings::weir::plugin::{batch, clock, emit, log, lookup, metrics, state, types};
+
+/// The host's side of a `batch` handle: the rows as they now are.
+pub struct BatchRes {
+    pub(crate) signal: Signal,
+    pub(crate) data: RecordBatch,
+}
+
+/// The bounds of a plugin's key-value state.
+const STATE_MAX_ENTRIES: usize = 10_000;
+const STATE_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// The longest log line a plugin may write.
+const LOG_MAX_BYTES: usize = 4096;
+
+/// Per-plugin `state`: shared by all instances, kept across replacements.
+#[derive(Debug, Default)]
+pub(crate) struct StateStore {
+    entries: HashMap<String, Vec<u8>>,
+    bytes: usize,
+}
+
+/// What all instances of one plugin share.
+#[derive(Debug)]
+pub(crate) struct PluginShared {
+    /// The component's name in the pipeline.
+    pub component: Arc<str>,
+    pub state: Mutex<StateStore>,
+    pub lookups: BTreeMap<String, HashMap<String, String>>,
+    pub allow_clock: bool,
+    pub max_emitted_records: usize,
+}
+
+/// Why the host refused something during a call so badly that the whole
+/// call fails, whatever the plugin does next.
+#[derive(Debug, Clone)]
+pub(crate) enum Poison {
+    /// A write or emit with data the host cannot accept.
+    InvalidOutput(String),
+    /// More output than the plugin may produce.
+    OutputLimit(String),
+}
+
+/// The state of one call into the plugin.
+#[derive(Debug, Default)]
+pub(crate) struct CallState {
+    pub emitted: Vec<(Signal, RecordBatch)>,
+    pub emitted_rows: usize,
+    pub poison: Option<Poison>,
+}
+
+/// The data of one instance's store.
+pub(crate) struct HostState {
+    pub wasi: WasiCtx,
+    pub table: ResourceTable,
+    pub limits: StoreLimits,
+    pub plugin: Arc<PluginShared>,
+    pub call: CallState,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl HostState {
+    fn poison(&mut self, poison: Poison) {
+        if self.call.poison.is_none() {
+            self.call.poison = Some(poison);
+        }
+    }
+
+    fn batch(&self, handle: &Resource<BatchRes>) -> Result<&BatchRes, WitError> {
+        self.table
+            .get(handle)
+            .map_err(|e| WitError::InvalidArgument(format!("not a live batch handle: {e}")))
+    }
+
+    /// Applies a write to the batch behind `handle`; a refused write poisons
+    /// the call.
+    fn write(
+        &mut self,
+        handle: &Resource<BatchRes>,
+        f: impl FnOnce(&RecordBatch) -> Result<RecordBatch, ColumnError>,
+    ) -> Result<(), WitError> {
+        let result = {
+            let batch = self.batch(handle)?;
+            f(&batch.data)
+        };
+        match result {
+            Ok(data) => {
+                let batch = self
+                    .table
+                    .get_mut(handle)
+                    .map_err(|e| WitError::InvalidArgument(e.to_string()))?;
+                batch.data = data;
+                Ok(())
+            }
+            Err(e) => {
+                self.poison(Poison::InvalidOutput(e.to_string()));
+                Err(wit_error(e))
+            }
+        }
+    }
+}
+
+fn wit_error(e: ColumnError) -> WitError {
+    match e {
+        ColumnError::NoSuchColumn(c) => WitError::NoSuchColumn(c),
+        ColumnError::TypeMismatch(m) => WitError::TypeMismatch(m),
+        ColumnError::InvalidArgument(m) => WitError::InvalidArgument(m),
+    }
+}
+
+fn set_of(set: WitAttributeSet) -> AttributeSet {
+    match set {
+        WitAttributeSet::Record => AttributeSet::Record,
+        WitAttributeSet::Resource => AttributeSet::Resource,
+        WitAttributeSet::Scope => AttributeSet::Scope,
+    }
+}
+
+pub(crate) fn signal_to_wit(signal: Signal) -> WitSignal {
+    match signal {
+        Signal::Logs => WitSignal::Logs,
+        Signal::Spans => WitSignal::Spans,
+        Signal::Metrics => WitSignal::Metrics,
+    }
+}
+
+fn signal_from_wit(signal: WitSignal) -> Signal {
+    match signal {
+        WitSignal::Logs => Signal::Logs,
+        WitSignal::Spans => Signal::Spans,
+        WitSignal::Metrics => Signal::Metrics,
+    }
+}
+
+impl types::Host for HostState {}
+
+impl batch::Host for HostState {}
+
+impl batch::HostBatch for HostState {
+    fn signal(&mut self, handle: Resource<BatchRes>) -> WitSignal {
+        self.batch(&handle)
+            .map(|b| signal_to_wit(b.signal))
+            .unwrap_or(WitSignal::Logs)
+    }
+
+    fn num_rows(&mut self, handle: Resource<BatchRes>) -> u32 {
+        self.batch(&handle)
+            .map(|b| u32::try_from(b.data.num_rows()).unwrap_or(u32::MAX))
+            .unwrap_or(0)
+    }
+
+    fn column_names(&mut self, handle: Resource<BatchRes>) -> Vec<String> {
+        self.batch(&handle)
+            .map(|b| {
+                b.data
+                    .schema_ref()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn read_strings(
+        &mut self,
+        handle: Resource<BatchRes>,
+        column: String,
+    ) -> Result<Vec<Option<String>>, WitError> {
+        columns::read_strings(&self.batch(&handle)?.data, &column).map_err(wit_error)
+    }
+
+    fn read_ints(
+        &mut self,
+        handle: Resource<BatchRes>,
+        column: String,
+    ) -> Result<Vec<Option<i64>>, WitError> {
+        columns::read_ints(&self.batch(&handle)?.data, &column).map_err(wit_error)
+    }
+
+    fn read_floats(
+        &mut self,
+        handle: Resource<BatchRes>,
+        column: String,
+    ) -> Result<Vec<Option<f64>>, WitError> {
+        columns::read_floats(&self.batch(&handle)?.data, &column).map_err(wit_error)
+    }
+
+    fn read_attribute(
+        &mut self,
+        handle: Resource<BatchRes>,
+        set: WitAttributeSet,
+        key: String,
+    ) -> Result<Vec<Option<String>>, WitError> {
+        columns::read_attribute(&self.batch(&handle)?.data, set_of(set), &key).map_err(wit_error)
+    }
+
+    fn write_strings(
+        &mut self,
+        handle: Resource<BatchRes>,
+        column: String,
+        values: Vec<Option<String>>,
+    ) -> Result<(), WitError> {
+        self.write(&handle, |b| columns::write_strings(b, &column, values))
+    }
+
+    fn write_ints(
+        &mut self,
+        handle: Resource<BatchRes>,
+        column: String,
+        values: Vec<Option<i64>>,
+    ) -> Result<(), WitError> {
+        self.write(&handle, |b| columns::write_ints(b, &column, values))
+    }
+
+    fn write_floats(
+        &mut self,
+        handle: Resource<BatchRes>,
+        column: String,
+        values: Vec<Option<f64>>,
+    ) -> Result<(), WitError> {
+        self.write(&handle, |b| columns::write_floats(b, &column, values))
+    }
+
+    fn set_attribute(
+        &mut self,
+        handle: Resource<BatchRes>,
+        set: WitAttributeSet,
+        key: String,
+        values: Vec<Option<String>>,
+    ) -> Result<(), WitError> {
+        self.write(&handle, |b| {
+            columns::update_attribute(b, set_of(set), &key, Some(values))
+        })
+    }
+
+    fn remove_attribute(
+        &mut self,
+        handle: Resource<BatchRes>,
+        set: WitAttributeSet,
+        key: String,
+    ) -> Result<(), WitError> {
+        self.write(&handle, |b| {
+            columns::update_attribute(b, set_of(set), &key, None)
+        })
+    }
+
+    fn drop_rows(&mut self, handle: Resource<BatchRes>, mask: Vec<bool>) -> Result<u32, WitError> {
+        self.write(&handle, |b| columns::drop_rows(b, mask))?;
+        Ok(self.num_rows(handle))
+    }
+
+    fn drop(&mut self, handle: Resource<BatchRes>) -> wasmtime::Result<()> {
+        self.table.delete(handle)?;
+        Ok(())
+    }
+}
+
+impl emit::Host for HostState {
+    fn emit(&mut self, signal: WitSignal, otlp_json: String) -> Result<u32, WitError> {
+        if let Some(Poison::OutputLimit(m) | Poison::InvalidOutput(m)) = &self.call.poison {
+            // The call has failed already: refuse at once, decode nothing.
+            return Err(WitError::LimitExceeded(m.clone()));
+        }
+        let signal = signal_from_wit(signal);
+        let body = otlp_json.as_bytes();
+        let converted = match signal {
+            Signal::Logs => {
+                convert::json::decode_logs(body).and_then(|r| convert::logs_to_batch(&r))
+            }
+            Signal::Spans => {
+                convert::json::decode_spans(body).and_then(|r| convert::spans_to_batch(&r))
+            }
+            Signal::Metrics => {
+                convert::json::decode_metrics(body).and_then(|r| convert::metrics_to_batch(&r))
+            }
+        };
+        let converted = match converted {
+            Ok(c) => c,
+            Err(e) => {
+                let message = format!("emitted {signal} are not valid OTLP/JSON: {e}");
+                self.poison(Poison::InvalidOutput(message.clone()));
+                return Err(WitError::InvalidArgument(message));
+            }
+        };
+        let rows = converted.batch.num_rows();
+        let limit = self.plugin.max_emitted_records;
+        if self.call.emitted_rows + rows > limit {
+            let message = format!(
+                "the plugin emitted more than {limit} records in one call (max_emitted_records)"
+            );
+            self.poison(Poison::OutputLimit(message.clone()));
+            return Err(WitError::LimitExceeded(message));
+        }
+        self.call.emitted_rows += rows;
+        if rows > 0 {
+            self.call.emitted.push((signal, converted.batch));
+        }
+        Ok(u32::try_from(rows).unwrap_or(u32::MAX))
+    }
+}
+
+impl log::Host for HostState {
+    fn log(&mut self, level: log::Level, message: String) {
+        let mut message = message;
+        if message.len() > LOG_MAX_BYTES {
+            let mut cut = LOG_MAX_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+        }
+        let component = &*self.plugin.component;
+        match level {
+            log::Level::Trace => tracing::trace!(component, plugin = true, "{message}"),
+            log::Level::Debug => tracing::debug!(component, plugin = true, "{message}"),
+            log::Level::Info => tracing::info!(component, plugin = true, "{message}"),
+            log::Level::Warn => tracing::warn!(component, plugin = true, "{message}"),
+            log::Level::Error => tracing::error!(component, plugin = true, "{message}"),
+        }
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl HostState {
+    fn series(
+        &self,
+        name: &str,
+        labels: Vec<metrics::Label>,
+    ) -> Result<(String, Vec<::metrics::Label>), WitError> {
+        if !valid_name(name) {
+            return Err(WitError::InvalidArgument(format!(
+                "`{name}` is not a metric name: use letters, digits and `_`, not starting with a digit"
+            )));
+        }
+        let mut out = vec![::metrics::Label::new(
+            "component",
+            self.plugin.component.to_string(),
+        )];
+        for label in labels {
+            if !valid_name(&label.name) || label.name == "component" {
+                return Err(WitError::InvalidArgument(format!(
+                    "`{}` is not a label name a plugin may use",
+                    label.name
+                )));
+            }
+            out.push(::metrics::Label::new(label.name, label.value));
+        }
+        Ok((format!("weir_plugin_{name}"), out))
+    }
+}
+
+impl metrics::Host for HostState {
+    fn counter_add(
+        &mut self,
+        name: String,
+        value: u64,
+        labels: Vec<metrics::Label>,
+    ) -> Result<(), WitError> {
+        let (name, labels) = self.series(&name, labels)?;
+        ::metrics::counter!(name, labels).increment(value);
+        Ok(())
+    }
+
+    fn gauge_set(
+        &mut self,
+        name: String,
+        value: f64,
+        labels: Vec<metrics::Label>,
+    ) -> Result<(), WitError> {
+        let (name, labels) = self.series(&name, labels)?;
+        ::metrics::gauge!(name, labels).set(value);
+        Ok(())
+    }
+
+    fn histogram_record(
+        &mut self,
+        name: String,
+        value: f64,
+        labels: Vec<metrics::Label>,
+    ) -> Result<(), WitError> {
+        let (name, labels) = self.series(&name, labels)?;
+        ::metrics::histogram!(name, labels).record(value);
+        Ok(())
+    }
+}
+
+impl state::Host for HostState {
+    fn get(&mut self, key: String) -> Option<Vec<u8>> {
+        let state = self.plugin.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.entries.get(&key).cloned()
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), WitError> {
+        let mut state = self.plugin.state.lock().unwrap_or_else(|e| e.into_inner());
+        let old = state
+            .entries
+            .get(&key)
+            .map(|v| key.len() + v.len())
+            .unwrap_or(0);
+        let bytes = state.bytes - old + key.len() + value.len();
+        let entries =
+            state.entries.len() + usize::from(old == 0 && !state.entries.contains_key(&key));
+        if bytes > STATE_MAX_BYTES || entries > STATE_MAX_ENTRIES {
+            return Err(WitError::LimitExceeded(format!(
+                "the plugin's state may hold {STATE_MAX_ENTRIES} entries and {STATE_MAX_BYTES} bytes"
+            )));
+        }
+        state.bytes = bytes;
+        state.entries.insert(key, value);
+        Ok(())
+    }
+
+    fn delete(&mut self, key: String) -> bool {
+        let mut state = self.plugin.state.lock().unwrap_or_else(|e| e.into_inner());
+        match state.entries.remove(&key) {
+            Some(v) => {
+                state.bytes -= key.len() + v.len();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl HostState {
+    fn table_of(&self, table: &str) -> Result<&HashMap<String, String>, WitError> {
+        self.plugin.lookups.get(table).ok_or_else(|| {
+            WitError::Denied(format!(
+                "the pipeline gives this plugin no lookup table `{table}` (`lookups`)"
+            ))
+        })
+    }
+}
+
+impl lookup::Host for HostState {
+    fn get(&mut self, table: String, key: String) -> Result<Option<String>, WitError> {
+        Ok(self.table_of(&table)?.get(&key).cloned())
+    }
+
+    fn get_many(
+        &mut self,
+        table: String,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<String>>, WitError> {
+        let table = self.table_of(&table)?;
+        Ok(keys.iter().map(|k| table.get(k).cloned()).collect())
+    }
+}
+
+impl clock::Host for HostState {
+    fn now(&mut self) -> Result<u64, WitError> {
+        if !self.plugin.allow_clock {
+            return Err(WitError::Denied(
+                "the pipeline does not let this plugin read the clock (`allow_clock = true`)"
+                    .to_string(),
+            ));
+        }
+        Ok(now_nanos())
+    }
+}
+
+/// Nanoseconds since the Unix epoch.
+pub(crate) fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The WASI clocks of a plugin without `allow_clock`: the epoch, forever.
+pub(crate) struct FrozenClock;
+
+impl wasmtime_wasi::HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+
+    fn now(&self) -> u64 {
+        0
+    }
+}
