@@ -17,17 +17,16 @@ use crate::alert::AlertSettings;
 use crate::error::{EvalError, RuleError, WindowError};
 use crate::rule::{Evaluation, Rule, RuleConfig, next_due};
 use crate::time::{UnixNanos, nanos};
-use crate::window::{BufferLimits, BufferStats, WindowBuffer};
+use crate::window::{BufferLimits, BufferStats, Inputs};
 
 /// A group of rules evaluated together. See the [module docs](self).
 #[derive(Debug)]
 pub struct RuleGroup {
     name: String,
     rules: Vec<Rule>,
-    buffers: Vec<WindowBuffer>,
+    inputs: Inputs,
     every: i64,
     reach: i64,
-    advanced_to: Option<UnixNanos>,
     last_eval: Option<UnixNanos>,
 }
 
@@ -109,17 +108,12 @@ impl RuleGroup {
             inputs = inputs.union(rule.inputs());
             rules.push(rule);
         }
-        let buffers = inputs
-            .iter()
-            .map(|s| WindowBuffer::new(s, lateness, limits))
-            .collect();
         Ok(RuleGroup {
             name,
             rules,
-            buffers,
+            inputs: Inputs::new(inputs, lateness, limits),
             every: nanos(every),
             reach,
-            advanced_to: None,
             last_eval: None,
         })
     }
@@ -141,15 +135,12 @@ impl RuleGroup {
 
     /// The tables the rules read.
     pub fn inputs(&self) -> SignalSet {
-        self.buffers.iter().map(WindowBuffer::signal).collect()
+        self.inputs.buffers().iter().map(|b| b.signal()).collect()
     }
 
     /// The counters of the shared buffers.
     pub fn buffer_stats(&self) -> Vec<(Signal, BufferStats)> {
-        self.buffers
-            .iter()
-            .map(|b| (b.signal(), b.stats()))
-            .collect()
+        self.inputs.stats()
     }
 
     /// Takes a batch of `signal`'s table, once for all the rules; a table no
@@ -166,31 +157,17 @@ impl RuleGroup {
         batch: &RecordBatch,
         not_after: Option<UnixNanos>,
     ) -> Result<usize, WindowError> {
-        match self.buffers.iter_mut().find(|b| b.signal() == signal) {
-            Some(buffer) => buffer.push_bounded(batch, not_after),
-            None => Ok(0),
-        }
+        self.inputs.push_bounded(signal, batch, not_after)
     }
 
     /// Moves the watermark of every input to at least `to` (idle inputs).
     pub fn advance_watermark(&mut self, to: UnixNanos) {
-        self.advanced_to = self.advanced_to.max(Some(to));
-        for buffer in &mut self.buffers {
-            buffer.advance_watermark(to);
-        }
+        self.inputs.advance_watermark(to);
     }
 
     /// The least watermark of the inputs; `None` until each has one.
     pub fn watermark(&self) -> Option<UnixNanos> {
-        if self.buffers.is_empty() {
-            return self.advanced_to;
-        }
-        self.buffers
-            .iter()
-            .map(WindowBuffer::watermark)
-            .collect::<Option<Vec<_>>>()?
-            .into_iter()
-            .min()
+        self.inputs.watermark()
     }
 
     /// The next evaluation time at which every rule's window is complete.
@@ -222,14 +199,12 @@ impl RuleGroup {
         for rule in &mut self.rules {
             out.push(GroupEvaluation {
                 rule: rule.config().name.clone(),
-                result: rule.evaluate_over(t, &self.buffers).await,
+                result: rule.evaluate_over(t, self.inputs.buffers()).await,
             });
         }
         self.last_eval = Some(t);
         let horizon = t.saturating_add(self.every).saturating_sub(self.reach);
-        for buffer in &mut self.buffers {
-            buffer.evict_before(horizon);
-        }
+        self.inputs.evict_before(horizon);
         out
     }
 }

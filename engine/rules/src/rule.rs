@@ -31,7 +31,7 @@ use crate::query::{self, QueryShape, Sample};
 use crate::record;
 use crate::template::{Template, is_label_name};
 use crate::time::{UnixNanos, nanos};
-use crate::window::{BufferLimits, BufferStats, WindowBuffer};
+use crate::window::{BufferLimits, BufferStats, Inputs, WindowBuffer};
 
 /// The label that names an alert.
 pub const ALERTNAME: &str = "alertname";
@@ -362,8 +362,7 @@ pub struct Rule {
     id: RuleId,
     shape: QueryShape,
     templates: Templates,
-    buffers: Vec<WindowBuffer>,
-    advanced_to: Option<UnixNanos>,
+    inputs: Inputs,
     last_eval: Option<UnixNanos>,
     ctx: SessionContext,
     lifecycle: Option<AlertLifecycle>,
@@ -389,11 +388,7 @@ impl Rule {
             message: e.strip_backtrace().to_string(),
         })?;
         let templates = config.compile_templates(&shape)?;
-        let buffers = shape
-            .inputs
-            .iter()
-            .map(|s| WindowBuffer::new(s, config.allowed_lateness, config.buffer_limits))
-            .collect();
+        let inputs = Inputs::new(shape.inputs, config.allowed_lateness, config.buffer_limits);
         let lifecycle = (config.kind == RuleKind::Alert).then(|| {
             AlertLifecycle::new(
                 &config.name,
@@ -409,8 +404,7 @@ impl Rule {
             config,
             shape,
             templates,
-            buffers,
-            advanced_to: None,
+            inputs,
             last_eval: None,
             ctx,
             lifecycle,
@@ -439,10 +433,7 @@ impl Rule {
 
     /// The counters of each window buffer.
     pub fn buffer_stats(&self) -> Vec<(Signal, BufferStats)> {
-        self.buffers
-            .iter()
-            .map(|b| (b.signal(), b.stats()))
-            .collect()
+        self.inputs.stats()
     }
 
     /// The alert instances held (alert rules).
@@ -464,33 +455,19 @@ impl Rule {
         batch: &RecordBatch,
         not_after: Option<UnixNanos>,
     ) -> Result<usize, WindowError> {
-        match self.buffers.iter_mut().find(|b| b.signal() == signal) {
-            Some(buffer) => buffer.push_bounded(batch, not_after),
-            None => Ok(0),
-        }
+        self.inputs.push_bounded(signal, batch, not_after)
     }
 
     /// Moves the watermark of every input to at least `to` (idle inputs).
     pub fn advance_watermark(&mut self, to: UnixNanos) {
-        self.advanced_to = self.advanced_to.max(Some(to));
-        for buffer in &mut self.buffers {
-            buffer.advance_watermark(to);
-        }
+        self.inputs.advance_watermark(to);
     }
 
     /// The rule's watermark: the least of its inputs' (a window is complete
     /// once every input has passed its end); `None` until each input has
     /// one.
     pub fn watermark(&self) -> Option<UnixNanos> {
-        if self.buffers.is_empty() {
-            return self.advanced_to;
-        }
-        self.buffers
-            .iter()
-            .map(WindowBuffer::watermark)
-            .collect::<Option<Vec<_>>>()?
-            .into_iter()
-            .min()
+        self.inputs.watermark()
     }
 
     /// The next evaluation time whose window `[t - window - offset, t -
@@ -523,17 +500,15 @@ impl Rule {
     /// (as Prometheus moves on to the next interval after a failed
     /// evaluation). A failed evaluation leaves the alert state as it was.
     pub async fn evaluate(&mut self, t: UnixNanos) -> Result<Evaluation, EvalError> {
-        let buffers = std::mem::take(&mut self.buffers);
-        let result = self.evaluate_over(t, &buffers).await;
-        self.buffers = buffers;
+        let inputs = std::mem::take(&mut self.inputs);
+        let result = self.evaluate_over(t, inputs.buffers()).await;
+        self.inputs = inputs;
         self.last_eval = Some(t);
         let horizon = t
             .saturating_add(nanos(self.config.every))
             .saturating_sub(nanos(self.config.window))
             .saturating_sub(nanos(self.config.query_offset));
-        for buffer in &mut self.buffers {
-            buffer.evict_before(horizon);
-        }
+        self.inputs.evict_before(horizon);
         result
     }
 

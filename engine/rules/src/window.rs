@@ -66,8 +66,8 @@ use arrow::array::{Array, BooleanArray, TimestampNanosecondArray};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use weir_core::Signal;
 use weir_core::schema::schema_for;
+use weir_core::{Signal, SignalSet};
 use weir_store::Table;
 
 use crate::error::WindowError;
@@ -354,6 +354,84 @@ impl WindowBuffer {
 
 fn names(schema: &SchemaRef) -> Vec<&str> {
     schema.fields().iter().map(|f| f.name().as_str()).collect()
+}
+
+/// The window buffers of one evaluator (a rule, or a group of rules that
+/// share them): one per table its SQL reads, and the watermark they share.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    buffers: Vec<WindowBuffer>,
+    advanced_to: Option<UnixNanos>,
+}
+
+impl Inputs {
+    /// One empty buffer per signal of `signals`.
+    pub fn new(signals: SignalSet, allowed_lateness: Duration, limits: BufferLimits) -> Self {
+        Inputs {
+            buffers: signals
+                .iter()
+                .map(|s| WindowBuffer::new(s, allowed_lateness, limits))
+                .collect(),
+            advanced_to: None,
+        }
+    }
+
+    /// The buffers, one per input table.
+    pub fn buffers(&self) -> &[WindowBuffer] {
+        &self.buffers
+    }
+
+    /// The counters of each buffer.
+    pub fn stats(&self) -> Vec<(Signal, BufferStats)> {
+        self.buffers
+            .iter()
+            .map(|b| (b.signal(), b.stats()))
+            .collect()
+    }
+
+    /// Takes a batch of `signal`'s table, dropping rows stamped after
+    /// `not_after` (see [`WindowBuffer::push_bounded`]); a table no input
+    /// reads is ignored (0 rows taken).
+    pub fn push_bounded(
+        &mut self,
+        signal: Signal,
+        batch: &RecordBatch,
+        not_after: Option<UnixNanos>,
+    ) -> Result<usize, WindowError> {
+        match self.buffers.iter_mut().find(|b| b.signal() == signal) {
+            Some(buffer) => buffer.push_bounded(batch, not_after),
+            None => Ok(0),
+        }
+    }
+
+    /// Moves the watermark of every input to at least `to` (idle inputs).
+    pub fn advance_watermark(&mut self, to: UnixNanos) {
+        self.advanced_to = self.advanced_to.max(Some(to));
+        for buffer in &mut self.buffers {
+            buffer.advance_watermark(to);
+        }
+    }
+
+    /// The least watermark of the inputs (a window is complete once every
+    /// input has passed its end); `None` until each input has one.
+    pub fn watermark(&self) -> Option<UnixNanos> {
+        if self.buffers.is_empty() {
+            return self.advanced_to;
+        }
+        self.buffers
+            .iter()
+            .map(WindowBuffer::watermark)
+            .collect::<Option<Vec<_>>>()?
+            .into_iter()
+            .min()
+    }
+
+    /// Frees every row stamped before `t` in every buffer.
+    pub fn evict_before(&mut self, t: UnixNanos) {
+        for buffer in &mut self.buffers {
+            buffer.evict_before(t);
+        }
+    }
 }
 
 #[cfg(test)]
