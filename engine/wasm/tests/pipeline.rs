@@ -108,11 +108,10 @@ async fn compiled_once_then_cached() {
     );
 }
 
-/// Scenario: OTLP/HTTP -> wasm(redact-rust) -> file, logs sent by a real
-/// HTTP client. Guarantees: the request is answered 200 once the file holds
-/// the data; DEBUG records are gone and digits masked in what is written.
-#[tokio::test(flavor = "multi_thread")]
-async fn otlp_to_redact_to_file() {
+/// OTLP/HTTP -> wasm(`plugin`, two instances) -> file, in a real
+/// topology; sends `body` (OTLP/JSON logs) with a real HTTP client and
+/// returns what the file sink wrote once the request was answered 200.
+async fn through_pipeline(plugin: std::path::PathBuf, body: &str) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let out_path = dir.path().join("out.jsonl");
     let source_config = OtlpSourceConfig {
@@ -124,8 +123,11 @@ async fn otlp_to_redact_to_file() {
         .await
         .expect("binds");
     let addr = source.http_addr().expect("http listener");
-    let mut wasm = WasmConfig::new(common::redact());
+    let mut wasm = WasmConfig::new(plugin);
     wasm.instances = Some(2);
+    // Room for the JavaScript and Python runtimes on a loaded test machine:
+    // this test is about equal output, not speed.
+    wasm.timeout = Duration::from_secs(30);
     let processor = WasmProcessor::new("redact", &wasm, Runtime::new(None).expect("runtime"))
         .await
         .expect("loads");
@@ -159,32 +161,64 @@ async fn otlp_to_redact_to_file() {
         },
     ];
     let running = Topology::new(nodes).expect("valid graph").start();
-
-    let body = r#"{"resourceLogs":[{"resource":{"attributes":[
-        {"key":"service.name","value":{"stringValue":"checkout"}}]},
-      "scopeLogs":[{"logRecords":[
-        {"severityNumber":5,"severityText":"DEBUG","body":{"stringValue":"cache miss for 12345"}},
-        {"severityNumber":9,"severityText":"INFO","body":{"stringValue":"order 987 paid by card 4111"}},
-        {"severityNumber":17,"severityText":"ERROR","body":{"stringValue":"no digits here"}}]}]}]}"#;
     let response = reqwest::Client::new()
         .post(format!("http://{addr}/v1/logs"))
         .header("content-type", "application/json")
-        .body(body)
+        .body(body.to_string())
         .send()
         .await
         .expect("request sent");
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
-
     let written = std::fs::read_to_string(&out_path).expect("the sink wrote");
+    let report = running.drain(Duration::from_secs(5)).await;
+    assert!(report.is_clean(), "{report:?}");
+    written
+}
+
+const LOGS: &str = r#"{"resourceLogs":[{"resource":{"attributes":[
+    {"key":"service.name","value":{"stringValue":"checkout"}}]},
+  "scopeLogs":[{"logRecords":[
+    {"severityNumber":5,"severityText":"DEBUG","body":{"stringValue":"cache miss for 12345"}},
+    {"severityNumber":9,"severityText":"INFO","body":{"stringValue":"order 987 paid by card 4111"},
+     "attributes":[{"key":"user","value":{"stringValue":"u-42"}}]},
+    {"severityNumber":1,"severityText":"TRACE","body":{"stringValue":"enter 1"}},
+    {"severityNumber":17,"severityText":"ERROR","body":{"stringValue":"no digits here"}},
+    {"body":{"stringValue":"unspecified 7"}},
+    {"severityNumber":13,"severityText":"WARN"}]}]}]}"#;
+
+/// Scenario: OTLP/HTTP -> wasm(redact-rust) -> file, logs sent by a real
+/// HTTP client. Guarantees: the request is answered 200 once the file holds
+/// the data; DEBUG records are gone and digits masked in what is written.
+#[tokio::test(flavor = "multi_thread")]
+async fn otlp_to_redact_to_file() {
+    let written = through_pipeline(common::redact(), LOGS).await;
     assert!(!written.contains("cache miss"), "DEBUG dropped: {written}");
+    assert!(!written.contains("enter"), "TRACE dropped: {written}");
     assert!(written.contains("order ### paid by card ####"), "{written}");
     assert!(written.contains("no digits here"), "{written}");
+    assert!(written.contains("unspecified #"), "{written}");
+    assert!(written.contains("u-42"), "attributes untouched: {written}");
     assert!(
         !written.contains("987") && !written.contains("4111"),
         "{written}"
     );
-    let report = running.drain(Duration::from_secs(5)).await;
-    assert!(report.is_clean(), "{report:?}");
+}
+
+/// Scenario: the same redaction plugin written in Rust, JavaScript
+/// (componentize-js) and Python (componentize-py), each in the same real
+/// pipeline with the same input. Guarantees: all three write identical
+/// output, and it is the redacted input.
+#[tokio::test(flavor = "multi_thread")]
+async fn same_plugin_in_rust_js_and_python_gives_identical_output() {
+    let rust = through_pipeline(common::redact(), LOGS).await;
+    assert!(rust.contains("order ### paid by card ####"), "{rust}");
+    for lang in ["js", "python"] {
+        let other = through_pipeline(common::redact_in(lang), LOGS).await;
+        assert_eq!(
+            other, rust,
+            "the {lang} plugin's output differs from Rust's"
+        );
+    }
 }
 
 /// Scenario: the component file is replaced while the processor runs, then

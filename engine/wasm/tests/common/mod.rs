@@ -76,3 +76,37 @@ pub fn hostile() -> PathBuf {
 pub fn redact() -> PathBuf {
     guest("plugins", "redact-rust")
 }
+
+/// The example redaction plugin in `lang` (`js` or `python`), built by
+/// `plugins/examples/build.sh`, which installs componentize-js (npm) or
+/// componentize-py (PyPI) when they are missing.
+pub fn redact_in(lang: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.get(lang) {
+        return path.clone();
+    }
+    let out = Command::new("bash")
+        .arg(repo_root().join("plugins/examples/build.sh"))
+        .arg(lang)
+        .arg(target_dir().join("wasm-guests"))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "building the {lang} example plugin failed"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let path = PathBuf::from(
+        stdout
+            .lines()
+            .last()
+            .expect("build.sh prints the path")
+            .trim(),
+    );
+    assert!(path.is_file(), "{} was not built", path.display());
+    built.insert(lang.to_string(), path.clone());
+    path
+}

@@ -22,13 +22,17 @@ impl Plugin for Redact {
         // `{"mask":"X"}`: the one setting, found without a JSON parser.
         let mask = match config.split_once("\"mask\"") {
             None => '#',
-            Some((_, rest)) => rest
-                .split('"')
-                .nth(1)
-                .and_then(|s| s.chars().next())
-                .ok_or_else(|| {
-                    Error::InvalidArgument("`mask` must be a one-character string".into())
-                })?,
+            Some((_, rest)) => {
+                let mut chars = rest.split('"').nth(1).unwrap_or_default().chars();
+                match (chars.next(), chars.next()) {
+                    (Some(c), None) => c,
+                    _ => {
+                        return Err(Error::InvalidArgument(
+                            "`mask` must be a one-character string".into(),
+                        ));
+                    }
+                }
+            }
         };
         Ok(Redact { mask })
     }
@@ -93,5 +97,6 @@ mod tests {
             Some("card **** ****")
         );
         assert!(Redact::init(r#"{"mask":""}"#).is_err());
+        assert!(Redact::init(r#"{"mask":"ab"}"#).is_err());
     }
 }
