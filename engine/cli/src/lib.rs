@@ -5,6 +5,8 @@
 //!   pipeline file to the code that runs it.
 //! * [`engine`] starts the topology and the API server and stops them.
 //! * [`api`] serves `/metrics` (Prometheus text), `/healthz` and `/readyz`.
+//! * [`plugin`] is `weir plugin new` / `weir plugin build`: plugin projects
+//!   from templates, built into components.
 //!
 //! End-to-end tests start an [`engine::Engine`] in-process the same way the
 //! binary does.
@@ -12,6 +14,7 @@
 pub mod api;
 pub mod build;
 pub mod engine;
+pub mod plugin;
 pub mod telemetry;
 
 pub use engine::{Engine, Started};

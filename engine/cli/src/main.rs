@@ -12,6 +12,7 @@ mod exit {
     pub const OK: u8 = 0;
     pub const FAILED: u8 = 1;
     // 2 is clap's own: the command line was wrong.
+    pub const USAGE: u8 = 2;
     pub const BAD_CONFIG: u8 = 3;
 }
 
@@ -23,8 +24,8 @@ const DEFAULT_PIPELINE: &str = "pipelines/default.toml";
     version,
     about = "Weir: a telemetry stream-processing engine (OTLP in, Arrow inside, sinks out)",
     after_help = "Exit codes: 0 success; 1 the engine failed at start or while running \
-                  (or `weir sql`: the query failed); 2 the command line is wrong; \
-                  3 the pipeline file is invalid."
+                  (or `weir sql`: the query failed; `weir plugin build`: the build failed); \
+                  2 the command line is wrong; 3 the pipeline file is invalid."
 )]
 struct Cli {
     /// Log format.
@@ -69,6 +70,41 @@ enum Command {
         #[arg(long, short = 'f', default_value = "table")]
         format: weir_query::client::OutputFormat,
     },
+    /// Make and build WebAssembly plugins (see docs/plugins.md).
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Make a working plugin project from a template.
+    ///
+    /// Example: weir plugin new rust drop-debug && weir plugin build drop-debug
+    New {
+        /// The plugin's language.
+        lang: weir_cli::plugin::Lang,
+        /// The plugin's name: lowercase letters, digits and `-`.
+        name: String,
+        /// Where to make it (default: a new folder NAME here).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Rust only: the `sdk/rust` folder of Weir's source tree (default:
+        /// the one this binary was built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Build a plugin project into a component (`DIR/NAME.wasm`),
+    /// installing the language's build tools when missing.
+    Build {
+        /// The project folder.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Write the component here instead.
+        #[arg(long, short = 'o')]
+        out: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -78,7 +114,64 @@ fn main() -> ExitCode {
         Command::Validate { file } => validate(&file),
         Command::Run { file } => run(&file),
         Command::Sql { query, api, format } => sql(&api, &query, format),
+        Command::Plugin { command } => plugin(command),
     })
+}
+
+fn plugin(command: PluginCommand) -> u8 {
+    use weir_cli::plugin::{PluginCommandError, build_project, new_project};
+    let result = match command {
+        PluginCommand::New {
+            lang,
+            name,
+            dir,
+            sdk,
+        } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            new_project(lang, &name, &dir, sdk.as_deref()).map(|files| {
+                for f in &files {
+                    eprintln!("  wrote {}", f.display());
+                }
+                eprintln!(
+                    "made the {lang} plugin `{name}`; build it with `weir plugin build {}`",
+                    dir.display()
+                );
+            })
+        }
+        PluginCommand::Build { dir, out } => build_project(&dir, out.as_deref()).map(|path| {
+            eprintln!("built {}", path.display());
+            write_stdout(&format!("{}\n", path.display()));
+        }),
+    };
+    match result {
+        Ok(()) => exit::OK,
+        Err(e @ PluginCommandError::Usage(_)) => {
+            eprintln!("error: {e}");
+            exit::USAGE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::FAILED
+        }
+    }
+}
+
+/// Writes `text` to stdout; false if it cannot (a closed pipe is fine).
+fn write_stdout(text: &str) -> bool {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => true,
+        // A closed pipe (`weir sql ... | head`) is not our failure.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => true,
+        Err(e) => {
+            eprintln!("error: cannot write to stdout: {e}");
+            false
+        }
+    }
 }
 
 fn load(file: &std::path::Path) -> Result<weir_config::Plan, u8> {

@@ -2,38 +2,20 @@
 //! load, and a full disk. These start real processes and a real tmpfs.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use prost::Message;
 
-const WEIR: &str = env!("CARGO_BIN_EXE_weir");
+mod common;
+use common::start;
 const PER_REQUEST: u64 = 20;
-
-/// A `weir run` child process and the addresses it logged.
-struct Weir {
-    child: Child,
-    http: String,
-    api: String,
-    log: Option<std::thread::JoinHandle<Vec<String>>>,
-}
-
-impl Drop for Weir {
-    /// A failed test must not leave a `weir` process behind.
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 fn pipeline(dir: &Path, store_path: &Path) -> std::path::PathBuf {
     let file = dir.join("p.toml");
@@ -65,45 +47,6 @@ inputs = ["otlp"]
     )
     .expect("write pipeline");
     file
-}
-
-fn start(config: &Path) -> Weir {
-    let mut child = Command::new(WEIR)
-        .args(["--log-format", "json", "run"])
-        .arg(config)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("weir starts");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let (mut http, mut api) = (None, None);
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while (http.is_none() || api.is_none()) && Instant::now() < deadline {
-        let Some(Ok(line)) = lines.next() else { break };
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        let f = &v["fields"];
-        if f["listener"] == "otlp/http" {
-            http = f["address"].as_str().map(str::to_string);
-        }
-        if f["message"]
-            .as_str()
-            .is_some_and(|m| m.starts_with("API listening"))
-        {
-            api = f["address"].as_str().map(str::to_string);
-        }
-        seen.push(line);
-    }
-    let (Some(http), Some(api)) = (http, api) else {
-        let _ = child.kill();
-        panic!("weir did not start:\n{}", seen.join("\n"));
-    };
-    let log = std::thread::spawn(move || lines.map_while(Result::ok).collect());
-    Weir {
-        child,
-        http,
-        api,
-        log: Some(log),
-    }
 }
 
 /// When the test started, in ns since the epoch: records are timestamped
