@@ -5,7 +5,8 @@
 # benches/pipelines/blackhole.toml; Rotel: --exporter blackhole) on free
 # loopback ports. weir-loadgen sends spans over OTLP/gRPC flat out: a warm-up
 # run, then the measured run. The script prints spans/s, latency, server CPU
-# and peak RSS for each, and the ratio Weir/Rotel (target: >= 1.5).
+# and peak RSS for each, and the ratio Weir/Rotel (target: >= 1.5 with the
+# blackhole pipeline, >= 1.0 with `--pipeline store`).
 #
 # Run `benches/compare-rotel.sh --help` for the options.
 set -euo pipefail
@@ -338,8 +339,12 @@ for r in rows.values():
 ratio = None
 if "weir" in rows and "rotel" in rows and rows["rotel"]["spans"] > 0:
     ratio = rows["weir"]["spans"] / rows["rotel"]["spans"]
-    verdict = "meets" if ratio >= 1.5 else "below"
-    print(f"\nweir / rotel: {ratio:.2f}x spans/s ({verdict} the 1.5x target); "
+    # Forwarding to a blackhole, Weir should be 1.5x Rotel; storing durably
+    # (WAL fsynced before the answer) it should at least match Rotel's
+    # pass-through.
+    target = 1.0 if rows["weir"]["label"].endswith("/store") else 1.5
+    verdict = "meets" if ratio >= target else "below"
+    print(f"\nweir / rotel: {ratio:.2f}x spans/s ({verdict} the {target:.1f}x target); "
           f"per server core: {rows['weir']['per_core'] / rows['rotel']['per_core']:.2f}x")
 
 if record:
