@@ -18,7 +18,7 @@
 //! - `load/cold`, `load/warm`: starting the Rust plugin with an empty
 //!   compile cache (compilation included) and with a filled one.
 //!
-//! Run: `cargo bench -p weir-benches --bench plugin -- --quick`. Criterion
+//! Run: `cargo bench -p weir-wasm --bench plugin -- --quick`. Criterion
 //! reports time per batch and records/s; per-record cost is the time per
 //! batch / 1,024.
 
@@ -145,7 +145,7 @@ fn target_dir() -> PathBuf {
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// Builds the example plugin in `lang`; `None` (with a note) if it cannot.
