@@ -78,7 +78,8 @@ export function process(batch) {
   for (let i = 0; i < bodies.length; i++) {
     const body = bodies[i];
     if (typeof body === 'string' && /[0-9]/.test(body)) {
-      bodies[i] = body.replace(/[0-9]/g, () => mask);
+      // A one-character replacement string is taken literally (even `$`).
+      bodies[i] = body.replace(/[0-9]/g, mask);
       changed++;
     }
   }
