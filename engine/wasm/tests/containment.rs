@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use weir_config::{OnError, WasmConfig};
-use weir_core::convert::{json, logs_to_batch};
 use weir_core::{Ack, AckStatus, Batch, Processor, Signal};
 use weir_wasm::{Runtime, WasmProcessor};
 
@@ -48,20 +47,6 @@ fn runtime() -> Arc<Runtime> {
         .clone()
 }
 
-fn logs(bodies: &[&str]) -> arrow::record_batch::RecordBatch {
-    let records: Vec<String> = bodies
-        .iter()
-        .map(|b| format!(r#"{{"severityNumber":9,"body":{{"stringValue":"{b}"}}}}"#))
-        .collect();
-    let text = format!(
-        r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{}]}}]}}]}}"#,
-        records.join(",")
-    );
-    logs_to_batch(&json::decode_logs(text.as_bytes()).expect("valid"))
-        .expect("converts")
-        .batch
-}
-
 fn config(mode: &str, on_error: OnError) -> WasmConfig {
     let mut c = WasmConfig::new(common::hostile());
     c.config = format!(r#"{{"mode":"{mode}"}}"#);
@@ -92,7 +77,7 @@ async fn run(
     body: &str,
 ) -> (Result<(), String>, Vec<Vec<Option<String>>>, AckStatus) {
     let (ack, waiter) = Ack::new();
-    let batch = Batch::new(Signal::Logs, logs(&[body, "x"]), ack);
+    let batch = Batch::new(Signal::Logs, common::logs(&[(9, body), (9, "x")]), ack);
     let keep = batch.ack().clone();
     let mut out = Vec::new();
     let result = p.process(batch, &mut out).await.map_err(|e| e.to_string());
@@ -112,7 +97,7 @@ async fn run(
 /// After a failure the same processor still works on the next batch.
 async fn still_serves(p: &mut WasmProcessor) {
     let mut out = Vec::new();
-    let batch = Batch::new(Signal::Logs, logs(&["fine"]), Ack::none());
+    let batch = Batch::new(Signal::Logs, common::logs(&[(9, "fine")]), Ack::none());
     p.process(batch, &mut out)
         .await
         .expect("a healthy batch passes");

@@ -7,24 +7,9 @@ mod common;
 use std::time::Duration;
 
 use weir_config::{FileSinkConfig, OtlpSourceConfig, WasmConfig};
-use weir_core::convert::{json, logs_to_batch};
 use weir_core::{Ack, AckStatus, Batch, Processor, Signal, SignalSet};
 use weir_runtime::{Built, Node, Topology};
 use weir_wasm::{CacheOutcome, Runtime, WasmProcessor};
-
-fn logs(records: &[(i32, &str)]) -> arrow::record_batch::RecordBatch {
-    let records: Vec<String> = records
-        .iter()
-        .map(|(s, b)| format!(r#"{{"severityNumber":{s},"body":{{"stringValue":"{b}"}}}}"#))
-        .collect();
-    let text = format!(
-        r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{}]}}]}}]}}"#,
-        records.join(",")
-    );
-    logs_to_batch(&json::decode_logs(text.as_bytes()).expect("valid"))
-        .expect("converts")
-        .batch
-}
 
 fn bodies(batch: &Batch) -> Vec<Option<String>> {
     weir_wasm::columns::read_strings(batch.data(), "body").expect("body")
@@ -48,7 +33,7 @@ async fn split_batch_is_acknowledged_when_all_parts_are() {
     let rows: Vec<(i32, &str)> = rows.iter().map(|(s, b)| (*s, b.as_str())).collect();
     let (ack, mut waiter) = Ack::new();
     let mut out = Vec::new();
-    p.process(Batch::new(Signal::Logs, logs(&rows), ack), &mut out)
+    p.process(Batch::new(Signal::Logs, common::logs(&rows), ack), &mut out)
         .await
         .expect("processes");
     assert_eq!(out.len(), 2, "one output per instance");
@@ -74,7 +59,7 @@ async fn dropped_batch_is_acknowledged() {
     let (ack, waiter) = Ack::new();
     let mut out = Vec::new();
     p.process(
-        Batch::new(Signal::Logs, logs(&[(5, "a"), (1, "b")]), ack),
+        Batch::new(Signal::Logs, common::logs(&[(5, "a"), (1, "b")]), ack),
         &mut out,
     )
     .await
@@ -239,7 +224,7 @@ async fn changed_file_is_reloaded() {
     let run = async |p: &mut WasmProcessor| {
         let mut out = Vec::new();
         p.process(
-            Batch::new(Signal::Logs, logs(&[(9, "abc 1")]), Ack::none()),
+            Batch::new(Signal::Logs, common::logs(&[(9, "abc 1")]), Ack::none()),
             &mut out,
         )
         .await

@@ -110,3 +110,20 @@ pub fn redact_in(lang: &str) -> PathBuf {
     built.insert(lang.to_string(), path.clone());
     path
 }
+
+/// A logs batch with one record per `(severity_number, body)`.
+pub fn logs(records: &[(i32, &str)]) -> arrow::record_batch::RecordBatch {
+    let records: Vec<String> = records
+        .iter()
+        .map(|(s, b)| format!(r#"{{"severityNumber":{s},"body":{{"stringValue":"{b}"}}}}"#))
+        .collect();
+    let text = format!(
+        r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{}]}}]}}]}}"#,
+        records.join(",")
+    );
+    weir_core::convert::logs_to_batch(
+        &weir_core::convert::json::decode_logs(text.as_bytes()).expect("valid"),
+    )
+    .expect("converts")
+    .batch
+}
