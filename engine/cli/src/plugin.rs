@@ -86,6 +86,10 @@ fn template(lang: Lang) -> &'static [(&'static str, &'static str)] {
             ("Cargo.toml", include_str!("../templates/rust/Cargo.toml")),
             ("src/lib.rs", include_str!("../templates/rust/src/lib.rs")),
             (".gitignore", include_str!("../templates/rust/gitignore")),
+            (
+                ".cargo/config.toml",
+                include_str!("../templates/rust/cargo/config.toml"),
+            ),
         ],
         Lang::Js => &[
             ("package.json", include_str!("../templates/js/package.json")),

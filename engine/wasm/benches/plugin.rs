@@ -18,7 +18,8 @@
 //! - `load/cold`, `load/warm`: starting the Rust plugin with an empty
 //!   compile cache (compilation included) and with a filled one.
 //!
-//! Run: `cargo bench -p weir-wasm --bench plugin -- --quick`. Criterion
+//! Run: `cargo bench -p weir-wasm --bench plugin -- --quick`
+//! (`WEIR_BENCH_LANGS=rust` to build and load only some plugins). Criterion
 //! reports time per batch and records/s; per-record cost is the time per
 //! batch / 1,024.
 
@@ -27,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, BooleanArray, StringBuilder};
+use arrow::array::{Array, AsArray, BooleanArray, StringArray, StringBuilder};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::Int32Type;
 use arrow::record_batch::RecordBatch;
@@ -105,7 +106,9 @@ fn batch() -> RecordBatch {
 }
 
 /// The redaction done in the host: the floor a plugin is measured against.
-fn redact_native(batch: &RecordBatch) -> RecordBatch {
+/// It takes the plugin's two paths: with an ASCII `mask` one pass over the
+/// body column's bytes, keeping its offsets; otherwise value by value.
+fn redact_native(batch: &RecordBatch, mask: char) -> RecordBatch {
     let severity = batch
         .column_by_name("severity_number")
         .expect("severity_number")
@@ -117,22 +120,51 @@ fn redact_native(batch: &RecordBatch) -> RecordBatch {
     let kept = filter_record_batch(batch, &keep).expect("filter");
     let index = kept.schema().index_of("body").expect("body");
     let bodies = kept.column(index).as_string::<i32>();
-    let mut out = StringBuilder::with_capacity(bodies.len(), bodies.value_data().len());
-    let mut masked = String::new();
-    for body in bodies.iter() {
-        match body {
-            Some(b) if b.bytes().any(|c| c.is_ascii_digit()) => {
-                masked.clear();
-                masked.extend(b.chars().map(|c| if c.is_ascii_digit() { '#' } else { c }));
-                out.append_value(&masked);
+    let masked: StringArray = if mask.is_ascii() {
+        let with = mask as u8;
+        let bytes: Vec<u8> = bodies
+            .value_data()
+            .iter()
+            .map(|&b| if b.is_ascii_digit() { with } else { b })
+            .collect();
+        StringArray::try_new(
+            bodies.offsets().clone(),
+            bytes.into(),
+            bodies.nulls().cloned(),
+        )
+        .expect("ASCII for ASCII stays UTF-8")
+    } else {
+        let mut out = StringBuilder::with_capacity(bodies.len(), bodies.value_data().len());
+        for body in bodies.iter() {
+            match body.map(|b| (b, mask_digits(b, mask))) {
+                Some((_, Some(masked))) => out.append_value(&masked),
+                Some((b, None)) => out.append_value(b),
+                None => out.append_null(),
             }
-            Some(b) => out.append_value(b),
-            None => out.append_null(),
+        }
+        out.finish()
+    };
+    let mut columns = kept.columns().to_vec();
+    columns[index] = Arc::new(masked);
+    RecordBatch::try_new(kept.schema(), columns).expect("same schema")
+}
+
+/// The example plugin's `mask_digits`, line for line, so that both sides do
+/// the same work.
+fn mask_digits(body: &str, mask: char) -> Option<String> {
+    let first = body.bytes().position(|b| b.is_ascii_digit())?;
+    let mut out = String::with_capacity(body.len() + 8);
+    out.push_str(&body[..first]);
+    let mut run = first;
+    for (i, b) in body.bytes().enumerate().skip(first) {
+        if b.is_ascii_digit() {
+            out.push_str(&body[run..i]);
+            out.push(mask);
+            run = i + 1;
         }
     }
-    let mut columns = kept.columns().to_vec();
-    columns[index] = Arc::new(out.finish());
-    RecordBatch::try_new(kept.schema(), columns).expect("same schema")
+    out.push_str(&body[run..]);
+    Some(out)
 }
 
 /// `<target>`: the bench binary is `<target>/<profile>/deps/<name>`.
@@ -158,6 +190,8 @@ fn build_plugin(lang: &str) -> Option<PathBuf> {
             .arg(repo_root().join("plugins/Cargo.toml"))
             .arg("--target-dir")
             .arg(&out)
+            // The plugins' own `.cargo/config.toml` (SIMD) applies.
+            .current_dir(repo_root().join("plugins"))
             .env_remove("CARGO_TARGET_DIR")
             .env_remove("RUSTFLAGS")
             .env_remove("CARGO_ENCODED_RUSTFLAGS")
@@ -184,35 +218,55 @@ fn build_plugin(lang: &str) -> Option<PathBuf> {
     }
 }
 
-fn processor(rt: &tokio::runtime::Runtime, path: &Path, runtime: Arc<Runtime>) -> WasmProcessor {
-    let mut config = WasmConfig::new(path);
-    config.instances = Some(1);
-    rt.block_on(WasmProcessor::new("redact", &config, runtime))
+fn processor(
+    rt: &tokio::runtime::Runtime,
+    path: &Path,
+    runtime: Arc<Runtime>,
+    config: Option<&str>,
+) -> WasmProcessor {
+    let mut wasm = WasmConfig::new(path);
+    wasm.instances = Some(1);
+    if let Some(config) = config {
+        wasm.config = config.to_string();
+    }
+    rt.block_on(WasmProcessor::new("redact", &wasm, runtime))
         .expect("the plugin loads")
 }
 
 fn bench_redact(c: &mut Criterion, rt: &tokio::runtime::Runtime, plugins: &[(&str, PathBuf)]) {
     let input = batch();
-    // The plugins and the host must agree before their speed means anything.
-    let expected = redact_native(&input);
     let mut group = c.benchmark_group("redact");
     group.throughput(Throughput::Elements(ROWS as u64));
-    group.bench_function("native", |b| b.iter(|| redact_native(black_box(&input))));
-    for (lang, path) in plugins {
-        let mut p = processor(rt, path, Runtime::new(None).expect("runtime"));
-        let run = |p: &mut WasmProcessor| {
-            let (ack, _waiter) = Ack::new();
-            let mut out = Vec::new();
-            rt.block_on(p.process(Batch::new(Signal::Logs, input.clone(), ack), &mut out))
-                .expect("the plugin processes the batch");
-            out
-        };
-        let out = run(&mut p);
-        assert_eq!(out.len(), 1, "{lang}: one batch out");
-        assert_eq!(out[0].data(), &expected, "{lang}: output equals the host's");
-        group.bench_function(format!("wasm-{lang}"), |b| {
-            b.iter(|| black_box(run(&mut p)))
+    // `#` masks the body column in one pass; `•` (three bytes in UTF-8)
+    // takes the value-by-value path, a new string per masked value.
+    for (mask, suffix) in [('#', ""), ('•', "-per-value")] {
+        // The plugins and the host must agree before their speed means
+        // anything.
+        let expected = redact_native(&input, mask);
+        group.bench_function(format!("native{suffix}"), |b| {
+            b.iter(|| redact_native(black_box(&input), mask))
         });
+        for (lang, path) in plugins {
+            if !suffix.is_empty() && *lang != "rust" {
+                continue;
+            }
+            let config = format!("{{\"mask\":\"{mask}\"}}");
+            let runtime = Runtime::new(None).expect("runtime");
+            let mut p = processor(rt, path, runtime, Some(&config));
+            let run = |p: &mut WasmProcessor| {
+                let (ack, _waiter) = Ack::new();
+                let mut out = Vec::new();
+                rt.block_on(p.process(Batch::new(Signal::Logs, input.clone(), ack), &mut out))
+                    .expect("the plugin processes the batch");
+                out
+            };
+            let out = run(&mut p);
+            assert_eq!(out.len(), 1, "{lang}: one batch out");
+            assert_eq!(out[0].data(), &expected, "{lang}: output equals the host's");
+            group.bench_function(format!("wasm-{lang}{suffix}"), |b| {
+                b.iter(|| black_box(run(&mut p)))
+            });
+        }
     }
     group.finish();
 }
@@ -224,7 +278,7 @@ fn bench_load(c: &mut Criterion, rt: &tokio::runtime::Runtime, rust: &Path) {
         b.iter(|| {
             let cache = tempfile::tempdir().expect("tmp");
             let runtime = Runtime::new(Some(cache.path().to_path_buf())).expect("runtime");
-            black_box(processor(rt, rust, runtime))
+            black_box(processor(rt, rust, runtime, None))
         })
     });
     let cache = tempfile::tempdir().expect("tmp");
@@ -232,12 +286,13 @@ fn bench_load(c: &mut Criterion, rt: &tokio::runtime::Runtime, rust: &Path) {
         rt,
         rust,
         Runtime::new(Some(cache.path().to_path_buf())).expect("runtime"),
+        None,
     ));
     group.bench_function("warm", |b| {
         b.iter(|| {
             // A new runtime each time: only the on-disk cache can help.
             let runtime = Runtime::new(Some(cache.path().to_path_buf())).expect("runtime");
-            black_box(processor(rt, rust, runtime))
+            black_box(processor(rt, rust, runtime, None))
         })
     });
     group.finish();
@@ -249,8 +304,11 @@ fn benches() {
         .enable_all()
         .build()
         .expect("tokio");
+    // `WEIR_BENCH_LANGS=rust,js` limits the plugins built and loaded.
+    let langs = std::env::var("WEIR_BENCH_LANGS").unwrap_or_else(|_| "rust,js,python".into());
     let plugins: Vec<(&str, PathBuf)> = ["rust", "js", "python"]
         .into_iter()
+        .filter(|lang| langs.split(',').any(|l| l.trim() == *lang))
         .filter_map(|lang| build_plugin(lang).map(|p| (lang, p)))
         .collect();
     let mut c = Criterion::default().configure_from_args();

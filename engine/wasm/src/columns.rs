@@ -82,15 +82,16 @@ fn is_integer(t: &DataType) -> bool {
     t.is_integer() || matches!(t, DataType::Timestamp(..))
 }
 
-/// Every row of `name` as text.
-pub fn read_strings(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>, ColumnError> {
+/// Column `name` in its text form, as one `Utf8` array.
+fn text_of(batch: &RecordBatch, name: &str) -> Result<ArrayRef, ColumnError> {
     let (_, array) = column(batch, name)?;
     if let DataType::FixedSizeBinary(_) = array.data_type() {
         let ids = array.as_fixed_size_binary();
-        return Ok(ids
+        let hex: StringArray = ids
             .iter()
-            .map(|v| v.map(|b| b.iter().map(|x| format!("{x:02x}")).collect()))
-            .collect());
+            .map(|v| v.map(|b| b.iter().map(|x| format!("{x:02x}")).collect::<String>()))
+            .collect();
+        return Ok(Arc::new(hex));
     }
     if array.data_type().is_nested() {
         return Err(ColumnError::TypeMismatch(format!(
@@ -98,17 +99,134 @@ pub fn read_strings(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String
             array.data_type()
         )));
     }
+    if *array.data_type() == DataType::Utf8 {
+        return Ok(array.clone());
+    }
     let options = CastOptions {
         safe: false,
         format_options: FormatOptions::default(),
     };
-    let text = cast_with_options(array, &DataType::Utf8, &options)
-        .map_err(|e| ColumnError::TypeMismatch(format!("column `{name}` as text: {e}")))?;
+    cast_with_options(array, &DataType::Utf8, &options)
+        .map_err(|e| ColumnError::TypeMismatch(format!("column `{name}` as text: {e}")))
+}
+
+/// Every row of `name` as text.
+pub fn read_strings(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>, ColumnError> {
+    let text = text_of(batch, name)?;
     Ok(text
         .as_string::<i32>()
         .iter()
         .map(|v| v.map(str::to_owned))
         .collect())
+}
+
+/// A text column in Arrow's layout, as the `text-column` record carries it:
+/// the values' bytes end to end, `rows + 1` offsets, and either no null
+/// flags or one per row.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TextColumn {
+    /// The values' UTF-8 bytes in row order.
+    pub data: Vec<u8>,
+    /// Where each value starts; the last entry is where the last one ends.
+    pub offsets: Vec<u32>,
+    /// Empty, or true where the row is null.
+    pub nulls: Vec<bool>,
+}
+
+/// Every row of `name` as text, in one [`TextColumn`].
+pub fn read_text(batch: &RecordBatch, name: &str) -> Result<TextColumn, ColumnError> {
+    let text = text_of(batch, name)?;
+    let strings = text.as_string::<i32>();
+    let offsets = strings.value_offsets();
+    let (first, last) = (offsets[0], offsets[offsets.len() - 1]);
+    let base = usize::try_from(first).unwrap_or(0);
+    let end = usize::try_from(last).unwrap_or(0);
+    let data = strings.value_data()[base..end].to_vec();
+    let offsets = offsets
+        .iter()
+        .map(|o| u32::try_from(o - first).unwrap_or(u32::MAX))
+        .collect();
+    let nulls = match strings.nulls() {
+        Some(n) if n.null_count() > 0 => n.iter().map(|valid| !valid).collect(),
+        _ => Vec::new(),
+    };
+    Ok(TextColumn {
+        data,
+        offsets,
+        nulls,
+    })
+}
+
+/// The text column `name`, refused if it is not one.
+fn text_column(batch: &RecordBatch, name: &str) -> Result<usize, ColumnError> {
+    let (index, array) = column(batch, name)?;
+    if !is_text(array.data_type()) {
+        return Err(ColumnError::TypeMismatch(format!(
+            "column `{name}` is {}, not a text column",
+            array.data_type()
+        )));
+    }
+    Ok(index)
+}
+
+/// Puts new `Utf8` values in place of text column `index`, cast to its
+/// type (a dictionary, say) when it has another.
+fn put_text(
+    batch: &RecordBatch,
+    index: usize,
+    name: &str,
+    values: StringArray,
+) -> Result<RecordBatch, ColumnError> {
+    let to = batch.schema_ref().field(index).data_type().clone();
+    let values: ArrayRef = Arc::new(values);
+    let values = if *values.data_type() == to {
+        values
+    } else {
+        cast_into(&values, name, &to)?
+    };
+    replace_column(batch, index, values)
+}
+
+/// Replaces a text column from a [`TextColumn`], checking everything the
+/// plugin could have got wrong.
+pub fn write_text(
+    batch: &RecordBatch,
+    name: &str,
+    values: TextColumn,
+) -> Result<RecordBatch, ColumnError> {
+    let index = text_column(batch, name)?;
+    let TextColumn {
+        data,
+        offsets,
+        nulls,
+    } = values;
+    if offsets.is_empty() {
+        return Err(ColumnError::InvalidArgument(
+            "a text column needs num-rows + 1 offsets; none were given".into(),
+        ));
+    }
+    check_len(batch, offsets.len() - 1)?;
+    if !nulls.is_empty() {
+        check_len(batch, nulls.len())?;
+    }
+    if offsets.windows(2).any(|w| w[1] < w[0]) {
+        return Err(ColumnError::InvalidArgument(
+            "text column offsets must never decrease".into(),
+        ));
+    }
+    let last = offsets[offsets.len() - 1];
+    if usize::try_from(last).map_or(true, |l| l > data.len()) || last > i32::MAX as u32 {
+        return Err(ColumnError::InvalidArgument(format!(
+            "the last text column offset is {last}, past the {} bytes of data",
+            data.len()
+        )));
+    }
+    let offsets = OffsetBuffer::new(offsets.into_iter().map(|o| o as i32).collect());
+    let nulls = (!nulls.is_empty()).then(|| NullBuffer::from_iter(nulls.iter().map(|n| !n)));
+    let values = StringArray::try_new(offsets, data.into(), nulls).map_err(|e| {
+        ColumnError::InvalidArgument(format!("the new values of column `{name}`: {e}"))
+    })?;
+    put_text(batch, index, name, values)
 }
 
 /// Every row of an integer or time column as `i64`.
@@ -178,17 +296,9 @@ pub fn write_strings(
     name: &str,
     values: Vec<Option<String>>,
 ) -> Result<RecordBatch, ColumnError> {
-    let (index, array) = column(batch, name)?;
-    if !is_text(array.data_type()) {
-        return Err(ColumnError::TypeMismatch(format!(
-            "column `{name}` is {}, not a text column",
-            array.data_type()
-        )));
-    }
+    let index = text_column(batch, name)?;
     check_len(batch, values.len())?;
-    let values: ArrayRef = Arc::new(StringArray::from(values));
-    let values = cast_into(&values, name, array.data_type())?;
-    replace_column(batch, index, values)
+    put_text(batch, index, name, StringArray::from(values))
 }
 
 /// Replaces an integer or time column.
@@ -477,6 +587,76 @@ mod tests {
         )
         .expect("valid OTLP/JSON");
         logs_to_batch(&req).expect("converts").batch
+    }
+
+    fn text(data: &str, offsets: &[u32], nulls: &[bool]) -> TextColumn {
+        TextColumn {
+            data: data.as_bytes().to_vec(),
+            offsets: offsets.to_vec(),
+            nulls: nulls.to_vec(),
+        }
+    }
+
+    /// Guarantees: `read-text` gives the values end to end with offsets
+    /// from 0, also for a slice of a batch, and null flags only when a
+    /// value is null; `write-text` puts them back, into a dictionary
+    /// column too.
+    #[test]
+    fn text_columns_round_trip() {
+        let b = logs();
+        assert_eq!(
+            read_text(&b, "body").expect("body"),
+            text("user 42 inok", &[0, 10, 12], &[])
+        );
+        assert_eq!(
+            read_text(&b.slice(1, 1), "body").expect("slice"),
+            text("ok", &[0, 2], &[])
+        );
+        let written =
+            write_text(&b, "body", text("ab", &[0, 2, 2], &[false, true])).expect("write");
+        assert_eq!(
+            read_strings(&written, "body").expect("body"),
+            [Some("ab".to_string()), None]
+        );
+        assert_eq!(
+            read_text(&written, "body").expect("nulls"),
+            text("ab", &[0, 2, 2], &[false, true])
+        );
+        // `service_name` is a dictionary column: the text is cast back.
+        let written =
+            write_text(&b, "service_name", text("ab", &[0, 1, 2], &[])).expect("dictionary");
+        assert_eq!(
+            read_strings(&written, "service_name").expect("names"),
+            [Some("a".to_string()), Some("b".to_string())]
+        );
+        assert_eq!(written.schema(), b.schema());
+    }
+
+    /// Guarantees: every way a plugin can get a text column wrong is
+    /// refused with a message, and nothing panics.
+    #[test]
+    fn bad_text_columns_are_refused() {
+        let b = logs();
+        let refused = |t: TextColumn| write_text(&b, "body", t).expect_err("refused").to_string();
+        assert!(refused(text("ab", &[], &[])).contains("offsets"));
+        assert!(refused(text("ab", &[0, 2], &[])).contains("1 values given"));
+        assert!(refused(text("ab", &[0, 2, 1], &[])).contains("never decrease"));
+        assert!(refused(text("ab", &[0, 1, 3], &[])).contains("past the 2 bytes"));
+        assert!(refused(text("ab", &[0, 1, 2], &[true])).contains("1 values given"));
+        // `é` is two bytes: an offset of 1 splits it.
+        assert!(refused(text("éa", &[0, 1, 3], &[])).contains("body"));
+        let not_utf8 = TextColumn {
+            data: vec![0xff, b'a'],
+            offsets: vec![0, 1, 2],
+            nulls: vec![],
+        };
+        assert!(refused(not_utf8).contains("body"));
+        let refused = write_text(&b, "severity_number", text("ab", &[0, 1, 2], &[]));
+        assert!(matches!(refused, Err(ColumnError::TypeMismatch(_))));
+        assert!(matches!(
+            read_text(&b, "attributes"),
+            Err(ColumnError::TypeMismatch(_))
+        ));
     }
 
     /// Guarantees: text, integer and attribute reads return one value per

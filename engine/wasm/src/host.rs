@@ -79,11 +79,66 @@ pub(crate) struct CallState {
     pub poison: Option<Poison>,
 }
 
+/// An instance's resource limits, and how much linear memory it holds now
+/// (over all its memories), so that a leaking plugin can be replaced
+/// between batches before it reaches its cap.
+pub(crate) struct Budget {
+    pub inner: StoreLimits,
+    pub memory_bytes: usize,
+}
+
+impl wasmtime::ResourceLimiter for Budget {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // The cap applies to all memories together, as a plugin's author
+        // would expect of `max_memory`.
+        let total = self.memory_bytes - current.min(self.memory_bytes) + desired;
+        let granted = self.inner.memory_growing(current, total, maximum)?;
+        if granted {
+            self.memory_bytes = total;
+        }
+        Ok(granted)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.memory_grow_failed(error)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
 /// The data of one instance's store.
 pub(crate) struct HostState {
     pub wasi: WasiCtx,
     pub table: ResourceTable,
-    pub limits: StoreLimits,
+    pub limits: Budget,
     pub plugin: Arc<PluginShared>,
     pub call: CallState,
 }
@@ -208,6 +263,19 @@ impl batch::HostBatch for HostState {
         columns::read_strings(&self.batch(&handle)?.data, &column).map_err(wit_error)
     }
 
+    fn read_text(
+        &mut self,
+        handle: Resource<BatchRes>,
+        column: String,
+    ) -> Result<batch::TextColumn, WitError> {
+        let text = columns::read_text(&self.batch(&handle)?.data, &column).map_err(wit_error)?;
+        Ok(batch::TextColumn {
+            data: text.data,
+            offsets: text.offsets,
+            nulls: text.nulls,
+        })
+    }
+
     fn read_ints(
         &mut self,
         handle: Resource<BatchRes>,
@@ -240,6 +308,20 @@ impl batch::HostBatch for HostState {
         values: Vec<Option<String>>,
     ) -> Result<(), WitError> {
         self.write(&handle, |b| columns::write_strings(b, &column, values))
+    }
+
+    fn write_text(
+        &mut self,
+        handle: Resource<BatchRes>,
+        column: String,
+        values: batch::TextColumn,
+    ) -> Result<(), WitError> {
+        let values = columns::TextColumn {
+            data: values.data,
+            offsets: values.offsets,
+            nulls: values.nulls,
+        };
+        self.write(&handle, |b| columns::write_text(b, &column, values))
     }
 
     fn write_ints(

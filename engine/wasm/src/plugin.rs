@@ -11,7 +11,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 use weir_core::Signal;
 
 use crate::host::bindings::{Processor as Bindings, ProcessorPre};
-use crate::host::{BatchRes, CallState, FrozenClock, HostState, PluginShared, Poison};
+use crate::host::{BatchRes, Budget, CallState, FrozenClock, HostState, PluginShared, Poison};
 use crate::runtime::{EPOCH_TICK, Runtime};
 use crate::{FailureKind, PluginError};
 
@@ -55,6 +55,13 @@ pub(crate) struct Instance {
     bindings: Bindings,
     /// What `init` asked for.
     pub tick_every: Option<Duration>,
+}
+
+impl Instance {
+    /// The linear memory the instance holds now, all memories together.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.store.data().limits.memory_bytes
+    }
 }
 
 /// What a successful `process` call left.
@@ -118,7 +125,10 @@ impl Plugin {
         let state = HostState {
             wasi: wasi.build(),
             table: wasmtime::component::ResourceTable::new(),
-            limits,
+            limits: Budget {
+                inner: limits,
+                memory_bytes: 0,
+            },
             plugin: self.shared.clone(),
             call: CallState::default(),
         };
@@ -146,6 +156,21 @@ impl Plugin {
                 .filter(|ms| *ms > 0)
                 .map(|ms| Duration::from_millis(u64::from(ms))),
         })
+    }
+
+    /// Whether `instance` holds so much memory that it should be replaced
+    /// now, between batches, rather than fail a batch at its cap: past
+    /// three quarters of `max_memory`. Plugins whose toolchain never frees
+    /// some buffers (ComponentizeJS leaks what imports return) keep working
+    /// this way.
+    pub(crate) fn worn_out(&self, instance: &Instance) -> bool {
+        let cap = usize::try_from(self.limits.max_memory).unwrap_or(usize::MAX);
+        instance.memory_bytes() > cap / 4 * 3
+    }
+
+    /// The component's name in the pipeline.
+    pub(crate) fn component(&self) -> &str {
+        &self.shared.component
     }
 
     /// Runs `process` on `data` in `instance`.

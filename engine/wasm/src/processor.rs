@@ -292,6 +292,18 @@ fn run_slice(
         Err(f) => return (None, Err(f)),
     };
     match plugin.process(&mut instance, signal, data) {
+        Ok(p) if plugin.worn_out(&instance) => {
+            // The batch is done; its successor gets a fresh instance.
+            metrics::counter!("weir_plugin_instances_recycled_total",
+                "component" => plugin.component().to_string())
+            .increment(1);
+            tracing::debug!(
+                component = plugin.component(),
+                memory = instance.memory_bytes(),
+                "plugin instance replaced: it holds most of its max_memory"
+            );
+            (None, Ok(p))
+        }
         Ok(p) => (Some(instance), Ok(p)),
         Err(f) => {
             // The instance may be in any state: replace it.
@@ -307,23 +319,43 @@ impl Processor for WasmProcessor {
         self.maybe_reload().await;
         let rows = batch.num_rows();
         let parts = (rows / MIN_ROWS_PER_SPLIT).clamp(1, self.slots.len().max(1));
-        let mut tasks = Vec::with_capacity(parts);
         let per = rows.div_ceil(parts);
+        // `block_in_place` needs a multi-threaded runtime.
+        let in_place = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let mut tasks = Vec::with_capacity(parts);
+        let mut first = None;
         for (i, slot) in self.slots.iter_mut().take(parts).enumerate() {
             let (offset, len) = (i * per, per.min(rows.saturating_sub(i * per)));
             let data = batch.data().slice(offset, len);
             let plugin = self.plugin.clone();
             let instance = slot.take();
             let signal = batch.signal();
+            if i == 0 && in_place {
+                first = Some((plugin, instance, signal, data));
+                continue;
+            }
             tasks.push(tokio::task::spawn_blocking(move || {
                 run_slice(&plugin, instance, signal, data)
             }));
         }
-        let mut results = Vec::with_capacity(parts);
-        for (slot, task) in self.slots.iter_mut().zip(tasks) {
-            let (instance, result) = task.await.map_err(|e| {
+        let mut done = Vec::with_capacity(parts);
+        if let Some((plugin, instance, signal, data)) = first {
+            // The first part runs on this thread, the others beside it:
+            // no hand-off to the blocking pool and back for the common
+            // single-part batch. `block_in_place` moves this worker's
+            // other tasks elsewhere while the plugin runs.
+            done.push(tokio::task::block_in_place(|| {
+                run_slice(&plugin, instance, signal, data)
+            }));
+        }
+        for task in tasks {
+            done.push(task.await.map_err(|e| {
                 ComponentError::internal(&*self.name, format!("a plugin call was lost: {e}"))
-            })?;
+            })?);
+        }
+        let mut results = Vec::with_capacity(parts);
+        for (slot, (instance, result)) in self.slots.iter_mut().zip(done) {
             *slot = instance;
             results.push(result);
         }

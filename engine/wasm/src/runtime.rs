@@ -52,6 +52,17 @@ impl Runtime {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        // `WEIR_WASM_PROFILE=perfmap` (or `jitdump`) names plugin code for
+        // `perf`, so a plugin author can see where a plugin spends its time.
+        match std::env::var("WEIR_WASM_PROFILE").as_deref() {
+            Ok("perfmap") => {
+                config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+            }
+            Ok("jitdump") => {
+                config.profiler(wasmtime::ProfilingStrategy::JitDump);
+            }
+            _ => {}
+        }
         let engine = Engine::new(&config).map_err(|e| PluginError::Internal(e.to_string()))?;
         let runtime = Arc::new(Runtime {
             engine,

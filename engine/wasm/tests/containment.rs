@@ -131,6 +131,36 @@ async fn contained(mode: &str, kind: &str) {
     still_serves(&mut p).await;
 }
 
+/// Scenario: a plugin that leaks 1 MiB on every call, under a 32 MiB cap.
+/// Guarantees: no batch fails; the instance is replaced between batches
+/// once it holds three quarters of its cap, and that is counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn leaking_plugin_is_recycled_between_batches() {
+    let name = "hostile-leak";
+    let mut p = processor(name, "leak", OnError::Fail).await;
+    for i in 0..100 {
+        let mut out = Vec::new();
+        let batch = Batch::new(Signal::Logs, common::logs(&[(9, "drip")]), Ack::none());
+        p.process(batch, &mut out)
+            .await
+            .unwrap_or_else(|e| panic!("batch {i} failed: {e}"));
+        assert_eq!(bodies(&out[0]), [Some("DRIP".to_string())], "batch {i}");
+    }
+    let recycled = counter(
+        "weir_plugin_instances_recycled_total",
+        &[("component", name)],
+    );
+    // 100 MiB leaked, at most 24 MiB per instance: at least four renewals.
+    assert!(recycled >= 4, "recycled {recycled} times");
+    assert_eq!(
+        counter(
+            "weir_plugin_errors_total",
+            &[("component", name), ("kind", "memory")]
+        ),
+        0
+    );
+}
+
 /// Scenario: an endless loop. Guarantees: interrupted by the call timeout.
 #[tokio::test(flavor = "multi_thread")]
 async fn infinite_loop_is_interrupted() {

@@ -15,13 +15,17 @@
 // How the contract looks from JavaScript: the batch handed to `process` is
 // an instance of the `batch` resource of `weir:plugin/batch@0.1.0`, with
 // its methods in camelCase (`readInts`, `dropRows`, ...). An `s64` is a
-// BigInt, a `none` is `undefined`. A `result` export returns its `ok` value
+// BigInt, a `none` is `undefined`, a `list<u8>` a `Uint8Array` and a
+// `list<u32>` a `Uint32Array`. A `result` export returns its `ok` value
 // and throws its `err` value. An import that returns `err` throws an error
 // whose `payload` is the `error` variant (`{ tag, val }`); let through, it
 // becomes this export's `err` as it is.
 
 /** The character digits become; set by `init`. */
 let mask = '#';
+
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
 
 /** An `invalid-argument` error of the contract, thrown to return `err`. */
 function invalidArgument(message) {
@@ -73,12 +77,32 @@ export function process(batch) {
     return;
   }
 
+  if (mask.length === 1 && mask.charCodeAt(0) < 0x80) {
+    // An ASCII mask replaces one byte by one byte: decode the whole body
+    // column at once, mask it, encode it back, and keep its offsets. A
+    // few calls into the engine, not one per row. (`replaceAll` with a
+    // string is a plain search, several times faster here than a regular
+    // expression; both are far faster than a loop over the bytes.)
+    const text = batch.readText('body');
+    let all = decoder.decode(text.data);
+    if (!/[0-9]/.test(all)) {
+      return;
+    }
+    for (const digit of '0123456789') {
+      // A one-character replacement is taken literally (even `$`).
+      all = all.replaceAll(digit, mask);
+    }
+    const data = encoder.encode(all);
+    batch.writeText('body', { data, offsets: text.offsets, nulls: text.nulls });
+    return;
+  }
+
+  // Any other mask changes the values' lengths: value by value.
   const bodies = batch.readStrings('body');
   let changed = 0;
   for (let i = 0; i < bodies.length; i++) {
     const body = bodies[i];
     if (typeof body === 'string' && /[0-9]/.test(body)) {
-      // A one-character replacement string is taken literally (even `$`).
       bodies[i] = body.replace(/[0-9]/g, mask);
       changed++;
     }

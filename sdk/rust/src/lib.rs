@@ -6,11 +6,15 @@
 //! processor.
 //!
 //! The plugin works on a [`Batch`] that stays in the host: it reads the
-//! columns it needs ([`Batch::strings`], [`Batch::ints`],
+//! columns it needs ([`Batch::text`], [`Batch::ints`],
 //! [`Batch::attribute`]), writes back only what it changes, drops rows by
 //! mask and emits new records. Each call moves one whole column across the
 //! boundary, so a plugin touching two columns of a 1,024-row batch makes a
-//! handful of calls, not thousands.
+//! handful of calls, not thousands. Text columns cross as one [`Text`]
+//! (Arrow's layout: one buffer of bytes, one of offsets), which is what
+//! [`Batch::map_strings`] and [`Batch::retain_by_strings`] use;
+//! [`Batch::strings`] gives a `Vec<Option<String>>` at the cost of an
+//! allocation per row on each side.
 //!
 //! ```no_run
 //! use weir_plugin::{Batch, Error, Plugin, export_plugin};
@@ -67,6 +71,9 @@ pub mod harness;
 #[cfg_attr(not(feature = "harness"), allow(dead_code))]
 mod native;
 pub mod services;
+mod text;
+
+pub use text::Text;
 
 pub use bindings::weir::plugin::types::{AttributeSet, Error, Signal};
 
@@ -156,6 +163,20 @@ impl<'a> Batch<'a> {
         }
     }
 
+    /// Every row's value of `column` as text, in one [`Text`]: the cheap
+    /// read for long values such as `body` (three copies in all, not one
+    /// allocation per row).
+    pub fn text(&self, column: &str) -> Result<Text, Error> {
+        match &self.inner {
+            Inner::Wit(b) => Text::from_wit(b.read_text(column)?),
+            Inner::Native(t) => Ok(t
+                .read_strings(column)?
+                .iter()
+                .map(Option::as_deref)
+                .collect()),
+        }
+    }
+
     /// Every row's value of an integer or time column (times in
     /// nanoseconds since the epoch).
     pub fn ints(&self, column: &str) -> Result<Vec<Option<i64>>, Error> {
@@ -186,6 +207,19 @@ impl<'a> Batch<'a> {
         match &mut self.inner {
             Inner::Wit(b) => b.write_strings(column, values),
             Inner::Native(t) => t.write_strings(column, values),
+        }
+    }
+
+    /// Replaces a text column with `values`, one per row: the cheap write
+    /// for long values.
+    pub fn set_text(&mut self, column: &str, values: Text) -> Result<(), Error> {
+        match &mut self.inner {
+            Inner::Wit(b) => b.write_text(column, &values.into_wit()),
+            Inner::Native(t) => {
+                let values: Vec<Option<String>> =
+                    values.iter().map(|v| v.map(str::to_owned)).collect();
+                t.write_strings(column, &values)
+            }
         }
     }
 
@@ -262,11 +296,7 @@ impl<'a> Batch<'a> {
         column: &str,
         keep: impl Fn(Option<&str>) -> bool,
     ) -> Result<usize, Error> {
-        let mask: Vec<bool> = self
-            .strings(column)?
-            .iter()
-            .map(|v| !keep(v.as_deref()))
-            .collect();
+        let mask: Vec<bool> = self.text(column)?.iter().map(|v| !keep(v)).collect();
         self.drop_where(&mask)
     }
 
@@ -286,16 +316,21 @@ impl<'a> Batch<'a> {
         column: &str,
         f: impl Fn(&str) -> Option<String>,
     ) -> Result<usize, Error> {
-        let mut values = self.strings(column)?;
+        let values = self.text(column)?;
+        let mut out = Text::with_capacity(values.len(), values.as_bytes().len());
         let mut changed = 0;
-        for value in values.iter_mut().flatten() {
-            if let Some(new) = f(value) {
-                *value = new;
-                changed += 1;
+        for value in values.iter() {
+            match value.map(|v| (v, f(v))) {
+                Some((_, Some(new))) => {
+                    out.push(Some(&new));
+                    changed += 1;
+                }
+                Some((v, None)) => out.push(Some(v)),
+                None => out.push(None),
             }
         }
         if changed > 0 {
-            self.set_strings(column, &values)?;
+            self.set_text(column, out)?;
         }
         Ok(changed)
     }

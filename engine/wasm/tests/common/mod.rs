@@ -52,6 +52,8 @@ pub fn guest(workspace: &str, package: &str) -> PathBuf {
         .arg(&manifest)
         .arg("--target-dir")
         .arg(&target)
+        // The workspace's own `.cargo/config.toml` (SIMD for the plugins).
+        .current_dir(repo_root().join(workspace))
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")

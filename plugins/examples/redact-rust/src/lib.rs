@@ -43,15 +43,36 @@ impl Plugin for Redact {
             return Ok(());
         }
         let mask = self.mask;
-        batch.map_strings("body", |body| {
-            body.contains(|c: char| c.is_ascii_digit()).then(|| {
-                body.chars()
-                    .map(|c| if c.is_ascii_digit() { mask } else { c })
-                    .collect()
-            })
-        })?;
+        if mask.is_ascii() {
+            // One byte for one byte: rewrite the whole column in one pass.
+            let mut body = batch.text("body")?;
+            if body.replace_ascii(|b| b.is_ascii_digit(), mask) > 0 {
+                batch.set_text("body", body)?;
+            }
+        } else {
+            batch.map_strings("body", |body| mask_digits(body, mask))?;
+        }
         Ok(())
     }
+}
+
+/// `body` with every ASCII digit replaced by `mask` (any character), or
+/// `None` when it has none. Digits are single bytes that never occur inside
+/// a multi-byte character, so the text between them is copied in runs.
+pub fn mask_digits(body: &str, mask: char) -> Option<String> {
+    let first = body.bytes().position(|b| b.is_ascii_digit())?;
+    let mut out = String::with_capacity(body.len() + 8);
+    out.push_str(&body[..first]);
+    let mut run = first;
+    for (i, b) in body.bytes().enumerate().skip(first) {
+        if b.is_ascii_digit() {
+            out.push_str(&body[run..i]);
+            out.push(mask);
+            run = i + 1;
+        }
+    }
+    out.push_str(&body[run..]);
+    Some(out)
 }
 
 export_plugin!(Redact);
@@ -95,6 +116,12 @@ mod tests {
         assert_eq!(
             out.table.strings("body").expect("body")[0].as_deref(),
             Some("card **** ****")
+        );
+        // A mask of more than one byte takes the per-value path.
+        let out = harness::run::<Redact>(r#"{"mask":"•"}"#, INPUT).expect("runs");
+        assert_eq!(
+            out.table.strings("body").expect("body")[0].as_deref(),
+            Some("card •••• ••••")
         );
         assert!(Redact::init(r#"{"mask":""}"#).is_err());
         assert!(Redact::init(r#"{"mask":"ab"}"#).is_err());

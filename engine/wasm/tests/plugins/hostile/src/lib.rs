@@ -110,6 +110,13 @@ impl Plugin for Hostile {
                     "probe: files {files}; env vars {env}; clock {clock}; wall clock {wall}s"
                 )))
             }
+            "leak" => {
+                // A toolchain that never frees: 1 MiB lost per call, then
+                // the usual work.
+                std::hint::black_box(Box::leak(vec![1u8; 1 << 20].into_boxed_slice()));
+                batch.map_strings("body", |b| Some(b.to_uppercase()))?;
+                Ok(())
+            }
             "garbage" => {
                 let _ = batch.set_strings("body", &[Some("only one".into())]);
                 let _ = batch.set_ints("body", &vec![Some(1); batch.num_rows()]);
