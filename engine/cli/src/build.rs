@@ -45,6 +45,12 @@ pub async fn build(component: &Component, shared: &mut Shared) -> Result<Node, C
                 weir_wasm::WasmProcessor::new(name, config, runtime).await?,
             ))
         }
+        ComponentConfig::Processor(ProcessorConfig::Rules(config)) => {
+            let settings = weir_rules::AlertSettings::default();
+            let processor = weir_rules::RulesProcessor::new(name, config, &settings)
+                .map_err(|e| ComponentError::internal(name, e.to_string()))?;
+            Built::Processor(Box::new(processor))
+        }
         ComponentConfig::Sink(SinkConfig::Blackhole(config)) => {
             Built::Sink(Box::new(BlackholeSink::new(config)))
         }

@@ -15,6 +15,7 @@ pub mod api;
 pub mod build;
 pub mod engine;
 pub mod plugin;
+pub mod rules;
 pub mod telemetry;
 
 pub use engine::{Engine, Started};

@@ -192,6 +192,24 @@ fn load(file: &std::path::Path) -> Result<weir_config::Plan, u8> {
 fn validate(file: &std::path::Path) -> u8 {
     match load(file) {
         Ok(plan) => {
+            let source = std::fs::read_to_string(file).unwrap_or_default();
+            let problems = weir_cli::rules::check(&plan, &source);
+            for p in &problems {
+                eprintln!("error: invalid rule in processor `{}`", p.processor);
+                match p.line {
+                    Some(line) => eprintln!("  --> {}:{line}", file.display()),
+                    None => eprintln!("  --> {}", file.display()),
+                }
+                eprintln!(
+                    "   = {}
+",
+                    p.message
+                );
+            }
+            if !problems.is_empty() {
+                eprintln!("{}: {} invalid rule(s)", file.display(), problems.len());
+                return exit::BAD_CONFIG;
+            }
             eprintln!(
                 "{}: valid ({} components)",
                 file.display(),

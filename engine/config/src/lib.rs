@@ -105,7 +105,7 @@ use toml::de::DeTable;
 
 pub use components::{
     BlackholeSinkConfig, ComponentConfig, ComponentKind, FileSinkConfig, OnError, OtlpSourceConfig,
-    ProcessorConfig, SinkConfig, SourceConfig, StoreSinkConfig, WasmConfig,
+    ProcessorConfig, RuleSpec, RulesConfig, SinkConfig, SourceConfig, StoreSinkConfig, WasmConfig,
 };
 pub use diagnostic::{ConfigError, Diagnostic, Location, Severity};
 pub use plan::{Component, Input, Plan};

@@ -271,10 +271,16 @@ fn read_component(
             .help("rename it: a `.` would be read as `NAME.SIGNAL` in `inputs`");
     }
 
-    let keys = table
-        .iter()
-        .map(|(k, v)| (k.get_ref().to_string(), v.span()))
-        .collect();
+    let mut keys: Vec<(String, Range<usize>)> = Vec::new();
+    for (k, v) in table.iter() {
+        keys.push((k.get_ref().to_string(), v.span()));
+        // Each table of an array (`[[processors.NAME.rules]]`) as `key[i]`.
+        if let DeValue::Array(items) = v.get_ref() {
+            for (i, item) in items.iter().enumerate() {
+                keys.push((format!("{}[{i}]", k.get_ref()), item.span()));
+            }
+        }
+    }
 
     let type_names = match kind {
         ComponentKind::Source => enum_variants::<SourceConfig>(),

@@ -50,10 +50,10 @@ fn check_problems(comps: &[RawComponent], report: &mut Report<'_>) {
             let owner = c.owner();
             report
                 .error(
-                    c.span_of(p.key),
+                    c.span_of(&p.key),
                     format!("{} in {}", p.message, owner.describe),
                 )
-                .key(owner.key(p.key))
+                .key(owner.key(&p.key))
                 .help(p.help);
         }
     }

@@ -185,3 +185,95 @@ fn load_reads_files() {
     );
     assert_eq!(err.diagnostics()[0].line(), None);
 }
+
+const RULES: &str = r#"
+[sources.otlp]
+type = "otlp"
+
+[processors.slo]
+type = "rules"
+inputs = ["otlp.spans"]
+every = "30s"
+allowed_lateness = "10s"
+
+[[processors.slo.rules]]
+record = "service_error_ratio"
+window = "5m"
+sql = "SELECT service_name, avg(CASE WHEN status_code = 2 THEN 1.0 ELSE 0.0 END) AS value FROM spans GROUP BY service_name"
+
+[[processors.slo.rules]]
+alert = "HighErrorRate"
+for = "5m"
+keep_firing_for = "1m"
+query_offset = "15s"
+sql = "SELECT service_name, 1.0 AS value FROM spans GROUP BY service_name"
+labels = { severity = "page" }
+annotations = { summary = "{{ $labels.service_name }} fails" }
+
+[sinks.store]
+type = "store"
+inputs = ["slo", "otlp"]
+"#;
+
+/// Scenario: a `rules` processor with a recording and an alert rule.
+/// Guarantees: every key of the group and of its rules is read, defaults
+/// fill the rest, and the processor emits metric points only.
+#[test]
+fn rules_processor_is_read() {
+    use weir_config::{ProcessorConfig, RulesConfig};
+    let plan = parse_str(RULES, "rules.toml").expect("valid");
+    let slo = plan.component("slo").expect("slo");
+    let ComponentConfig::Processor(ProcessorConfig::Rules(RulesConfig {
+        every,
+        allowed_lateness,
+        rules,
+    })) = &slo.config
+    else {
+        panic!("a rules processor: {:?}", slo.config);
+    };
+    assert_eq!(*every, Duration::from_secs(30));
+    assert_eq!(*allowed_lateness, Duration::from_secs(10));
+    assert_eq!(rules.len(), 2);
+    assert_eq!(rules[0].name(), "service_error_ratio");
+    assert!(!rules[0].is_alert());
+    assert_eq!(rules[0].window, Duration::from_secs(300));
+    assert_eq!(rules[1].name(), "HighErrorRate");
+    assert_eq!(rules[1].for_duration, Duration::from_secs(300));
+    assert_eq!(rules[1].keep_firing_for, Duration::from_secs(60));
+    assert_eq!(rules[1].query_offset, Duration::from_secs(15));
+    assert_eq!(rules[1].window, Duration::from_secs(300));
+    assert_eq!(rules[1].labels["severity"], "page");
+    assert_eq!(
+        rules[1].annotations["summary"],
+        "{{ $labels.service_name }} fails"
+    );
+    let store = plan.component("store").expect("store");
+    let from_slo = store.inputs.iter().find(|i| i.from == "slo").expect("edge");
+    assert_eq!(from_slo.signals, SignalSet::only(Signal::Metrics));
+}
+
+/// Scenario: rules that are not well formed. Guarantees: each is an error
+/// naming the rule and what to do, at the `rules` key's line.
+#[test]
+fn malformed_rules_are_errors() {
+    let bad = |rule: &str| {
+        let text = format!(
+            "[sources.otlp]\ntype = \"otlp\"\n[processors.r]\ntype = \"rules\"\ninputs = [\"otlp\"]\n\
+             [[processors.r.rules]]\n{rule}\n[sinks.s]\ntype = \"blackhole\"\ninputs = [\"r\"]\n"
+        );
+        parse_str(&text, "r.toml").expect_err("invalid").to_string()
+    };
+    let both = bad("alert = \"A\"\nrecord = \"b\"\nsql = \"SELECT 1 AS value\"");
+    assert!(both.contains("both of `alert` and `record`"), "{both}");
+    assert!(both.contains("r.toml:"), "{both}");
+    let neither = bad("sql = \"SELECT 1 AS value\"");
+    assert!(neither.contains("neither"), "{neither}");
+    let for_on_record = bad("record = \"b\"\nfor = \"5m\"\nsql = \"SELECT 1 AS value\"");
+    assert!(for_on_record.contains("sets `for`"), "{for_on_record}");
+    let unknown = bad("alert = \"A\"\nsql = \"SELECT 1 AS value\"\nfour = \"5m\"");
+    assert!(unknown.contains("four"), "{unknown}");
+    let no_sql = bad("alert = \"A\"");
+    assert!(no_sql.contains("sql"), "{no_sql}");
+    let bad_window = bad("alert = \"A\"\nsql = \"SELECT 1 AS value\"\nwindow = \"0s\"");
+    assert!(bad_window.contains("longer than zero"), "{bad_window}");
+}

@@ -54,6 +54,18 @@ pub enum RuleError {
     },
 }
 
+impl RuleError {
+    /// The name of the rule at fault.
+    pub fn rule(&self) -> &str {
+        match self {
+            RuleError::Field { rule, .. }
+            | RuleError::Sql { rule, .. }
+            | RuleError::Shape { rule, .. }
+            | RuleError::Template { rule, .. } => rule,
+        }
+    }
+}
+
 /// A window buffer refused a batch.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WindowError {

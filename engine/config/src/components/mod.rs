@@ -25,7 +25,7 @@ mod processors;
 mod sinks;
 mod sources;
 
-pub use processors::{OnError, ProcessorConfig, WasmConfig};
+pub use processors::{OnError, ProcessorConfig, RuleSpec, RulesConfig, WasmConfig};
 pub use sinks::{BlackholeSinkConfig, FileSinkConfig, SinkConfig, StoreSinkConfig};
 pub use sources::{OtlpSourceConfig, SourceConfig};
 
@@ -115,7 +115,8 @@ impl ComponentConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Problem {
     /// The key to point at, if it is in the file; else the table header.
-    pub key: &'static str,
+    /// `rules[2]` is the third table of the array `rules`.
+    pub key: String,
     /// What is wrong.
     pub message: String,
     /// How to fix it.
@@ -151,6 +152,6 @@ mod tests {
             enum_variants::<SinkConfig>(),
             ["blackhole", "file", "store"]
         );
-        assert_eq!(enum_variants::<ProcessorConfig>(), ["wasm"]);
+        assert_eq!(enum_variants::<ProcessorConfig>(), ["wasm", "rules"]);
     }
 }

@@ -1,4 +1,5 @@
-//! Processor types: `wasm`, a WebAssembly component plugin.
+//! Processor types: `wasm`, a WebAssembly component plugin; `rules`, SQL
+//! recording and alert rules over event-time windows.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -18,6 +19,8 @@ use crate::values;
 pub enum ProcessorConfig {
     /// `type = "wasm"`: a WebAssembly component plugin.
     Wasm(WasmConfig),
+    /// `type = "rules"`: a group of SQL recording and alert rules.
+    Rules(RulesConfig),
 }
 
 impl ProcessorConfig {
@@ -25,13 +28,14 @@ impl ProcessorConfig {
     pub fn type_name(&self) -> &'static str {
         match self {
             ProcessorConfig::Wasm(_) => "wasm",
+            ProcessorConfig::Rules(_) => "rules",
         }
     }
 
     /// The signals the processor can take in.
     pub fn accepts(&self) -> SignalSet {
         match self {
-            ProcessorConfig::Wasm(_) => SignalSet::ALL,
+            ProcessorConfig::Wasm(_) | ProcessorConfig::Rules(_) => SignalSet::ALL,
         }
     }
 
@@ -44,12 +48,15 @@ impl ProcessorConfig {
                 let _ = input;
                 SignalSet::ALL
             }
+            // Recorded series and the `ALERTS` series are metric points.
+            ProcessorConfig::Rules(_) => SignalSet::only(weir_core::Signal::Metrics),
         }
     }
 
     pub(crate) fn problems(&self) -> Vec<Problem> {
         match self {
             ProcessorConfig::Wasm(c) => c.problems(),
+            ProcessorConfig::Rules(c) => c.problems(),
         }
     }
 }
@@ -181,7 +188,7 @@ impl WasmConfig {
         let mut problems = Vec::new();
         if self.path.extension().is_none_or(|e| e != "wasm") {
             problems.push(Problem {
-                key: "path",
+                key: "path".into(),
                 message: format!(
                     "the plugin file `{}` does not end in `.wasm`",
                     self.path.display()
@@ -330,5 +337,192 @@ mod tests {
             out,
             r#"{"a":"x\"y\n","b":[1,2.5,true],"c":{"d":"1979-05-27"},"e":"NaN"}"#
         );
+    }
+}
+
+/// `type = "rules"`: a group of recording and alert rules, each a SQL query
+/// (DataFusion) over the tables `logs`, `spans` and `metrics` as they stand
+/// in a window of event time, evaluated at every multiple of `every`.
+///
+/// The processor reads the signals its `inputs` give it into event-time
+/// buffers (records later than `allowed_lateness` behind the newest are
+/// counted in `weir_rule_late_records_total`, not folded in) and, each time
+/// the data's time passes a due time, runs every rule. A recording rule's
+/// result rows become metric points; an alert rule's rows are alert
+/// instances, keyed by their label columns, with Prometheus' lifecycle, and
+/// its pending and firing instances are recorded as the `ALERTS` series.
+/// Both flow on to the processor's readers as `metrics`.
+///
+/// ```toml
+/// [processors.slo]
+/// type = "rules"
+/// inputs = ["otlp.spans"]
+/// every = "30s"
+///
+/// [[processors.slo.rules]]
+/// record = "service_error_ratio"
+/// window = "5m"
+/// sql = """SELECT service_name,
+///   avg(CASE WHEN status_code = 2 THEN 1.0 ELSE 0.0 END) AS value
+///   FROM spans GROUP BY service_name"""
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct RulesConfig {
+    /// How often the rules are evaluated, in event time: a duration above
+    /// zero such as `"30s"`. Default `"1m"`. The evaluation times are the
+    /// multiples of it since the Unix epoch.
+    #[serde(
+        default = "default_every",
+        deserialize_with = "values::positive_duration"
+    )]
+    pub every: Duration,
+    /// How far behind the newest record, in event time, a record may arrive
+    /// and still be counted: a duration such as `"30s"`. Default `"0s"`.
+    /// An evaluation waits until the data's time is this far past it.
+    #[serde(default, deserialize_with = "values::duration")]
+    pub allowed_lateness: Duration,
+    /// The rules, one `[[processors.NAME.rules]]` table each; at least one.
+    pub rules: Vec<RuleSpec>,
+}
+
+/// One rule of a `rules` processor: `[[processors.NAME.rules]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct RuleSpec {
+    /// An alert rule's name (its alerts' `alertname` label). Give exactly
+    /// one of `alert` and `record`.
+    pub alert: Option<String>,
+    /// A recording rule's name: the name of the metric it records. Give
+    /// exactly one of `alert` and `record`.
+    pub record: Option<String>,
+    /// The query. It reads `logs`, `spans` and/or `metrics` (the columns of
+    /// `docs/schema.md`) and returns one numeric column `value` and any
+    /// number of text label columns. Required.
+    pub sql: String,
+    /// How much event time the query sees, ending at the evaluation time
+    /// (less `query_offset`): a duration above zero. Default `"5m"`.
+    #[serde(
+        default = "default_window",
+        deserialize_with = "values::positive_duration"
+    )]
+    pub window: Duration,
+    /// Alerts: how long an instance stays pending before it fires.
+    /// Default `"0s"` (fire at once).
+    #[serde(rename = "for", default, deserialize_with = "values::duration")]
+    pub for_duration: Duration,
+    /// Alerts: how long a firing instance keeps firing after the query
+    /// stops returning it. Default `"0s"`.
+    #[serde(default, deserialize_with = "values::duration")]
+    pub keep_firing_for: Duration,
+    /// How far behind the evaluation time the window ends, for data that
+    /// arrives late (Prometheus' `query_offset`). Default `"0s"`.
+    #[serde(default, deserialize_with = "values::duration")]
+    pub query_offset: Duration,
+    /// Labels added to every alert or recorded point, replacing result
+    /// labels of the same name; alert labels may use templates
+    /// (`{{ $labels.service_name }}`, `{{ $value }}`). Default none.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Alerts: annotations, templates over `$labels` and `$value`
+    /// (`summary = "{{ $labels.service_name }} fails {{ $value }} %"`).
+    /// Default none.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+fn default_every() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_window() -> Duration {
+    Duration::from_secs(300)
+}
+
+impl RuleSpec {
+    /// The rule's name, whichever of `alert` or `record` holds it.
+    pub fn name(&self) -> &str {
+        self.alert
+            .as_deref()
+            .or(self.record.as_deref())
+            .unwrap_or("")
+    }
+
+    /// Whether this is an alert rule.
+    pub fn is_alert(&self) -> bool {
+        self.alert.is_some()
+    }
+}
+
+impl RulesConfig {
+    fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if self.rules.is_empty() {
+            problems.push(Problem {
+                key: "rules".into(),
+                message: "no rules are given".to_string(),
+                help: "add at least one `[[processors.NAME.rules]]` table with `alert` or \
+                       `record` and `sql`"
+                    .to_string(),
+            });
+        }
+        for (i, rule) in self.rules.iter().enumerate() {
+            let which = format!("rule {} (`{}`)", i + 1, rule.name());
+            let at = format!("rules[{i}]");
+            match (&rule.alert, &rule.record) {
+                (Some(_), Some(_)) | (None, None) => problems.push(Problem {
+                    key: at.clone(),
+                    message: format!(
+                        "rule {} has {} of `alert` and `record`",
+                        i + 1,
+                        if rule.alert.is_some() {
+                            "both"
+                        } else {
+                            "neither"
+                        }
+                    ),
+                    help: "give an alert rule `alert = \"Name\"` and a recording rule \
+                           `record = \"metric_name\"`, not both"
+                        .to_string(),
+                }),
+                _ => {}
+            }
+            if rule.name().is_empty() && (rule.alert.is_some() || rule.record.is_some()) {
+                problems.push(Problem {
+                    key: at.clone(),
+                    message: format!("rule {} has an empty name", i + 1),
+                    help: "name the rule: `alert = \"HighErrorRate\"`".to_string(),
+                });
+            }
+            if rule.record.is_some() {
+                let alert_only = [
+                    ("for", !rule.for_duration.is_zero()),
+                    ("keep_firing_for", !rule.keep_firing_for.is_zero()),
+                    ("annotations", !rule.annotations.is_empty()),
+                ];
+                for (key, set) in alert_only {
+                    if set {
+                        problems.push(Problem {
+                            key: at.clone(),
+                            message: format!("{which} is a recording rule but sets `{key}`"),
+                            help: format!(
+                                "`{key}` applies to alert rules only; remove it or make the \
+                                 rule an alert (`alert = \"Name\"`)"
+                            ),
+                        });
+                    }
+                }
+            }
+            if rule.sql.trim().is_empty() {
+                problems.push(Problem {
+                    key: at.clone(),
+                    message: format!("{which} has an empty `sql`"),
+                    help: "write the query: `sql = \"SELECT service_name, count(*) AS value \
+                           FROM spans GROUP BY service_name\"`"
+                        .to_string(),
+                });
+            }
+        }
+        problems
     }
 }

@@ -159,7 +159,7 @@ impl OtlpSourceConfig {
         let mut problems = Vec::new();
         if !self.grpc && !self.http {
             problems.push(Problem {
-                key: "http",
+                key: "http".into(),
                 message: "both OTLP listeners are turned off (`grpc = false`, `http = false`)"
                     .to_string(),
                 help: "turn on at least one of `grpc` and `http`, or remove the source".to_string(),
@@ -172,7 +172,7 @@ impl OtlpSourceConfig {
             && self.grpc_address.port() != 0
         {
             problems.push(Problem {
-                key: "http_address",
+                key: "http_address".into(),
                 message: format!(
                     "the gRPC and HTTP listeners both want {}",
                     self.grpc_address

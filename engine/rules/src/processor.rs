@@ -1,0 +1,149 @@
+//! The `rules` processor: a [`RuleGroup`] in a pipeline.
+//!
+//! Every batch of a table the rules read is pushed into the group's
+//! event-time buffers, and the input is then acknowledged: the rules have
+//! taken what they need. Each time the data's watermark passes a due time,
+//! every rule is evaluated; the recorded series (recording rules, and the
+//! `ALERTS` series of alert rules) go on to the processor's readers as
+//! `metrics` batches.
+//!
+//! Counted in `/metrics`: `weir_rule_evaluations_total{component,rule}`,
+//! `weir_rule_evaluation_failures_total{component,rule}`,
+//! `weir_rule_late_records_total{component,table}` (records later than
+//! `allowed_lateness`, not folded in), `weir_rule_rejected_records_total`
+//! (a full buffer), and the gauges `weir_rule_buffer_rows` /
+//! `weir_rule_buffer_bytes{component,table}`.
+
+use async_trait::async_trait;
+use weir_config::{RuleSpec, RulesConfig};
+use weir_core::{Ack, Batch, ComponentError, Processor, Signal};
+
+use crate::alert::AlertSettings;
+use crate::error::RuleError;
+use crate::group::RuleGroup;
+use crate::rule::RuleConfig;
+use crate::window::BufferStats;
+
+/// The `rules` processor. See the [module docs](self).
+pub struct RulesProcessor {
+    name: String,
+    group: RuleGroup,
+    /// The counters last reported, per table, so that only increases are
+    /// added to `/metrics`.
+    reported: Vec<(Signal, BufferStats)>,
+}
+
+/// The weir-rules form of one `[[processors.NAME.rules]]` table.
+pub fn rule_config(spec: &RuleSpec, group: &RulesConfig) -> RuleConfig {
+    let base = if spec.is_alert() {
+        RuleConfig::alert(spec.name(), spec.sql.clone())
+    } else {
+        RuleConfig::record(spec.name(), spec.sql.clone())
+    };
+    RuleConfig {
+        window: spec.window,
+        every: group.every,
+        for_duration: spec.for_duration,
+        keep_firing_for: spec.keep_firing_for,
+        labels: spec.labels.clone(),
+        annotations: spec.annotations.clone(),
+        allowed_lateness: group.allowed_lateness,
+        query_offset: spec.query_offset,
+        ..base
+    }
+}
+
+impl RulesProcessor {
+    /// Builds the processor `name`: validates every rule (its SQL parses,
+    /// names known tables and columns, and returns a `value`).
+    pub fn new(
+        name: &str,
+        config: &RulesConfig,
+        settings: &AlertSettings,
+    ) -> Result<RulesProcessor, RuleError> {
+        let configs = config
+            .rules
+            .iter()
+            .map(|spec| rule_config(spec, config))
+            .collect();
+        Ok(RulesProcessor {
+            name: name.to_string(),
+            group: RuleGroup::new(name, configs, settings)?,
+            reported: Vec::new(),
+        })
+    }
+
+    /// The group the processor runs.
+    pub fn group(&self) -> &RuleGroup {
+        &self.group
+    }
+
+    /// Evaluates what is due and pushes the recorded series into `out`.
+    async fn evaluate_due(&mut self, out: &mut Vec<Batch>) {
+        for (_, evaluations) in self.group.evaluate_due().await {
+            for evaluation in evaluations {
+                let labels = [
+                    ("component", self.name.clone()),
+                    ("rule", evaluation.rule.clone()),
+                ];
+                match evaluation.result {
+                    Ok(done) => {
+                        metrics::counter!("weir_rule_evaluations_total", &labels).increment(1);
+                        if let Some(recorded) = done.recorded.filter(|b| b.num_rows() > 0) {
+                            out.push(Batch::new(Signal::Metrics, recorded, Ack::none()));
+                        }
+                    }
+                    Err(e) => {
+                        metrics::counter!("weir_rule_evaluation_failures_total", &labels)
+                            .increment(1);
+                        tracing::warn!(component = %self.name, rule = %evaluation.rule,
+                            error = %e, "rule evaluation failed; the next one tries again");
+                    }
+                }
+            }
+        }
+        self.report_buffers();
+    }
+
+    fn report_buffers(&mut self) {
+        for (signal, stats) in self.group.buffer_stats() {
+            let table = signal.as_str();
+            let labels = [
+                ("component", self.name.clone()),
+                ("table", table.to_string()),
+            ];
+            metrics::gauge!("weir_rule_buffer_rows", &labels).set(stats.rows as f64);
+            metrics::gauge!("weir_rule_buffer_bytes", &labels).set(stats.bytes as f64);
+            let before = self
+                .reported
+                .iter()
+                .find(|(s, _)| *s == signal)
+                .map(|(_, b)| *b)
+                .unwrap_or_default();
+            metrics::counter!("weir_rule_late_records_total", &labels)
+                .increment(stats.late_rows.saturating_sub(before.late_rows));
+            metrics::counter!("weir_rule_rejected_records_total", &labels)
+                .increment(stats.rejected_rows.saturating_sub(before.rejected_rows));
+            self.reported.retain(|(s, _)| *s != signal);
+            self.reported.push((signal, stats));
+        }
+    }
+}
+
+#[async_trait]
+impl Processor for RulesProcessor {
+    async fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> Result<(), ComponentError> {
+        if let Err(e) = self.group.push(batch.signal(), batch.data()) {
+            // A full buffer: refuse upstream, the client retries later.
+            return Err(ComponentError::External {
+                component: self.name.clone(),
+                message: e.to_string(),
+                source: None,
+            });
+        }
+        // The rules hold what they need; the input is acknowledged here.
+        drop(batch);
+        self.evaluate_due(out).await;
+        Ok(())
+    }
+}

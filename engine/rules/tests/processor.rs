@@ -1,0 +1,178 @@
+//! The `rules` processor as a pipeline runs it: configured from TOML, fed
+//! span batches, emitting recorded series as metric points.
+
+use opentelemetry_proto::tonic::common::v1::any_value;
+use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
+use weir_config::{ComponentConfig, ProcessorConfig, parse_str};
+use weir_core::{Ack, AckStatus, Batch, Processor, Signal};
+use weir_rules::{AlertSettings, RulesProcessor};
+
+/// A multiple of 30 s, in seconds since the epoch.
+const BASE: u64 = 1_700_000_040;
+
+const PIPELINE: &str = r#"
+[sources.otlp]
+type = "otlp"
+
+[processors.slo]
+type = "rules"
+inputs = ["otlp.spans"]
+every = "30s"
+
+[[processors.slo.rules]]
+record = "spans_per_service"
+window = "1m"
+sql = "SELECT service_name, CAST(count(*) AS DOUBLE) AS value FROM spans GROUP BY service_name"
+
+[[processors.slo.rules]]
+alert = "CartIsBusy"
+window = "1m"
+sql = "SELECT service_name, CAST(count(*) AS DOUBLE) AS value FROM spans WHERE service_name = 'cart' GROUP BY service_name HAVING count(*) >= 3"
+labels = { severity = "page" }
+
+[sinks.store]
+type = "store"
+inputs = ["slo", "otlp"]
+"#;
+
+fn processor() -> RulesProcessor {
+    let plan = parse_str(PIPELINE, "slo.toml").expect("valid pipeline");
+    let ComponentConfig::Processor(ProcessorConfig::Rules(config)) =
+        &plan.component("slo").expect("slo").config
+    else {
+        panic!("slo is a rules processor");
+    };
+    RulesProcessor::new("slo", config, &AlertSettings::default()).expect("the rules are valid")
+}
+
+/// Spans of `service` starting `offsets` seconds after [`BASE`].
+fn spans(service: &str, offsets: &[u64]) -> arrow::record_batch::RecordBatch {
+    let spans: Vec<String> = offsets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let start = (BASE + s) * 1_000_000_000;
+            format!(
+                r#"{{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b17{i}",
+                    "name":"op","kind":2,"startTimeUnixNano":"{start}",
+                    "endTimeUnixNano":"{}"}}"#,
+                start + 1_000_000
+            )
+        })
+        .collect();
+    let json = format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[
+            {{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},
+            "scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+        spans.join(",")
+    );
+    let request = weir_core::convert::json::decode_spans(json.as_bytes()).expect("OTLP/JSON");
+    weir_core::convert::spans_to_batch(&request)
+        .expect("converts")
+        .batch
+}
+
+/// (metric name, service, value) of every point in `out`.
+fn points(out: &[Batch]) -> Vec<(String, String, f64)> {
+    let mut points = Vec::new();
+    for batch in out {
+        assert_eq!(batch.signal(), Signal::Metrics);
+        let request = weir_core::convert::batch_to_metrics(batch.data()).expect("to OTLP");
+        for rm in &request.resource_metrics {
+            let service = rm
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|kv| kv.key == "service.name")
+                .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+                .map(|v| match v {
+                    any_value::Value::StringValue(s) => s.clone(),
+                    other => panic!("service.name is a string: {other:?}"),
+                })
+                .unwrap_or_default();
+            for sm in &rm.scope_metrics {
+                for m in &sm.metrics {
+                    let Some(metric::Data::Gauge(g)) = &m.data else {
+                        panic!("recorded series are gauges")
+                    };
+                    for p in &g.data_points {
+                        let value = match p.value {
+                            Some(number_data_point::Value::AsDouble(v)) => v,
+                            other => panic!("a double value: {other:?}"),
+                        };
+                        points.push((m.name.clone(), service.clone(), value));
+                    }
+                }
+            }
+        }
+    }
+    points.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    points
+}
+
+/// Scenario: three `cart` spans and one `shop` span in the first 30 s, then
+/// a span 35 s in that moves event time past the first due time.
+/// Guarantees: nothing is emitted before the data's time passes a due
+/// time; then the recording rule's points and the alert's `ALERTS` point
+/// come out as metrics; the input batches are acknowledged once taken.
+#[tokio::test]
+async fn records_series_when_event_time_passes_a_due_time() {
+    let mut p = processor();
+    let mut out = Vec::new();
+    let (ack, waiter) = Ack::new();
+    p.process(
+        Batch::new(Signal::Spans, spans("cart", &[1, 5, 9]), ack),
+        &mut out,
+    )
+    .await
+    .expect("taken");
+    assert_eq!(
+        waiter.await,
+        AckStatus::Delivered,
+        "acknowledged once taken"
+    );
+    p.process(
+        Batch::new(Signal::Spans, spans("shop", &[12]), Ack::none()),
+        &mut out,
+    )
+    .await
+    .expect("taken");
+    assert!(out.is_empty(), "no due time has passed: {}", out.len());
+
+    p.process(
+        Batch::new(Signal::Spans, spans("shop", &[35]), Ack::none()),
+        &mut out,
+    )
+    .await
+    .expect("taken");
+    let got = points(&out);
+    let (cart, shop) = ("cart".to_string(), "shop".to_string());
+    assert!(
+        got.contains(&("spans_per_service".into(), cart.clone(), 3.0)),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&("spans_per_service".into(), shop, 1.0)),
+        "{got:?}"
+    );
+    assert!(got.contains(&("ALERTS".into(), cart, 1.0)), "{got:?}");
+    assert_eq!(got.len(), 3, "{got:?}");
+}
+
+/// Scenario: a rules processor built from a file whose rule reads a table
+/// that does not exist. Guarantees: building fails with the rule's name.
+#[test]
+fn bad_sql_fails_the_build() {
+    let text = PIPELINE.replace("FROM spans WHERE", "FROM spanz WHERE");
+    let plan = parse_str(&text, "slo.toml").expect("the file itself is valid");
+    let ComponentConfig::Processor(ProcessorConfig::Rules(config)) =
+        &plan.component("slo").expect("slo").config
+    else {
+        panic!("slo is a rules processor");
+    };
+    let e = RulesProcessor::new("slo", config, &AlertSettings::default())
+        .err()
+        .expect("refused");
+    assert_eq!(e.rule(), "CartIsBusy");
+    assert!(e.to_string().contains("spanz"), "{e}");
+}
