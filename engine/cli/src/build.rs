@@ -22,6 +22,8 @@ pub struct Shared {
     pub listeners: Listeners,
     /// The embedded store, opened when a `store` sink exists.
     pub store: Option<Arc<Store>>,
+    /// Where `rules` processors keep their alert state (`NAME.json`).
+    pub rules_state_dir: Option<std::path::PathBuf>,
 }
 
 /// Builds the component of `component`, binding any listener it has.
@@ -47,8 +49,11 @@ pub async fn build(component: &Component, shared: &mut Shared) -> Result<Node, C
         }
         ComponentConfig::Processor(ProcessorConfig::Rules(config)) => {
             let settings = weir_rules::AlertSettings::default();
-            let processor = weir_rules::RulesProcessor::new(name, config, &settings)
+            let mut processor = weir_rules::RulesProcessor::new(name, config, &settings)
                 .map_err(|e| ComponentError::internal(name, e.to_string()))?;
+            if let Some(dir) = &shared.rules_state_dir {
+                processor = processor.with_state_file(dir.join(format!("{name}.json")));
+            }
             Built::Processor(Box::new(processor))
         }
         ComponentConfig::Sink(SinkConfig::Blackhole(config)) => {

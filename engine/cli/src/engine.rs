@@ -39,7 +39,10 @@ impl Engine {
     /// starts them, then the API server.
     pub async fn start(plan: &Plan) -> anyhow::Result<Started> {
         let metrics = metrics_handle();
-        let mut shared = Shared::default();
+        let mut shared = Shared {
+            rules_state_dir: Some(plan.store.path.join("rules")),
+            ..Shared::default()
+        };
         if uses_store(plan) {
             let store = Store::open(&plan.store)
                 .await
@@ -50,7 +53,9 @@ impl Engine {
         for component in &plan.components {
             nodes.push(build(component, &mut shared).await?);
         }
-        let Shared { listeners, store } = shared;
+        let Shared {
+            listeners, store, ..
+        } = shared;
         let topology = Topology::new(nodes).context("wiring the pipeline")?;
         let running = topology.start();
         let api_stop = Shutdown::new();

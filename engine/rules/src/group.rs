@@ -170,6 +170,16 @@ impl RuleGroup {
         self.inputs.watermark()
     }
 
+    /// The time of the last evaluation, if any.
+    pub fn last_evaluation(&self) -> Option<UnixNanos> {
+        self.last_eval
+    }
+
+    /// Resumes after a restart: the next evaluation is the one after `t`.
+    pub fn resume_after(&mut self, t: UnixNanos) {
+        self.last_eval = Some(self.last_eval.map_or(t, |l| l.max(t)));
+    }
+
     /// The next evaluation time at which every rule's window is complete.
     pub fn next_due(&self) -> Option<UnixNanos> {
         let watermark = self.watermark()?;

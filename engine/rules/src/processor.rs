@@ -7,12 +7,17 @@
 //! `ALERTS` series of alert rules) go on to the processor's readers as
 //! `metrics` batches.
 //!
+//! With [`RulesProcessor::with_state_file`] the alert state survives a
+//! restart, as Prometheus' `ALERTS_FOR_STATE` makes it.
+//!
 //! Counted in `/metrics`: `weir_rule_evaluations_total{component,rule}`,
 //! `weir_rule_evaluation_failures_total{component,rule}`,
 //! `weir_rule_late_records_total{component,table}` (records later than
 //! `allowed_lateness`, not folded in), `weir_rule_rejected_records_total`
 //! (a full buffer), and the gauges `weir_rule_buffer_rows` /
 //! `weir_rule_buffer_bytes{component,table}`.
+
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use weir_config::{RuleSpec, RulesConfig};
@@ -21,7 +26,7 @@ use weir_core::{Ack, Batch, ComponentError, Processor, Signal};
 use crate::alert::AlertSettings;
 use crate::error::RuleError;
 use crate::group::RuleGroup;
-use crate::rule::RuleConfig;
+use crate::rule::{RuleConfig, RulesState};
 use crate::window::BufferStats;
 
 /// The `rules` processor. See the [module docs](self).
@@ -31,6 +36,8 @@ pub struct RulesProcessor {
     /// The counters last reported, per table, so that only increases are
     /// added to `/metrics`.
     reported: Vec<(Signal, BufferStats)>,
+    /// Where the alert state is kept across restarts, if anywhere.
+    state_file: Option<PathBuf>,
 }
 
 /// The weir-rules form of one `[[processors.NAME.rules]]` table.
@@ -70,7 +77,57 @@ impl RulesProcessor {
             name: name.to_string(),
             group: RuleGroup::new(name, configs, settings)?,
             reported: Vec::new(),
+            state_file: None,
         })
+    }
+
+    /// Keeps the alert state in `path` (JSON, rewritten after each
+    /// evaluation and at shutdown), and takes the state saved there now:
+    /// a firing alert stays firing and a pending one keeps its `for`
+    /// clock, for every rule whose definition is unchanged, and evaluation
+    /// resumes after the last time evaluated before. A file that
+    /// cannot be read is set aside as `<path>.unreadable` with a warning,
+    /// and the rules start without state.
+    pub fn with_state_file(mut self, path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        match load_state(&path) {
+            Ok(Some(state)) => {
+                let report = state.restore(self.group.rules_mut());
+                if let Some(t) = state.last_evaluation {
+                    self.group.resume_after(t);
+                }
+                tracing::info!(component = %self.name, file = %path.display(),
+                    restored = ?report.restored, discarded = ?report.discarded,
+                    "alert state restored");
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let aside = path.with_extension("json.unreadable");
+                let moved = std::fs::rename(&path, &aside).is_ok();
+                tracing::warn!(component = %self.name, file = %path.display(), error = %e,
+                    set_aside = moved, "the saved alert state cannot be read; starting without it");
+            }
+        }
+        self.state_file = Some(path);
+        self
+    }
+
+    /// Writes the alert state to the state file, if there is one.
+    fn save_state(&self) {
+        let Some(path) = &self.state_file else {
+            return;
+        };
+        let state = RulesState {
+            last_evaluation: self.group.last_evaluation(),
+            ..RulesState::capture(self.group.rules())
+        };
+        if let Err(e) = save_state(path, &state) {
+            metrics::counter!("weir_rule_state_save_failures_total",
+                "component" => self.name.clone())
+            .increment(1);
+            tracing::warn!(component = %self.name, file = %path.display(), error = %e,
+                "cannot save the alert state; a restart would lose it");
+        }
     }
 
     /// The group the processor runs.
@@ -80,7 +137,9 @@ impl RulesProcessor {
 
     /// Evaluates what is due and pushes the recorded series into `out`.
     async fn evaluate_due(&mut self, out: &mut Vec<Batch>) {
-        for (_, evaluations) in self.group.evaluate_due().await {
+        let due = self.group.evaluate_due().await;
+        let evaluated = !due.is_empty();
+        for (_, evaluations) in due {
             for evaluation in evaluations {
                 let labels = [
                     ("component", self.name.clone()),
@@ -103,6 +162,9 @@ impl RulesProcessor {
             }
         }
         self.report_buffers();
+        if evaluated {
+            self.save_state();
+        }
     }
 
     fn report_buffers(&mut self) {
@@ -146,4 +208,42 @@ impl Processor for RulesProcessor {
         self.evaluate_due(out).await;
         Ok(())
     }
+
+    async fn close(&mut self, _out: &mut Vec<Batch>) -> Result<(), ComponentError> {
+        self.save_state();
+        Ok(())
+    }
+}
+
+/// The state saved in `path`; `None` when there is no file.
+fn load_state(path: &Path) -> Result<Option<RulesState>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let state: RulesState = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    if state.version != RulesState::VERSION {
+        return Err(format!(
+            "format version {} is not {}",
+            state.version,
+            RulesState::VERSION
+        ));
+    }
+    Ok(Some(state))
+}
+
+/// Writes `state` to `path` whole or not at all (a temporary file, synced,
+/// then renamed over the old one).
+fn save_state(path: &Path, state: &RulesState) -> std::io::Result<()> {
+    use std::io::Write as _;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let json = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
+    let tmp = path.with_extension("json.tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(&json)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
 }

@@ -700,6 +700,11 @@ pub struct RulesState {
     pub version: u32,
     /// One entry per rule.
     pub rules: Vec<RuleSnapshot>,
+    /// The group's last evaluation time, when saved by a group: after a
+    /// restart evaluation resumes after it, instead of evaluating an
+    /// earlier time over buffers that no longer hold its data.
+    #[serde(default)]
+    pub last_evaluation: Option<UnixNanos>,
 }
 
 /// What [`RulesState::restore`] did.
@@ -720,6 +725,7 @@ impl RulesState {
         RulesState {
             version: Self::VERSION,
             rules: rules.into_iter().map(Rule::snapshot).collect(),
+            last_evaluation: None,
         }
     }
 

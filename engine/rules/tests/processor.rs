@@ -36,7 +36,11 @@ inputs = ["slo", "otlp"]
 "#;
 
 fn processor() -> RulesProcessor {
-    let plan = parse_str(PIPELINE, "slo.toml").expect("valid pipeline");
+    processor_of(PIPELINE)
+}
+
+fn processor_of(pipeline: &str) -> RulesProcessor {
+    let plan = parse_str(pipeline, "slo.toml").expect("valid pipeline");
     let ComponentConfig::Processor(ProcessorConfig::Rules(config)) =
         &plan.component("slo").expect("slo").config
     else {
@@ -74,6 +78,17 @@ fn spans(service: &str, offsets: &[u64]) -> arrow::record_batch::RecordBatch {
 
 /// (metric name, service, value) of every point in `out`.
 fn points(out: &[Batch]) -> Vec<(String, String, f64)> {
+    let mut points: Vec<_> = states(out)
+        .into_iter()
+        .map(|(_, name, service, value, _)| (name, service, value))
+        .collect();
+    points.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    points
+}
+
+/// (seconds after [`BASE`], metric name, service, value, `alertstate`) of
+/// every point in `out`, in time order.
+fn states(out: &[Batch]) -> Vec<(u64, String, String, f64, String)> {
     let mut points = Vec::new();
     for batch in out {
         assert_eq!(batch.signal(), Signal::Metrics);
@@ -100,7 +115,18 @@ fn points(out: &[Batch]) -> Vec<(String, String, f64)> {
                             Some(number_data_point::Value::AsDouble(v)) => v,
                             other => panic!("a double value: {other:?}"),
                         };
-                        points.push((m.name.clone(), service.clone(), value));
+                        let state = p
+                            .attributes
+                            .iter()
+                            .find(|kv| kv.key == "alertstate")
+                            .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+                            .map(|v| match v {
+                                any_value::Value::StringValue(s) => s.clone(),
+                                other => panic!("alertstate is a string: {other:?}"),
+                            })
+                            .unwrap_or_default();
+                        let at = p.time_unix_nano / 1_000_000_000 - BASE;
+                        points.push((at, m.name.clone(), service.clone(), value, state));
                     }
                 }
             }
@@ -175,4 +201,77 @@ fn bad_sql_fails_the_build() {
         .expect("refused");
     assert_eq!(e.rule(), "CartIsBusy");
     assert!(e.to_string().contains("spanz"), "{e}");
+}
+
+/// Feeds `cart` spans at `offsets` (seconds after [`BASE`]) and returns
+/// the `ALERTS` states emitted for `cart`.
+async fn feed(p: &mut RulesProcessor, offsets: &[u64]) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    p.process(
+        Batch::new(Signal::Spans, spans("cart", offsets), Ack::none()),
+        &mut out,
+    )
+    .await
+    .expect("taken");
+    states(&out)
+        .into_iter()
+        .filter(|(_, name, ..)| name == "ALERTS")
+        .map(|(at, .., state)| (at, state))
+        .collect()
+}
+
+/// Scenario: `CartIsBusy` (`for = "1m"`) turns pending at BASE+30; Weir
+/// stops and starts again with the same state file; the condition holds
+/// at BASE+60 and BASE+90. Guarantees: the pending alert keeps its `for`
+/// clock across the restart and fires at BASE+90 (without the saved state
+/// it would only have turned pending at BASE+60, still pending at +90);
+/// evaluation resumes after the last time evaluated before the restart.
+#[tokio::test]
+async fn pending_alert_keeps_its_for_clock_across_a_restart() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let state = dir.path().join("rules/slo.json");
+    let pipeline = PIPELINE.replace(
+        "labels = { severity = \"page\" }",
+        "labels = { severity = \"page\" }\nfor = \"1m\"",
+    );
+    let mut first = processor_of(&pipeline).with_state_file(&state);
+    assert!(feed(&mut first, &[1, 5, 9]).await.is_empty());
+    assert_eq!(feed(&mut first, &[35]).await, [(30, "pending".into())]);
+    drop(first);
+    assert!(state.is_file(), "the state is saved after an evaluation");
+
+    let mut second = processor_of(&pipeline).with_state_file(&state);
+    // +55: no time after +30 is due yet, and +30 is not evaluated again.
+    assert!(feed(&mut second, &[45, 50, 55]).await.is_empty());
+    // +95: +60 (pending, clock from +30) and +90 (firing: +30 + 1m).
+    assert_eq!(
+        feed(&mut second, &[95]).await,
+        [(60, "pending".into()), (90, "firing".into())]
+    );
+
+    // The same run without the saved state only turns pending.
+    let mut fresh = processor_of(&pipeline);
+    assert!(feed(&mut fresh, &[45, 50, 55]).await.is_empty());
+    assert_eq!(
+        feed(&mut fresh, &[95]).await,
+        [(60, "pending".into()), (90, "pending".into())]
+    );
+}
+
+/// Scenario: the state file holds garbage. Guarantees: the processor
+/// starts without state, sets the file aside, and writes a good one after
+/// its next evaluation.
+#[tokio::test]
+async fn unreadable_state_is_set_aside() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let state = dir.path().join("slo.json");
+    std::fs::write(&state, "{not json").expect("write");
+    let mut p = processor().with_state_file(&state);
+    assert!(dir.path().join("slo.json.unreadable").is_file());
+    feed(&mut p, &[1, 5, 9]).await;
+    feed(&mut p, &[35]).await;
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).expect("saved")).expect("JSON");
+    assert_eq!(saved["version"], 1);
+    assert_eq!(saved["last_evaluation"], (BASE + 30) * 1_000_000_000);
 }
