@@ -7,7 +7,7 @@ use std::sync::Arc;
 use weir_config::{Component, ComponentConfig, ProcessorConfig, SinkConfig, SourceConfig};
 use weir_core::ComponentError;
 use weir_runtime::{Built, Node};
-use weir_sinks::{BlackholeSink, FileSink};
+use weir_sinks::{AlertmanagerSink, BlackholeSink, FileSink, WebhookSink};
 use weir_sources::OtlpSource;
 use weir_store::{Store, StoreSink};
 
@@ -24,6 +24,8 @@ pub struct Shared {
     pub store: Option<Arc<Store>>,
     /// Where `rules` processors keep their alert state (`NAME.json`).
     pub rules_state_dir: Option<std::path::PathBuf>,
+    /// The URL Weir is reached at, for the links in alerts.
+    pub external_url: String,
 }
 
 /// Builds the component of `component`, binding any listener it has.
@@ -48,7 +50,10 @@ pub async fn build(component: &Component, shared: &mut Shared) -> Result<Node, C
             ))
         }
         ComponentConfig::Processor(ProcessorConfig::Rules(config)) => {
-            let settings = weir_rules::AlertSettings::default();
+            let settings = weir_rules::AlertSettings {
+                external_url: shared.external_url.clone(),
+                ..weir_rules::AlertSettings::default()
+            };
             let mut processor = weir_rules::RulesProcessor::new(name, config, &settings)
                 .map_err(|e| ComponentError::internal(name, e.to_string()))?;
             if let Some(dir) = &shared.rules_state_dir {
@@ -68,6 +73,12 @@ pub async fn build(component: &Component, shared: &mut Shared) -> Result<Node, C
             })?;
             Built::Sink(Box::new(StoreSink::new(store)))
         }
+        ComponentConfig::Sink(SinkConfig::Alertmanager(config)) => {
+            Built::Sink(Box::new(AlertmanagerSink::new(name, config)?))
+        }
+        ComponentConfig::Sink(SinkConfig::Webhook(config)) => Built::Sink(Box::new(
+            WebhookSink::new(name, config, &shared.external_url)?,
+        )),
     };
     Ok(Node {
         name: component.name.clone(),

@@ -41,6 +41,7 @@ impl Engine {
         let metrics = metrics_handle();
         let mut shared = Shared {
             rules_state_dir: Some(plan.store.path.join("rules")),
+            external_url: plan.api.external_url(),
             ..Shared::default()
         };
         if uses_store(plan) {

@@ -104,8 +104,9 @@ use std::path::Path;
 use toml::de::DeTable;
 
 pub use components::{
-    BlackholeSinkConfig, ComponentConfig, ComponentKind, FileSinkConfig, OnError, OtlpSourceConfig,
-    ProcessorConfig, RuleSpec, RulesConfig, SinkConfig, SourceConfig, StoreSinkConfig, WasmConfig,
+    AlertmanagerSinkConfig, BlackholeSinkConfig, ComponentConfig, ComponentKind, FileSinkConfig,
+    OnError, OtlpSourceConfig, ProcessorConfig, RetryConfig, RuleSpec, RulesConfig, SinkConfig,
+    SourceConfig, StoreSinkConfig, WasmConfig, WebhookSinkConfig,
 };
 pub use diagnostic::{ConfigError, Diagnostic, Location, Severity};
 pub use plan::{Component, Input, Plan};

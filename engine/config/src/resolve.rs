@@ -642,7 +642,10 @@ mod tests {
     #[test]
     fn lists_signals_in_words() {
         assert_eq!(list_signals(SignalSet::only(Signal::Logs)), "logs");
-        assert_eq!(list_signals(SignalSet::ALL), "logs, spans and metrics");
+        assert_eq!(
+            list_signals(SignalSet::TELEMETRY),
+            "logs, spans and metrics"
+        );
         assert_eq!(
             list_signals([Signal::Spans, Signal::Metrics].into_iter().collect()),
             "spans and metrics"

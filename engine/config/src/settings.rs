@@ -21,6 +21,20 @@ pub struct ApiConfig {
     /// Whether to run the API server at all. Default `true`.
     #[serde(default = "default_enabled")]
     pub enabled: bool,
+    /// The URL users reach Weir at, as alerts link back to it (their
+    /// `generatorURL`, and `externalURL` in webhook messages), such as
+    /// `"https://weir.example.com"`. Default: `http://` and `address`.
+    #[serde(default, deserialize_with = "values::optional_http_url")]
+    pub external_url: Option<String>,
+}
+
+impl ApiConfig {
+    /// [`external_url`](Self::external_url), or `http://` and the address.
+    pub fn external_url(&self) -> String {
+        self.external_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.address))
+    }
 }
 
 fn default_api_address() -> SocketAddr {
@@ -36,6 +50,7 @@ impl Default for ApiConfig {
         ApiConfig {
             address: default_api_address(),
             enabled: default_enabled(),
+            external_url: None,
         }
     }
 }

@@ -210,6 +210,28 @@ pub(crate) fn concurrent_requests<'de, D: Deserializer<'de>>(d: D) -> Result<usi
     d.deserialize_any(CountVisitor { min, max })
 }
 
+/// A number of alerts held for sending, from 1 to 1000000.
+pub(crate) fn alert_queue_capacity<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    d.deserialize_any(CountVisitor {
+        min: 1,
+        max: 1_000_000,
+    })
+}
+
+/// A number of alerts in one request, from 1 to 10000.
+pub(crate) fn alert_batch_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    d.deserialize_any(CountVisitor {
+        min: 1,
+        max: 10_000,
+    })
+}
+
+/// How many times a request is tried again, from 0 to 100.
+pub(crate) fn retry_attempts<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    d.deserialize_any(CountVisitor { min: 0, max: 100 })
+        .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+}
+
 struct AddressVisitor;
 
 impl Visitor<'_> for AddressVisitor {
@@ -251,6 +273,55 @@ impl Visitor<'_> for AddressVisitor {
 /// `"[::1]:4317"`.
 pub(crate) fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
     d.deserialize_any(AddressVisitor)
+}
+
+/// Why `v` is not an `http://` or `https://` URL with a host, if it is not.
+pub(crate) fn http_url_problem(v: &str) -> Option<String> {
+    let rest = v
+        .strip_prefix("http://")
+        .or_else(|| v.strip_prefix("https://"));
+    let Some(rest) = rest else {
+        return Some(format!(
+            "`{v}` is not an HTTP URL: write one starting with http:// or https://, \
+             such as \"http://alertmanager:9093\""
+        ));
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || host.starts_with(':') || v.chars().any(char::is_whitespace) {
+        return Some(format!(
+            "`{v}` has no host or holds spaces: write one such as \"http://alertmanager:9093\""
+        ));
+    }
+    None
+}
+
+struct UrlVisitor;
+
+impl Visitor<'_> for UrlVisitor {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an http:// or https:// URL string")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        match http_url_problem(v) {
+            Some(problem) => Err(E::custom(problem)),
+            None => Ok(v.to_string()),
+        }
+    }
+}
+
+/// An `http://` or `https://` URL with a host.
+pub(crate) fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    d.deserialize_any(UrlVisitor)
+}
+
+/// An optional [`http_url`]; absent means `None`.
+pub(crate) fn optional_http_url<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    http_url(d).map(Some)
 }
 
 struct PathVisitor;

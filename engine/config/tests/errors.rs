@@ -93,7 +93,10 @@ fn unknown_component_type() {
     assert_eq!((d.line(), key(&d)), (Some(4), "sinks.x.type"));
     assert_eq!(d.message, "unknown sink type `fil` in sink `x`");
     assert_eq!(label(&d), "did you mean `file`?");
-    assert_eq!(help(&d), "valid sink types: `blackhole`, `file`, `store`");
+    assert_eq!(
+        help(&d),
+        "valid sink types: `blackhole`, `file`, `store`, `alertmanager`, `webhook`"
+    );
 }
 
 /// Scenario: a processor type misspelt. Guarantees: it is refused as an

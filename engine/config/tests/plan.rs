@@ -249,7 +249,10 @@ fn rules_processor_is_read() {
     );
     let store = plan.component("store").expect("store");
     let from_slo = store.inputs.iter().find(|i| i.from == "slo").expect("edge");
-    assert_eq!(from_slo.signals, SignalSet::only(Signal::Metrics));
+    assert_eq!(
+        from_slo.signals,
+        SignalSet::only(Signal::Metrics).union(SignalSet::only(Signal::Alerts))
+    );
 }
 
 /// Scenario: rules that are not well formed. Guarantees: each is an error

@@ -459,12 +459,52 @@ pub fn metrics_schema() -> SchemaRef {
     METRICS.clone()
 }
 
+static ALERTS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let map = DataType::Map(
+        Arc::new(Field::new(
+            "entries",
+            DataType::Struct(Fields::from(vec![
+                Field::new("keys", DataType::Utf8, false),
+                Field::new("values", DataType::Utf8, true),
+            ])),
+            false,
+        )),
+        false,
+    );
+    make_schema(
+        Signal::Alerts.as_str(),
+        vec![
+            Field::new("time", timestamp_type(), false),
+            Field::new("rule", dict_utf8_type(), false),
+            Field::new("state", dict_utf8_type(), false),
+            Field::new("kind", dict_utf8_type(), false),
+            Field::new("labels", map.clone(), false),
+            Field::new("annotations", map, false),
+            Field::new("value", DataType::Float64, true),
+            Field::new("starts_at", timestamp_type(), true),
+            Field::new("ends_at", timestamp_type(), true),
+            Field::new("fingerprint", DataType::Utf8, false),
+            Field::new("generator_url", DataType::Utf8, true),
+        ],
+    )
+});
+
+/// The schema of the `alerts` table: one row per alert event, with
+/// Alertmanager's fields. `kind` tells the two kinds of event apart:
+/// `transition` (an instance changed state: pending, firing, resolved,
+/// inactive) and `notification` (what is sent to Alertmanager and webhooks:
+/// firing and resolved alerts, re-sent as Prometheus re-sends them).
+pub fn alerts_schema() -> SchemaRef {
+    ALERTS.clone()
+}
+
 /// The schema of `signal`'s table.
 pub fn schema_for(signal: Signal) -> SchemaRef {
     match signal {
         Signal::Logs => logs_schema(),
         Signal::Spans => spans_schema(),
         Signal::Metrics => metrics_schema(),
+        Signal::Alerts => alerts_schema(),
     }
 }
 
@@ -473,7 +513,8 @@ mod tests {
     use super::*;
 
     /// Guarantees: every schema carries its version and table name, and its
-    /// column names are unique snake_case.
+    /// column names are unique snake_case; telemetry tables have a
+    /// dictionary `service_name`.
     #[test]
     fn schemas_are_versioned_and_well_named() {
         for signal in Signal::ALL {
@@ -498,6 +539,11 @@ mod tests {
             names.sort_unstable();
             names.dedup();
             assert_eq!(names.len(), total, "{signal}: duplicate column names");
+            if signal == Signal::Alerts {
+                // Alert events carry their labels in a map, not resource
+                // columns.
+                continue;
+            }
             assert_eq!(
                 schema
                     .field_with_name(col::SERVICE_NAME)

@@ -13,19 +13,27 @@ pub enum Signal {
     Spans,
     /// Metric data points, one row per point (`metrics` table).
     Metrics,
+    /// Alert events: the state transitions of alert instances, made by
+    /// `rules` processors (`alerts` table). Not telemetry from outside: no
+    /// OTLP form, not seen by plugins.
+    Alerts,
 }
 
 impl Signal {
     /// Every signal, in a fixed order.
-    pub const ALL: [Signal; 3] = [Signal::Logs, Signal::Spans, Signal::Metrics];
+    pub const ALL: [Signal; 4] = [Signal::Logs, Signal::Spans, Signal::Metrics, Signal::Alerts];
+
+    /// The three OpenTelemetry signals: what OTLP carries and plugins see.
+    pub const TELEMETRY: [Signal; 3] = [Signal::Logs, Signal::Spans, Signal::Metrics];
 
     /// The signal's name as used in pipeline files, metrics labels and table
-    /// names: `logs`, `spans` or `metrics`.
+    /// names: `logs`, `spans`, `metrics` or `alerts`.
     pub fn as_str(self) -> &'static str {
         match self {
             Signal::Logs => "logs",
             Signal::Spans => "spans",
             Signal::Metrics => "metrics",
+            Signal::Alerts => "alerts",
         }
     }
 
@@ -34,6 +42,7 @@ impl Signal {
             Signal::Logs => 1,
             Signal::Spans => 2,
             Signal::Metrics => 4,
+            Signal::Alerts => 8,
         }
     }
 }
@@ -44,9 +53,9 @@ impl fmt::Display for Signal {
     }
 }
 
-/// The name given is not one of `logs`, `spans`, `metrics`.
+/// The name given is not one of `logs`, `spans`, `metrics`, `alerts`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown signal `{0}`: expected one of `logs`, `spans`, `metrics`")]
+#[error("unknown signal `{0}`: expected one of `logs`, `spans`, `metrics`, `alerts`")]
 pub struct UnknownSignal(pub String);
 
 impl FromStr for Signal {
@@ -57,6 +66,7 @@ impl FromStr for Signal {
             "logs" => Ok(Signal::Logs),
             "spans" | "traces" => Ok(Signal::Spans),
             "metrics" => Ok(Signal::Metrics),
+            "alerts" => Ok(Signal::Alerts),
             other => Err(UnknownSignal(other.to_string())),
         }
     }
@@ -69,8 +79,10 @@ pub struct SignalSet(u8);
 impl SignalSet {
     /// No signal.
     pub const NONE: SignalSet = SignalSet(0);
-    /// All three signals.
-    pub const ALL: SignalSet = SignalSet(7);
+    /// Every signal.
+    pub const ALL: SignalSet = SignalSet(15);
+    /// Logs, spans and metrics: the OpenTelemetry signals.
+    pub const TELEMETRY: SignalSet = SignalSet(7);
 
     /// The set holding just `signal`.
     pub fn only(signal: Signal) -> Self {
@@ -137,7 +149,18 @@ mod tests {
         let b = SignalSet::only(Signal::Spans);
         assert!(a.contains(Signal::Logs) && !a.contains(Signal::Metrics));
         assert_eq!(a.intersect(b), b);
-        assert_eq!(a.union(SignalSet::only(Signal::Metrics)), SignalSet::ALL);
+        assert_eq!(
+            a.union(SignalSet::only(Signal::Metrics)),
+            SignalSet::TELEMETRY
+        );
+        assert_eq!(
+            SignalSet::TELEMETRY.union(SignalSet::only(Signal::Alerts)),
+            SignalSet::ALL
+        );
+        assert_eq!(
+            Signal::ALL.into_iter().collect::<SignalSet>(),
+            SignalSet::ALL
+        );
         assert_eq!(a.iter().count(), 2);
         assert_eq!(a.to_string(), "[logs, spans]");
     }

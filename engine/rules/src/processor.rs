@@ -5,7 +5,8 @@
 //! taken what they need. Each time the data's watermark passes a due time,
 //! every rule is evaluated; the recorded series (recording rules, and the
 //! `ALERTS` series of alert rules) go on to the processor's readers as
-//! `metrics` batches.
+//! `metrics` batches, and the alert events (each transition and each
+//! notification due, Prometheus' re-sends included) as `alerts` batches.
 //!
 //! With [`RulesProcessor::with_state_file`] the alert state survives a
 //! restart, as Prometheus' `ALERTS_FOR_STATE` makes it.
@@ -26,6 +27,7 @@ use weir_core::{Ack, Batch, ComponentError, Processor, Signal};
 use crate::alert::AlertSettings;
 use crate::error::RuleError;
 use crate::group::RuleGroup;
+use crate::output::alerts_batch;
 use crate::rule::{RuleConfig, RulesState};
 use crate::window::BufferStats;
 
@@ -150,6 +152,16 @@ impl RulesProcessor {
                         metrics::counter!("weir_rule_evaluations_total", &labels).increment(1);
                         if let Some(recorded) = done.recorded.filter(|b| b.num_rows() > 0) {
                             out.push(Batch::new(Signal::Metrics, recorded, Ack::none()));
+                        }
+                        if !(done.transitions.is_empty() && done.notifications.is_empty()) {
+                            match alerts_batch(&done.transitions, &done.notifications) {
+                                Ok(events) => {
+                                    out.push(Batch::new(Signal::Alerts, events, Ack::none()));
+                                }
+                                Err(e) => tracing::error!(component = %self.name,
+                                    rule = %evaluation.rule, error = %e,
+                                    "cannot build the alert events (this is a bug in Weir)"),
+                            }
                         }
                     }
                     Err(e) => {

@@ -71,7 +71,7 @@ pub fn register_tables(
     ctx: &SessionContext,
     mut tables: BTreeMap<Signal, Vec<RecordBatch>>,
 ) -> Result<(), DataFusionError> {
-    for signal in Signal::ALL {
+    for signal in Signal::TELEMETRY {
         let batches = tables.remove(&signal).unwrap_or_default();
         let table = MemTable::try_new(schema_for(signal), vec![batches])?;
         ctx.deregister_table(signal.as_str())?;

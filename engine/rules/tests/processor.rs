@@ -1,5 +1,6 @@
 //! The `rules` processor as a pipeline runs it: configured from TOML, fed
-//! span batches, emitting recorded series as metric points.
+//! span batches, emitting recorded series as metric points and alert
+//! events as `alerts` batches.
 
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
@@ -90,8 +91,7 @@ fn points(out: &[Batch]) -> Vec<(String, String, f64)> {
 /// every point in `out`, in time order.
 fn states(out: &[Batch]) -> Vec<(u64, String, String, f64, String)> {
     let mut points = Vec::new();
-    for batch in out {
-        assert_eq!(batch.signal(), Signal::Metrics);
+    for batch in out.iter().filter(|b| b.signal() == Signal::Metrics) {
         let request = weir_core::convert::batch_to_metrics(batch.data()).expect("to OTLP");
         for rm in &request.resource_metrics {
             let service = rm
@@ -134,6 +134,48 @@ fn states(out: &[Batch]) -> Vec<(u64, String, String, f64, String)> {
     }
     points.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
     points
+}
+
+/// (seconds after [`BASE`], `kind`, `state`, `alertname`) of every alert
+/// event in `out`, in time order.
+fn events(out: &[Batch]) -> Vec<(u64, String, String, String)> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Int32Type, TimestampNanosecondType};
+    let mut events = Vec::new();
+    for batch in out.iter().filter(|b| b.signal() == Signal::Alerts) {
+        let data = batch.data();
+        assert_eq!(data.schema(), weir_core::schema::alerts_schema());
+        let text = |name: &str, row: usize| {
+            let dict = data
+                .column_by_name(name)
+                .expect(name)
+                .as_dictionary::<Int32Type>();
+            let values = dict.values().as_string::<i32>();
+            values.value(dict.keys().value(row) as usize).to_string()
+        };
+        let time = data.column_by_name("time").expect("time");
+        let labels = data.column_by_name("labels").expect("labels").as_map();
+        for row in 0..data.num_rows() {
+            let at = time.as_primitive::<TimestampNanosecondType>().value(row);
+            let entry = labels.value(row);
+            let (keys, values) = (
+                entry.column(0).as_string::<i32>(),
+                entry.column(1).as_string::<i32>(),
+            );
+            let name = (0..keys.len())
+                .find(|&i| keys.value(i) == "alertname")
+                .map(|i| values.value(i).to_string())
+                .expect("every alert has an alertname");
+            events.push((
+                (at as u64) / 1_000_000_000 - BASE,
+                text("kind", row),
+                text("state", row),
+                name,
+            ));
+        }
+    }
+    events.sort();
+    events
 }
 
 /// Scenario: three `cart` spans and one `shop` span in the first 30 s, then
@@ -183,6 +225,9 @@ async fn records_series_when_event_time_passes_a_due_time() {
     );
     assert!(got.contains(&("ALERTS".into(), cart, 1.0)), "{got:?}");
     assert_eq!(got.len(), 3, "{got:?}");
+    // No `for`: the alert fires at once, a transition and a notification.
+    let event = |kind: &str| (30, kind.into(), "firing".into(), "CartIsBusy".into());
+    assert_eq!(events(&out), [event("notification"), event("transition")]);
 }
 
 /// Scenario: a rules processor built from a file whose rule reads a table
@@ -244,10 +289,23 @@ async fn pending_alert_keeps_its_for_clock_across_a_restart() {
     // +55: no time after +30 is due yet, and +30 is not evaluated again.
     assert!(feed(&mut second, &[45, 50, 55]).await.is_empty());
     // +95: +60 (pending, clock from +30) and +90 (firing: +30 + 1m).
-    assert_eq!(
-        feed(&mut second, &[95]).await,
-        [(60, "pending".into()), (90, "firing".into())]
-    );
+    let mut out = Vec::new();
+    second
+        .process(
+            Batch::new(Signal::Spans, spans("cart", &[95]), Ack::none()),
+            &mut out,
+        )
+        .await
+        .expect("taken");
+    let alerts: Vec<(u64, String)> = states(&out)
+        .into_iter()
+        .filter(|(_, name, ..)| name == "ALERTS")
+        .map(|(at, .., state)| (at, state))
+        .collect();
+    assert_eq!(alerts, [(60, "pending".into()), (90, "firing".into())]);
+    // Only the firing is an event: pending began before the restart.
+    let event = |kind: &str| (90, kind.into(), "firing".into(), "CartIsBusy".into());
+    assert_eq!(events(&out), [event("notification"), event("transition")]);
 
     // The same run without the saved state only turns pending.
     let mut fresh = processor_of(&pipeline);

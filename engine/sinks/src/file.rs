@@ -60,6 +60,14 @@ pub fn encode_line(batch: &Batch) -> Result<Vec<u8>, convert::ConvertError> {
         Signal::Logs => json::encode_logs(&convert::batch_to_logs(data)?)?,
         Signal::Spans => json::encode_spans(&convert::batch_to_spans(data)?)?,
         Signal::Metrics => json::encode_metrics(&convert::batch_to_metrics(data)?)?,
+        Signal::Alerts => {
+            return Err(convert::ConvertError::InvalidBatch {
+                table: "alerts",
+                message: "OTLP/JSON has no form for alert events; send them to a \
+                          `store`, `webhook` or `alertmanager` sink"
+                    .to_string(),
+            });
+        }
     };
     line.push(b'\n');
     Ok(line)

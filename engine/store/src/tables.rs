@@ -1,11 +1,10 @@
 //! The tables of the store.
 
 use std::fmt;
-use std::sync::{Arc, LazyLock};
 
-use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::SchemaRef;
 use weir_core::Signal;
-use weir_core::schema::{SCHEMA_VERSION, schema_for};
+use weir_core::schema::schema_for;
 
 /// A table of the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -60,7 +59,7 @@ impl Table {
             Table::Logs => schema_for(Signal::Logs),
             Table::Spans => schema_for(Signal::Spans),
             Table::Metrics => schema_for(Signal::Metrics),
-            Table::Alerts => ALERTS.clone(),
+            Table::Alerts => schema_for(Signal::Alerts),
         }
     }
 
@@ -79,6 +78,7 @@ impl From<Signal> for Table {
             Signal::Logs => Table::Logs,
             Signal::Spans => Table::Spans,
             Signal::Metrics => Table::Metrics,
+            Signal::Alerts => Table::Alerts,
         }
     }
 }
@@ -88,41 +88,3 @@ impl fmt::Display for Table {
         f.write_str(self.name())
     }
 }
-
-static ALERTS: LazyLock<SchemaRef> = LazyLock::new(|| {
-    let ts = DataType::Timestamp(TimeUnit::Nanosecond, Some("+00:00".into()));
-    let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
-    let map = DataType::Map(
-        Arc::new(Field::new(
-            "entries",
-            DataType::Struct(Fields::from(vec![
-                Field::new("keys", DataType::Utf8, false),
-                Field::new("values", DataType::Utf8, true),
-            ])),
-            false,
-        )),
-        false,
-    );
-    let metadata = [
-        (
-            "weir.schema.version".to_string(),
-            SCHEMA_VERSION.to_string(),
-        ),
-        ("weir.table".to_string(), "alerts".to_string()),
-    ];
-    Arc::new(
-        Schema::new(vec![
-            Field::new("time", ts.clone(), false),
-            Field::new("rule", dict.clone(), false),
-            Field::new("state", dict, false),
-            Field::new("labels", map.clone(), false),
-            Field::new("annotations", map, false),
-            Field::new("value", DataType::Float64, true),
-            Field::new("starts_at", ts.clone(), true),
-            Field::new("ends_at", ts, true),
-            Field::new("fingerprint", DataType::Utf8, false),
-            Field::new("generator_url", DataType::Utf8, true),
-        ])
-        .with_metadata(metadata.into_iter().collect()),
-    )
-});

@@ -209,11 +209,14 @@ fn set_of(set: WitAttributeSet) -> AttributeSet {
     }
 }
 
-pub(crate) fn signal_to_wit(signal: Signal) -> WitSignal {
+/// The WIT name of a telemetry signal; `None` for alert events, which
+/// plugins never see (the `wasm` processor accepts telemetry only).
+pub(crate) fn signal_to_wit(signal: Signal) -> Option<WitSignal> {
     match signal {
-        Signal::Logs => WitSignal::Logs,
-        Signal::Spans => WitSignal::Spans,
-        Signal::Metrics => WitSignal::Metrics,
+        Signal::Logs => Some(WitSignal::Logs),
+        Signal::Spans => Some(WitSignal::Spans),
+        Signal::Metrics => Some(WitSignal::Metrics),
+        Signal::Alerts => None,
     }
 }
 
@@ -232,7 +235,8 @@ impl batch::Host for HostState {}
 impl batch::HostBatch for HostState {
     fn signal(&mut self, handle: Resource<BatchRes>) -> WitSignal {
         self.batch(&handle)
-            .map(|b| signal_to_wit(b.signal))
+            .ok()
+            .and_then(|b| signal_to_wit(b.signal))
             .unwrap_or(WitSignal::Logs)
     }
 
@@ -382,19 +386,19 @@ impl emit::Host for HostState {
             // The call has failed already: refuse at once, decode nothing.
             return Err(WitError::LimitExceeded(m.clone()));
         }
-        let signal = signal_from_wit(signal);
         let body = otlp_json.as_bytes();
         let converted = match signal {
-            Signal::Logs => {
+            WitSignal::Logs => {
                 convert::json::decode_logs(body).and_then(|r| convert::logs_to_batch(&r))
             }
-            Signal::Spans => {
+            WitSignal::Spans => {
                 convert::json::decode_spans(body).and_then(|r| convert::spans_to_batch(&r))
             }
-            Signal::Metrics => {
+            WitSignal::Metrics => {
                 convert::json::decode_metrics(body).and_then(|r| convert::metrics_to_batch(&r))
             }
         };
+        let signal = signal_from_wit(signal);
         let converted = match converted {
             Ok(c) => c,
             Err(e) => {

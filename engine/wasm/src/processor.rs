@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use weir_config::{OnError, WasmConfig};
-use weir_core::{Ack, Batch, ComponentError, Processor};
+use weir_core::{Ack, Batch, ComponentError, Processor, SignalSet};
 
 use crate::PluginError;
 use crate::host::{PluginShared, StateStore, now_nanos};
@@ -317,6 +317,12 @@ fn run_slice(
 impl Processor for WasmProcessor {
     async fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> Result<(), ComponentError> {
         self.maybe_reload().await;
+        if !SignalSet::TELEMETRY.contains(batch.signal()) {
+            // Alert events are not telemetry: plugins do not see them
+            // (pipelines never route them here; pass them on if one does).
+            out.push(batch);
+            return Ok(());
+        }
         let rows = batch.num_rows();
         let parts = (rows / MIN_ROWS_PER_SPLIT).clamp(1, self.slots.len().max(1));
         let per = rows.div_ceil(parts);

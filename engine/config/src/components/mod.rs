@@ -26,7 +26,10 @@ mod sinks;
 mod sources;
 
 pub use processors::{OnError, ProcessorConfig, RuleSpec, RulesConfig, WasmConfig};
-pub use sinks::{BlackholeSinkConfig, FileSinkConfig, SinkConfig, StoreSinkConfig};
+pub use sinks::{
+    AlertmanagerSinkConfig, BlackholeSinkConfig, FileSinkConfig, RetryConfig, SinkConfig,
+    StoreSinkConfig, WebhookSinkConfig,
+};
 pub use sources::{OtlpSourceConfig, SourceConfig};
 
 /// The part a component plays in a pipeline.
@@ -105,7 +108,7 @@ impl ComponentConfig {
         match self {
             ComponentConfig::Source(c) => c.problems(),
             ComponentConfig::Processor(c) => c.problems(),
-            ComponentConfig::Sink(_) => Vec::new(),
+            ComponentConfig::Sink(c) => c.problems(),
         }
     }
 }
@@ -150,7 +153,7 @@ mod tests {
         }
         assert_eq!(
             enum_variants::<SinkConfig>(),
-            ["blackhole", "file", "store"]
+            ["blackhole", "file", "store", "alertmanager", "webhook"]
         );
         assert_eq!(enum_variants::<ProcessorConfig>(), ["wasm", "rules"]);
     }

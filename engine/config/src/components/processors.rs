@@ -35,7 +35,8 @@ impl ProcessorConfig {
     /// The signals the processor can take in.
     pub fn accepts(&self) -> SignalSet {
         match self {
-            ProcessorConfig::Wasm(_) | ProcessorConfig::Rules(_) => SignalSet::ALL,
+            // Plugins and rules see telemetry; alert events go to sinks.
+            ProcessorConfig::Wasm(_) | ProcessorConfig::Rules(_) => SignalSet::TELEMETRY,
         }
     }
 
@@ -46,10 +47,12 @@ impl ProcessorConfig {
             // points out), so readers may take any of them.
             ProcessorConfig::Wasm(_) => {
                 let _ = input;
-                SignalSet::ALL
+                SignalSet::TELEMETRY
             }
-            // Recorded series and the `ALERTS` series are metric points.
-            ProcessorConfig::Rules(_) => SignalSet::only(weir_core::Signal::Metrics),
+            // Recorded series and the `ALERTS` series are metric points;
+            // each alert state transition is an alert event.
+            ProcessorConfig::Rules(_) => SignalSet::only(weir_core::Signal::Metrics)
+                .union(SignalSet::only(weir_core::Signal::Alerts)),
         }
     }
 

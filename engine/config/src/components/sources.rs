@@ -28,7 +28,7 @@ impl SourceConfig {
     /// The signals the source can emit.
     pub fn outputs(&self) -> SignalSet {
         match self {
-            SourceConfig::Otlp(_) => SignalSet::ALL,
+            SourceConfig::Otlp(_) => SignalSet::TELEMETRY,
         }
     }
 

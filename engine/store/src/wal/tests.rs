@@ -17,11 +17,13 @@ use super::*;
 fn alerts(rows: usize, seed: usize) -> RecordBatch {
     let mut rule = StringDictionaryBuilder::<Int32Type>::new();
     let mut state = StringDictionaryBuilder::<Int32Type>::new();
+    let mut kind = StringDictionaryBuilder::<Int32Type>::new();
     let mut labels = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
     let mut annotations = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
     for i in 0..rows {
         rule.append_value(format!("rule-{}", (seed + i) % 3));
         state.append_value(["pending", "firing", "resolved"][(seed * 7 + i) % 3]);
+        kind.append_value(["transition", "notification"][i % 2]);
         labels.keys().append_value("service");
         labels.values().append_value(format!("svc-{}", seed % 5));
         labels
@@ -39,6 +41,7 @@ fn alerts(rows: usize, seed: usize) -> RecordBatch {
         ts(1_700_000_000_000_000_000 + seed as i64),
         Arc::new(rule.finish()),
         Arc::new(state.finish()),
+        Arc::new(kind.finish()),
         Arc::new(labels.finish()),
         Arc::new(annotations.finish()),
         Arc::new(Float64Array::from_iter(
