@@ -24,7 +24,8 @@ const DEFAULT_PIPELINE: &str = "pipelines/default.toml";
     version,
     about = "Weir: a telemetry stream-processing engine (OTLP in, Arrow inside, sinks out)",
     after_help = "Exit codes: 0 success; 1 the engine failed at start or while running \
-                  (or `weir sql`: the query failed; `weir plugin build`: the build failed); \
+                  (or `weir sql`: the query failed; `weir plugin build`: the build failed; `weir test`: a test \
+                  failed); \
                   2 the command line is wrong; 3 the pipeline file is invalid."
 )]
 struct Cli {
@@ -56,6 +57,15 @@ enum Command {
     Validate {
         /// The pipeline file.
         file: PathBuf,
+    },
+    /// Run the `[[tests]]` of pipeline files against their rules; print each
+    /// difference.
+    ///
+    /// Example: weir test pipelines/alerts/*.toml
+    Test {
+        /// The pipeline files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
     /// Run one SQL query against a running Weir and print the result.
     ///
@@ -113,6 +123,7 @@ fn main() -> ExitCode {
     ExitCode::from(match cli.command {
         Command::Validate { file } => validate(&file),
         Command::Run { file } => run(&file),
+        Command::Test { files } => test(&files),
         Command::Sql { query, api, format } => sql(&api, &query, format),
         Command::Plugin { command } => plugin(command),
     })
@@ -219,6 +230,64 @@ fn validate(file: &std::path::Path) -> u8 {
         }
         Err(code) => code,
     }
+}
+
+fn test(files: &[PathBuf]) -> u8 {
+    let mut worst = exit::OK;
+    let mut plans = Vec::new();
+    for file in files {
+        match load(file) {
+            Ok(plan) => {
+                let source = std::fs::read_to_string(file).unwrap_or_default();
+                let problems = weir_cli::rules::check(&plan, &source);
+                if let Some(p) = problems.first() {
+                    let at = p.line.map(|l| format!(":{l}")).unwrap_or_default();
+                    eprintln!(
+                        "error: invalid rule in processor `{}` ({}{at}): {}",
+                        p.processor,
+                        file.display(),
+                        p.message
+                    );
+                    worst = exit::BAD_CONFIG;
+                    continue;
+                }
+                if plan.tests.is_empty() {
+                    eprintln!("{}: no [[tests]] to run", file.display());
+                }
+                plans.push((file, plan));
+            }
+            Err(code) => worst = worst.max(code),
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return exit::FAILED;
+        }
+    };
+    for (file, plan) in plans {
+        let outcomes = runtime.block_on(weir_cli::rules::run_tests(&plan));
+        let text = weir_rules::testing::report(&file.display().to_string(), &outcomes);
+        {
+            use std::io::Write as _;
+            let mut stdout = std::io::stdout().lock();
+            if stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+                .is_err()
+            {
+                return exit::FAILED;
+            }
+        }
+        if outcomes.iter().any(|o| !o.passed()) && worst == exit::OK {
+            worst = exit::FAILED;
+        }
+    }
+    worst
 }
 
 fn sql(api: &str, query: &str, format: weir_query::client::OutputFormat) -> u8 {

@@ -35,6 +35,23 @@ pub fn check(plan: &Plan, source: &str) -> Vec<RuleProblem> {
     problems
 }
 
+/// Runs every `[[tests]]` of `plan` against the rules processor it names.
+pub async fn run_tests(plan: &Plan) -> Vec<weir_rules::testing::TestOutcome> {
+    let mut outcomes = Vec::with_capacity(plan.tests.len());
+    for (i, test) in plan.tests.iter().enumerate() {
+        let config = plan
+            .component(&test.processor)
+            .and_then(|c| match &c.config {
+                ComponentConfig::Processor(ProcessorConfig::Rules(config)) => Some(config),
+                _ => None,
+            });
+        // The config crate has checked that the processor is a rules one.
+        let Some(config) = config else { continue };
+        outcomes.push(weir_rules::testing::run_test(i, test, config).await);
+    }
+    outcomes
+}
+
 /// The line of `alert = "NAME"` or `record = "NAME"` in `source`.
 fn rule_line(source: &str, rule: &str) -> Option<usize> {
     source

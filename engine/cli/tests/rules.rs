@@ -104,3 +104,109 @@ path = "recorded.jsonl"
         "{written}"
     );
 }
+
+fn repo(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
+}
+
+/// Guarantees: the rule sets shipped in `pipelines/` pass their own
+/// `[[tests]]` (exit 0, every test reported ok).
+#[test]
+fn shipped_rule_sets_pass_their_tests() {
+    let out = std::process::Command::new(common::WEIR)
+        .arg("test")
+        .arg(repo("pipelines/alerts.toml"))
+        .output()
+        .expect("weir test runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("ok: 8 passed, 0 failed"), "{stdout}");
+}
+
+/// Scenario: a test that expects an alert firing one evaluation too early,
+/// a recorded value that is wrong, and an evaluation time off the grid.
+/// Guarantees: `weir test` exits 1 and reports each difference under the
+/// test's file:line: the alert's state expected and got, the value expected
+/// and got, and the time that is not an evaluation time.
+#[test]
+fn failing_tests_report_the_differences() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("rules.toml");
+    std::fs::write(
+        &file,
+        r#"[sources.otlp]
+type = "otlp"
+
+[processors.q]
+type = "rules"
+inputs = ["otlp.metrics"]
+
+[[processors.q.rules]]
+alert = "Deep"
+window = "1m"
+for = "2m"
+sql = "SELECT service_name, max(value) AS value FROM metrics GROUP BY service_name HAVING max(value) > 10"
+
+[[processors.q.rules]]
+record = "depth:max"
+window = "1m"
+sql = "SELECT service_name, max(value) AS value FROM metrics GROUP BY service_name"
+
+[sinks.out]
+type = "blackhole"
+inputs = ["q"]
+
+[[tests]]
+name = "too early"
+[[tests.series]]
+series = 'depth{service_name="w"}'
+values = "20x5"
+[[tests.alerts]]
+at = "2m"
+alert = "Deep"
+expected = [{ labels = { service_name = "w" } }]
+[[tests.recorded]]
+at = "2m"
+metric = "depth:max"
+expected = [{ labels = { service_name = "w" }, value = 21.0 }]
+
+[[tests]]
+name = "off the grid"
+[[tests.series]]
+series = 'depth{service_name="w"}'
+values = "1"
+[[tests.alerts]]
+at = "90s"
+alert = "Deep"
+"#,
+    )
+    .expect("write");
+    let out = std::process::Command::new(common::WEIR)
+        .arg("test")
+        .arg(&file)
+        .output()
+        .expect("weir test runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("test too early ("), "{stdout}");
+    assert!(stdout.contains("rules.toml:23) ... FAILED"), "{stdout}");
+    assert!(
+        stdout.contains(r#"{service_name="w"}: expected firing, got pending"#),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r#"{service_name="w"}: expected 21, got 20"#),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("1m30s is not an evaluation time: the rules evaluate every 1m"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("FAILED: 0 passed, 2 failed"), "{stdout}");
+}

@@ -95,6 +95,7 @@ mod introspect;
 mod plan;
 mod raw;
 mod resolve;
+mod rule_tests;
 mod settings;
 mod suggest;
 mod values;
@@ -110,6 +111,10 @@ pub use components::{
 };
 pub use diagnostic::{ConfigError, Diagnostic, Location, Severity};
 pub use plan::{Component, Input, Plan};
+pub use rule_tests::{
+    ExpectedAlert, ExpectedAlerts, ExpectedPoint, ExpectedRecorded, ExpectedState, OtlpInput,
+    PipelineTest, SeriesInput, SeriesKind, TestSpec,
+};
 pub use settings::{
     ApiConfig, FsyncPolicy, QueryConfig, RetentionConfig, RuntimeConfig, StoreConfig,
 };
@@ -146,19 +151,28 @@ pub fn parse_str(source: &str, file: &str) -> Result<Plan, ConfigError> {
     let parts = if syntax.is_empty() {
         let raw = raw::read(root.into_inner(), &mut report);
         let components = resolve::resolve(&raw, &mut report);
-        Some((raw.api, raw.runtime, raw.store, raw.query, components))
+        let tests = resolve::tests(&raw, &mut report);
+        Some((
+            raw.api,
+            raw.runtime,
+            raw.store,
+            raw.query,
+            components,
+            tests,
+        ))
     } else {
         None
     };
     let warnings = report.finish()?;
     // Without syntax errors, `parts` is set; with them, `finish` failed.
-    let (api, runtime, store, query, components) = parts.unwrap_or_default();
+    let (api, runtime, store, query, components, tests) = parts.unwrap_or_default();
     Ok(Plan {
         api,
         runtime,
         store,
         query,
         components,
+        tests,
         warnings,
     })
 }

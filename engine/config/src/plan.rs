@@ -3,10 +3,11 @@
 use weir_core::SignalSet;
 
 use crate::components::{ComponentConfig, ComponentKind};
+use crate::rule_tests::PipelineTest;
 use crate::settings::{ApiConfig, QueryConfig, RuntimeConfig, StoreConfig};
 
 /// A pipeline file that passed every check, ready to run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     /// `[api]`, or its defaults.
     pub api: ApiConfig,
@@ -21,6 +22,9 @@ pub struct Plan {
     /// its inputs (ties keep file order). Sources come before what reads
     /// them, sinks after what feeds them.
     pub components: Vec<Component>,
+    /// The `[[tests]]` of the file, for `weir test`; `weir run` ignores
+    /// them.
+    pub tests: Vec<PipelineTest>,
     /// Things that work but are probably not intended (such as a source
     /// nothing reads), rendered like errors with `warning:` in front.
     pub warnings: Vec<String>,

@@ -18,12 +18,13 @@ use crate::components::{
 use crate::decode::{self, Owner};
 use crate::diagnostic::Report;
 use crate::introspect::{enum_variants, variant_fields};
+use crate::rule_tests::TestSpec;
 use crate::settings::{ApiConfig, QueryConfig, RuntimeConfig, StoreConfig};
 use crate::suggest::{did_you_mean, quoted_list};
 use crate::values;
 
 /// The top-level tables a pipeline file may hold.
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "api",
     "runtime",
     "store",
@@ -31,6 +32,7 @@ const SECTIONS: [&str; 7] = [
     "sources",
     "processors",
     "sinks",
+    "tests",
 ];
 
 /// The queue capacity of processors and sinks that do not set one.
@@ -44,6 +46,8 @@ pub(crate) struct RawPipeline {
     pub query: QueryConfig,
     /// Every component, in file order.
     pub components: Vec<RawComponent>,
+    /// Every `[[tests]]` table that decoded, with its header's span.
+    pub tests: Vec<(TestSpec, Range<usize>)>,
 }
 
 /// One `[KIND.NAME]` table.
@@ -129,6 +133,7 @@ pub(crate) fn read(root: DeTable<'_>, report: &mut Report<'_>) -> RawPipeline {
         store: StoreConfig::default(),
         query: QueryConfig::default(),
         components: Vec::new(),
+        tests: Vec::new(),
     };
     for (key, value) in root {
         let key_span = key.span();
@@ -157,6 +162,7 @@ pub(crate) fn read(root: DeTable<'_>, report: &mut Report<'_>) -> RawPipeline {
             "sources" => read_section(ComponentKind::Source, value, &mut pipeline, report),
             "processors" => read_section(ComponentKind::Processor, value, &mut pipeline, report),
             "sinks" => read_section(ComponentKind::Sink, value, &mut pipeline, report),
+            "tests" => pipeline.tests = read_tests(value, report),
             other => {
                 let valid = format!("valid top-level tables: {}", quoted_list(SECTIONS));
                 let help = match did_you_mean(other, SECTIONS) {
@@ -203,6 +209,51 @@ fn read_settings<T: serde::de::DeserializeOwned>(
         report,
     );
     decode::decode_struct(table, &owner, report)
+}
+
+/// `[[tests]]`: an array of tables, each decoded on its own.
+fn read_tests(
+    value: Spanned<DeValue<'_>>,
+    report: &mut Report<'_>,
+) -> Vec<(TestSpec, Range<usize>)> {
+    let span = value.span();
+    let found = value.get_ref().type_str();
+    let DeValue::Array(items) = value.into_inner() else {
+        report
+            .error(span, "`tests` must be an array of tables")
+            .key("tests")
+            .label(format!("found {}", article(found)))
+            .help("write each test as `[[tests]]` on its own line, then its keys below it");
+        return Vec::new();
+    };
+    let mut tests = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let span = item.span();
+        let found = item.get_ref().type_str();
+        let owner = Owner {
+            describe: format!("test {}", i + 1),
+            path: format!("tests[{i}]"),
+            span: span.clone(),
+        };
+        let DeValue::Table(mut table) = item.into_inner() else {
+            report
+                .error(span, format!("{} must be a table", owner.describe))
+                .key(owner.path.clone())
+                .label(format!("found {}", article(found)))
+                .help("write each test as `[[tests]]` on its own line, then its keys below it");
+            continue;
+        };
+        decode::reject_unknown_keys(
+            &mut table,
+            crate::introspect::struct_fields::<TestSpec>(),
+            &owner,
+            report,
+        );
+        if let Some(spec) = decode::decode_struct::<TestSpec>(table, &owner, report) {
+            tests.push((spec, span));
+        }
+    }
+    tests
 }
 
 fn read_section(

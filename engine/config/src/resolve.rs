@@ -11,10 +11,11 @@ use std::ops::Range;
 
 use weir_core::{Signal, SignalSet};
 
-use crate::components::{ComponentConfig, ComponentKind};
+use crate::components::{ComponentConfig, ComponentKind, ProcessorConfig};
 use crate::diagnostic::Report;
 use crate::plan::{Component, Input};
 use crate::raw::{RawComponent, RawPipeline};
+use crate::rule_tests::PipelineTest;
 use crate::suggest::{did_you_mean, quoted_list};
 
 /// One `inputs` entry that names an existing, readable component.
@@ -40,6 +41,80 @@ pub(crate) fn resolve(raw: &RawPipeline, report: &mut Report<'_>) -> Vec<Compone
         report_cycles(comps, &names, &edges, &order, report);
     }
     link(comps, &edges, &order, report)
+}
+
+/// The `[[tests]]` of `raw`, each with the rules processor it tests.
+pub(crate) fn tests(raw: &RawPipeline, report: &mut Report<'_>) -> Vec<PipelineTest> {
+    let rules: Vec<&str> = raw
+        .components
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.config,
+                Some(ComponentConfig::Processor(ProcessorConfig::Rules(_)))
+            )
+        })
+        .map(|c| c.name.as_str())
+        .collect();
+    let mut out = Vec::new();
+    for (i, (spec, span)) in raw.tests.iter().enumerate() {
+        let what = format!("test {}", i + 1);
+        let processor = match (&spec.processor, rules.as_slice()) {
+            (Some(name), _) if rules.contains(&name.as_str()) => name.clone(),
+            (Some(name), _) => {
+                let label = match did_you_mean(name, rules.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => "not a rules processor of this file".to_string(),
+                };
+                report
+                    .error(
+                        span.clone(),
+                        format!("{what} tests `{name}`, which is not a `rules` processor"),
+                    )
+                    .key(format!("tests[{i}].processor"))
+                    .label(label)
+                    .help(format!(
+                        "name one of: {}",
+                        quoted_list(rules.iter().copied())
+                    ));
+                continue;
+            }
+            (None, [only]) => only.to_string(),
+            (None, []) => {
+                report
+                    .error(span.clone(), format!("{what} has no rules to test"))
+                    .key(format!("tests[{i}]"))
+                    .help("add a `[processors.NAME]` with `type = \"rules\"` to this file");
+                continue;
+            }
+            (None, many) => {
+                report
+                    .error(
+                        span.clone(),
+                        format!("{what} does not say which rules it tests"),
+                    )
+                    .key(format!("tests[{i}]"))
+                    .help(format!(
+                        "add `processor = ` one of {}",
+                        quoted_list(many.iter().copied())
+                    ));
+                continue;
+            }
+        };
+        if spec.alerts.is_empty() && spec.recorded.is_empty() {
+            report
+                .error(span.clone(), format!("{what} expects nothing"))
+                .key(format!("tests[{i}]"))
+                .help("add `[[tests.alerts]]` or `[[tests.recorded]]` with what the rules should produce");
+            continue;
+        }
+        out.push(PipelineTest {
+            spec: spec.clone(),
+            line: report.line_of(span.start),
+            processor,
+        });
+    }
+    out
 }
 
 /// Settings inside one component that contradict each other.

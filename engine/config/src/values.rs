@@ -317,6 +317,13 @@ pub(crate) fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Err
     d.deserialize_any(UrlVisitor)
 }
 
+/// An optional [`duration`]; absent means `None`.
+pub(crate) fn optional_duration<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
 /// An optional [`http_url`]; absent means `None`.
 pub(crate) fn optional_http_url<'de, D: Deserializer<'de>>(
     d: D,

@@ -91,6 +91,7 @@ pub mod query;
 pub mod record;
 pub mod rule;
 pub mod template;
+pub mod testing;
 pub mod window;
 
 mod time;

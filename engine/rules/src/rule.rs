@@ -350,6 +350,9 @@ pub struct Evaluation {
     pub transitions: Vec<AlertEvent>,
     /// Alert rules: what to send to Alertmanager and webhooks now.
     pub notifications: Vec<AlertEvent>,
+    /// Recording rules: the recorded samples (labels and value), as in
+    /// `recorded`.
+    pub samples: Vec<Sample>,
     /// The recorded points, in the `metrics` schema: for recording rules
     /// the rule's series, for alert rules Prometheus' `ALERTS` series of the
     /// pending and firing instances.
@@ -536,6 +539,7 @@ impl Rule {
             rows: samples.len(),
             transitions: Vec::new(),
             notifications: Vec::new(),
+            samples: Vec::new(),
             recorded: None,
         };
         let internal = |e: weir_core::ConvertError| EvalError::Internal {
@@ -547,6 +551,7 @@ impl Rule {
                 let samples = self.apply_record_labels(samples)?;
                 let batch = record::metrics_batch(&self.config.name, end, &samples);
                 evaluation.recorded = Some(batch.map_err(internal)?);
+                evaluation.samples = samples;
             }
             RuleKind::Alert => {
                 let instances = self.instances(samples);
