@@ -259,15 +259,8 @@ fn test(files: &[PathBuf]) -> u8 {
             Err(code) => worst = worst.max(code),
         }
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return exit::FAILED;
-        }
+    let Some(runtime) = small_runtime() else {
+        return exit::FAILED;
     };
     for (file, plan) in plans {
         let outcomes = runtime.block_on(weir_cli::rules::run_tests(&plan));
@@ -290,16 +283,24 @@ fn test(files: &[PathBuf]) -> u8 {
     worst
 }
 
-fn sql(api: &str, query: &str, format: weir_query::client::OutputFormat) -> u8 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+/// A single-threaded runtime for the short commands; `None` (reported)
+/// when it cannot start.
+fn small_runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(r) => r,
+        Ok(r) => Some(r),
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
-            return exit::FAILED;
+            None
         }
+    }
+}
+
+fn sql(api: &str, query: &str, format: weir_query::client::OutputFormat) -> u8 {
+    let Some(runtime) = small_runtime() else {
+        return exit::FAILED;
     };
     match runtime.block_on(weir_query::client::query(api, query, format)) {
         Ok(text) => {
