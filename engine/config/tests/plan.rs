@@ -226,6 +226,7 @@ fn rules_processor_is_read() {
     let ComponentConfig::Processor(ProcessorConfig::Rules(RulesConfig {
         every,
         allowed_lateness,
+        idle_timeout,
         rules,
     })) = &slo.config
     else {
@@ -233,6 +234,7 @@ fn rules_processor_is_read() {
     };
     assert_eq!(*every, Duration::from_secs(30));
     assert_eq!(*allowed_lateness, Duration::from_secs(10));
+    assert_eq!(*idle_timeout, Duration::from_secs(300), "the default");
     assert_eq!(rules.len(), 2);
     assert_eq!(rules[0].name(), "service_error_ratio");
     assert!(!rules[0].is_alert());

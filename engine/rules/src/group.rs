@@ -170,6 +170,11 @@ impl RuleGroup {
         self.inputs.watermark()
     }
 
+    /// The greatest watermark of the inputs; `None` while none has one.
+    pub fn newest_watermark(&self) -> Option<UnixNanos> {
+        self.inputs.newest_watermark()
+    }
+
     /// The time of the last evaluation, if any.
     pub fn last_evaluation(&self) -> Option<UnixNanos> {
         self.last_eval

@@ -9,16 +9,19 @@
 //! notification due, Prometheus' re-sends included) as `alerts` batches.
 //!
 //! With [`RulesProcessor::with_state_file`] the alert state survives a
-//! restart, as Prometheus' `ALERTS_FOR_STATE` makes it.
+//! restart, as Prometheus' `ALERTS_FOR_STATE` makes it. When nothing has
+//! arrived for `idle_timeout`, event time moves on with the wall clock
+//! ([`RulesProcessor::advance_idle`]).
 //!
 //! Counted in `/metrics`: `weir_rule_evaluations_total{component,rule}`,
 //! `weir_rule_evaluation_failures_total{component,rule}`,
 //! `weir_rule_late_records_total{component,table}` (records later than
 //! `allowed_lateness`, not folded in), `weir_rule_rejected_records_total`
-//! (a full buffer), and the gauges `weir_rule_buffer_rows` /
+//! (a full buffer), `weir_rule_idle_advances_total{component}`, and the gauges `weir_rule_buffer_rows` /
 //! `weir_rule_buffer_bytes{component,table}`.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use weir_config::{RuleSpec, RulesConfig};
@@ -29,6 +32,7 @@ use crate::error::RuleError;
 use crate::group::RuleGroup;
 use crate::output::alerts_batch;
 use crate::rule::{RuleConfig, RulesState};
+use crate::time::nanos;
 use crate::window::BufferStats;
 
 /// The `rules` processor. See the [module docs](self).
@@ -40,6 +44,14 @@ pub struct RulesProcessor {
     reported: Vec<(Signal, BufferStats)>,
     /// Where the alert state is kept across restarts, if anywhere.
     state_file: Option<PathBuf>,
+    /// See [`RulesConfig::idle_timeout`]; `None` when off.
+    idle_timeout: Option<Duration>,
+    /// When the last batch of each input table arrived (wall clock).
+    last_input: Vec<(Signal, Instant)>,
+    /// The evaluation interval, in nanoseconds.
+    every: i64,
+    /// The longest `window + query_offset` of the rules, in nanoseconds.
+    reach: i64,
 }
 
 /// The weir-rules form of one `[[processors.NAME.rules]]` table.
@@ -70,16 +82,27 @@ impl RulesProcessor {
         config: &RulesConfig,
         settings: &AlertSettings,
     ) -> Result<RulesProcessor, RuleError> {
-        let configs = config
+        let configs: Vec<RuleConfig> = config
             .rules
             .iter()
             .map(|spec| rule_config(spec, config))
             .collect();
+        let reach = configs
+            .iter()
+            .map(|c| nanos(c.window).saturating_add(nanos(c.query_offset)))
+            .max()
+            .unwrap_or(0);
+        let group = RuleGroup::new(name, configs, settings)?;
+        let started = Instant::now();
         Ok(RulesProcessor {
             name: name.to_string(),
-            group: RuleGroup::new(name, configs, settings)?,
+            last_input: group.inputs().iter().map(|s| (s, started)).collect(),
+            group,
             reported: Vec::new(),
             state_file: None,
+            idle_timeout: Some(config.idle_timeout).filter(|d| !d.is_zero()),
+            every: nanos(config.every).max(1),
+            reach,
         })
     }
 
@@ -179,6 +202,35 @@ impl RulesProcessor {
         }
     }
 
+    /// No input for `idle_timeout`: moves event time on to `target`. The
+    /// evaluations that can still see the last data run one by one; past
+    /// them every window is empty, so the rules jump to the last due time
+    /// before `target` instead of evaluating each empty one between.
+    pub async fn advance_idle(&mut self, target: i64, out: &mut Vec<Batch>) {
+        let Some(current) = self.group.newest_watermark() else {
+            // No data yet: nothing to move on from.
+            return;
+        };
+        if self.group.watermark().is_some_and(|w| w >= target) {
+            return;
+        }
+        metrics::counter!("weir_rule_idle_advances_total", "component" => self.name.clone())
+            .increment(1);
+        let tail = current
+            .saturating_add(self.reach)
+            .saturating_add(self.every)
+            .max(self.group.watermark().unwrap_or(i64::MIN))
+            .min(target);
+        self.group.advance_watermark(tail);
+        self.evaluate_due(out).await;
+        if tail < target {
+            let due = target.div_euclid(self.every) * self.every;
+            self.group.resume_after(due.saturating_sub(self.every));
+            self.group.advance_watermark(target);
+            self.evaluate_due(out).await;
+        }
+    }
+
     fn report_buffers(&mut self) {
         for (signal, stats) in self.group.buffer_stats() {
             let table = signal.as_str();
@@ -207,6 +259,13 @@ impl RulesProcessor {
 #[async_trait]
 impl Processor for RulesProcessor {
     async fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> Result<(), ComponentError> {
+        if let Some((_, at)) = self
+            .last_input
+            .iter_mut()
+            .find(|(s, _)| *s == batch.signal())
+        {
+            *at = Instant::now();
+        }
         if let Err(e) = self.group.push(batch.signal(), batch.data()) {
             // A full buffer: refuse upstream, the client retries later.
             return Err(ComponentError::External {
@@ -218,6 +277,30 @@ impl Processor for RulesProcessor {
         // The rules hold what they need; the input is acknowledged here.
         drop(batch);
         self.evaluate_due(out).await;
+        Ok(())
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        let every = Duration::from_nanos(u64::try_from(self.every).unwrap_or(u64::MAX));
+        self.idle_timeout
+            .map(|_| every.clamp(Duration::from_secs(1), Duration::from_secs(15)))
+    }
+
+    async fn tick(&mut self, out: &mut Vec<Batch>) -> Result<(), ComponentError> {
+        let Some(idle) = self.idle_timeout else {
+            return Ok(());
+        };
+        // One quiet table holds every evaluation back (a window is complete
+        // once each input has passed it), so any idle input moves time on.
+        if self.last_input.iter().all(|(_, at)| at.elapsed() < idle) {
+            return Ok(());
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        self.advance_idle(now.saturating_sub(nanos(idle)), out)
+            .await;
         Ok(())
     }
 

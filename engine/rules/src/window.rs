@@ -426,6 +426,16 @@ impl Inputs {
             .min()
     }
 
+    /// The greatest watermark of the inputs: how far the most advanced one
+    /// has got; `None` while none has one.
+    pub fn newest_watermark(&self) -> Option<UnixNanos> {
+        self.buffers
+            .iter()
+            .filter_map(WindowBuffer::watermark)
+            .max()
+            .or(self.advanced_to)
+    }
+
     /// Frees every row stamped before `t` in every buffer.
     pub fn evict_before(&mut self, t: UnixNanos) {
         for buffer in &mut self.buffers {

@@ -333,3 +333,76 @@ async fn unreadable_state_is_set_aside() {
     assert_eq!(saved["version"], 1);
     assert_eq!(saved["last_evaluation"], (BASE + 30) * 1_000_000_000);
 }
+
+/// Scenario: `CartIsBusy` fires at BASE+30; then nothing arrives and event
+/// time is moved on an hour, as an idle input does.
+/// Guarantees: the evaluations that can still see the data run one by one
+/// (the alert resolves at BASE+90, once its window holds no `cart` span);
+/// then the rules jump to the last due time instead of evaluating every
+/// empty window in between.
+#[tokio::test]
+async fn idle_time_resolves_alerts_and_jumps_empty_windows() {
+    let mut p = processor();
+    let mut out = Vec::new();
+    for offsets in [&[1, 5, 9][..], &[35]] {
+        p.process(
+            Batch::new(Signal::Spans, spans("cart", offsets), Ack::none()),
+            &mut out,
+        )
+        .await
+        .expect("taken");
+    }
+    assert!(events(&out).contains(&(
+        30,
+        "transition".into(),
+        "firing".into(),
+        "CartIsBusy".into()
+    )));
+    out.clear();
+    let hour_later = (BASE as i64 + 3600) * 1_000_000_000 + 7;
+    p.advance_idle(hour_later, &mut out).await;
+    let got = events(&out);
+    assert!(
+        got.contains(&(
+            90,
+            "transition".into(),
+            "resolved".into(),
+            "CartIsBusy".into()
+        )),
+        "{got:?}"
+    );
+    assert_eq!(
+        p.group().last_evaluation(),
+        Some((BASE as i64 + 3600) * 1_000_000_000)
+    );
+    // +60, +90, +120 and the jump to +3600: no batch per empty window.
+    assert!(out.len() < 12, "{} batches", out.len());
+}
+
+/// Scenario: a processor whose `idle_timeout` has passed with data from
+/// long ago. Guarantees: a tick moves event time to the present, so the
+/// last evaluation is within one interval of now.
+#[tokio::test]
+async fn tick_moves_an_idle_input_to_the_present() {
+    let pipeline = PIPELINE.replace("every = \"30s\"", "every = \"30s\"\nidle_timeout = \"1ms\"");
+    let mut p = processor_of(&pipeline);
+    let mut out = Vec::new();
+    p.process(
+        Batch::new(Signal::Spans, spans("cart", &[1, 5, 9, 35]), Ack::none()),
+        &mut out,
+    )
+    .await
+    .expect("taken");
+    assert!(p.tick_interval().is_some(), "idle advance is on");
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    p.tick(&mut out).await.expect("tick");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos() as i64;
+    let last = p.group().last_evaluation().expect("evaluated");
+    assert!(
+        now - last <= 31_000_000_000,
+        "last evaluation {last}, now {now}"
+    );
+}

@@ -385,8 +385,23 @@ pub struct RulesConfig {
     /// An evaluation waits until the data's time is this far past it.
     #[serde(default, deserialize_with = "values::duration")]
     pub allowed_lateness: Duration,
+    /// When no record has arrived for this long (wall-clock time), event
+    /// time moves on with the clock, to now less `idle_timeout`, so that
+    /// alerts on silence fire and others resolve when everything stopped
+    /// sending. A record that then arrives older than that is late. A
+    /// duration such as `"5m"`, the default; `"0s"` keeps event time moving
+    /// with the data only.
+    #[serde(
+        default = "default_idle_timeout",
+        deserialize_with = "values::duration"
+    )]
+    pub idle_timeout: Duration,
     /// The rules, one `[[processors.NAME.rules]]` table each; at least one.
     pub rules: Vec<RuleSpec>,
+}
+
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(300)
 }
 
 /// One rule of a `rules` processor: `[[processors.NAME.rules]]`.
