@@ -458,6 +458,7 @@ fn alert(time: i64, rule: &str, state: &str) -> RecordBatch {
             ts(Some(time)),
             dict(rule),
             dict(state),
+            dict("transition"),
             map("service", "cart"),
             map("summary", "errors above 5%"),
             Arc::new(Float64Array::from(vec![0.07])),

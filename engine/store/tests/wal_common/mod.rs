@@ -347,6 +347,11 @@ pub fn alerts_batch(rows: usize, seed: u64) -> RecordBatch {
         time,
         Arc::new(rule.finish()),
         Arc::new(state.finish()),
+        Arc::new(
+            (0..rows)
+                .map(|i| ["transition", "notification"][i % 2])
+                .collect::<arrow::array::DictionaryArray<Int32Type>>(),
+        ),
         Arc::new(labels.finish()),
         Arc::new(annotations.finish()),
         Arc::new(Float64Array::from_iter(
