@@ -85,6 +85,7 @@
 pub mod alert;
 pub mod error;
 pub mod group;
+mod incremental;
 pub mod output;
 pub mod processor;
 pub mod query;

@@ -17,7 +17,11 @@
 //! `weir_rule_evaluation_failures_total{component,rule}`,
 //! `weir_rule_late_records_total{component,table}` (records later than
 //! `allowed_lateness`, not folded in), `weir_rule_rejected_records_total`
-//! (a full buffer), `weir_rule_idle_advances_total{component}`, and the gauges `weir_rule_buffer_rows` /
+//! (a full buffer), `weir_rule_idle_advances_total{component}`, the gauges
+//! `weir_rule_pane_bytes{component}` (partial aggregates kept) and
+//! `weir_rule_incremental{component,rule}` (1 when evaluated pane by pane),
+//! the histogram `weir_rule_group_evaluation_seconds{component}` (every rule
+//! of the group at one time: the tick latency), and `weir_rule_buffer_rows` /
 //! `weir_rule_buffer_bytes{component,table}`.
 
 use std::path::{Path, PathBuf};
@@ -162,7 +166,14 @@ impl RulesProcessor {
 
     /// Evaluates what is due and pushes the recorded series into `out`.
     async fn evaluate_due(&mut self, out: &mut Vec<Batch>) {
-        let due = self.group.evaluate_due().await;
+        let mut due = Vec::new();
+        while let Some(t) = self.group.next_due() {
+            let started = Instant::now();
+            let evaluations = self.group.evaluate(t).await;
+            metrics::histogram!("weir_rule_group_evaluation_seconds", "component" => self.name.clone())
+                .record(started.elapsed().as_secs_f64());
+            due.push((t, evaluations));
+        }
         let evaluated = !due.is_empty();
         for (_, evaluations) in due {
             for evaluation in evaluations {
@@ -232,6 +243,15 @@ impl RulesProcessor {
     }
 
     fn report_buffers(&mut self) {
+        let panes: usize = self.group.rules().iter().map(|r| r.pane_bytes()).sum();
+        metrics::gauge!("weir_rule_pane_bytes", "component" => self.name.clone()).set(panes as f64);
+        for rule in self.group.rules() {
+            if let Some(incremental) = rule.is_incremental() {
+                metrics::gauge!("weir_rule_incremental",
+                    "component" => self.name.clone(), "rule" => rule.config().name.clone())
+                .set(if incremental { 1.0 } else { 0.0 });
+            }
+        }
         for (signal, stats) in self.group.buffer_stats() {
             let table = signal.as_str();
             let labels = [

@@ -18,6 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
@@ -27,6 +28,7 @@ use weir_core::{Signal, SignalSet};
 
 use crate::alert::{Alert, AlertEvent, AlertLifecycle, AlertSettings, Instance, label_set_text};
 use crate::error::{EvalError, RuleError, WindowError};
+use crate::incremental::{self, Panes};
 use crate::query::{self, QueryShape, Sample};
 use crate::record;
 use crate::template::{Template, is_label_name};
@@ -369,6 +371,11 @@ pub struct Rule {
     last_eval: Option<UnixNanos>,
     ctx: SessionContext,
     lifecycle: Option<AlertLifecycle>,
+    /// Whether the query runs pane by pane (see [`crate::incremental`]);
+    /// `None` until its first evaluation has planned it.
+    incremental: Option<bool>,
+    /// The partial aggregates of the panes, when incremental.
+    panes: Panes,
 }
 
 impl fmt::Debug for Rule {
@@ -411,7 +418,32 @@ impl Rule {
             last_eval: None,
             ctx,
             lifecycle,
+            incremental: None,
+            panes: Panes::default(),
         })
+    }
+
+    /// How far back from an evaluation's time its rows are needed:
+    /// `window + query_offset`, or just `every + query_offset` once the
+    /// rule runs pane by pane (older panes are kept as partial states).
+    pub fn reach(&self) -> i64 {
+        let offset = nanos(self.config.query_offset);
+        if self.incremental == Some(true) {
+            nanos(self.config.every).saturating_add(offset)
+        } else {
+            nanos(self.config.window).saturating_add(offset)
+        }
+    }
+
+    /// Whether the rule is evaluated pane by pane; `None` before its first
+    /// evaluation.
+    pub fn is_incremental(&self) -> Option<bool> {
+        self.incremental
+    }
+
+    /// The bytes of the partial aggregates the rule keeps.
+    pub fn pane_bytes(&self) -> usize {
+        self.panes.bytes()
     }
 
     /// The definition.
@@ -509,8 +541,7 @@ impl Rule {
         self.last_eval = Some(t);
         let horizon = t
             .saturating_add(nanos(self.config.every))
-            .saturating_sub(nanos(self.config.window))
-            .saturating_sub(nanos(self.config.query_offset));
+            .saturating_sub(self.reach());
         self.inputs.evict_before(horizon);
         result
     }
@@ -524,12 +555,28 @@ impl Rule {
     ) -> Result<Evaluation, EvalError> {
         let end = t.saturating_sub(nanos(self.config.query_offset));
         let start = end.saturating_sub(nanos(self.config.window));
-        let tables = buffers
-            .iter()
-            .filter(|b| self.shape.inputs.contains(b.signal()))
-            .map(|b| (b.signal(), b.snapshot(start, end)))
-            .collect();
-        let samples = self.run_query(tables).await;
+        let every = nanos(self.config.every);
+        let aligned = every > 0
+            && nanos(self.config.window) % every == 0
+            && nanos(self.config.query_offset) % every == 0;
+        if !aligned {
+            self.incremental = Some(false);
+        }
+        let mut samples = None;
+        if self.incremental != Some(false) {
+            samples = self.run_incremental(start, end, buffers).await.transpose();
+        }
+        let samples = match samples {
+            Some(done) => done,
+            None => {
+                let tables = buffers
+                    .iter()
+                    .filter(|b| self.shape.inputs.contains(b.signal()))
+                    .map(|b| (b.signal(), b.snapshot(start, end)))
+                    .collect();
+                self.run_query(tables).await
+            }
+        };
         // Free the window's rows whatever happened.
         let emptied = query::register_tables(&self.ctx, BTreeMap::new());
         let samples = samples?;
@@ -571,6 +618,74 @@ impl Rule {
             rule: self.config.name.clone(),
             message: e.strip_backtrace().to_string(),
         }
+    }
+
+    /// The query over `[start, end)` from the panes' partial aggregates,
+    /// filling the panes not held yet from `buffers`; `None` when the query
+    /// turns out not to be incremental.
+    async fn run_incremental(
+        &mut self,
+        start: UnixNanos,
+        end: UnixNanos,
+        buffers: &[WindowBuffer],
+    ) -> Result<Option<Vec<Sample>>, EvalError> {
+        let every = nanos(self.config.every).max(1);
+        let mut pane = start;
+        while pane < end {
+            if !self.panes.has(pane) {
+                let tables: BTreeMap<Signal, Vec<RecordBatch>> = buffers
+                    .iter()
+                    .filter(|b| self.shape.inputs.contains(b.signal()))
+                    .map(|b| (b.signal(), b.snapshot(pane, pane.saturating_add(every))))
+                    .collect();
+                let rows: usize = tables.values().flatten().map(RecordBatch::num_rows).sum();
+                if rows == 0 {
+                    self.panes.insert_empty(pane);
+                } else {
+                    let Some(plan) = self.physical_plan(tables).await? else {
+                        return Ok(None);
+                    };
+                    let (schema, states) = incremental::partial_states(&self.ctx, &plan)
+                        .await
+                        .map_err(|e| self.query_error(e))?;
+                    self.panes.insert(pane, schema, states);
+                }
+            }
+            pane = pane.saturating_add(every);
+        }
+        let Some(plan) = self.physical_plan(BTreeMap::new()).await? else {
+            return Ok(None);
+        };
+        let batches = match self.panes.states(start, end) {
+            (Some(schema), states) => incremental::run_final(&self.ctx, plan, schema, states).await,
+            // No pane held a row: the query over empty tables is the answer.
+            (None, _) => datafusion::physical_plan::collect(plan, self.ctx.task_ctx()).await,
+        }
+        .map_err(|e| self.query_error(e))?;
+        self.panes.evict_before(start.saturating_add(every));
+        query::samples(&batches)
+            .map(Some)
+            .map_err(|e| self.query_error(e))
+    }
+
+    /// The physical plan of the query over `tables`; `None` (and the rule
+    /// marked not incremental) when it is not of an incremental shape.
+    async fn physical_plan(
+        &mut self,
+        tables: BTreeMap<Signal, Vec<RecordBatch>>,
+    ) -> Result<Option<Arc<dyn datafusion::physical_plan::ExecutionPlan>>, EvalError> {
+        query::register_tables(&self.ctx, tables).map_err(|e| self.query_error(e))?;
+        let df = query::plan(&self.ctx, &self.config.sql)
+            .await
+            .map_err(|e| self.query_error(e))?;
+        let plan = df
+            .create_physical_plan()
+            .await
+            .map_err(|e| self.query_error(e))?;
+        if self.incremental.is_none() {
+            self.incremental = Some(incremental::is_incremental(&plan));
+        }
+        Ok((self.incremental == Some(true)).then_some(plan))
     }
 
     async fn run_query(
