@@ -1,0 +1,287 @@
+//! weir-rulesbench: the cost of alert rules on span ingest.
+//!
+//! Builds a `rules` processor with N alert rules over 5-minute windows
+//! evaluated every 30 s (the mix below), and runs two phases in one
+//! process, on one core:
+//!
+//! 1. flat out: OTLP protobuf span requests decoded and converted to Arrow
+//!    (what the OTLP source does per request), alone and then pushed
+//!    through the rules, with event time advancing one second per `--rate`
+//!    spans; prints spans/s of both, the evaluations run and their latency;
+//! 2. steady: `--rate` spans/s stamped with the wall clock for
+//!    `--duration`, so the rules evaluate every 30 s of real time; prints
+//!    each tick's latency (p50, p99, max) and the resident memory every
+//!    `--sample` (flat means bounded).
+//!
+//! ```sh
+//! target/release/weir-rulesbench --rules 100 --duration 10m
+//! ```
+
+// The report goes to stdout.
+#![allow(clippy::print_stdout)]
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use clap::Parser;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+use weir_benches::generate::{Generator, Shape};
+use weir_config::{ComponentConfig, ProcessorConfig};
+use weir_core::{Ack, Batch, Processor, Signal};
+use weir_rules::{AlertSettings, RulesProcessor};
+
+#[derive(Parser)]
+#[command(about = "The cost of alert rules on span ingest (see the source's docs)")]
+struct Args {
+    /// Alert rules in the group.
+    #[arg(long, default_value_t = 100)]
+    rules: usize,
+    /// Spans per second in the steady phase (and event time's pace in the
+    /// flat-out phase).
+    #[arg(long, default_value_t = 50_000)]
+    rate: u64,
+    /// Length of the flat-out phase.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    flat_out: Duration,
+    /// Length of the steady phase.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// How often the steady phase samples resident memory.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    sample: Duration,
+    /// Spans per request.
+    #[arg(long, default_value_t = 512)]
+    batch_size: usize,
+    /// Distinct services.
+    #[arg(long, default_value_t = 8)]
+    services: usize,
+}
+
+/// The pipeline text of `n` alert rules: error ratio, p95 latency, request
+/// count per route and mean latency per method, with varied thresholds.
+fn pipeline(n: usize) -> String {
+    let mut text = String::from(
+        "[sources.otlp]\ntype = \"otlp\"\n\n[processors.bench]\ntype = \"rules\"\n\
+         inputs = [\"otlp.spans\"]\nevery = \"30s\"\nallowed_lateness = \"5s\"\nidle_timeout = \"0s\"\n\n\
+         [sinks.out]\ntype = \"blackhole\"\ninputs = [\"bench\"]\n",
+    );
+    for k in 0..n {
+        let sql = match k % 4 {
+            0 => format!(
+                "SELECT service_name, avg(CASE WHEN status_code = 2 THEN 1.0 ELSE 0.0 END) AS value \
+                 FROM spans WHERE kind = 2 GROUP BY service_name \
+                 HAVING avg(CASE WHEN status_code = 2 THEN 1.0 ELSE 0.0 END) > {}",
+                0.005 + k as f64 / 10_000.0
+            ),
+            1 => format!(
+                "SELECT service_name, name AS operation, approx_percentile_cont(duration_ns, 0.95) / 1e9 AS value \
+                 FROM spans GROUP BY service_name, name \
+                 HAVING approx_percentile_cont(duration_ns, 0.95) > {}",
+                (k as u64 % 50) * 1_000_000
+            ),
+            2 => format!(
+                "SELECT service_name, attributes['http.route'] AS route, CAST(count(*) AS DOUBLE) AS value \
+                 FROM spans WHERE kind = 2 GROUP BY service_name, attributes['http.route'] \
+                 HAVING count(*) > {}",
+                k * 10
+            ),
+            _ => format!(
+                "SELECT service_name, attributes['http.request.method'] AS method, avg(duration_ns) / 1e9 AS value \
+                 FROM spans GROUP BY service_name, attributes['http.request.method'] \
+                 HAVING avg(duration_ns) > {}",
+                (k as u64 % 40) * 1_000_000
+            ),
+        };
+        text.push_str(&format!(
+            "\n[[processors.bench.rules]]\nalert = \"rule_{k}\"\nwindow = \"5m\"\nfor = \"1m\"\n\
+             labels = {{ severity = \"page\" }}\nsql = \"\"\"{sql}\"\"\"\n"
+        ));
+    }
+    text
+}
+
+fn processor(n: usize) -> anyhow::Result<RulesProcessor> {
+    let plan = weir_config::parse_str(&pipeline(n), "rulesbench.toml")
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Some(ComponentConfig::Processor(ProcessorConfig::Rules(config))) =
+        plan.component("bench").map(|c| &c.config)
+    else {
+        anyhow::bail!("the bench pipeline has no rules processor");
+    };
+    RulesProcessor::new("bench", config, &AlertSettings::default()).context("the rules")
+}
+
+/// Pre-encoded span requests, as a client sends them.
+fn requests(args: &Args) -> Vec<Vec<u8>> {
+    let shape = Shape {
+        batch_size: args.batch_size,
+        services: args.services,
+        ..Shape::default()
+    };
+    let mut g = Generator::new(shape, 7);
+    (0..64).map(|_| g.spans().encode_to_vec()).collect()
+}
+
+/// Decodes `body`, stamps its spans from `start` on, `step` ns apart, and
+/// converts it: the OTLP source's work per request, plus the re-stamping.
+fn convert(body: &[u8], start: u64, step: u64) -> anyhow::Result<(arrow::array::RecordBatch, u64)> {
+    let mut request = ExportTraceServiceRequest::decode(body)?;
+    let mut t = start;
+    for rs in &mut request.resource_spans {
+        for ss in &mut rs.scope_spans {
+            for span in &mut ss.spans {
+                let duration = span
+                    .end_time_unix_nano
+                    .saturating_sub(span.start_time_unix_nano);
+                span.start_time_unix_nano = t;
+                span.end_time_unix_nano = t + duration;
+                t += step;
+            }
+        }
+    }
+    let converted = weir_core::convert::spans_to_batch(&request)?;
+    Ok((converted.batch, t))
+}
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn report_ticks(what: &str, ticks: &mut [f64]) {
+    ticks.sort_by(f64::total_cmp);
+    println!(
+        "{what}: {} ticks, latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        ticks.len(),
+        percentile(ticks, 0.5) * 1e3,
+        percentile(ticks, 0.99) * 1e3,
+        ticks.last().copied().unwrap_or(f64::NAN) * 1e3
+    );
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let bodies = requests(&args);
+    let step = 1_000_000_000 / args.rate.max(1);
+    println!(
+        "{} alert rules (5m windows, every 30s), {} spans per request, {} services",
+        args.rules, args.batch_size, args.services
+    );
+
+    // Phase 1a: decode + convert alone.
+    let mut t = now_ns() - 3_600_000_000_000;
+    let (mut spans, started) = (0u64, Instant::now());
+    let mut i = 0;
+    while started.elapsed() < args.flat_out / 2 {
+        let (batch, next) = convert(&bodies[i % bodies.len()], t, step)?;
+        spans += batch.num_rows() as u64;
+        t = next;
+        i += 1;
+        std::hint::black_box(batch);
+    }
+    let base_rate = spans as f64 / started.elapsed().as_secs_f64();
+    println!("flat out, decode + convert only: {base_rate:.0} spans/s");
+
+    // Phase 1b: the same, then through the rules.
+    let mut p = processor(args.rules)?;
+    let mut out = Vec::new();
+    let (mut spans, started) = (0u64, Instant::now());
+    let mut ticks = Vec::new();
+    let mut last_eval = None;
+    while started.elapsed() < args.flat_out / 2 {
+        let (batch, next) = convert(&bodies[i % bodies.len()], t, step)?;
+        spans += batch.num_rows() as u64;
+        t = next;
+        i += 1;
+        let call = Instant::now();
+        p.process(Batch::new(Signal::Spans, batch, Ack::none()), &mut out)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if p.group().last_evaluation() != last_eval {
+            last_eval = p.group().last_evaluation();
+            ticks.push(call.elapsed().as_secs_f64());
+        }
+        out.clear();
+    }
+    let rules_rate = spans as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "flat out, decode + convert + {} rules: {rules_rate:.0} spans/s ({:.0}% of the rate without)",
+        args.rules,
+        100.0 * rules_rate / base_rate
+    );
+    report_ticks("flat out", &mut ticks);
+    let incremental = p
+        .group()
+        .rules()
+        .iter()
+        .filter(|r| r.is_incremental() == Some(true))
+        .count();
+    println!(
+        "{incremental} of {} rules evaluated pane by pane",
+        args.rules
+    );
+    drop(p);
+
+    // Phase 2: steady rate, wall-clock event time.
+    let mut p = processor(args.rules)?;
+    let started = Instant::now();
+    let (mut sent, mut ticks, mut last_eval) = (0u64, Vec::new(), None);
+    let mut next_sample = Duration::ZERO;
+    println!("steady: {} spans/s for {:?}", args.rate, args.duration);
+    while started.elapsed() < args.duration {
+        let due = sent * 1_000_000_000 / args.rate;
+        let elapsed = started.elapsed();
+        if (elapsed.as_nanos() as u64) < due {
+            tokio::time::sleep(Duration::from_nanos(due - elapsed.as_nanos() as u64)).await;
+        }
+        if started.elapsed() >= next_sample {
+            let stats = p.group().buffer_stats();
+            let rows: usize = stats.iter().map(|(_, s)| s.rows).sum();
+            let panes: usize = p.group().rules().iter().map(|r| r.pane_bytes()).sum();
+            println!(
+                "  {:>5.0} s: RSS {:.1} MiB, buffered rows {rows}, pane states {:.1} MiB",
+                started.elapsed().as_secs_f64(),
+                rss_mib(),
+                panes as f64 / (1024.0 * 1024.0)
+            );
+            next_sample += args.sample;
+        }
+        let (batch, _) = convert(&bodies[i % bodies.len()], now_ns(), 1)?;
+        i += 1;
+        sent += batch.num_rows() as u64;
+        let call = Instant::now();
+        p.process(Batch::new(Signal::Spans, batch, Ack::none()), &mut out)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if p.group().last_evaluation() != last_eval {
+            last_eval = p.group().last_evaluation();
+            ticks.push(call.elapsed().as_secs_f64());
+        }
+        out.clear();
+    }
+    println!("  end: RSS {:.1} MiB", rss_mib());
+    report_ticks("steady", &mut ticks);
+    Ok(())
+}
