@@ -174,29 +174,6 @@ fn serve(stream: &mut std::net::TcpStream, bodies: &Mutex<Vec<Value>>) {
     }
 }
 
-/// OTLP/JSON spans of `service` at `offsets` seconds after `base`.
-fn spans(base: u64, service: &str, offsets: &[u64]) -> String {
-    let spans: Vec<String> = offsets
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let start = (base + s) * 1_000_000_000;
-            format!(
-                r#"{{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b17{i}",
-                    "name":"checkout","kind":2,"startTimeUnixNano":"{start}",
-                    "endTimeUnixNano":"{}"}}"#,
-                start + 1_000_000
-            )
-        })
-        .collect();
-    format!(
-        r#"{{"resourceSpans":[{{"resource":{{"attributes":[
-            {{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},
-            "scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
-        spans.join(",")
-    )
-}
-
 /// The alerts Alertmanager lists (active ones; resolved ones it drops).
 fn listed(am: &Alertmanager) -> Vec<Value> {
     reqwest::blocking::get(format!("{}/api/v2/alerts", am.url))
@@ -284,8 +261,8 @@ inputs = ["slo"]
             .expect("weir answers");
         assert_eq!(response.status().as_u16(), 200);
     };
-    send(spans(base, "cart", &[1, 5, 9]));
-    send(spans(base, "shop", &[35]));
+    send(common::otlp_spans(base, "cart", &[1, 5, 9]));
+    send(common::otlp_spans(base, "shop", &[35]));
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let active = loop {
@@ -317,7 +294,7 @@ inputs = ["slo"]
         "cart ran 3 spans"
     );
 
-    send(spans(base, "shop", &[95]));
+    send(common::otlp_spans(base, "shop", &[95]));
     let resolved = am_hook.wait_for("resolved", "Alertmanager");
     assert_eq!(resolved["alerts"][0]["status"], "resolved");
     assert_eq!(resolved["alerts"][0]["labels"]["service_name"], "cart");

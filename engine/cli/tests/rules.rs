@@ -11,25 +11,7 @@ use common::start_in;
 const BASE: u64 = 1_700_000_040;
 
 fn spans(service: &str, offsets: &[u64]) -> String {
-    let spans: Vec<String> = offsets
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let start = (BASE + s) * 1_000_000_000;
-            format!(
-                r#"{{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b17{i}",
-                    "name":"op","kind":2,"startTimeUnixNano":"{start}",
-                    "endTimeUnixNano":"{}"}}"#,
-                start + 1_000_000
-            )
-        })
-        .collect();
-    format!(
-        r#"{{"resourceSpans":[{{"resource":{{"attributes":[
-            {{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},
-            "scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
-        spans.join(",")
-    )
+    common::otlp_spans(BASE, service, offsets)
 }
 
 /// Scenario: `otlp -> rules -> file`, with a recording rule counting spans

@@ -44,16 +44,11 @@ const ROW_WISE: [&str; 8] = [
     "EmptyExec",
 ];
 
-/// The aggregation of a plan that can run pane by pane.
-struct Split {
-    /// The node that takes raw rows: `Single`, or the `Partial` of a pair.
-    first: Arc<AggregateExec>,
-}
-
-/// The one aggregation of `plan`, if the plan can be evaluated pane by
-/// pane: exactly one `AggregateExec` (or one Partial/Final pair), fed
-/// only by row-wise operators, with no other data source above it.
-fn split(plan: &Arc<dyn ExecutionPlan>) -> Option<Split> {
+/// The node of `plan` whose aggregation takes the raw rows (`Single`, or
+/// the `Partial` of a pair), if the plan can be evaluated pane by pane:
+/// exactly one `AggregateExec` (or one Partial/Final pair), fed only by
+/// row-wise operators, with no other data source.
+fn first_aggregate(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>> {
     let mut aggregates = Vec::new();
     let mut sources = 0usize;
     plan.apply(|node| {
@@ -77,38 +72,31 @@ fn split(plan: &Arc<dyn ExecutionPlan>) -> Option<Split> {
         ] => Arc::clone(partial),
         _ => return None,
     };
-    let first_exec = first.downcast_ref::<AggregateExec>()?;
-    if first_exec.group_expr().has_grouping_set() {
+    let exec = first.downcast_ref::<AggregateExec>()?;
+    if exec.group_expr().has_grouping_set() {
         return None;
     }
     let mut row_wise = true;
-    first_exec
-        .input()
+    exec.input()
         .apply(|node| {
             row_wise &= ROW_WISE.contains(&node.name());
             Ok(TreeNodeRecursion::Continue)
         })
         .ok()?;
-    if !row_wise {
-        return None;
-    }
-    let first = Arc::new(
-        AggregateExec::try_new(
-            *first_exec.mode(),
-            first_exec.group_expr().clone(),
-            first_exec.aggr_expr().to_vec(),
-            first_exec.filter_expr().to_vec(),
-            Arc::clone(first_exec.input()),
-            first_exec.input_schema(),
-        )
-        .ok()?,
-    );
-    Some(Split { first })
+    row_wise.then_some(first)
+}
+
+/// [`first_aggregate`] as an `AggregateExec`, or an error saying the plan
+/// changed shape.
+fn first_exec(plan: &Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>, DataFusionError> {
+    first_aggregate(plan).ok_or_else(|| {
+        DataFusionError::Internal("the query is not incremental any more".to_string())
+    })
 }
 
 /// Whether `plan` (planned over empty tables) can be evaluated pane by pane.
 pub(crate) fn is_incremental(plan: &Arc<dyn ExecutionPlan>) -> bool {
-    split(plan).is_some()
+    first_aggregate(plan).is_some()
 }
 
 /// The partial phase of `plan`'s aggregation over the rows `plan` reads:
@@ -117,10 +105,10 @@ pub(crate) async fn partial_states(
     ctx: &SessionContext,
     plan: &Arc<dyn ExecutionPlan>,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), DataFusionError> {
-    let split = split(plan).ok_or_else(|| {
-        DataFusionError::Internal("the query is not incremental any more".to_string())
-    })?;
-    let first = &split.first;
+    let node = first_exec(plan)?;
+    let Some(first) = node.downcast_ref::<AggregateExec>() else {
+        return Err(DataFusionError::Internal("not an aggregation".to_string()));
+    };
     let partial: Arc<dyn ExecutionPlan> = Arc::new(AggregateExec::try_new(
         AggregateMode::Partial,
         first.group_expr().clone(),
@@ -142,10 +130,10 @@ pub(crate) async fn run_final(
     schema: SchemaRef,
     states: Vec<RecordBatch>,
 ) -> Result<Vec<RecordBatch>, DataFusionError> {
-    let split = split(&plan).ok_or_else(|| {
-        DataFusionError::Internal("the query is not incremental any more".to_string())
-    })?;
-    let first = split.first;
+    let node = first_exec(&plan)?;
+    let Some(first) = node.downcast_ref::<AggregateExec>() else {
+        return Err(DataFusionError::Internal("not an aggregation".to_string()));
+    };
     let source = MemorySourceConfig::try_new_exec(&[states], Arc::clone(&schema), None)?;
     let final_agg: Arc<dyn ExecutionPlan> = Arc::new(AggregateExec::try_new(
         AggregateMode::Final,

@@ -209,6 +209,7 @@ impl RulesProcessor {
         }
         self.report_buffers();
         if evaluated {
+            self.report_panes();
             self.save_state();
         }
     }
@@ -242,7 +243,8 @@ impl RulesProcessor {
         }
     }
 
-    fn report_buffers(&mut self) {
+    /// The gauges of the panes: they change only when the rules evaluate.
+    fn report_panes(&self) {
         let panes: usize = self.group.rules().iter().map(|r| r.pane_bytes()).sum();
         metrics::gauge!("weir_rule_pane_bytes", "component" => self.name.clone()).set(panes as f64);
         for rule in self.group.rules() {
@@ -252,6 +254,9 @@ impl RulesProcessor {
                 .set(if incremental { 1.0 } else { 0.0 });
             }
         }
+    }
+
+    fn report_buffers(&mut self) {
         for (signal, stats) in self.group.buffer_stats() {
             let table = signal.as_str();
             let labels = [

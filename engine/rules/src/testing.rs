@@ -30,7 +30,7 @@ use weir_core::convert;
 use weir_core::schema::col;
 use weir_store::Table;
 
-use crate::alert::{AlertSettings, AlertState};
+use crate::alert::{AlertSettings, AlertState, label_set_text};
 use crate::group::RuleGroup;
 use crate::processor::rule_config;
 use crate::rule::RuleKind;
@@ -181,7 +181,7 @@ fn check_alerts(group: &RuleGroup, expected: &ExpectedAlerts, t: i64, failures: 
         let Some(i) = got.iter().position(|(labels, ..)| *labels == want.labels) else {
             lines.push(format!(
                 "    missing:    {} {state}",
-                labels_text(&want.labels)
+                label_set_text(&want.labels)
             ));
             continue;
         };
@@ -189,7 +189,7 @@ fn check_alerts(group: &RuleGroup, expected: &ExpectedAlerts, t: i64, failures: 
         if got_state != state {
             lines.push(format!(
                 "    {}: expected {state}, got {got_state}",
-                labels_text(&labels)
+                label_set_text(&labels)
             ));
         }
         if let Some(want_ann) = &want.annotations
@@ -197,14 +197,17 @@ fn check_alerts(group: &RuleGroup, expected: &ExpectedAlerts, t: i64, failures: 
         {
             lines.push(format!(
                 "    {} annotations:\n      expected {}\n      got      {}",
-                labels_text(&labels),
-                labels_text(want_ann),
-                labels_text(annotations)
+                label_set_text(&labels),
+                label_set_text(want_ann),
+                label_set_text(annotations)
             ));
         }
     }
     for (labels, state, _) in got {
-        lines.push(format!("    unexpected: {} {state}", labels_text(&labels)));
+        lines.push(format!(
+            "    unexpected: {} {state}",
+            label_set_text(&labels)
+        ));
     }
     if !lines.is_empty() {
         failures.push(format!(
@@ -243,7 +246,7 @@ fn check_recorded(
         let Some(i) = got.iter().position(|s| s.labels == want.labels) else {
             lines.push(format!(
                 "    missing:    {} {}",
-                labels_text(&want.labels),
+                label_set_text(&want.labels),
                 want.value
             ));
             continue;
@@ -252,7 +255,7 @@ fn check_recorded(
         if !close(sample.value, want.value) {
             lines.push(format!(
                 "    {}: expected {}, got {}",
-                labels_text(&want.labels),
+                label_set_text(&want.labels),
                 want.value,
                 sample.value
             ));
@@ -261,7 +264,7 @@ fn check_recorded(
     for s in got {
         lines.push(format!(
             "    unexpected: {} {}",
-            labels_text(&s.labels),
+            label_set_text(&s.labels),
             s.value
         ));
     }
@@ -276,11 +279,6 @@ fn check_recorded(
 
 fn close(a: f64, b: f64) -> bool {
     (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= 1e-9 * a.abs().max(b.abs())
-}
-
-fn labels_text(labels: &BTreeMap<String, String>) -> String {
-    let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-    format!("{{{}}}", inner.join(", "))
 }
 
 /// `90s` as "1m30s".

@@ -74,3 +74,27 @@ pub fn start_in(dir: &Path, config: &Path) -> Weir {
         log: Some(log),
     }
 }
+
+/// OTLP/JSON spans of `service`, one starting at each of `offsets`
+/// seconds after `base` (seconds since the epoch), 1 ms long.
+pub fn otlp_spans(base: u64, service: &str, offsets: &[u64]) -> String {
+    let spans: Vec<String> = offsets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let start = (base + s) * 1_000_000_000;
+            format!(
+                r#"{{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b17{i}",
+                    "name":"op","kind":2,"startTimeUnixNano":"{start}",
+                    "endTimeUnixNano":"{}"}}"#,
+                start + 1_000_000
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[
+            {{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},
+            "scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+        spans.join(",")
+    )
+}
