@@ -26,6 +26,8 @@ pub struct Shared {
     pub rules_state_dir: Option<std::path::PathBuf>,
     /// The URL Weir is reached at, for the links in alerts.
     pub external_url: String,
+    /// Where each `rules` processor takes new rules on a reload.
+    pub rules_reloads: std::collections::BTreeMap<String, weir_rules::Reloads>,
 }
 
 /// Builds the component of `component`, binding any listener it has.
@@ -59,6 +61,9 @@ pub async fn build(component: &Component, shared: &mut Shared) -> Result<Node, C
             if let Some(dir) = &shared.rules_state_dir {
                 processor = processor.with_state_file(dir.join(format!("{name}.json")));
             }
+            shared
+                .rules_reloads
+                .insert(name.to_string(), processor.reloads());
             Built::Processor(Box::new(processor))
         }
         ComponentConfig::Sink(SinkConfig::Blackhole(config)) => {

@@ -15,6 +15,7 @@ use weir_runtime::{ExitReport, Running, Topology};
 use weir_store::Store;
 
 use crate::build::{Listeners, Shared, build, uses_store};
+use crate::reload::Reloader;
 use crate::telemetry::metrics_handle;
 
 /// Starts Weir from a plan.
@@ -23,6 +24,7 @@ pub struct Engine;
 /// A running Weir.
 pub struct Started {
     running: Running,
+    reloader: Reloader,
     /// Where each listening component is bound (`otlp/grpc`, `otlp/http`).
     pub listeners: Listeners,
     /// Where the API server (`/metrics`, `/healthz`, `/readyz`) listens.
@@ -55,8 +57,12 @@ impl Engine {
             nodes.push(build(component, &mut shared).await?);
         }
         let Shared {
-            listeners, store, ..
+            listeners,
+            store,
+            rules_reloads,
+            ..
         } = shared;
+        let reloader = Reloader::new(plan.clone(), rules_reloads);
         let topology = Topology::new(nodes).context("wiring the pipeline")?;
         let running = topology.start();
         let api_stop = Shutdown::new();
@@ -95,6 +101,7 @@ impl Engine {
         }
         Ok(Started {
             running,
+            reloader,
             listeners,
             store,
             api_addr,
@@ -106,6 +113,12 @@ impl Engine {
 }
 
 impl Started {
+    /// What applies a changed pipeline file to this Weir (see
+    /// [`crate::reload`]).
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
+    }
+
     /// The address `listener` (e.g. `otlp/grpc`) is bound to.
     pub fn listener(&self, listener: &str) -> Option<SocketAddr> {
         self.listeners.get(listener).copied()

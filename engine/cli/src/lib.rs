@@ -5,6 +5,7 @@
 //!   pipeline file to the code that runs it.
 //! * [`engine`] starts the topology and the API server and stops them.
 //! * [`api`] serves `/metrics` (Prometheus text), `/healthz` and `/readyz`.
+//! * [`reload`] applies a changed pipeline file to a running Weir.
 //! * [`plugin`] is `weir plugin new` / `weir plugin build`: plugin projects
 //!   from templates, built into components.
 //!
@@ -15,6 +16,7 @@ pub mod api;
 pub mod build;
 pub mod engine;
 pub mod plugin;
+pub mod reload;
 pub mod rules;
 pub mod telemetry;
 

@@ -352,6 +352,7 @@ fn run(file: &std::path::Path) -> u8 {
             }
         };
         tracing::info!(pipeline = %file.display(), "weir is running");
+        reload_on_hangup(file.to_path_buf(), started.reloader());
         let report = started.run_until(stop_signal()).await;
         if report.is_clean() {
             tracing::info!("stopped cleanly");
@@ -366,6 +367,49 @@ fn run(file: &std::path::Path) -> u8 {
             exit::FAILED
         }
     })
+}
+
+/// On each SIGHUP, reads `file` again and applies what changed (see
+/// `weir_cli::reload`); a file that does not validate changes nothing.
+fn reload_on_hangup(file: std::path::PathBuf, reloader: weir_cli::reload::Reloader) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; a changed pipeline needs a restart");
+            return;
+        };
+        while hangup.recv().await.is_some() {
+            let plan = match weir_config::load(&file) {
+                Ok(plan) => plan,
+                Err(e) => {
+                    metrics::counter!("weir_pipeline_reloads_total", "result" => "invalid")
+                        .increment(1);
+                    tracing::error!(pipeline = %file.display(), "the changed pipeline is invalid; nothing changed: {e}");
+                    continue;
+                }
+            };
+            let source = std::fs::read_to_string(&file).unwrap_or_default();
+            let problems = weir_cli::rules::check(&plan, &source);
+            if !problems.is_empty() {
+                for p in &problems {
+                    tracing::error!(processor = %p.processor, line = ?p.line, "{}", p.message);
+                }
+                metrics::counter!("weir_pipeline_reloads_total", "result" => "invalid")
+                    .increment(1);
+                tracing::error!(pipeline = %file.display(), "the changed pipeline has invalid rules; nothing changed");
+                continue;
+            }
+            let outcome = reloader.reload(&plan);
+            metrics::counter!("weir_pipeline_reloads_total", "result" => "applied").increment(1);
+            for what in &outcome.needs_restart {
+                tracing::warn!(pipeline = %file.display(), "{what}");
+            }
+            tracing::info!(pipeline = %file.display(), rules = ?outcome.rules, "pipeline reloaded");
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (file, reloader);
 }
 
 /// Resolves on the first SIGINT or SIGTERM. A second signal exits at once.

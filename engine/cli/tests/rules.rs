@@ -10,19 +10,9 @@ use common::start_in;
 /// A multiple of 30 s, in seconds since the epoch.
 const BASE: u64 = 1_700_000_040;
 
-fn spans(service: &str, offsets: &[u64]) -> String {
-    common::otlp_spans(BASE, service, offsets)
-}
-
-/// Scenario: `otlp -> rules -> file`, with a recording rule counting spans
-/// per service every 30 s over 1 m; three `cart` spans, then one 35 s
-/// later. Guarantees: `weir validate` accepts the file; the spans are
-/// acknowledged (200); the recorded point for `cart` (value 3) reaches the
-/// file sink as OTLP/JSON metrics.
-#[test]
-fn recording_rule_in_a_pipeline() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let pipeline = r#"
+/// `otlp -> rules -> file` with one recording rule: spans per service
+/// every 30 s over 1 m, written to `recorded.jsonl`.
+const RECORDING: &str = r#"
 [api]
 address = "127.0.0.1:0"
 
@@ -46,6 +36,32 @@ type = "file"
 inputs = ["slo"]
 path = "recorded.jsonl"
 "#;
+
+/// Posts OTLP/JSON spans to `http` and checks they are taken (200).
+fn post(client: &reqwest::blocking::Client, http: &str, body: String) {
+    let response = client
+        .post(format!("http://{http}/v1/traces"))
+        .header("content-type", "application/json")
+        .body(body)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .expect("weir answers");
+    assert_eq!(response.status().as_u16(), 200);
+}
+
+fn spans(service: &str, offsets: &[u64]) -> String {
+    common::otlp_spans(BASE, service, offsets)
+}
+
+/// Scenario: `otlp -> rules -> file`, with a recording rule counting spans
+/// per service every 30 s over 1 m; three `cart` spans, then one 35 s
+/// later. Guarantees: `weir validate` accepts the file; the spans are
+/// acknowledged (200); the recorded point for `cart` (value 3) reaches the
+/// file sink as OTLP/JSON metrics.
+#[test]
+fn recording_rule_in_a_pipeline() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let pipeline = RECORDING;
     let config = dir.path().join("pipeline.toml");
     std::fs::write(&config, pipeline).expect("write pipeline");
     let status = std::process::Command::new(common::WEIR)
@@ -58,14 +74,7 @@ path = "recorded.jsonl"
     let weir = start_in(dir.path(), &config);
     let client = reqwest::blocking::Client::new();
     for body in [spans("cart", &[1, 5, 9]), spans("cart", &[35])] {
-        let response = client
-            .post(format!("http://{}/v1/traces", weir.http))
-            .header("content-type", "application/json")
-            .body(body)
-            .timeout(Duration::from_secs(30))
-            .send()
-            .expect("weir answers");
-        assert_eq!(response.status().as_u16(), 200);
+        post(&client, &weir.http, body);
     }
     let file = dir.path().join("recorded.jsonl");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -191,4 +200,91 @@ alert = "Deep"
         "{stdout}"
     );
     assert!(stdout.contains("FAILED: 0 passed, 2 failed"), "{stdout}");
+}
+
+/// The value of the `/metrics` line that starts with `series`, if any.
+fn metric(api: &str, series: &str) -> Option<f64> {
+    let text = reqwest::blocking::get(format!("http://{api}/metrics"))
+        .ok()?
+        .text()
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+/// Scenario: `weir run` with one recording rule; three `cart` spans; the
+/// file gains a second rule, one with broken SQL, then a valid one, each
+/// followed by SIGHUP; then a span 35 s later.
+/// Guarantees: a pipeline that does not validate changes nothing (counted
+/// `invalid`); a valid one is applied without a restart (counted
+/// `applied`); the new rule evaluates over the rows the processor still
+/// holds (value 3 at the first evaluation) and the old one goes on.
+#[cfg(unix)]
+#[test]
+fn sighup_reloads_the_rules() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let pipeline = RECORDING;
+    let config = dir.path().join("pipeline.toml");
+    std::fs::write(&config, pipeline).expect("write pipeline");
+    let weir = start_in(dir.path(), &config);
+    let client = reqwest::blocking::Client::new();
+    let post = |body: String| post(&client, &weir.http, body);
+    post(spans("cart", &[1, 5, 9]));
+
+    let hangup = |expect: &str, count: f64| {
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &weir.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        let series = format!("weir_pipeline_reloads_total{{result=\"{expect}\"}}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while metric(&weir.api, &series) != Some(count) {
+            assert!(Instant::now() < deadline, "no {series} {count}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let added = format!(
+        "{pipeline}\n[[processors.slo.rules]]\nrecord = \"cart_spans\"\nwindow = \"1m\"\n\
+         sql = \"SELECT service_name, CAST(count(*) AS DOUBLE) AS value FROM spans \
+         WHERE service_name = 'cart' GROUP BY service_name\"\n"
+    );
+    std::fs::write(
+        &config,
+        added.replace("FROM spans WHERE", "FROM spanz WHERE"),
+    )
+    .expect("write");
+    hangup("invalid", 1.0);
+    std::fs::write(&config, &added).expect("write");
+    hangup("applied", 1.0);
+    post(spans("cart", &[35]));
+
+    let file = dir.path().join("recorded.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let written = loop {
+        let written = std::fs::read_to_string(&file).unwrap_or_default();
+        let both = written.contains(r#""name":"cart_spans""#)
+            && written.contains(r#""name":"spans_per_service""#);
+        if both || Instant::now() > deadline {
+            break written;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(written.contains(r#""name":"cart_spans""#), "{written}");
+    assert!(
+        written.contains(r#""name":"spans_per_service""#),
+        "{written}"
+    );
+    assert_eq!(
+        written.matches(r#""asDouble":3.0"#).count(),
+        2,
+        "both rules count the three spans: {written}"
+    );
+    assert_eq!(
+        metric(
+            &weir.api,
+            "weir_rule_reloads_total{component=\"slo\",result=\"ok\"}"
+        ),
+        Some(1.0)
+    );
 }

@@ -1,12 +1,15 @@
 //! Rule groups: rules that share an interval and their input buffers.
 //!
 //! A [`RuleGroup`] holds one [`WindowBuffer`] per table any of its rules
-//! reads, sized to the group's largest `window + query_offset`; a batch is
-//! pushed once, whatever the number of rules. At each due time (the
-//! multiples of the group's `every`) every rule is evaluated in turn over
-//! its own window of the shared buffers, then the buffers are evicted
-//! behind the largest window. The rules of a group have the same `every`,
-//! `allowed_lateness` and buffer limits: they are the group's.
+//! reads; a batch is pushed once, whatever the number of rules. The buffer
+//! keeps rows, back to the group's largest `window + query_offset`, only if
+//! a rule that rescans its window reads the table. For the rules evaluated
+//! pane by pane the group gathers each pane's rows once and hands them to
+//! every such rule to aggregate (see [`crate::incremental`]). At each due
+//! time (the multiples of the group's `every`) every rule is evaluated in
+//! turn, then the buffers are evicted behind the largest window. The rules
+//! of a group have the same `every`, `allowed_lateness` and buffer limits:
+//! they are the group's.
 
 use std::time::Duration;
 
@@ -15,6 +18,7 @@ use weir_core::{Signal, SignalSet};
 
 use crate::alert::AlertSettings;
 use crate::error::{EvalError, RuleError, WindowError};
+use crate::incremental::Pending;
 use crate::rule::{Evaluation, Rule, RuleConfig, next_due};
 use crate::time::{UnixNanos, nanos};
 use crate::window::{BufferLimits, BufferStats, Inputs};
@@ -25,9 +29,70 @@ pub struct RuleGroup {
     name: String,
     rules: Vec<Rule>,
     inputs: Inputs,
+    /// The tables some rule aggregates pane by pane.
+    pane_inputs: SignalSet,
+    pending: Pending,
     every: i64,
     reach: i64,
     last_eval: Option<UnixNanos>,
+    /// How many threads the rules' work may spread over, and the fewest
+    /// rules worth a thread.
+    threads: usize,
+    rules_per_thread: usize,
+}
+
+/// The fewest rules worth a thread of their own.
+const RULES_PER_THREAD: usize = 8;
+
+/// Runs `work` on each of `parts`, each on a thread of its own, and returns
+/// what they gave in order. On a multi-threaded runtime the calling worker
+/// is handed back to it meanwhile.
+fn on_threads<P: Send, T: Send>(parts: Vec<P>, work: impl Fn(P) -> T + Sync) -> Vec<T> {
+    let run = || {
+        std::thread::scope(|scope| {
+            let work = &work;
+            let handles: Vec<_> = parts
+                .into_iter()
+                .map(|part| scope.spawn(move || work(part)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        })
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(run)
+        }
+        _ => run(),
+    }
+}
+
+/// Runs `future` to completion on this thread, in a runtime of its own: a
+/// rule's plans run over rows in memory and never wait on anything.
+fn block_here<F: std::future::Future>(future: F) -> F::Output {
+    match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(runtime) => runtime.block_on(future),
+        Err(_) => futures::executor::block_on(future),
+    }
+}
+
+/// What a reload did to each rule of a group, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Rules whose definition is unchanged: they kept everything (alert
+    /// state, partial aggregates, buffered rows).
+    pub kept: Vec<String>,
+    /// Rules whose definition changed: they start again, without state.
+    pub changed: Vec<String>,
+    /// Rules that are new.
+    pub added: Vec<String>,
+    /// Rules that are gone, with their state.
+    pub removed: Vec<String>,
 }
 
 /// The evaluation of one rule of a group.
@@ -60,6 +125,8 @@ impl RuleGroup {
             (first.every, first.allowed_lateness, first.buffer_limits);
         let mut rules = Vec::with_capacity(configs.len());
         let mut inputs = SignalSet::NONE;
+        let mut keep = SignalSet::NONE;
+        let mut pane_inputs = SignalSet::NONE;
         let mut reach = 0i64;
         for config in configs {
             let differs = |field: &str, theirs: String, ours: String| RuleError::Field {
@@ -106,16 +173,86 @@ impl RuleGroup {
             reach = reach.max(nanos(config.window).saturating_add(nanos(config.query_offset)));
             let rule = Rule::new(config, settings)?;
             inputs = inputs.union(rule.inputs());
+            match rule.pane_input() {
+                Some(signal) => pane_inputs = pane_inputs.union(SignalSet::only(signal)),
+                None => keep = keep.union(rule.inputs()),
+            }
             rules.push(rule);
         }
         Ok(RuleGroup {
             name,
             rules,
-            inputs: Inputs::new(inputs, lateness, limits),
+            inputs: Inputs::new(inputs, keep, lateness, limits),
+            pane_inputs,
+            pending: Pending::default(),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+            rules_per_thread: RULES_PER_THREAD,
             every: nanos(every),
             reach,
             last_eval: None,
         })
+    }
+
+    /// Takes new definitions for the group's rules (a config reload). Every
+    /// rule whose definition is unchanged ([`crate::RuleId`]) keeps running
+    /// as it was, with its alert state, partial aggregates and rows; changed
+    /// and new rules start afresh (over the rows from now on, plus those
+    /// the buffers still hold); removed ones are dropped. Nothing changes if
+    /// a definition is invalid.
+    ///
+    /// A new `every` or `allowed_lateness` changes every rule's identity:
+    /// the group starts again as a whole.
+    pub fn reload(
+        &mut self,
+        configs: Vec<RuleConfig>,
+        settings: &AlertSettings,
+    ) -> Result<ReloadReport, RuleError> {
+        let mut new = RuleGroup::new(self.name.clone(), configs, settings)?;
+        let mut report = ReloadReport::default();
+        let mut old: Vec<Rule> = std::mem::take(&mut self.rules);
+        let restart = new.every != self.every
+            || new.inputs.allowed_lateness() != self.inputs.allowed_lateness();
+        let mut rules = Vec::with_capacity(new.rules.len());
+        for rule in std::mem::take(&mut new.rules) {
+            let name = rule.config().name.clone();
+            match old.iter().position(|o| o.id() == rule.id()) {
+                Some(i) if !restart => {
+                    report.kept.push(name);
+                    rules.push(old.swap_remove(i));
+                }
+                _ => {
+                    if old.iter().any(|o| o.config().name == name) {
+                        report.changed.push(name.clone());
+                    } else {
+                        report.added.push(name.clone());
+                    }
+                    old.retain(|o| o.config().name != name);
+                    rules.push(rule);
+                }
+            }
+        }
+        report.removed = old.into_iter().map(|r| r.config().name.clone()).collect();
+        if restart {
+            new.rules = rules;
+            *self = new;
+            return Ok(report);
+        }
+        let (lateness, limits) = (new.inputs.allowed_lateness(), new.inputs.limits());
+        let (mut signals, mut keep, mut panes) =
+            (SignalSet::NONE, SignalSet::NONE, SignalSet::NONE);
+        for rule in &rules {
+            signals = signals.union(rule.inputs());
+            match rule.pane_input() {
+                Some(signal) => panes = panes.union(SignalSet::only(signal)),
+                None => keep = keep.union(rule.inputs()),
+            }
+        }
+        self.inputs.reshape(signals, keep, lateness, limits);
+        self.pending.retain(panes);
+        self.pane_inputs = panes;
+        self.reach = new.reach;
+        self.rules = rules;
+        Ok(report)
     }
 
     /// The group's name.
@@ -143,21 +280,80 @@ impl RuleGroup {
         self.inputs.stats()
     }
 
+    /// The rows, and their bytes, gathered for panes and not aggregated
+    /// yet.
+    pub fn pending_size(&self) -> (usize, usize) {
+        self.pending.size()
+    }
+
     /// Takes a batch of `signal`'s table, once for all the rules; a table no
     /// rule reads is ignored (0 rows taken).
-    pub fn push(&mut self, signal: Signal, batch: &RecordBatch) -> Result<usize, WindowError> {
-        self.push_bounded(signal, batch, None)
+    pub async fn push(
+        &mut self,
+        signal: Signal,
+        batch: &RecordBatch,
+    ) -> Result<usize, WindowError> {
+        self.push_bounded(signal, batch, None).await
     }
 
     /// [`Self::push`], dropping rows stamped after `not_after` (see
     /// [`WindowBuffer::push_bounded`]).
-    pub fn push_bounded(
+    pub async fn push_bounded(
         &mut self,
         signal: Signal,
         batch: &RecordBatch,
         not_after: Option<UnixNanos>,
     ) -> Result<usize, WindowError> {
-        self.inputs.push_bounded(signal, batch, not_after)
+        let Some((kept, time_column)) = self.inputs.take(signal, batch, not_after)? else {
+            return Ok(0);
+        };
+        let rows = kept.num_rows();
+        if self.pane_inputs.contains(signal) {
+            for pane in self.pending.add(signal, &kept, time_column, self.every) {
+                self.flush(pane).await;
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Aggregates gathered rows once a pane holds `rows` of them.
+    #[cfg(test)]
+    pub(crate) fn flush_at(&mut self, rows: usize) {
+        self.pending.flush_at(rows);
+    }
+
+    /// Spreads the rules over threads from now on (tests).
+    #[cfg(test)]
+    pub(crate) fn spread_over(&mut self, threads: usize) {
+        self.threads = threads;
+        self.rules_per_thread = 1;
+    }
+
+    /// How many threads the rules' work is spread over: one per
+    /// [`RULES_PER_THREAD`] rules, at most one per core.
+    fn parts(&self) -> usize {
+        (self.rules.len() / self.rules_per_thread.max(1)).clamp(1, self.threads.max(1))
+    }
+
+    /// Hands the rows gathered for `pane` to every rule to aggregate.
+    async fn flush(&mut self, pane: (Signal, UnixNanos)) {
+        let rows = self.pending.take(pane);
+        let parts = self.parts();
+        if parts > 1 {
+            let chunk = self.rules.len().div_ceil(parts);
+            let rows = &rows;
+            on_threads(self.rules.chunks_mut(chunk).collect(), |part| {
+                block_here(async move {
+                    for rule in part {
+                        rule.absorb(pane.0, pane.1, rows.clone()).await;
+                    }
+                });
+            });
+            return;
+        }
+        for rule in &mut self.rules {
+            rule.absorb(pane.0, pane.1, rows.clone()).await;
+        }
     }
 
     /// Moves the watermark of every input to at least `to` (idle inputs).
@@ -210,12 +406,34 @@ impl RuleGroup {
     /// Evaluates every rule at `t`, in order, then evicts the rows no later
     /// evaluation needs.
     pub async fn evaluate(&mut self, t: UnixNanos) -> Vec<GroupEvaluation> {
+        for pane in self.pending.before(t) {
+            self.flush(pane).await;
+        }
+        let parts = self.parts();
+        let buffers = self.inputs.buffers();
         let mut out = Vec::with_capacity(self.rules.len());
-        for rule in &mut self.rules {
-            out.push(GroupEvaluation {
-                rule: rule.config().name.clone(),
-                result: rule.evaluate_over(t, self.inputs.buffers()).await,
+        if parts > 1 {
+            let chunk = self.rules.len().div_ceil(parts);
+            let done = on_threads(self.rules.chunks_mut(chunk).collect(), |part| {
+                block_here(async move {
+                    let mut out = Vec::with_capacity(part.len());
+                    for rule in part {
+                        out.push(GroupEvaluation {
+                            rule: rule.config().name.clone(),
+                            result: rule.evaluate_over(t, buffers).await,
+                        });
+                    }
+                    out
+                })
             });
+            out.extend(done.into_iter().flatten());
+        } else {
+            for rule in &mut self.rules {
+                out.push(GroupEvaluation {
+                    rule: rule.config().name.clone(),
+                    result: rule.evaluate_over(t, buffers).await,
+                });
+            }
         }
         self.last_eval = Some(t);
         // Pane-by-pane rules need only the rows of panes still to come.
@@ -268,9 +486,10 @@ mod tests {
     async fn shares_buffers_and_keeps_the_largest_window() {
         let mut group = RuleGroup::new("g", rules(), &AlertSettings::default()).unwrap();
         assert_eq!(group.inputs(), SignalSet::only(Signal::Logs));
-        group.push(Signal::Logs, &logs(&[(10, "a")])).unwrap();
+        group.push(Signal::Logs, &logs(&[(10, "a")])).await.unwrap();
         group
             .push(Signal::Logs, &logs(&[(100, "a"), (110, "a")]))
+            .await
             .unwrap();
         group.advance_watermark(120 * S);
         let mut due = group.evaluate_due().await;
@@ -288,12 +507,7 @@ mod tests {
         assert_eq!(value.value(0), 3.0, "the 2m window [0, 120) holds all 3");
         // Both rules run pane by pane: their partial states stay, the rows
         // go once aggregated (tick 150 needs only the pane [120, 150)).
-        assert!(
-            group
-                .rules()
-                .iter()
-                .all(|r| r.is_incremental() == Some(true))
-        );
+        assert!(group.rules().iter().all(|r| r.is_incremental()));
         assert_eq!(group.buffer_stats()[0].1.rows, 0);
         assert!(group.rules()[1].pane_bytes() > 0);
         assert_eq!(group.next_due(), None);
@@ -309,10 +523,18 @@ mod tests {
     /// evaluated every 30 s over 2 minutes.
     /// Guarantees: pane-by-pane evaluation gives the same series as
     /// rescanning the window, at every evaluation and for count, avg, min,
-    /// max, count distinct, approximate percentiles and last_value; the
+    /// max, count distinct, approximate percentiles and last_value, whether
+    /// a pane's rows are aggregated all at its evaluation or batch by batch
+    /// as they arrive (many partial states per pane, merged); the
     /// incremental rules are found incremental and the others not.
     #[tokio::test]
     async fn panes_give_the_same_results_as_rescanning() {
+        for (flush_rows, threads) in [(crate::incremental::FLUSH_ROWS, 1), (1, 1), (1, 3)] {
+            panes_match_rescanning(flush_rows, threads).await;
+        }
+    }
+
+    async fn panes_match_rescanning(flush_rows: usize, threads: usize) {
         let aggregates = [
             "CAST(count(*) AS DOUBLE)",
             "avg(CAST(time AS BIGINT) / 1e9)",
@@ -344,6 +566,10 @@ mod tests {
             }
         }
         let mut group = RuleGroup::new("g", configs, &AlertSettings::default()).unwrap();
+        group.flush_at(flush_rows);
+        if threads > 1 {
+            group.spread_over(threads);
+        }
         let mut evaluations = 0;
         for batch_start in (0..600).step_by(20) {
             let records: Vec<(i64, &str)> = (batch_start..batch_start + 20)
@@ -356,7 +582,7 @@ mod tests {
                     r
                 })
                 .collect();
-            group.push(Signal::Logs, &logs(&records)).unwrap();
+            group.push(Signal::Logs, &logs(&records)).await.unwrap();
             for (t, results) in group.evaluate_due().await {
                 evaluations += 1;
                 for pair in results.chunks(2) {
@@ -378,12 +604,7 @@ mod tests {
         assert!(evaluations >= 18, "{evaluations}");
         for (i, rule) in group.rules().iter().enumerate() {
             let incremental = i % 2 == 0;
-            assert_eq!(
-                rule.is_incremental(),
-                Some(incremental),
-                "{}",
-                rule.config().name
-            );
+            assert_eq!(rule.is_incremental(), incremental, "{}", rule.config().name);
         }
     }
 
@@ -394,6 +615,7 @@ mod tests {
         let mut group = RuleGroup::new("g", rules(), &AlertSettings::default()).unwrap();
         group
             .push(Signal::Logs, &logs(&[(100, "a"), (110, "a")]))
+            .await
             .unwrap();
         let task = tokio::spawn(async move {
             group.advance_watermark(120 * S);
@@ -422,5 +644,64 @@ mod tests {
         assert!(err.to_string().contains("used twice"), "{err}");
         let err = RuleGroup::new("g", vec![], &AlertSettings::default()).unwrap_err();
         assert!(err.to_string().contains("at least one rule"), "{err}");
+    }
+
+    /// Scenario: a group of a pane-by-pane rule is reloaded with a second
+    /// rule that rescans its window (`ORDER BY ... LIMIT`), then with a new
+    /// `every`.
+    /// Guarantees: the buffer starts keeping rows when a rescanning rule
+    /// arrives and the kept rule keeps its panes; a new `every` restarts the
+    /// whole group (every rule's identity changed).
+    #[tokio::test]
+    async fn reload_reshapes_the_buffers() {
+        let first = vec![rules().remove(1)];
+        let mut group = RuleGroup::new("g", first.clone(), &AlertSettings::default()).unwrap();
+        group
+            .push(Signal::Logs, &logs(&[(10, "a"), (40, "a")]))
+            .await
+            .unwrap();
+        group.advance_watermark(60 * S);
+        group.evaluate_due().await;
+        assert_eq!(
+            group.buffer_stats()[0].1.rows,
+            0,
+            "no rescanning rule: no rows kept"
+        );
+        let panes = group.rules()[0].pane_bytes();
+        assert!(panes > 0);
+
+        let mut second = first.clone();
+        second.push(RuleConfig {
+            window: Duration::from_secs(60),
+            every: Duration::from_secs(30),
+            ..RuleConfig::record(
+                "logs:top",
+                "SELECT service_name, CAST(count(*) AS DOUBLE) AS value FROM \
+                 (SELECT * FROM logs ORDER BY time LIMIT 10) GROUP BY service_name",
+            )
+        });
+        let report = group.reload(second, &AlertSettings::default()).unwrap();
+        assert_eq!(report.kept, ["logs:count2m"]);
+        assert_eq!(report.added, ["logs:top"]);
+        assert!(!group.rules()[1].is_incremental());
+        assert_eq!(
+            group.rules()[0].pane_bytes(),
+            panes,
+            "the kept rule's panes"
+        );
+        group.push(Signal::Logs, &logs(&[(70, "a")])).await.unwrap();
+        assert_eq!(
+            group.buffer_stats()[0].1.rows,
+            1,
+            "rows kept for the new rule"
+        );
+
+        let mut slower = first;
+        slower[0].every = Duration::from_secs(60);
+        let report = group.reload(slower, &AlertSettings::default()).unwrap();
+        assert_eq!(report.changed, ["logs:count2m"], "a new identity");
+        assert_eq!(report.removed, ["logs:top"]);
+        assert_eq!(group.rules()[0].pane_bytes(), 0, "started again");
+        assert_eq!(group.last_evaluation(), None);
     }
 }

@@ -3,32 +3,37 @@
 //! A rule whose query is one aggregation over one table's rows (`SELECT
 //! labels, agg(...) FROM t WHERE ... GROUP BY labels HAVING ...`, the shape
 //! of nearly every alert) need not rescan its whole window at each
-//! evaluation. Its window is cut into panes of `every`; each pane's rows go
-//! once through the aggregation's *partial* phase (DataFusion's
-//! `AggregateMode::Partial`: running sums, counts, t-digests, ...), and the
-//! small partial states are kept. An evaluation combines the states of the
-//! panes in its window with the *final* phase and runs the rest of the plan
+//! evaluation. Event time is cut into panes of `every`. Rows are aggregated
+//! as they arrive: the rows of a pane are gathered (shared by every rule of
+//! a group) and, every [`FLUSH_ROWS`] rows and at the evaluation that first
+//! needs the pane, go once through the aggregation's *partial* phase
+//! (DataFusion's `AggregateMode::Partial`: running sums, counts, t-digests,
+//! ...); only the small partial states are kept, merged now and then by the
+//! `PartialReduce` phase. An evaluation combines the states of the panes in
+//! its window with the *final* phase and runs the rest of the plan
 //! (`HAVING`, projection) over the result, as Arroyo does with DataFusion's
-//! partial and final aggregate plans. The pane's rows can then be freed: a
-//! 5-minute window evaluated every 30 s keeps 10 panes of states, not 5
+//! partial and final aggregate plans. A 5-minute window evaluated every 30 s
+//! keeps 10 panes of states and at most a few thousand raw rows, not 5
 //! minutes of records.
 //!
+//! The three phases are planned once, with the rule (see [`crate::plan`]).
 //! Queries of another shape (joins, subqueries, several aggregations, a
-//! window that is not a multiple of `every`) run over the buffered window
-//! as before.
+//! window that is not a multiple of `every`) run over the buffered window.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::array::{Array, TimestampNanosecondArray, UInt32Array};
+use arrow::compute::take_record_batch;
 use arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::DataFusionError;
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
-use datafusion::physical_plan::{ExecutionPlan, collect};
-use datafusion::prelude::SessionContext;
+use weir_core::Signal;
 
+use crate::plan::{self, Slot, slot_scan};
 use crate::time::UnixNanos;
 
 /// Operators that only filter or reshape rows, one by one: what may stand
@@ -37,7 +42,7 @@ const ROW_WISE: [&str; 8] = [
     "FilterExec",
     "ProjectionExec",
     "CoalesceBatchesExec",
-    "DataSourceExec",
+    "LazyMemoryExec",
     "RepartitionExec",
     "CoalescePartitionsExec",
     "CooperativeExec",
@@ -86,121 +91,219 @@ fn first_aggregate(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPla
     row_wise.then_some(first)
 }
 
-/// [`first_aggregate`] as an `AggregateExec`, or an error saying the plan
-/// changed shape.
-fn first_exec(plan: &Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>, DataFusionError> {
-    first_aggregate(plan).ok_or_else(|| {
-        DataFusionError::Internal("the query is not incremental any more".to_string())
-    })
+/// Rows gathered for a pane are aggregated once this many have arrived
+/// (and at the evaluation that first needs the pane): few enough that an
+/// evaluation has little left to aggregate, enough that the cost of a run
+/// is spread over many rows.
+pub(crate) const FLUSH_ROWS: usize = 8192;
+
+/// A pane's partial states are merged into one batch once it holds this
+/// many.
+const REDUCE_AT: usize = 16;
+
+/// The three phases of a pane-by-pane query, planned once.
+#[derive(Debug)]
+pub(crate) struct PanePlans {
+    /// The table the aggregation reads.
+    pub(crate) input: Signal,
+    /// Rows (from the table's slot) to partial states.
+    partial: Arc<dyn ExecutionPlan>,
+    /// Partial states (from `states`) to fewer partial states.
+    reduce: Arc<dyn ExecutionPlan>,
+    /// Partial states (from `states`) to the query's result.
+    finish: Arc<dyn ExecutionPlan>,
+    /// What `reduce` and `finish` read.
+    states: Slot,
 }
 
-/// Whether `plan` (planned over empty tables) can be evaluated pane by pane.
-pub(crate) fn is_incremental(plan: &Arc<dyn ExecutionPlan>) -> bool {
-    first_aggregate(plan).is_some()
+impl PanePlans {
+    /// The phases of `plan` (planned over slot tables), if it has the shape
+    /// of an incremental query; `input` is the one table it reads.
+    pub(crate) fn new(
+        plan: &Arc<dyn ExecutionPlan>,
+        input: Signal,
+    ) -> Result<Option<PanePlans>, DataFusionError> {
+        let Some(node) = first_aggregate(plan) else {
+            return Ok(None);
+        };
+        let Some(first) = node.downcast_ref::<AggregateExec>() else {
+            return Ok(None);
+        };
+        let phase = |mode, group, input: Arc<dyn ExecutionPlan>| {
+            AggregateExec::try_new(
+                mode,
+                group,
+                first.aggr_expr().to_vec(),
+                first.filter_expr().to_vec(),
+                input,
+                first.input_schema(),
+            )
+            .map(|a| Arc::new(a) as Arc<dyn ExecutionPlan>)
+        };
+        let partial = phase(
+            AggregateMode::Partial,
+            first.group_expr().clone(),
+            Arc::clone(first.input()),
+        )?;
+        let states = Slot::default();
+        let schema = partial.schema();
+        let reduce = phase(
+            AggregateMode::PartialReduce,
+            first.group_expr().as_final(),
+            slot_scan(Arc::clone(&schema), &states, None)?,
+        )?;
+        let final_agg = phase(
+            AggregateMode::Final,
+            first.group_expr().as_final(),
+            slot_scan(schema, &states, None)?,
+        )?;
+        // Replace the top aggregation (Single, or the Final of the pair) and
+        // everything under it.
+        let finish = Arc::clone(plan)
+            .transform_down(|node| {
+                let top = node
+                    .downcast_ref::<AggregateExec>()
+                    .is_some_and(|a| *a.mode() != AggregateMode::Partial);
+                if top {
+                    Ok(Transformed::new(
+                        Arc::clone(&final_agg),
+                        true,
+                        TreeNodeRecursion::Jump,
+                    ))
+                } else {
+                    Ok(Transformed::no(node))
+                }
+            })?
+            .data;
+        Ok(Some(PanePlans {
+            input,
+            partial,
+            reduce,
+            finish,
+            states,
+        }))
+    }
+
+    /// The partial states of `rows` (the rows of one pane), read through
+    /// `slot`, the input table's.
+    pub(crate) async fn partial(
+        &self,
+        task: &Arc<TaskContext>,
+        slot: &Slot,
+        rows: Vec<RecordBatch>,
+    ) -> Result<Vec<RecordBatch>, DataFusionError> {
+        slot.set(rows);
+        let out = plan::run(task, &self.partial).await;
+        slot.clear();
+        out
+    }
+
+    /// `states` merged into (usually) one batch.
+    async fn reduce(
+        &self,
+        task: &Arc<TaskContext>,
+        states: Vec<RecordBatch>,
+    ) -> Result<Vec<RecordBatch>, DataFusionError> {
+        self.states.set(states);
+        let out = plan::run(task, &self.reduce).await;
+        self.states.clear();
+        out
+    }
+
+    /// The query's result from the partial `states` of the panes of a
+    /// window.
+    pub(crate) async fn finish(
+        &self,
+        task: &Arc<TaskContext>,
+        states: Vec<RecordBatch>,
+    ) -> Result<Vec<RecordBatch>, DataFusionError> {
+        self.states.set(states);
+        let out = plan::run(task, &self.finish).await;
+        self.states.clear();
+        out
+    }
 }
 
-/// The partial phase of `plan`'s aggregation over the rows `plan` reads:
-/// the states to keep for one pane.
-pub(crate) async fn partial_states(
-    ctx: &SessionContext,
-    plan: &Arc<dyn ExecutionPlan>,
-) -> Result<(SchemaRef, Vec<RecordBatch>), DataFusionError> {
-    let node = first_exec(plan)?;
-    let Some(first) = node.downcast_ref::<AggregateExec>() else {
-        return Err(DataFusionError::Internal("not an aggregation".to_string()));
-    };
-    let partial: Arc<dyn ExecutionPlan> = Arc::new(AggregateExec::try_new(
-        AggregateMode::Partial,
-        first.group_expr().clone(),
-        first.aggr_expr().to_vec(),
-        first.filter_expr().to_vec(),
-        Arc::clone(first.input()),
-        first.input_schema(),
-    )?);
-    let schema = partial.schema();
-    let states = collect(partial, ctx.task_ctx()).await?;
-    Ok((schema, states))
-}
-
-/// Runs `plan` with its aggregation's input replaced by the partial
-/// `states` of several panes, combined by the final phase.
-pub(crate) async fn run_final(
-    ctx: &SessionContext,
-    plan: Arc<dyn ExecutionPlan>,
-    schema: SchemaRef,
+/// What a rule keeps of one pane.
+#[derive(Debug, Default)]
+struct Pane {
     states: Vec<RecordBatch>,
-) -> Result<Vec<RecordBatch>, DataFusionError> {
-    let node = first_exec(&plan)?;
-    let Some(first) = node.downcast_ref::<AggregateExec>() else {
-        return Err(DataFusionError::Internal("not an aggregation".to_string()));
-    };
-    let source = MemorySourceConfig::try_new_exec(&[states], Arc::clone(&schema), None)?;
-    let final_agg: Arc<dyn ExecutionPlan> = Arc::new(AggregateExec::try_new(
-        AggregateMode::Final,
-        first.group_expr().as_final(),
-        first.aggr_expr().to_vec(),
-        first.filter_expr().to_vec(),
-        source,
-        first.input_schema(),
-    )?);
-    // Replace the top aggregation (Single, or the Final of the pair) and
-    // everything under it.
-    let replaced = plan
-        .transform_down(|node| {
-            let top = node
-                .downcast_ref::<AggregateExec>()
-                .is_some_and(|a| *a.mode() != AggregateMode::Partial);
-            if top {
-                Ok(Transformed::new(
-                    Arc::clone(&final_agg),
-                    true,
-                    TreeNodeRecursion::Jump,
-                ))
-            } else {
-                Ok(Transformed::no(node))
-            }
-        })?
-        .data;
-    collect(replaced, ctx.task_ctx()).await
+    /// Why aggregating some of its rows failed; the evaluations whose
+    /// window holds the pane report it.
+    failed: Option<String>,
 }
 
 /// The partial states of one rule, per pane start.
 #[derive(Debug, Default)]
 pub(crate) struct Panes {
-    panes: BTreeMap<UnixNanos, Vec<RecordBatch>>,
-    schema: Option<SchemaRef>,
+    panes: BTreeMap<UnixNanos, Pane>,
 }
 
 impl Panes {
-    /// Whether the pane starting at `start` is held.
-    pub(crate) fn has(&self, start: UnixNanos) -> bool {
-        self.panes.contains_key(&start)
+    /// Aggregates `rows`, stamped in the pane starting at `start`, into that
+    /// pane's states.
+    pub(crate) async fn absorb(
+        &mut self,
+        plans: &PanePlans,
+        task: &Arc<TaskContext>,
+        slot: &Slot,
+        start: UnixNanos,
+        rows: Vec<RecordBatch>,
+    ) {
+        let states = plans.partial(task, slot, rows).await;
+        // The panes before this one are complete (rows come in time order,
+        // give or take the allowed lateness): merge their states now rather
+        // than in the evaluation that first reads them.
+        for (_, older) in self.panes.range_mut(..start) {
+            if older.states.len() > 1 {
+                Self::reduce(older, plans, task).await;
+            }
+        }
+        let pane = self.panes.entry(start).or_default();
+        match states {
+            Ok(states) => {
+                pane.states
+                    .extend(states.into_iter().filter(|b| b.num_rows() > 0));
+                if pane.states.len() >= REDUCE_AT {
+                    Self::reduce(pane, plans, task).await;
+                }
+            }
+            Err(e) => pane.failed = Some(e.strip_backtrace().to_string()),
+        }
     }
 
-    /// Keeps the states of the pane starting at `start`.
-    pub(crate) fn insert(&mut self, start: UnixNanos, schema: SchemaRef, states: Vec<RecordBatch>) {
-        self.schema = Some(schema);
-        self.panes.insert(start, states);
+    async fn reduce(pane: &mut Pane, plans: &PanePlans, task: &Arc<TaskContext>) {
+        let states = std::mem::take(&mut pane.states);
+        match plans.reduce(task, states.clone()).await {
+            Ok(reduced) => pane.states = reduced,
+            Err(e) => {
+                pane.states = states;
+                pane.failed = Some(e.strip_backtrace().to_string());
+            }
+        }
     }
 
-    /// Marks the pane at `start` as holding no rows.
-    pub(crate) fn insert_empty(&mut self, start: UnixNanos) {
-        self.panes.insert(start, Vec::new());
-    }
-
-    /// The states of the panes starting in `[start, end)`, and their schema
-    /// (`None` while no pane held a row).
-    pub(crate) fn states(
-        &self,
+    /// The states of the panes starting in `[start, end)`, each pane's
+    /// merged into one batch first (the pane is complete: later windows
+    /// reuse the merged states), or the first failure among them.
+    pub(crate) async fn window(
+        &mut self,
+        plans: &PanePlans,
+        task: &Arc<TaskContext>,
         start: UnixNanos,
         end: UnixNanos,
-    ) -> (Option<SchemaRef>, Vec<RecordBatch>) {
-        let states = self
-            .panes
-            .range(start..end)
-            .flat_map(|(_, b)| b.iter().cloned())
-            .collect();
-        (self.schema.clone(), states)
+    ) -> Result<Vec<RecordBatch>, String> {
+        let mut out = Vec::new();
+        for pane in self.panes.range_mut(start..end).map(|(_, p)| p) {
+            if pane.states.len() > 1 {
+                Self::reduce(pane, plans, task).await;
+            }
+            if let Some(why) = &pane.failed {
+                return Err(why.clone());
+            }
+            out.extend(pane.states.iter().cloned());
+        }
+        Ok(out)
     }
 
     /// Frees the panes starting before `t`.
@@ -212,8 +315,162 @@ impl Panes {
     pub(crate) fn bytes(&self) -> usize {
         self.panes
             .values()
-            .flatten()
+            .flat_map(|p| &p.states)
             .map(RecordBatch::get_array_memory_size)
             .sum()
+    }
+}
+
+/// Rows gathered per (table, pane), not yet aggregated: shared by the
+/// pane-by-pane rules of a group.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    panes: BTreeMap<(Signal, UnixNanos), (Vec<RecordBatch>, usize)>,
+    flush_rows: usize,
+    /// The newest pane a row of each table was stamped in.
+    newest: BTreeMap<Signal, UnixNanos>,
+}
+
+impl Default for Pending {
+    fn default() -> Self {
+        Pending {
+            panes: BTreeMap::new(),
+            flush_rows: FLUSH_ROWS,
+            newest: BTreeMap::new(),
+        }
+    }
+}
+
+impl Pending {
+    /// Flushes a pane once it holds `rows` (tests: every batch at once).
+    #[cfg(test)]
+    pub(crate) fn flush_at(&mut self, rows: usize) {
+        self.flush_rows = rows;
+    }
+
+    /// Gathers the rows of `batch` (`time_column` its event time), cut into
+    /// panes of `every`; returns the panes to aggregate now: those that hold
+    /// [`FLUSH_ROWS`] rows or more, and, when the table's rows reach a newer
+    /// pane, every pane before it (its rows are in, but for stragglers
+    /// within the allowed lateness), so that the evaluation that needs them
+    /// has next to nothing left to aggregate.
+    pub(crate) fn add(
+        &mut self,
+        signal: Signal,
+        batch: &RecordBatch,
+        time_column: usize,
+        every: i64,
+    ) -> Vec<(Signal, UnixNanos)> {
+        let mut flush = Vec::new();
+        let mut newest = self.newest.get(&signal).copied();
+        for (start, rows) in split_by_pane(batch, time_column, every) {
+            let entry = self.panes.entry((signal, start)).or_default();
+            entry.1 += rows.num_rows();
+            entry.0.push(rows);
+            if entry.1 >= self.flush_rows {
+                flush.push((signal, start));
+            }
+            newest = newest.max(Some(start));
+        }
+        if let Some(newest) = newest
+            && self.newest.insert(signal, newest) != Some(newest)
+        {
+            for &(s, start) in self.panes.keys() {
+                if s == signal && start < newest && !flush.contains(&(s, start)) {
+                    flush.push((s, start));
+                }
+            }
+        }
+        flush
+    }
+
+    /// Takes the rows gathered for `pane`.
+    pub(crate) fn take(&mut self, pane: (Signal, UnixNanos)) -> Vec<RecordBatch> {
+        self.panes.remove(&pane).map(|(b, _)| b).unwrap_or_default()
+    }
+
+    /// Drops the rows gathered for tables not in `keep`.
+    pub(crate) fn retain(&mut self, keep: weir_core::SignalSet) {
+        self.panes.retain(|(signal, _), _| keep.contains(*signal));
+    }
+
+    /// The panes holding rows that start before `t`.
+    pub(crate) fn before(&self, t: UnixNanos) -> Vec<(Signal, UnixNanos)> {
+        self.panes
+            .keys()
+            .filter(|(_, start)| *start < t)
+            .copied()
+            .collect()
+    }
+
+    /// The rows and bytes gathered.
+    pub(crate) fn size(&self) -> (usize, usize) {
+        self.panes.values().fold((0, 0), |(rows, bytes), (b, n)| {
+            let held: usize = b.iter().map(RecordBatch::get_array_memory_size).sum();
+            (rows + n, bytes + held)
+        })
+    }
+}
+
+/// The start of the pane of `every` that holds `t`.
+pub(crate) fn pane_of(t: UnixNanos, every: i64) -> UnixNanos {
+    t.div_euclid(every.max(1)) * every.max(1)
+}
+
+/// The rows of `batch` by the pane of `every` their event time (column
+/// `time_column`, never null here: the window buffer dropped those) falls
+/// in; a batch within one pane is passed whole.
+fn split_by_pane(
+    batch: &RecordBatch,
+    time_column: usize,
+    every: i64,
+) -> Vec<(UnixNanos, RecordBatch)> {
+    let Some(times) = batch
+        .column(time_column)
+        .as_any()
+        .downcast_ref::<TimestampNanosecondArray>()
+    else {
+        return Vec::new();
+    };
+    let values = times.values();
+    let Some(&first) = values.first() else {
+        return Vec::new();
+    };
+    let first = pane_of(first, every);
+    if values.iter().all(|&t| pane_of(t, every) == first) {
+        return vec![(first, batch.clone())];
+    }
+    let mut rows: BTreeMap<UnixNanos, Vec<u32>> = BTreeMap::new();
+    for (i, &t) in values.iter().enumerate() {
+        if times.is_valid(i) {
+            rows.entry(pane_of(t, every)).or_default().push(i as u32);
+        }
+    }
+    rows.into_iter()
+        .filter_map(|(start, indices)| {
+            take_record_batch(batch, &UInt32Array::from(indices))
+                .ok()
+                .map(|b| (start, b))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::tests::{S, logs};
+
+    #[test]
+    fn batches_are_cut_by_pane() {
+        let batch = logs(&[(1, "a"), (31, "b"), (2, "c"), (65, "d")]);
+        let time = batch.schema().index_of("time").unwrap();
+        let panes = split_by_pane(&batch, time, 30 * S);
+        let starts: Vec<_> = panes.iter().map(|(s, b)| (*s / S, b.num_rows())).collect();
+        assert_eq!(starts, [(0, 2), (30, 1), (60, 1)]);
+        // One pane: the batch itself, not a copy.
+        let whole = split_by_pane(&logs(&[(1, "a"), (2, "b")]), time, 30 * S);
+        assert_eq!(whole.len(), 1);
+        assert_eq!(whole[0].1.num_rows(), 2);
+        assert_eq!(pane_of(-1, 30), -30);
     }
 }

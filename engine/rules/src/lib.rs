@@ -59,7 +59,8 @@
 //! };
 //! let rule = Rule::new(config, &AlertSettings::default())?;
 //! assert_eq!(rule.label_columns(), ["service_name"]);
-//! // The runtime then pushes `spans` batches (`rule.push`) and evaluates
+//! assert!(rule.is_incremental(), "one aggregation over one table");
+//! // The runtime then pushes `spans` batches (`rule.push(..).await`) and evaluates
 //! // each due time: `while let Some(t) = rule.next_due() { rule.evaluate(t).await }`.
 //! # Ok::<(), weir_rules::RuleError>(())
 //! ```
@@ -87,6 +88,7 @@ pub mod error;
 pub mod group;
 mod incremental;
 pub mod output;
+mod plan;
 pub mod processor;
 pub mod query;
 pub mod record;
@@ -99,8 +101,8 @@ mod time;
 
 pub use alert::{Alert, AlertEvent, AlertLifecycle, AlertSettings, AlertState, EventState};
 pub use error::{EvalError, RuleError, WindowError};
-pub use group::{GroupEvaluation, RuleGroup};
-pub use processor::RulesProcessor;
+pub use group::{GroupEvaluation, ReloadReport, RuleGroup};
+pub use processor::{Reloads, RulesProcessor};
 pub use rule::{Evaluation, Rule, RuleConfig, RuleId, RuleKind, RuleSnapshot, RulesState};
 pub use time::{UnixNanos, rfc3339};
 pub use window::{BufferLimits, BufferStats, WindowBuffer};

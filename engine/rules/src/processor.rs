@@ -18,13 +18,16 @@
 //! `weir_rule_late_records_total{component,table}` (records later than
 //! `allowed_lateness`, not folded in), `weir_rule_rejected_records_total`
 //! (a full buffer), `weir_rule_idle_advances_total{component}`, the gauges
-//! `weir_rule_pane_bytes{component}` (partial aggregates kept) and
+//! `weir_rule_pane_bytes{component}` (partial aggregates kept),
+//! `weir_rule_pending_bytes{component}` (rows gathered for panes, not yet
+//! aggregated) and
 //! `weir_rule_incremental{component,rule}` (1 when evaluated pane by pane),
 //! the histogram `weir_rule_group_evaluation_seconds{component}` (every rule
 //! of the group at one time: the tick latency), and `weir_rule_buffer_rows` /
 //! `weir_rule_buffer_bytes{component,table}`.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -33,7 +36,7 @@ use weir_core::{Ack, Batch, ComponentError, Processor, Signal};
 
 use crate::alert::AlertSettings;
 use crate::error::RuleError;
-use crate::group::RuleGroup;
+use crate::group::{ReloadReport, RuleGroup};
 use crate::output::alerts_batch;
 use crate::rule::{RuleConfig, RulesState};
 use crate::time::nanos;
@@ -56,6 +59,45 @@ pub struct RulesProcessor {
     every: i64,
     /// The longest `window + query_offset` of the rules, in nanoseconds.
     reach: i64,
+    settings: AlertSettings,
+    /// New definitions sent by a config reload, taken before the next batch
+    /// or tick.
+    reloads: Reloads,
+}
+
+/// Where a config reload leaves new definitions for a [`RulesProcessor`]
+/// (see [`RulesProcessor::reloads`]): the processor takes the latest before
+/// its next batch or tick.
+#[derive(Debug, Clone, Default)]
+pub struct Reloads(Arc<Mutex<Option<RulesConfig>>>);
+
+impl Reloads {
+    /// Leaves `config` for the processor (replacing one not taken yet).
+    pub fn send(&self, config: RulesConfig) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(config);
+    }
+
+    fn take(&self) -> Option<RulesConfig> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// The weir-rules form of every rule of `config`.
+fn rule_configs(config: &RulesConfig) -> Vec<RuleConfig> {
+    config
+        .rules
+        .iter()
+        .map(|spec| rule_config(spec, config))
+        .collect()
+}
+
+/// The longest `window + query_offset` of `configs`, in nanoseconds.
+fn reach_of(configs: &[RuleConfig]) -> i64 {
+    configs
+        .iter()
+        .map(|c| nanos(c.window).saturating_add(nanos(c.query_offset)))
+        .max()
+        .unwrap_or(0)
 }
 
 /// The weir-rules form of one `[[processors.NAME.rules]]` table.
@@ -86,16 +128,8 @@ impl RulesProcessor {
         config: &RulesConfig,
         settings: &AlertSettings,
     ) -> Result<RulesProcessor, RuleError> {
-        let configs: Vec<RuleConfig> = config
-            .rules
-            .iter()
-            .map(|spec| rule_config(spec, config))
-            .collect();
-        let reach = configs
-            .iter()
-            .map(|c| nanos(c.window).saturating_add(nanos(c.query_offset)))
-            .max()
-            .unwrap_or(0);
+        let configs = rule_configs(config);
+        let reach = reach_of(&configs);
         let group = RuleGroup::new(name, configs, settings)?;
         let started = Instant::now();
         Ok(RulesProcessor {
@@ -107,7 +141,60 @@ impl RulesProcessor {
             idle_timeout: Some(config.idle_timeout).filter(|d| !d.is_zero()),
             every: nanos(config.every).max(1),
             reach,
+            settings: settings.clone(),
+            reloads: Reloads::default(),
         })
+    }
+
+    /// Where a config reload leaves new definitions for this processor.
+    pub fn reloads(&self) -> Reloads {
+        self.reloads.clone()
+    }
+
+    /// Takes new definitions of the rules (see [`RuleGroup::reload`]):
+    /// unchanged rules keep their state, changed and new ones start afresh.
+    /// On error the rules run on unchanged.
+    pub fn reload(&mut self, config: &RulesConfig) -> Result<ReloadReport, RuleError> {
+        let configs = rule_configs(config);
+        let reach = reach_of(&configs);
+        let report = self.group.reload(configs, &self.settings)?;
+        self.reach = reach;
+        self.every = nanos(config.every).max(1);
+        self.idle_timeout = Some(config.idle_timeout).filter(|d| !d.is_zero());
+        let now = Instant::now();
+        let inputs = self.group.inputs();
+        self.last_input.retain(|(s, _)| inputs.contains(*s));
+        for signal in inputs.iter() {
+            if !self.last_input.iter().any(|(s, _)| *s == signal) {
+                self.last_input.push((signal, now));
+            }
+        }
+        self.save_state();
+        Ok(report)
+    }
+
+    /// Applies the definitions a reload left, if any.
+    fn take_reload(&mut self) {
+        let Some(config) = self.reloads.take() else {
+            return;
+        };
+        match self.reload(&config) {
+            Ok(report) => {
+                metrics::counter!("weir_rule_reloads_total",
+                    "component" => self.name.clone(), "result" => "ok")
+                .increment(1);
+                tracing::info!(component = %self.name, kept = ?report.kept,
+                    changed = ?report.changed, added = ?report.added,
+                    removed = ?report.removed, "rules reloaded");
+            }
+            Err(e) => {
+                metrics::counter!("weir_rule_reloads_total",
+                    "component" => self.name.clone(), "result" => "invalid")
+                .increment(1);
+                tracing::error!(component = %self.name, error = %e,
+                    "the new rules are invalid; the previous ones keep running");
+            }
+        }
     }
 
     /// Keeps the alert state in `path` (JSON, rewritten after each
@@ -247,12 +334,13 @@ impl RulesProcessor {
     fn report_panes(&self) {
         let panes: usize = self.group.rules().iter().map(|r| r.pane_bytes()).sum();
         metrics::gauge!("weir_rule_pane_bytes", "component" => self.name.clone()).set(panes as f64);
+        let (_, pending) = self.group.pending_size();
+        metrics::gauge!("weir_rule_pending_bytes", "component" => self.name.clone())
+            .set(pending as f64);
         for rule in self.group.rules() {
-            if let Some(incremental) = rule.is_incremental() {
-                metrics::gauge!("weir_rule_incremental",
-                    "component" => self.name.clone(), "rule" => rule.config().name.clone())
-                .set(if incremental { 1.0 } else { 0.0 });
-            }
+            metrics::gauge!("weir_rule_incremental",
+                "component" => self.name.clone(), "rule" => rule.config().name.clone())
+            .set(if rule.is_incremental() { 1.0 } else { 0.0 });
         }
     }
 
@@ -284,6 +372,7 @@ impl RulesProcessor {
 #[async_trait]
 impl Processor for RulesProcessor {
     async fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> Result<(), ComponentError> {
+        self.take_reload();
         if let Some((_, at)) = self
             .last_input
             .iter_mut()
@@ -291,7 +380,7 @@ impl Processor for RulesProcessor {
         {
             *at = Instant::now();
         }
-        if let Err(e) = self.group.push(batch.signal(), batch.data()) {
+        if let Err(e) = self.group.push(batch.signal(), batch.data()).await {
             // A full buffer: refuse upstream, the client retries later.
             return Err(ComponentError::External {
                 component: self.name.clone(),
@@ -312,6 +401,7 @@ impl Processor for RulesProcessor {
     }
 
     async fn tick(&mut self, out: &mut Vec<Batch>) -> Result<(), ComponentError> {
+        self.take_reload();
         let Some(idle) = self.idle_timeout else {
             return Ok(());
         };

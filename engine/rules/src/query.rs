@@ -19,11 +19,11 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Schema};
 use arrow::record_batch::RecordBatch;
 use datafusion::catalog::MemTable;
-use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use weir_core::schema::{col, schema_for};
 use weir_core::{Signal, SignalSet};
@@ -54,9 +54,16 @@ pub struct QueryShape {
 /// for the query's operators (hash tables, sorts; the window's rows are
 /// bounded by the buffers), Weir's functions registered.
 pub fn session(memory_limit: usize) -> Result<SessionContext, DataFusionError> {
-    let config = SessionConfig::new()
+    let mut config = SessionConfig::new()
         .with_target_partitions(1)
         .with_information_schema(false);
+    // A rule's plan is kept and run again and again (see `crate::plan`): no
+    // dynamic filters, which bind a plan to one run.
+    let optimizer = &mut config.options_mut().optimizer;
+    optimizer.enable_dynamic_filter_pushdown = false;
+    optimizer.enable_topk_dynamic_filter_pushdown = false;
+    optimizer.enable_join_dynamic_filter_pushdown = false;
+    optimizer.enable_aggregate_dynamic_filter_pushdown = false;
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_limit(memory_limit, 1.0)
         .build_arc()?;
@@ -99,6 +106,16 @@ pub async fn validate(rule: &str, sql: &str) -> Result<QueryShape, RuleError> {
     let ctx = session(usize::MAX).map_err(sql_error)?;
     register_tables(&ctx, BTreeMap::new()).map_err(sql_error)?;
     let df = plan(&ctx, sql).await.map_err(sql_error)?;
+    if let Some(function) = wall_clock_function(df.logical_plan()) {
+        return Err(RuleError::Sql {
+            rule: rule.to_string(),
+            message: format!(
+                "`{function}()` reads the wall clock, but rules run in the data's time \
+                 (and a rule's plan is made once, so it would never change): compare the \
+                 rows' own `time` columns instead"
+            ),
+        });
+    }
     let label_columns = check_shape(rule, df.schema().as_arrow())?;
     let inputs = tables_read(df.logical_plan());
     Ok(QueryShape {
@@ -183,6 +200,32 @@ fn is_string(dt: &DataType) -> bool {
         DataType::Dictionary(_, value) => is_string(value),
         _ => false,
     }
+}
+
+/// The first function of `plan` (subqueries included) that reads the wall
+/// clock, if any.
+fn wall_clock_function(plan: &LogicalPlan) -> Option<String> {
+    const CLOCK: [&str; 4] = ["now", "current_timestamp", "current_date", "current_time"];
+    let mut found = None;
+    let _ = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                if let Expr::ScalarFunction(f) = e
+                    && CLOCK.contains(&f.func.name())
+                {
+                    found = Some(f.func.name().to_string());
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })?;
+        Ok(if found.is_some() {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
 }
 
 /// The signal tables `plan` scans, subqueries included.
@@ -305,6 +348,13 @@ mod tests {
         assert!(err.to_string().contains("tracez"), "{err}");
         let err = block(validate("r", "DROP TABLE logs")).unwrap_err();
         assert!(matches!(err, RuleError::Sql { .. }), "{err}");
+        for sql in [
+            "SELECT CAST(count(*) AS DOUBLE) AS value FROM logs WHERE time > now() - INTERVAL '5 minutes'",
+            "SELECT 1 AS value FROM (SELECT * FROM spans WHERE start_time < current_timestamp())",
+        ] {
+            let err = block(validate("r", sql)).unwrap_err();
+            assert!(err.to_string().contains("wall clock"), "{sql}: {err}");
+        }
     }
 
     /// Guarantees: a query runs over registered batches; rows become samples

@@ -5,8 +5,9 @@
 //! data arrives: durations, names, templates, and the SQL itself (planned
 //! against empty tables with the real schemas, its result shape checked).
 //! [`Rule::new`] validates and builds the running rule: one
-//! [`WindowBuffer`] per table the SQL reads, a DataFusion session, and for
-//! alert rules an [`AlertLifecycle`].
+//! [`WindowBuffer`] per table the SQL reads, a DataFusion session with the
+//! query planned once (pane by pane where it can be, see
+//! [`crate::incremental`]), and for alert rules an [`AlertLifecycle`].
 //!
 //! The runtime pushes batches into the rule, asks [`Rule::next_due`] for the
 //! next evaluation time whose window is complete (evaluation times are the
@@ -28,7 +29,8 @@ use weir_core::{Signal, SignalSet};
 
 use crate::alert::{Alert, AlertEvent, AlertLifecycle, AlertSettings, Instance, label_set_text};
 use crate::error::{EvalError, RuleError, WindowError};
-use crate::incremental::{self, Panes};
+use crate::incremental::{PanePlans, Panes, Pending};
+use crate::plan::{self, Tables};
 use crate::query::{self, QueryShape, Sample};
 use crate::record;
 use crate::template::{Template, is_label_name};
@@ -357,7 +359,7 @@ pub struct Evaluation {
     pub samples: Vec<Sample>,
     /// The recorded points, in the `metrics` schema: for recording rules
     /// the rule's series, for alert rules Prometheus' `ALERTS` series of the
-    /// pending and firing instances.
+    /// pending and firing instances; `None` when there is none.
     pub recorded: Option<RecordBatch>,
 }
 
@@ -369,13 +371,51 @@ pub struct Rule {
     templates: Templates,
     inputs: Inputs,
     last_eval: Option<UnixNanos>,
-    ctx: SessionContext,
+    /// The context the kept plans run in (the rule's session: its
+    /// functions and memory limit), made once.
+    task: Arc<datafusion::execution::TaskContext>,
     lifecycle: Option<AlertLifecycle>,
-    /// Whether the query runs pane by pane (see [`crate::incremental`]);
-    /// `None` until its first evaluation has planned it.
-    incremental: Option<bool>,
+    /// The tables the kept plans read (see [`crate::plan`]).
+    tables: Tables,
+    /// The query, planned once.
+    compiled: Compiled,
     /// The partial aggregates of the panes, when incremental.
     panes: Panes,
+    /// Rows gathered for the panes, when the rule runs on its own (in a
+    /// group, the group gathers them).
+    pending: Pending,
+}
+
+/// How a rule's query runs, planned once.
+#[derive(Debug)]
+enum Compiled {
+    /// Over the rows of the whole window, each evaluation.
+    Rescan(Arc<dyn datafusion::physical_plan::ExecutionPlan>),
+    /// Pane by pane (see [`crate::incremental`]).
+    Panes(PanePlans),
+}
+
+/// Plans `config`'s query in `ctx` over `tables`: pane by pane when its
+/// shape and durations allow it.
+async fn compile(
+    config: &RuleConfig,
+    shape: &QueryShape,
+    ctx: &SessionContext,
+    tables: &Tables,
+) -> Result<Compiled, datafusion::error::DataFusionError> {
+    tables.register(ctx)?;
+    let df = query::plan(ctx, &config.sql).await?;
+    let plan = df.create_physical_plan().await?;
+    let every = nanos(config.every);
+    let aligned =
+        every > 0 && nanos(config.window) % every == 0 && nanos(config.query_offset) % every == 0;
+    let mut inputs = shape.inputs.iter();
+    if let (true, Some(input), None) = (aligned, inputs.next(), inputs.next())
+        && let Some(panes) = PanePlans::new(&plan, input)?
+    {
+        return Ok(Compiled::Panes(panes));
+    }
+    Ok(Compiled::Rescan(plan))
 }
 
 impl fmt::Debug for Rule {
@@ -398,7 +438,24 @@ impl Rule {
             message: e.strip_backtrace().to_string(),
         })?;
         let templates = config.compile_templates(&shape)?;
-        let inputs = Inputs::new(shape.inputs, config.allowed_lateness, config.buffer_limits);
+        let tables = Tables::default();
+        // Planning needs no I/O: the tables are slots in memory.
+        let compiled = futures::executor::block_on(compile(&config, &shape, &ctx, &tables))
+            .map_err(|e| RuleError::Sql {
+                rule: config.name.clone(),
+                message: e.strip_backtrace().to_string(),
+            })?;
+        let task = ctx.task_ctx();
+        let keep = match compiled {
+            Compiled::Rescan(_) => shape.inputs,
+            Compiled::Panes(_) => SignalSet::NONE,
+        };
+        let inputs = Inputs::new(
+            shape.inputs,
+            keep,
+            config.allowed_lateness,
+            config.buffer_limits,
+        );
         let lifecycle = (config.kind == RuleKind::Alert).then(|| {
             AlertLifecycle::new(
                 &config.name,
@@ -416,34 +473,65 @@ impl Rule {
             templates,
             inputs,
             last_eval: None,
-            ctx,
+            task,
             lifecycle,
-            incremental: None,
+            tables,
+            compiled,
             panes: Panes::default(),
+            pending: Pending::default(),
         })
     }
 
-    /// How far back from an evaluation's time its rows are needed:
-    /// `window + query_offset`, or just `every + query_offset` once the
+    /// How far back from an evaluation's time its window reaches:
+    /// `window + query_offset`, or just `every + query_offset` when the
     /// rule runs pane by pane (older panes are kept as partial states).
+    /// Rows before `t + every - reach` are late once `t` is evaluated.
     pub fn reach(&self) -> i64 {
         let offset = nanos(self.config.query_offset);
-        if self.incremental == Some(true) {
+        if self.is_incremental() {
             nanos(self.config.every).saturating_add(offset)
         } else {
             nanos(self.config.window).saturating_add(offset)
         }
     }
 
-    /// Whether the rule is evaluated pane by pane; `None` before its first
-    /// evaluation.
-    pub fn is_incremental(&self) -> Option<bool> {
-        self.incremental
+    /// Whether the rule is evaluated pane by pane (see
+    /// [`crate::incremental`]): known once the rule is built.
+    pub fn is_incremental(&self) -> bool {
+        matches!(self.compiled, Compiled::Panes(_))
+    }
+
+    /// The table whose rows the rule aggregates pane by pane, if it does.
+    pub(crate) fn pane_input(&self) -> Option<Signal> {
+        match &self.compiled {
+            Compiled::Panes(plans) => Some(plans.input),
+            Compiled::Rescan(_) => None,
+        }
     }
 
     /// The bytes of the partial aggregates the rule keeps.
     pub fn pane_bytes(&self) -> usize {
         self.panes.bytes()
+    }
+
+    /// Aggregates `rows` of `signal`'s table, stamped in the pane starting
+    /// at `start`, into that pane (pane-by-pane rules reading `signal`;
+    /// others ignore them). A failure is kept with the pane and reported by
+    /// the evaluations whose window holds it.
+    pub(crate) async fn absorb(
+        &mut self,
+        signal: Signal,
+        start: UnixNanos,
+        rows: Vec<RecordBatch>,
+    ) {
+        if let Compiled::Panes(plans) = &self.compiled
+            && plans.input == signal
+        {
+            let slot = self.tables.slot(signal);
+            self.panes
+                .absorb(plans, &self.task, slot, start, rows)
+                .await;
+        }
     }
 
     /// The definition.
@@ -478,19 +566,42 @@ impl Rule {
 
     /// Takes a batch of `signal`'s table; a table the query does not read
     /// is ignored (0 rows taken).
-    pub fn push(&mut self, signal: Signal, batch: &RecordBatch) -> Result<usize, WindowError> {
-        self.push_bounded(signal, batch, None)
+    pub async fn push(
+        &mut self,
+        signal: Signal,
+        batch: &RecordBatch,
+    ) -> Result<usize, WindowError> {
+        self.push_bounded(signal, batch, None).await
     }
 
     /// [`Self::push`], dropping rows stamped after `not_after` (see
     /// [`WindowBuffer::push_bounded`]).
-    pub fn push_bounded(
+    pub async fn push_bounded(
         &mut self,
         signal: Signal,
         batch: &RecordBatch,
         not_after: Option<UnixNanos>,
     ) -> Result<usize, WindowError> {
-        self.inputs.push_bounded(signal, batch, not_after)
+        let Some((kept, time_column)) = self.inputs.take(signal, batch, not_after)? else {
+            return Ok(0);
+        };
+        let rows = kept.num_rows();
+        if self.pane_input() == Some(signal) {
+            let every = nanos(self.config.every);
+            for pane in self.pending.add(signal, &kept, time_column, every) {
+                let rows = self.pending.take(pane);
+                self.absorb(pane.0, pane.1, rows).await;
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Aggregates the rows gathered for the panes starting before `t`.
+    async fn flush_before(&mut self, t: UnixNanos) {
+        for pane in self.pending.before(t) {
+            let rows = self.pending.take(pane);
+            self.absorb(pane.0, pane.1, rows).await;
+        }
     }
 
     /// Moves the watermark of every input to at least `to` (idle inputs).
@@ -535,6 +646,7 @@ impl Rule {
     /// (as Prometheus moves on to the next interval after a failed
     /// evaluation). A failed evaluation leaves the alert state as it was.
     pub async fn evaluate(&mut self, t: UnixNanos) -> Result<Evaluation, EvalError> {
+        self.flush_before(t).await;
         let inputs = std::mem::take(&mut self.inputs);
         let result = self.evaluate_over(t, inputs.buffers()).await;
         self.inputs = inputs;
@@ -555,32 +667,21 @@ impl Rule {
     ) -> Result<Evaluation, EvalError> {
         let end = t.saturating_sub(nanos(self.config.query_offset));
         let start = end.saturating_sub(nanos(self.config.window));
-        let every = nanos(self.config.every);
-        let aligned = every > 0
-            && nanos(self.config.window) % every == 0
-            && nanos(self.config.query_offset) % every == 0;
-        if !aligned {
-            self.incremental = Some(false);
-        }
-        let mut samples = None;
-        if self.incremental != Some(false) {
-            samples = self.run_incremental(start, end, buffers).await.transpose();
-        }
-        let samples = match samples {
-            Some(done) => done,
-            None => {
-                let tables = buffers
-                    .iter()
-                    .filter(|b| self.shape.inputs.contains(b.signal()))
-                    .map(|b| (b.signal(), b.snapshot(start, end)))
-                    .collect();
-                self.run_query(tables).await
+        let samples = match &self.compiled {
+            Compiled::Panes(_) => self.run_panes(start, end).await,
+            Compiled::Rescan(_) => {
+                for b in buffers {
+                    if self.shape.inputs.contains(b.signal()) {
+                        self.tables.slot(b.signal()).set(b.snapshot(start, end));
+                    }
+                }
+                let samples = self.run_query().await;
+                // Free the window's rows whatever happened.
+                self.tables.clear();
+                samples
             }
         };
-        // Free the window's rows whatever happened.
-        let emptied = query::register_tables(&self.ctx, BTreeMap::new());
         let samples = samples?;
-        emptied.map_err(|e| self.query_error(e))?;
         let mut evaluation = Evaluation {
             time: t,
             rows: samples.len(),
@@ -596,8 +697,10 @@ impl Rule {
         match self.config.kind {
             RuleKind::Record => {
                 let samples = self.apply_record_labels(samples)?;
-                let batch = record::metrics_batch(&self.config.name, end, &samples);
-                evaluation.recorded = Some(batch.map_err(internal)?);
+                if !samples.is_empty() {
+                    let batch = record::metrics_batch(&self.config.name, end, &samples);
+                    evaluation.recorded = Some(batch.map_err(internal)?);
+                }
                 evaluation.samples = samples;
             }
             RuleKind::Alert => {
@@ -605,8 +708,13 @@ impl Rule {
                 if let Some(lifecycle) = &mut self.lifecycle {
                     evaluation.transitions = lifecycle.update(t, instances)?;
                     evaluation.notifications = lifecycle.notifications(t);
-                    let series = record::alerts_series(end, lifecycle.alerts());
-                    evaluation.recorded = Some(series.map_err(internal)?);
+                    let active = lifecycle
+                        .alerts()
+                        .any(|a| a.state != crate::alert::AlertState::Inactive);
+                    if active {
+                        let series = record::alerts_series(end, lifecycle.alerts());
+                        evaluation.recorded = Some(series.map_err(internal)?);
+                    }
                 }
             }
         }
@@ -620,83 +728,41 @@ impl Rule {
         }
     }
 
-    /// The query over `[start, end)` from the panes' partial aggregates,
-    /// filling the panes not held yet from `buffers`; `None` when the query
-    /// turns out not to be incremental.
-    async fn run_incremental(
+    /// The query over `[start, end)` from the panes' partial aggregates.
+    async fn run_panes(
         &mut self,
         start: UnixNanos,
         end: UnixNanos,
-        buffers: &[WindowBuffer],
-    ) -> Result<Option<Vec<Sample>>, EvalError> {
-        let every = nanos(self.config.every).max(1);
-        let mut pane = start;
-        while pane < end {
-            if !self.panes.has(pane) {
-                let tables: BTreeMap<Signal, Vec<RecordBatch>> = buffers
-                    .iter()
-                    .filter(|b| self.shape.inputs.contains(b.signal()))
-                    .map(|b| (b.signal(), b.snapshot(pane, pane.saturating_add(every))))
-                    .collect();
-                let rows: usize = tables.values().flatten().map(RecordBatch::num_rows).sum();
-                if rows == 0 {
-                    self.panes.insert_empty(pane);
-                } else {
-                    let Some(plan) = self.physical_plan(tables).await? else {
-                        return Ok(None);
-                    };
-                    let (schema, states) = incremental::partial_states(&self.ctx, &plan)
-                        .await
-                        .map_err(|e| self.query_error(e))?;
-                    self.panes.insert(pane, schema, states);
-                }
-            }
-            pane = pane.saturating_add(every);
-        }
-        let Some(plan) = self.physical_plan(BTreeMap::new()).await? else {
-            return Ok(None);
-        };
-        let batches = match self.panes.states(start, end) {
-            (Some(schema), states) => incremental::run_final(&self.ctx, plan, schema, states).await,
-            // No pane held a row: the query over empty tables is the answer.
-            (None, _) => datafusion::physical_plan::collect(plan, self.ctx.task_ctx()).await,
-        }
-        .map_err(|e| self.query_error(e))?;
-        self.panes.evict_before(start.saturating_add(every));
-        query::samples(&batches)
-            .map(Some)
-            .map_err(|e| self.query_error(e))
-    }
-
-    /// The physical plan of the query over `tables`; `None` (and the rule
-    /// marked not incremental) when it is not of an incremental shape.
-    async fn physical_plan(
-        &mut self,
-        tables: BTreeMap<Signal, Vec<RecordBatch>>,
-    ) -> Result<Option<Arc<dyn datafusion::physical_plan::ExecutionPlan>>, EvalError> {
-        query::register_tables(&self.ctx, tables).map_err(|e| self.query_error(e))?;
-        let df = query::plan(&self.ctx, &self.config.sql)
-            .await
-            .map_err(|e| self.query_error(e))?;
-        let plan = df
-            .create_physical_plan()
-            .await
-            .map_err(|e| self.query_error(e))?;
-        if self.incremental.is_none() {
-            self.incremental = Some(incremental::is_incremental(&plan));
-        }
-        Ok((self.incremental == Some(true)).then_some(plan))
-    }
-
-    async fn run_query(
-        &self,
-        tables: BTreeMap<Signal, Vec<RecordBatch>>,
     ) -> Result<Vec<Sample>, EvalError> {
-        query::register_tables(&self.ctx, tables).map_err(|e| self.query_error(e))?;
-        let df = query::plan(&self.ctx, &self.config.sql)
+        let Compiled::Panes(plans) = &self.compiled else {
+            return Err(EvalError::Internal {
+                rule: self.config.name.clone(),
+                message: "not a pane-by-pane rule".to_string(),
+            });
+        };
+        let states = self.panes.window(plans, &self.task, start, end).await;
+        let states = states.map_err(|message| EvalError::Query {
+            rule: self.config.name.clone(),
+            message,
+        })?;
+        let batches = plans.finish(&self.task, states).await;
+        let every = nanos(self.config.every).max(1);
+        self.panes.evict_before(start.saturating_add(every));
+        let batches = batches.map_err(|e| self.query_error(e))?;
+        query::samples(&batches).map_err(|e| self.query_error(e))
+    }
+
+    /// The kept plan over the rows in the table slots.
+    async fn run_query(&self) -> Result<Vec<Sample>, EvalError> {
+        let Compiled::Rescan(plan) = &self.compiled else {
+            return Err(EvalError::Internal {
+                rule: self.config.name.clone(),
+                message: "a pane-by-pane rule".to_string(),
+            });
+        };
+        let batches = plan::run(&self.task, plan)
             .await
             .map_err(|e| self.query_error(e))?;
-        let batches = df.collect().await.map_err(|e| self.query_error(e))?;
         query::samples(&batches).map_err(|e| self.query_error(e))
     }
 
@@ -942,7 +1008,7 @@ mod tests {
         assert_eq!(rule.label_columns(), ["service_name"]);
         assert_eq!(rule.next_due(), None, "no watermark yet");
         assert_eq!(
-            rule.push(Signal::Spans, &logs(&[(1, "x")])).unwrap(),
+            rule.push(Signal::Spans, &logs(&[(1, "x")])).await.unwrap(),
             0,
             "unread table"
         );
@@ -950,15 +1016,20 @@ mod tests {
             Signal::Logs,
             &logs(&[(100, "cart"), (101, "cart"), (102, "pay")]),
         )
+        .await
         .unwrap();
         // Watermark 102: the first tick is 90, over [30, 90): empty.
         assert_eq!(run_due(&mut rule).await, vec![(90, vec![])]);
-        rule.push(Signal::Logs, &logs(&[(125, "cart")])).unwrap();
+        rule.push(Signal::Logs, &logs(&[(125, "cart")]))
+            .await
+            .unwrap();
         assert_eq!(
             run_due(&mut rule).await,
             vec![(120, vec![("cart".into(), EventState::Pending)])]
         );
-        rule.push(Signal::Logs, &logs(&[(151, "cart")])).unwrap();
+        rule.push(Signal::Logs, &logs(&[(151, "cart")]))
+            .await
+            .unwrap();
         let t = rule.next_due().unwrap();
         assert_eq!(t, 150 * S);
         let ev = rule.evaluate(t).await.unwrap();
@@ -1031,10 +1102,12 @@ mod tests {
             Signal::Logs,
             &logs(&[(55, "a"), (65, "a"), (69, "b"), (130, "c")]),
         )
+        .await
         .unwrap();
         // Watermark 130 - 15 = 115: 116 is on time, 90 is too late.
         assert_eq!(
             rule.push(Signal::Logs, &logs(&[(116, "b"), (90, "b")]))
+                .await
                 .unwrap(),
             1
         );
@@ -1073,6 +1146,7 @@ mod tests {
     async fn state_restores_to_unchanged_rules_only() {
         let mut rule = Rule::new(error_rule(), &settings()).unwrap();
         rule.push(Signal::Logs, &logs(&[(100, "cart"), (101, "cart")]))
+            .await
             .unwrap();
         rule.advance_watermark(120 * S);
         while let Some(t) = rule.next_due() {
@@ -1101,6 +1175,7 @@ mod tests {
             Signal::Logs,
             &logs(&[(100, "cart"), (101, "cart"), (125, "cart")]),
         )
+        .await
         .unwrap();
         same.advance_watermark(150 * S);
         let t = same.next_due().unwrap();
@@ -1187,8 +1262,8 @@ mod tests {
             )
         };
         let mut rule = Rule::new(config, &settings()).unwrap();
-        rule.push(Signal::Logs, &logs(&[(30, "a")])).unwrap();
-        rule.push(Signal::Logs, &logs(&[(61, "a")])).unwrap();
+        rule.push(Signal::Logs, &logs(&[(30, "a")])).await.unwrap();
+        rule.push(Signal::Logs, &logs(&[(61, "a")])).await.unwrap();
         let t = rule.next_due().unwrap();
         assert_eq!(t, 60 * S);
         let err = rule.evaluate(t).await.unwrap_err();
@@ -1198,11 +1273,20 @@ mod tests {
         );
         assert!(rule.alerts().is_empty());
         assert_eq!(rule.next_due(), None, "60 is done; 120 is not complete yet");
+        assert!(rule.is_incremental());
         assert_eq!(
             rule.buffer_stats()[0].1.rows,
-            1,
-            "the row at 30 was evicted"
+            0,
+            "a pane-by-pane rule keeps no rows in its buffer"
         );
+        // The failed pane [0, 60) is gone with its evaluation; the next
+        // window fails on its own rows, not on the old pane's error.
+        rule.advance_watermark(120 * S);
+        let err = rule.evaluate(120 * S).await.unwrap_err();
+        assert!(matches!(&err, EvalError::Query { message, .. } if message.contains("zero")));
+        rule.advance_watermark(180 * S);
+        let quiet = rule.evaluate(180 * S).await.unwrap();
+        assert_eq!(quiet.rows, 0, "an empty window runs again");
     }
 
     /// Guarantees: each mistake in a definition is a validation error naming

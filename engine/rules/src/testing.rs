@@ -112,7 +112,10 @@ async fn run(
     let mut t = 0;
     while t <= last {
         for (signal, batch) in inputs.up_to(t) {
-            group.push(signal, &batch).map_err(|e| e.to_string())?;
+            group
+                .push(signal, &batch)
+                .await
+                .map_err(|e| e.to_string())?;
         }
         group.advance_watermark(t);
         let evaluations = group.evaluate(t).await;

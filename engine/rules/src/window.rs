@@ -24,40 +24,10 @@
 //!   that would pass them is refused with [`WindowError::Full`] and its rows
 //!   counted in [`BufferStats::rejected_rows`].
 //!
-//! # Towards incremental evaluation
-//!
-//! Today each tick runs the rule's SQL over a snapshot of the whole window
-//! ([`WindowBuffer::snapshot`]), bounded by [`BufferLimits`]. The plan for
-//! queries that allow it, as Arroyo does with DataFusion's partial and final
-//! aggregate plans:
-//!
-//! 1. **Which queries.** Plan the SQL (one partition) and look for exactly
-//!    one `AggregateExec` (mode `Single`) whose input reads one table
-//!    through stateless operators only (scan, filter, projection, batch
-//!    coalescing). Joins, window functions, a second aggregate, `LIMIT`
-//!    below the aggregate: not incremental, keep the snapshot path. Every
-//!    DataFusion aggregate has mergeable state, so `count`, `sum`, `avg`,
-//!    `min`, `max`, `approx_percentile_cont` and Weir's `sum_buckets` all
-//!    qualify.
-//! 2. **Panes.** Cut event time into panes of `gcd(window, every,
-//!    query_offset)` aligned to the epoch; every window is then a whole
-//!    number of panes. A pane is reduced at the first tick whose window
-//!    holds it; by then the watermark has passed its end, so any later row
-//!    for it would be late anyway.
-//! 3. **Partial.** To reduce a pane, register its rows, re-plan the SQL, and
-//!    wrap the aggregate's input in `AggregateExec::try_new(Partial,
-//!    group_by, aggr_expr, filter_expr, input, input_schema)`; keep the
-//!    state batch (one row per group) and evict the pane's rows at once.
-//! 4. **Final.** At each tick, re-plan the SQL over empty tables and replace
-//!    its `Single` aggregate by `AggregateExec::try_new(Final,
-//!    group_by.as_final(), aggr_expr, filter_expr, <memory source of the
-//!    window's pane states>, input_schema)`; the operators above it
-//!    (`HAVING`, projection, sort) are unchanged since the output schema is
-//!    the same. Drop pane states older than the window.
-//!
-//! Memory is then the pane states (groups × panes) plus the open panes'
-//! rows. In a [`crate::RuleGroup`] rows are evicted once every incremental
-//! rule has reduced their pane and no snapshot rule's window holds them.
+//! * **Rows kept or not.** A buffer keeps rows only for rules that rescan
+//!   their window ([`WindowBuffer::keeping_rows`]); for rules evaluated pane
+//!   by pane it only checks rows and moves the watermark, and hands the
+//!   rows on (see [`crate::incremental`]).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -135,6 +105,7 @@ pub struct WindowBuffer {
     time_column: usize,
     allowed_lateness: i64,
     limits: BufferLimits,
+    keep_rows: bool,
     chunks: VecDeque<Chunk>,
     max_event_time: Option<UnixNanos>,
     advanced_to: Option<UnixNanos>,
@@ -156,12 +127,32 @@ impl WindowBuffer {
             time_column,
             allowed_lateness: nanos(allowed_lateness),
             limits,
+            keep_rows: true,
             chunks: VecDeque::new(),
             max_event_time: None,
             advanced_to: None,
             evicted_before: None,
             stats: BufferStats::default(),
         }
+    }
+
+    /// A buffer that checks rows and moves its watermark but keeps no
+    /// rows (`keep` false): its rules aggregate them as they arrive.
+    pub fn keeping_rows(mut self, keep: bool) -> Self {
+        self.keep_rows = keep;
+        self
+    }
+
+    /// Changes, for a reload, whether the buffer keeps rows (dropping those
+    /// it holds when it stops) and its limits (rows already held stay).
+    pub(crate) fn reshape(&mut self, keep: bool, limits: BufferLimits) {
+        if !keep {
+            self.chunks.clear();
+            self.stats.rows = 0;
+            self.stats.bytes = 0;
+        }
+        self.keep_rows = keep;
+        self.limits = limits;
     }
 
     /// The buffer's table.
@@ -211,8 +202,18 @@ impl WindowBuffer {
         batch: &RecordBatch,
         not_after: Option<UnixNanos>,
     ) -> Result<usize, WindowError> {
+        Ok(self.take(batch, not_after)?.map_or(0, |b| b.num_rows()))
+    }
+
+    /// [`WindowBuffer::push_bounded`], returning the rows it took (also when
+    /// it keeps no rows).
+    pub(crate) fn take(
+        &mut self,
+        batch: &RecordBatch,
+        not_after: Option<UnixNanos>,
+    ) -> Result<Option<RecordBatch>, WindowError> {
         if batch.num_rows() == 0 {
-            return Ok(0);
+            return Ok(None);
         }
         if batch.schema().fields() != self.schema.fields() {
             return Err(WindowError::Schema {
@@ -273,7 +274,12 @@ impl WindowBuffer {
         };
         let rows = kept.num_rows();
         if rows == 0 {
-            return Ok(0);
+            return Ok(None);
+        }
+        if !self.keep_rows {
+            self.stats.accepted_rows += rows as u64;
+            self.max_event_time = self.max_event_time.max(Some(max));
+            return Ok(Some(kept));
         }
         let bytes = kept.get_array_memory_size();
         if self.stats.rows + rows > self.limits.max_rows
@@ -298,9 +304,14 @@ impl WindowBuffer {
             min,
             max,
             bytes,
-            batch: kept,
+            batch: kept.clone(),
         });
-        Ok(rows)
+        Ok(Some(kept))
+    }
+
+    /// The index of the event-time column.
+    pub(crate) fn time_column(&self) -> usize {
+        self.time_column
     }
 
     /// The rows with event time in `[start, end)`.
@@ -362,17 +373,72 @@ fn names(schema: &SchemaRef) -> Vec<&str> {
 pub struct Inputs {
     buffers: Vec<WindowBuffer>,
     advanced_to: Option<UnixNanos>,
+    allowed_lateness: Duration,
+    limits: BufferLimits,
 }
 
 impl Inputs {
-    /// One empty buffer per signal of `signals`.
-    pub fn new(signals: SignalSet, allowed_lateness: Duration, limits: BufferLimits) -> Self {
+    /// One empty buffer per signal of `signals`, keeping rows for those of
+    /// `keep` (see [`WindowBuffer::keeping_rows`]).
+    pub fn new(
+        signals: SignalSet,
+        keep: SignalSet,
+        allowed_lateness: Duration,
+        limits: BufferLimits,
+    ) -> Self {
         Inputs {
             buffers: signals
                 .iter()
-                .map(|s| WindowBuffer::new(s, allowed_lateness, limits))
+                .map(|s| {
+                    WindowBuffer::new(s, allowed_lateness, limits).keeping_rows(keep.contains(s))
+                })
                 .collect(),
             advanced_to: None,
+            allowed_lateness,
+            limits,
+        }
+    }
+
+    /// The allowed lateness of every buffer.
+    pub(crate) fn allowed_lateness(&self) -> Duration {
+        self.allowed_lateness
+    }
+
+    /// The limits of every buffer.
+    pub(crate) fn limits(&self) -> BufferLimits {
+        self.limits
+    }
+
+    /// For a reload: one buffer per signal of `signals`, keeping rows for
+    /// those of `keep`; the buffers of signals read before stay with their
+    /// rows and watermark, new ones start empty.
+    pub(crate) fn reshape(
+        &mut self,
+        signals: SignalSet,
+        keep: SignalSet,
+        allowed_lateness: Duration,
+        limits: BufferLimits,
+    ) {
+        self.allowed_lateness = allowed_lateness;
+        self.limits = limits;
+        let mut old = std::mem::take(&mut self.buffers);
+        for signal in signals.iter() {
+            let buffer = match old.iter().position(|b| b.signal() == signal) {
+                Some(i) => {
+                    let mut b = old.swap_remove(i);
+                    b.reshape(keep.contains(signal), limits);
+                    b
+                }
+                None => {
+                    let mut b = WindowBuffer::new(signal, allowed_lateness, limits)
+                        .keeping_rows(keep.contains(signal));
+                    if let Some(t) = self.advanced_to {
+                        b.advance_watermark(t);
+                    }
+                    b
+                }
+            };
+            self.buffers.push(buffer);
         }
     }
 
@@ -401,6 +467,22 @@ impl Inputs {
         match self.buffers.iter_mut().find(|b| b.signal() == signal) {
             Some(buffer) => buffer.push_bounded(batch, not_after),
             None => Ok(0),
+        }
+    }
+
+    /// [`Inputs::push_bounded`], returning the rows taken and the index of
+    /// their event-time column; `None` when none was.
+    pub(crate) fn take(
+        &mut self,
+        signal: Signal,
+        batch: &RecordBatch,
+        not_after: Option<UnixNanos>,
+    ) -> Result<Option<(RecordBatch, usize)>, WindowError> {
+        match self.buffers.iter_mut().find(|b| b.signal() == signal) {
+            Some(buffer) => Ok(buffer
+                .take(batch, not_after)?
+                .map(|b| (b, buffer.time_column()))),
+            None => Ok(None),
         }
     }
 

@@ -258,7 +258,12 @@ async fn feed(p: &mut RulesProcessor, offsets: &[u64]) -> Vec<(u64, String)> {
     )
     .await
     .expect("taken");
-    states(&out)
+    alert_states(&out)
+}
+
+/// (seconds after [`BASE`], `alertstate`) of the `ALERTS` points in `out`.
+fn alert_states(out: &[Batch]) -> Vec<(u64, String)> {
+    states(out)
         .into_iter()
         .filter(|(_, name, ..)| name == "ALERTS")
         .map(|(at, .., state)| (at, state))
@@ -297,11 +302,7 @@ async fn pending_alert_keeps_its_for_clock_across_a_restart() {
         )
         .await
         .expect("taken");
-    let alerts: Vec<(u64, String)> = states(&out)
-        .into_iter()
-        .filter(|(_, name, ..)| name == "ALERTS")
-        .map(|(at, .., state)| (at, state))
-        .collect();
+    let alerts = alert_states(&out);
     assert_eq!(alerts, [(60, "pending".into()), (90, "firing".into())]);
     // Only the firing is an event: pending began before the restart.
     let event = |kind: &str| (90, kind.into(), "firing".into(), "CartIsBusy".into());
@@ -404,5 +405,103 @@ async fn tick_moves_an_idle_input_to_the_present() {
     assert!(
         now - last <= 31_000_000_000,
         "last evaluation {last}, now {now}"
+    );
+}
+
+/// The `slo` processor's config in `pipeline`.
+fn config_of(pipeline: &str) -> weir_config::RulesConfig {
+    let plan = parse_str(pipeline, "slo.toml").expect("valid pipeline");
+    let ComponentConfig::Processor(ProcessorConfig::Rules(config)) =
+        &plan.component("slo").expect("slo").config
+    else {
+        panic!("slo is a rules processor");
+    };
+    config.clone()
+}
+
+/// The value recorded for `cart` by `metric` in `out`, at `at` seconds
+/// after [`BASE`].
+fn recorded(out: &[Batch], metric: &str, at: u64) -> Option<f64> {
+    states(out)
+        .into_iter()
+        .find(|(t, name, service, ..)| *t == at && name == metric && service == "cart")
+        .map(|(.., value, _)| value)
+}
+
+/// Scenario: `CartIsBusy` (`for = "1m"`) turns pending at BASE+30; the
+/// config is reloaded with both rules unchanged and a new recording rule;
+/// the condition holds on. Then a reload with broken SQL, then one that
+/// changes `CartIsBusy`'s labels.
+/// Guarantees: unchanged rules keep their alert state (the `for` clock
+/// from +30: firing at +90) and their partial aggregates (the count at +60
+/// holds the spans from before the reload); a new rule counts from the
+/// rows still gathered for the open pane on; an invalid reload changes
+/// nothing and says why; a changed rule starts afresh; a reload sent
+/// through `reloads()` is taken before the next batch.
+#[tokio::test]
+async fn reload_keeps_the_state_of_unchanged_rules() {
+    let pipeline = PIPELINE.replace(
+        "labels = { severity = \"page\" }",
+        "labels = { severity = \"page\" }\nfor = \"1m\"",
+    );
+    let mut p = processor_of(&pipeline);
+    assert!(feed(&mut p, &[1, 5, 9]).await.is_empty());
+    assert_eq!(feed(&mut p, &[35]).await, [(30, "pending".into())]);
+
+    let added = format!(
+        "{pipeline}\n[[processors.slo.rules]]\nrecord = \"cart_spans\"\nwindow = \"1m\"\n\
+         sql = \"SELECT service_name, CAST(count(*) AS DOUBLE) AS value FROM spans \
+         WHERE service_name = 'cart' GROUP BY service_name\"\n"
+    );
+    let report = p.reload(&config_of(&added)).expect("valid");
+    assert_eq!(report.kept, ["spans_per_service", "CartIsBusy"]);
+    assert_eq!(report.added, ["cart_spans"]);
+    assert!(report.changed.is_empty() && report.removed.is_empty());
+
+    let broken = added.replace(
+        "FROM spans WHERE service_name = 'cart' GROUP",
+        "FROM spanz GROUP",
+    );
+    let e = p.reload(&config_of(&broken)).expect_err("refused");
+    assert!(e.to_string().contains("spanz"), "{e}");
+
+    let mut out = Vec::new();
+    for offsets in [&[45, 50, 55][..], &[95]] {
+        p.process(
+            Batch::new(Signal::Spans, spans("cart", offsets), Ack::none()),
+            &mut out,
+        )
+        .await
+        .expect("taken");
+    }
+    let alerts = alert_states(&out);
+    assert_eq!(alerts, [(60, "pending".into()), (90, "firing".into())]);
+    assert_eq!(recorded(&out, "spans_per_service", 60), Some(7.0));
+    assert_eq!(
+        recorded(&out, "cart_spans", 60),
+        Some(4.0),
+        "the span at +35, still gathered, and the three after the reload"
+    );
+
+    // Changing the alert's labels makes it another rule: it starts again.
+    let relabelled = added.replace("severity = \"page\"", "severity = \"ticket\"");
+    p.reloads().send(config_of(&relabelled));
+    let mut out = Vec::new();
+    p.process(
+        Batch::new(
+            Signal::Spans,
+            spans("cart", &[100, 105, 110, 125]),
+            Ack::none(),
+        ),
+        &mut out,
+    )
+    .await
+    .expect("taken");
+    let alerts = alert_states(&out);
+    assert_eq!(alerts, [(120, "pending".into())], "a new `for` clock");
+    assert_eq!(
+        recorded(&out, "cart_spans", 120),
+        Some(4.0),
+        "kept: 95..110"
     );
 }
