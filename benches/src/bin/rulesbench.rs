@@ -2,7 +2,8 @@
 //!
 //! Builds a `rules` processor with N alert rules over 5-minute windows
 //! evaluated every 30 s (the mix below), and runs two phases in one
-//! process, on one core:
+//! process (decoding on one thread; the processor spreads the rules' work
+//! over the cores):
 //!
 //! 1. flat out: OTLP protobuf span requests decoded and converted to Arrow
 //!    (what the OTLP source does per request), alone and then pushed

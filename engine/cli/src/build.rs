@@ -28,6 +28,8 @@ pub struct Shared {
     pub external_url: String,
     /// Where each `rules` processor takes new rules on a reload.
     pub rules_reloads: std::collections::BTreeMap<String, weir_rules::Reloads>,
+    /// What each `rules` processor publishes of its rules, for the API.
+    pub rules_status: std::collections::BTreeMap<String, weir_rules::RulesStatus>,
 }
 
 /// Builds the component of `component`, binding any listener it has.
@@ -64,6 +66,9 @@ pub async fn build(component: &Component, shared: &mut Shared) -> Result<Node, C
             shared
                 .rules_reloads
                 .insert(name.to_string(), processor.reloads());
+            shared
+                .rules_status
+                .insert(name.to_string(), processor.status());
             Built::Processor(Box::new(processor))
         }
         ComponentConfig::Sink(SinkConfig::Blackhole(config)) => {

@@ -41,9 +41,29 @@ impl Engine {
     /// starts them, then the API server.
     pub async fn start(plan: &Plan) -> anyhow::Result<Started> {
         let metrics = metrics_handle();
+        // Bound first, so that the links in alerts name the address really
+        // bound (a port 0 becomes the port chosen).
+        let api_listener = if plan.api.enabled {
+            let listener = tokio::net::TcpListener::bind(plan.api.address)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot listen for the API on {}: choose a free `[api] address`",
+                        plan.api.address
+                    )
+                })?;
+            Some(listener)
+        } else {
+            None
+        };
+        let external_url = match (&plan.api.external_url, &api_listener) {
+            (Some(url), _) => url.clone(),
+            (None, Some(listener)) => format!("http://{}", listener.local_addr()?),
+            (None, None) => plan.api.external_url(),
+        };
         let mut shared = Shared {
             rules_state_dir: Some(plan.store.path.join("rules")),
-            external_url: plan.api.external_url(),
+            external_url,
             ..Shared::default()
         };
         if uses_store(plan) {
@@ -60,23 +80,16 @@ impl Engine {
             listeners,
             store,
             rules_reloads,
+            rules_status,
             ..
         } = shared;
         let reloader = Reloader::new(plan.clone(), rules_reloads);
         let topology = Topology::new(nodes).context("wiring the pipeline")?;
         let running = topology.start();
         let api_stop = Shutdown::new();
-        let (api_addr, api) = if plan.api.enabled {
-            let listener = tokio::net::TcpListener::bind(plan.api.address)
-                .await
-                .with_context(|| {
-                    format!(
-                        "cannot listen for the API on {}: choose a free `[api] address`",
-                        plan.api.address
-                    )
-                })?;
+        let (api_addr, api) = if let Some(listener) = api_listener {
             let addr = listener.local_addr()?;
-            let mut app = crate::api::router(metrics, running.readiness());
+            let mut app = crate::api::router(metrics, running.readiness(), rules_status);
             if let Some(store) = &store {
                 let store = store.clone();
                 let sql = SqlService::new(Arc::new(move |ctx| store.register(ctx)), &plan.query);
@@ -91,7 +104,7 @@ impl Engine {
                     tracing::error!(error = %e, "the API server failed");
                 }
             });
-            info!(address = %addr, sql = store.is_some(), "API listening (/metrics, /healthz, /readyz, /api/v1/sql)");
+            info!(address = %addr, sql = store.is_some(), "API listening (/metrics, /healthz, /readyz, /api/v1/rules, /api/v1/alerts, /rules/NAME, /api/v1/sql)");
             (Some(addr), Some(task))
         } else {
             (None, None)

@@ -174,6 +174,18 @@ fn serve(stream: &mut std::net::TcpStream, bodies: &Mutex<Vec<Value>>) {
     }
 }
 
+/// GETs `url`, checks the status is `status` and returns the JSON body.
+fn get_json(url: &str, status: u16) -> Value {
+    let response = reqwest::blocking::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .expect("weir answers");
+    assert_eq!(response.status().as_u16(), status, "GET {url}");
+    let body = response.text().expect("a body");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body}"))
+}
+
 /// The alerts Alertmanager lists (active ones; resolved ones it drops).
 fn listed(am: &Alertmanager) -> Vec<Value> {
     reqwest::blocking::get(format!("{}/api/v2/alerts", am.url))
@@ -192,7 +204,9 @@ fn listed(am: &Alertmanager) -> Vec<Value> {
 /// templated annotation, then no longer lists it and notifies its own
 /// receiver that it resolved (firing, then resolved); the webhook sink
 /// sends Alertmanager's webhook JSON for both; the store's `alerts` table
-/// holds the firing and resolved transitions and notifications.
+/// holds the firing and resolved transitions and notifications; the
+/// alert's `generatorURL` leads to the rule in Weir's API (firing, then
+/// inactive), and `/api/v1/alerts` lists the firing alert.
 #[test]
 fn alert_fires_and_resolves_at_a_real_alertmanager() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -284,7 +298,35 @@ inputs = ["slo"]
     assert_eq!(active["labels"]["severity"], "page");
     assert_eq!(active["annotations"]["summary"], "cart ran 3 spans");
     let generator = active["generatorURL"].as_str().unwrap_or_default();
-    assert!(generator.ends_with("/rules/CartIsBusy"), "{active}");
+    assert_eq!(
+        generator,
+        format!("http://{}/rules/CartIsBusy", weir.api),
+        "{active}"
+    );
+    // The link leads to the rule, firing, as Prometheus' /api/v1/rules shows it.
+    let page: Value = get_json(generator, 200);
+    let rule = &page["data"]["groups"][0]["rules"][0];
+    assert_eq!(page["data"]["groups"][0]["name"], "slo", "{page}");
+    assert_eq!(rule["name"], "CartIsBusy", "{page}");
+    assert_eq!(rule["type"], "alerting");
+    assert_eq!(rule["state"], "firing");
+    assert_eq!(rule["health"], "ok");
+    assert_eq!(rule["alerts"][0]["labels"]["service_name"], "cart");
+    assert_eq!(
+        rule["alerts"][0]["annotations"]["summary"],
+        "cart ran 3 spans"
+    );
+    assert_eq!(rule["alerts"][0]["value"], "3");
+    let alerts: Value = get_json(&format!("http://{}/api/v1/alerts", weir.api), 200);
+    assert_eq!(alerts["data"]["alerts"][0]["state"], "firing", "{alerts}");
+    let missing: Value = get_json(&format!("http://{}/rules/Nope", weir.api), 404);
+    assert!(
+        missing["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("`Nope`"),
+        "{missing}"
+    );
     let firing = am_hook.wait_for("firing", "Alertmanager");
     assert_eq!(firing["alerts"][0]["labels"]["alertname"], "CartIsBusy");
     let sent = hook.wait_for("firing", "the webhook sink");
@@ -307,6 +349,10 @@ inputs = ["slo"]
     let resolved = hook.wait_for("resolved", "the webhook sink");
     let ends = resolved["alerts"][0]["endsAt"].as_str().unwrap_or_default();
     assert_ne!(ends, "0001-01-01T00:00:00Z", "{resolved}");
+    let page: Value = get_json(generator, 200);
+    let rule = &page["data"]["groups"][0]["rules"][0];
+    assert_eq!(rule["state"], "inactive", "{page}");
+    assert_eq!(rule["alerts"], Value::Array(Vec::new()), "{page}");
 
     let csv = client
         .post(format!("http://{}/api/v1/sql?format=csv", weir.api))

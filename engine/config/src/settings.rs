@@ -23,7 +23,8 @@ pub struct ApiConfig {
     pub enabled: bool,
     /// The URL users reach Weir at, as alerts link back to it (their
     /// `generatorURL`, and `externalURL` in webhook messages), such as
-    /// `"https://weir.example.com"`. Default: `http://` and `address`.
+    /// `"https://weir.example.com"`. Default: `http://` and the address
+    /// bound (the port chosen, when `address` has port 0).
     #[serde(default, deserialize_with = "values::optional_http_url")]
     pub external_url: Option<String>,
 }

@@ -28,6 +28,8 @@
 //! * [`alert`] is the alert lifecycle, faithful to Prometheus'
 //!   `rules/alerting.go`, and its serialisable state.
 //! * [`record`] turns the rows of a recording rule into metric points.
+//! * [`status`] is what the API shows of the rules (Prometheus'
+//!   `/api/v1/rules` and `/api/v1/alerts`).
 //! * [`output`] encodes alert events: rows of the store's `alerts` table,
 //!   Alertmanager API v2 `postableAlerts` and the Alertmanager webhook
 //!   payload (version 4).
@@ -93,6 +95,7 @@ pub mod processor;
 pub mod query;
 pub mod record;
 pub mod rule;
+pub mod status;
 pub mod template;
 pub mod testing;
 pub mod window;
@@ -103,6 +106,7 @@ pub use alert::{Alert, AlertEvent, AlertLifecycle, AlertSettings, AlertState, Ev
 pub use error::{EvalError, RuleError, WindowError};
 pub use group::{GroupEvaluation, ReloadReport, RuleGroup};
 pub use processor::{Reloads, RulesProcessor};
-pub use rule::{Evaluation, Rule, RuleConfig, RuleId, RuleKind, RuleSnapshot, RulesState};
+pub use rule::{Evaluation, LastRun, Rule, RuleConfig, RuleId, RuleKind, RuleSnapshot, RulesState};
+pub use status::{GroupStatus, RuleFilter, RulesStatus};
 pub use time::{UnixNanos, rfc3339};
 pub use window::{BufferLimits, BufferStats, WindowBuffer};

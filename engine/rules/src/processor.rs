@@ -8,6 +8,9 @@
 //! `metrics` batches, and the alert events (each transition and each
 //! notification due, Prometheus' re-sends included) as `alerts` batches.
 //!
+//! [`RulesProcessor::status`] is what the API shows of the rules (see
+//! [`crate::status`]), published after each evaluation and reload.
+//!
 //! With [`RulesProcessor::with_state_file`] the alert state survives a
 //! restart, as Prometheus' `ALERTS_FOR_STATE` makes it. When nothing has
 //! arrived for `idle_timeout`, event time moves on with the wall clock
@@ -39,6 +42,7 @@ use crate::error::RuleError;
 use crate::group::{ReloadReport, RuleGroup};
 use crate::output::alerts_batch;
 use crate::rule::{RuleConfig, RulesState};
+use crate::status::RulesStatus;
 use crate::time::nanos;
 use crate::window::BufferStats;
 
@@ -63,6 +67,11 @@ pub struct RulesProcessor {
     /// New definitions sent by a config reload, taken before the next batch
     /// or tick.
     reloads: Reloads,
+    /// What the API shows of the rules, published after each evaluation
+    /// and reload.
+    status: RulesStatus,
+    /// How long the last evaluation of the whole group took.
+    last_tick: Option<Duration>,
 }
 
 /// Where a config reload leaves new definitions for a [`RulesProcessor`]
@@ -132,6 +141,8 @@ impl RulesProcessor {
         let reach = reach_of(&configs);
         let group = RuleGroup::new(name, configs, settings)?;
         let started = Instant::now();
+        let status = RulesStatus::default();
+        status.publish(&group, None);
         Ok(RulesProcessor {
             name: name.to_string(),
             last_input: group.inputs().iter().map(|s| (s, started)).collect(),
@@ -143,12 +154,19 @@ impl RulesProcessor {
             reach,
             settings: settings.clone(),
             reloads: Reloads::default(),
+            status,
+            last_tick: None,
         })
     }
 
     /// Where a config reload leaves new definitions for this processor.
     pub fn reloads(&self) -> Reloads {
         self.reloads.clone()
+    }
+
+    /// What the API shows of the rules: kept up to date by the processor.
+    pub fn status(&self) -> RulesStatus {
+        self.status.clone()
     }
 
     /// Takes new definitions of the rules (see [`RuleGroup::reload`]):
@@ -170,6 +188,7 @@ impl RulesProcessor {
             }
         }
         self.save_state();
+        self.status.publish(&self.group, self.last_tick);
         Ok(report)
     }
 
@@ -225,6 +244,7 @@ impl RulesProcessor {
             }
         }
         self.state_file = Some(path);
+        self.status.publish(&self.group, self.last_tick);
         self
     }
 
@@ -257,8 +277,10 @@ impl RulesProcessor {
         while let Some(t) = self.group.next_due() {
             let started = Instant::now();
             let evaluations = self.group.evaluate(t).await;
+            let took = started.elapsed();
+            self.last_tick = Some(took);
             metrics::histogram!("weir_rule_group_evaluation_seconds", "component" => self.name.clone())
-                .record(started.elapsed().as_secs_f64());
+                .record(took.as_secs_f64());
             due.push((t, evaluations));
         }
         let evaluated = !due.is_empty();
@@ -298,6 +320,7 @@ impl RulesProcessor {
         if evaluated {
             self.report_panes();
             self.save_state();
+            self.status.publish(&self.group, self.last_tick);
         }
     }
 

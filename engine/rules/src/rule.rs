@@ -384,6 +384,20 @@ pub struct Rule {
     /// Rows gathered for the panes, when the rule runs on its own (in a
     /// group, the group gathers them).
     pending: Pending,
+    /// How the last evaluation went.
+    last_run: Option<LastRun>,
+}
+
+/// How the last evaluation of a rule went: what the API reports as the
+/// rule's health.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastRun {
+    /// The evaluation time (event time).
+    pub at: UnixNanos,
+    /// How long the evaluation took (wall clock).
+    pub took: Duration,
+    /// Why it failed; `None` when it succeeded.
+    pub error: Option<String>,
 }
 
 /// How a rule's query runs, planned once.
@@ -479,6 +493,7 @@ impl Rule {
             compiled,
             panes: Panes::default(),
             pending: Pending::default(),
+            last_run: None,
         })
     }
 
@@ -659,8 +674,29 @@ impl Rule {
     }
 
     /// Evaluates at `t` over the rows of `buffers` (the rule's own, or its
-    /// group's); touches neither the buffers nor the due time.
+    /// group's); touches neither the buffers nor the due time. Keeps how it
+    /// went as [`Rule::last_run`].
     pub(crate) async fn evaluate_over(
+        &mut self,
+        t: UnixNanos,
+        buffers: &[WindowBuffer],
+    ) -> Result<Evaluation, EvalError> {
+        let started = std::time::Instant::now();
+        let result = self.evaluate_window(t, buffers).await;
+        self.last_run = Some(LastRun {
+            at: t,
+            took: started.elapsed(),
+            error: result.as_ref().err().map(ToString::to_string),
+        });
+        result
+    }
+
+    /// How the last evaluation went; `None` before the first.
+    pub fn last_run(&self) -> Option<&LastRun> {
+        self.last_run.as_ref()
+    }
+
+    async fn evaluate_window(
         &mut self,
         t: UnixNanos,
         buffers: &[WindowBuffer],
