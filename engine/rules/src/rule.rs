@@ -897,9 +897,18 @@ pub(crate) fn next_due(
 }
 
 /// The link from an alert back to its rule: `<external_url>/rules/<name>`
-/// (the name percent-encoded).
+/// (the name percent-encoded as a path segment: every byte but letters,
+/// digits and `-._~:` as `%XX`, so that the API reads the name back whole).
 pub fn generator_url(external_url: &str, rule: &str) -> String {
-    let name: String = url::form_urlencoded::byte_serialize(rule.as_bytes()).collect();
+    use std::fmt::Write as _;
+    let mut name = String::with_capacity(rule.len());
+    for b in rule.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:".contains(&b) {
+            name.push(char::from(b));
+        } else {
+            let _ = write!(name, "%{b:02X}");
+        }
+    }
     format!("{}/rules/{name}", external_url.trim_end_matches('/'))
 }
 
@@ -1464,6 +1473,9 @@ mod tests {
         for v in variants {
             assert_ne!(v.id(), a.id());
         }
-        assert_eq!(generator_url("", "High rate/5m"), "/rules/High+rate%2F5m");
+        assert_eq!(
+            generator_url("", "High rate/5m é"),
+            "/rules/High%20rate%2F5m%20%C3%A9"
+        );
     }
 }
