@@ -265,16 +265,7 @@ inputs = ["slo"]
         .as_secs();
     let base = now / 30 * 30 - 120;
     let client = reqwest::blocking::Client::new();
-    let send = |body: String| {
-        let response = client
-            .post(format!("http://{}/v1/traces", weir.http))
-            .header("content-type", "application/json")
-            .body(body)
-            .timeout(Duration::from_secs(30))
-            .send()
-            .expect("weir answers");
-        assert_eq!(response.status().as_u16(), 200);
-    };
+    let send = |body: String| common::post_spans(&client, &weir.http, body);
     send(common::otlp_spans(base, "cart", &[1, 5, 9]));
     send(common::otlp_spans(base, "shop", &[35]));
 

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::start_in;
+use common::{post_spans as post, start_in};
 
 /// A multiple of 30 s, in seconds since the epoch.
 const BASE: u64 = 1_700_000_040;
@@ -36,18 +36,6 @@ type = "file"
 inputs = ["slo"]
 path = "recorded.jsonl"
 "#;
-
-/// Posts OTLP/JSON spans to `http` and checks they are taken (200).
-fn post(client: &reqwest::blocking::Client, http: &str, body: String) {
-    let response = client
-        .post(format!("http://{http}/v1/traces"))
-        .header("content-type", "application/json")
-        .body(body)
-        .timeout(Duration::from_secs(30))
-        .send()
-        .expect("weir answers");
-    assert_eq!(response.status().as_u16(), 200);
-}
 
 fn spans(service: &str, offsets: &[u64]) -> String {
     common::otlp_spans(BASE, service, offsets)

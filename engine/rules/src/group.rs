@@ -21,7 +21,7 @@ use crate::error::{EvalError, RuleError, WindowError};
 use crate::incremental::Pending;
 use crate::rule::{Evaluation, Rule, RuleConfig, next_due};
 use crate::time::{UnixNanos, nanos};
-use crate::window::{BufferLimits, BufferStats, Inputs};
+use crate::window::{BufferLimits, BufferStats, Inputs, WindowBuffer};
 
 /// A group of rules evaluated together. See the [module docs](self).
 #[derive(Debug)]
@@ -81,6 +81,43 @@ fn block_here<F: std::future::Future>(future: F) -> F::Output {
     }
 }
 
+/// The tables `rules` read, those whose rows a buffer keeps (read by a rule
+/// that rescans its window) and those aggregated pane by pane.
+fn tables_of(rules: &[Rule]) -> (SignalSet, SignalSet, SignalSet) {
+    let (mut read, mut keep, mut panes) = (SignalSet::NONE, SignalSet::NONE, SignalSet::NONE);
+    for rule in rules {
+        read = read.union(rule.inputs());
+        match rule.pane_input() {
+            Some(signal) => panes = panes.union(SignalSet::only(signal)),
+            None => keep = keep.union(rule.inputs()),
+        }
+    }
+    (read, keep, panes)
+}
+
+/// Hands the rows of `pane` to each of `rules` to aggregate.
+async fn absorb_all(rules: &mut [Rule], pane: (Signal, UnixNanos), rows: &[RecordBatch]) {
+    for rule in rules {
+        rule.absorb(pane.0, pane.1, rows.to_vec()).await;
+    }
+}
+
+/// Evaluates each of `rules` at `t` over `buffers`, in order.
+async fn evaluate_all(
+    rules: &mut [Rule],
+    t: UnixNanos,
+    buffers: &[WindowBuffer],
+) -> Vec<GroupEvaluation> {
+    let mut out = Vec::with_capacity(rules.len());
+    for rule in rules {
+        out.push(GroupEvaluation {
+            rule: rule.config().name.clone(),
+            result: rule.evaluate_over(t, buffers).await,
+        });
+    }
+    out
+}
+
 /// What a reload did to each rule of a group, by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReloadReport {
@@ -124,9 +161,6 @@ impl RuleGroup {
         let (every, lateness, limits): (Duration, Duration, BufferLimits) =
             (first.every, first.allowed_lateness, first.buffer_limits);
         let mut rules = Vec::with_capacity(configs.len());
-        let mut inputs = SignalSet::NONE;
-        let mut keep = SignalSet::NONE;
-        let mut pane_inputs = SignalSet::NONE;
         let mut reach = 0i64;
         for config in configs {
             let differs = |field: &str, theirs: String, ours: String| RuleError::Field {
@@ -171,14 +205,9 @@ impl RuleGroup {
                 });
             }
             reach = reach.max(nanos(config.window).saturating_add(nanos(config.query_offset)));
-            let rule = Rule::new(config, settings)?;
-            inputs = inputs.union(rule.inputs());
-            match rule.pane_input() {
-                Some(signal) => pane_inputs = pane_inputs.union(SignalSet::only(signal)),
-                None => keep = keep.union(rule.inputs()),
-            }
-            rules.push(rule);
+            rules.push(Rule::new(config, settings)?);
         }
+        let (inputs, keep, pane_inputs) = tables_of(&rules);
         Ok(RuleGroup {
             name,
             rules,
@@ -238,15 +267,7 @@ impl RuleGroup {
             return Ok(report);
         }
         let (lateness, limits) = (new.inputs.allowed_lateness(), new.inputs.limits());
-        let (mut signals, mut keep, mut panes) =
-            (SignalSet::NONE, SignalSet::NONE, SignalSet::NONE);
-        for rule in &rules {
-            signals = signals.union(rule.inputs());
-            match rule.pane_input() {
-                Some(signal) => panes = panes.union(SignalSet::only(signal)),
-                None => keep = keep.union(rule.inputs()),
-            }
-        }
+        let (signals, keep, panes) = tables_of(&rules);
         self.inputs.reshape(signals, keep, lateness, limits);
         self.pending.retain(panes);
         self.pane_inputs = panes;
@@ -341,18 +362,11 @@ impl RuleGroup {
         let parts = self.parts();
         if parts > 1 {
             let chunk = self.rules.len().div_ceil(parts);
-            let rows = &rows;
             on_threads(self.rules.chunks_mut(chunk).collect(), |part| {
-                block_here(async move {
-                    for rule in part {
-                        rule.absorb(pane.0, pane.1, rows.clone()).await;
-                    }
-                });
+                block_here(absorb_all(part, pane, &rows));
             });
-            return;
-        }
-        for rule in &mut self.rules {
-            rule.absorb(pane.0, pane.1, rows.clone()).await;
+        } else {
+            absorb_all(&mut self.rules, pane, &rows).await;
         }
     }
 
@@ -411,30 +425,15 @@ impl RuleGroup {
         }
         let parts = self.parts();
         let buffers = self.inputs.buffers();
-        let mut out = Vec::with_capacity(self.rules.len());
-        if parts > 1 {
+        let out = if parts > 1 {
             let chunk = self.rules.len().div_ceil(parts);
             let done = on_threads(self.rules.chunks_mut(chunk).collect(), |part| {
-                block_here(async move {
-                    let mut out = Vec::with_capacity(part.len());
-                    for rule in part {
-                        out.push(GroupEvaluation {
-                            rule: rule.config().name.clone(),
-                            result: rule.evaluate_over(t, buffers).await,
-                        });
-                    }
-                    out
-                })
+                block_here(evaluate_all(part, t, buffers))
             });
-            out.extend(done.into_iter().flatten());
+            done.into_iter().flatten().collect()
         } else {
-            for rule in &mut self.rules {
-                out.push(GroupEvaluation {
-                    rule: rule.config().name.clone(),
-                    result: rule.evaluate_over(t, buffers).await,
-                });
-            }
-        }
+            evaluate_all(&mut self.rules, t, buffers).await
+        };
         self.last_eval = Some(t);
         // Pane-by-pane rules need only the rows of panes still to come.
         let reach = self

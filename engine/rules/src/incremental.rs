@@ -192,10 +192,7 @@ impl PanePlans {
         slot: &Slot,
         rows: Vec<RecordBatch>,
     ) -> Result<Vec<RecordBatch>, DataFusionError> {
-        slot.set(rows);
-        let out = plan::run(task, &self.partial).await;
-        slot.clear();
-        out
+        plan::run_over(task, &self.partial, slot, rows).await
     }
 
     /// `states` merged into (usually) one batch.
@@ -204,10 +201,7 @@ impl PanePlans {
         task: &Arc<TaskContext>,
         states: Vec<RecordBatch>,
     ) -> Result<Vec<RecordBatch>, DataFusionError> {
-        self.states.set(states);
-        let out = plan::run(task, &self.reduce).await;
-        self.states.clear();
-        out
+        plan::run_over(task, &self.reduce, &self.states, states).await
     }
 
     /// The query's result from the partial `states` of the panes of a
@@ -217,10 +211,7 @@ impl PanePlans {
         task: &Arc<TaskContext>,
         states: Vec<RecordBatch>,
     ) -> Result<Vec<RecordBatch>, DataFusionError> {
-        self.states.set(states);
-        let out = plan::run(task, &self.finish).await;
-        self.states.clear();
-        out
+        plan::run_over(task, &self.finish, &self.states, states).await
     }
 }
 

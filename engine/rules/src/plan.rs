@@ -170,6 +170,20 @@ impl Tables {
     }
 }
 
+/// Runs a kept plan once over `batches` put in `slot`, and empties the slot
+/// after, whatever happened.
+pub(crate) async fn run_over(
+    task: &Arc<TaskContext>,
+    plan: &Arc<dyn ExecutionPlan>,
+    slot: &Slot,
+    batches: Vec<RecordBatch>,
+) -> Result<Vec<RecordBatch>, DataFusionError> {
+    slot.set(batches);
+    let out = run(task, plan).await;
+    slot.clear();
+    out
+}
+
 /// Runs a kept plan once (resetting what its operators hold from a previous
 /// run).
 ///

@@ -604,8 +604,7 @@ impl Rule {
         if self.pane_input() == Some(signal) {
             let every = nanos(self.config.every);
             for pane in self.pending.add(signal, &kept, time_column, every) {
-                let rows = self.pending.take(pane);
-                self.absorb(pane.0, pane.1, rows).await;
+                self.absorb_pending(pane).await;
             }
         }
         Ok(rows)
@@ -614,9 +613,14 @@ impl Rule {
     /// Aggregates the rows gathered for the panes starting before `t`.
     async fn flush_before(&mut self, t: UnixNanos) {
         for pane in self.pending.before(t) {
-            let rows = self.pending.take(pane);
-            self.absorb(pane.0, pane.1, rows).await;
+            self.absorb_pending(pane).await;
         }
+    }
+
+    /// Aggregates the rows gathered for `pane`.
+    async fn absorb_pending(&mut self, pane: (Signal, UnixNanos)) {
+        let rows = self.pending.take(pane);
+        self.absorb(pane.0, pane.1, rows).await;
     }
 
     /// Moves the watermark of every input to at least `to` (idle inputs).

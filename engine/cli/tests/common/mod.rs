@@ -75,6 +75,19 @@ pub fn start_in(dir: &Path, config: &Path) -> Weir {
     }
 }
 
+/// Posts OTLP/JSON spans to the OTLP/HTTP listener `http` and checks they
+/// are taken (200).
+pub fn post_spans(client: &reqwest::blocking::Client, http: &str, body: String) {
+    let response = client
+        .post(format!("http://{http}/v1/traces"))
+        .header("content-type", "application/json")
+        .body(body)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .expect("weir answers");
+    assert_eq!(response.status().as_u16(), 200);
+}
+
 /// OTLP/JSON spans of `service`, one starting at each of `offsets`
 /// seconds after `base` (seconds since the epoch), 1 ms long.
 pub fn otlp_spans(base: u64, service: &str, offsets: &[u64]) -> String {
