@@ -202,11 +202,14 @@ fn metric(api: &str, series: &str) -> Option<f64> {
 
 /// Scenario: `weir run` with one recording rule; three `cart` spans; the
 /// file gains a second rule, one with broken SQL, then a valid one, each
-/// followed by SIGHUP; then a span 35 s later.
+/// followed by SIGHUP; a `shop` span at 10 s; then a `cart` span 35 s
+/// later.
 /// Guarantees: a pipeline that does not validate changes nothing (counted
 /// `invalid`); a valid one is applied without a restart (counted
-/// `applied`); the new rule evaluates over the rows the processor still
-/// holds (value 3 at the first evaluation) and the old one goes on.
+/// `applied`); `/api/v1/rules` lists the new rule as soon as the processor
+/// takes it (health `unknown` until it is evaluated); the new rule
+/// evaluates over the rows the processor still holds (value 3 at the first
+/// evaluation) and the old one goes on.
 #[cfg(unix)]
 #[test]
 fn sighup_reloads_the_rules() {
@@ -245,6 +248,33 @@ fn sighup_reloads_the_rules() {
     hangup("invalid", 1.0);
     std::fs::write(&config, &added).expect("write");
     hangup("applied", 1.0);
+    // The next batch takes the new rules; no evaluation is due yet, so the
+    // API shows the new rule listed and not evaluated, the old one evaluated.
+    post(spans("shop", &[10]));
+    let health = || -> Vec<(String, String)> {
+        let body = reqwest::blocking::get(format!("http://{}/api/v1/rules", weir.api))
+            .and_then(|r| r.text())
+            .expect("GET /api/v1/rules");
+        let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        json["data"]["groups"][0]["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let text = |key: &str| r[key].as_str().unwrap_or_default().to_string();
+                (text("name"), text("health"))
+            })
+            .collect()
+    };
+    let expected = [
+        ("spans_per_service".to_string(), "ok".to_string()),
+        ("cart_spans".to_string(), "unknown".to_string()),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while health() != expected {
+        assert!(Instant::now() < deadline, "{:?}", health());
+        std::thread::sleep(Duration::from_millis(100));
+    }
     post(spans("cart", &[35]));
 
     let file = dir.path().join("recorded.jsonl");
