@@ -5,7 +5,8 @@
 
 mod common;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
@@ -14,7 +15,7 @@ use weir_core::{Ack, AckStatus, Batch, Processor, Signal};
 use weir_wasm::{Runtime, WasmProcessor};
 
 fn snapshotter() -> &'static Snapshotter {
-    static S: std::sync::OnceLock<Snapshotter> = std::sync::OnceLock::new();
+    static S: OnceLock<Snapshotter> = OnceLock::new();
     S.get_or_init(|| {
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
@@ -23,26 +24,44 @@ fn snapshotter() -> &'static Snapshotter {
     })
 }
 
+/// A counter's name and labels.
+type CounterKey = (String, Vec<(String, String)>);
+
+/// Every counter's total so far, by its name and labels. A snapshot of
+/// the debugging recorder resets the counters it reports, and the tests of
+/// this binary run side by side: each reading adds what it drains here, so
+/// that no test's reading takes counts away from another's.
+fn totals() -> &'static Mutex<HashMap<CounterKey, u64>> {
+    static T: OnceLock<Mutex<HashMap<CounterKey, u64>>> = OnceLock::new();
+    T.get_or_init(Default::default)
+}
+
 fn counter(name: &str, labels: &[(&str, &str)]) -> u64 {
-    snapshotter()
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .filter(|(key, _, _, _)| {
-            key.key().name() == name
+    let mut totals = totals().lock().unwrap_or_else(|e| e.into_inner());
+    for (key, _, _, value) in snapshotter().snapshot().into_vec() {
+        if let DebugValue::Counter(c) = value {
+            let key = key.key();
+            let labels = key
+                .labels()
+                .map(|l| (l.key().to_string(), l.value().to_string()))
+                .collect();
+            *totals.entry((key.name().to_string(), labels)).or_default() += c;
+        }
+    }
+    totals
+        .iter()
+        .filter(|((n, have), _)| {
+            n == name
                 && labels
                     .iter()
-                    .all(|(k, v)| key.key().labels().any(|l| l.key() == *k && l.value() == *v))
+                    .all(|(k, v)| have.iter().any(|(hk, hv)| hk == k && hv == v))
         })
-        .map(|(_, _, _, value)| match value {
-            DebugValue::Counter(c) => c,
-            _ => 0,
-        })
+        .map(|(_, c)| c)
         .sum()
 }
 
 fn runtime() -> Arc<Runtime> {
-    static R: std::sync::OnceLock<Arc<Runtime>> = std::sync::OnceLock::new();
+    static R: OnceLock<Arc<Runtime>> = OnceLock::new();
     R.get_or_init(|| Runtime::new(None).expect("runtime"))
         .clone()
 }
