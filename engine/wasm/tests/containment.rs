@@ -24,15 +24,12 @@ fn snapshotter() -> &'static Snapshotter {
     })
 }
 
-/// A counter's name and labels.
-type CounterKey = (String, Vec<(String, String)>);
-
-/// Every counter's total so far, by its name and labels. A snapshot of
-/// the debugging recorder resets the counters it reports, and the tests of
-/// this binary run side by side: each reading adds what it drains here, so
-/// that no test's reading takes counts away from another's.
-fn totals() -> &'static Mutex<HashMap<CounterKey, u64>> {
-    static T: OnceLock<Mutex<HashMap<CounterKey, u64>>> = OnceLock::new();
+/// Every counter's total so far, by its key (name and labels). A snapshot
+/// of the debugging recorder resets the counters it reports, and the tests
+/// of this binary run side by side: each reading adds what it drains here,
+/// so that no test's reading takes counts away from another's.
+fn totals() -> &'static Mutex<HashMap<metrics::Key, u64>> {
+    static T: OnceLock<Mutex<HashMap<metrics::Key, u64>>> = OnceLock::new();
     T.get_or_init(Default::default)
 }
 
@@ -40,21 +37,16 @@ fn counter(name: &str, labels: &[(&str, &str)]) -> u64 {
     let mut totals = totals().lock().unwrap_or_else(|e| e.into_inner());
     for (key, _, _, value) in snapshotter().snapshot().into_vec() {
         if let DebugValue::Counter(c) = value {
-            let key = key.key();
-            let labels = key
-                .labels()
-                .map(|l| (l.key().to_string(), l.value().to_string()))
-                .collect();
-            *totals.entry((key.name().to_string(), labels)).or_default() += c;
+            *totals.entry(key.key().clone()).or_default() += c;
         }
     }
     totals
         .iter()
-        .filter(|((n, have), _)| {
-            n == name
+        .filter(|(key, _)| {
+            key.name() == name
                 && labels
                     .iter()
-                    .all(|(k, v)| have.iter().any(|(hk, hv)| hk == k && hv == v))
+                    .all(|(k, v)| key.labels().any(|l| l.key() == *k && l.value() == *v))
         })
         .map(|(_, c)| c)
         .sum()
