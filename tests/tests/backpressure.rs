@@ -12,7 +12,6 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use prost::Message;
 use tokio::sync::Semaphore;
 use tonic_types::StatusExt;
-use weir_config::{ComponentConfig, SourceConfig};
 use weir_core::{ComponentError, SignalSet, Sink, SinkContext};
 use weir_runtime::{Built, Node, Topology};
 use weir_sources::OtlpSource;
@@ -59,7 +58,7 @@ fn logs(n: usize) -> ExportLogsServiceRequest {
 /// accepted request is answered 200 and its records are written.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stalled_sink_makes_the_receiver_refuse_with_a_retry_hint() {
-    let plan = weir_config::parse_str(
+    let plan = weir_cli::parse_str(
         r#"
 [sources.otlp]
 type = "otlp"
@@ -78,10 +77,7 @@ inputs = ["otlp"]
     let config = plan
         .components
         .iter()
-        .find_map(|c| match &c.config {
-            ComponentConfig::Source(SourceConfig::Otlp(o)) => Some(o.clone()),
-            _ => None,
-        })
+        .find_map(|c| c.config_as::<weir_sources::OtlpSourceConfig>().cloned())
         .expect("otlp config");
     let source = OtlpSource::bind("otlp", config).await.expect("bind");
     let http = format!("http://{}/v1/logs", source.http_addr().expect("http"));

@@ -164,7 +164,7 @@ inputs = ["otlp"]
 "#,
         dir.display()
     );
-    let plan = weir_config::parse_str(&toml, "test.toml").unwrap_or_else(|e| panic!("{e}"));
+    let plan = weir_cli::parse_str(&toml, "test.toml").unwrap_or_else(|e| panic!("{e}"));
     weir_cli::Engine::start(&plan).await.expect("weir starts")
 }
 

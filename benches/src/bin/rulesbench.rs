@@ -28,7 +28,6 @@ use clap::Parser;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use weir_benches::generate::{Generator, Shape};
-use weir_config::{ComponentConfig, ProcessorConfig};
 use weir_core::{Ack, Batch, Processor, Signal};
 use weir_rules::{AlertSettings, RulesProcessor};
 
@@ -103,10 +102,11 @@ fn pipeline(n: usize) -> String {
 }
 
 fn processor(n: usize) -> anyhow::Result<RulesProcessor> {
-    let plan = weir_config::parse_str(&pipeline(n), "rulesbench.toml")
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let Some(ComponentConfig::Processor(ProcessorConfig::Rules(config))) =
-        plan.component("bench").map(|c| &c.config)
+    let plan =
+        weir_cli::parse_str(&pipeline(n), "rulesbench.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Some(config) = plan
+        .component("bench")
+        .and_then(|c| c.config_as::<weir_rules::RulesConfig>())
     else {
         anyhow::bail!("the bench pipeline has no rules processor");
     };

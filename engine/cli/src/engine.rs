@@ -4,19 +4,24 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::Context as _;
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use anyhow::Context as _;
 use tokio::task::JoinHandle;
 use tracing::info;
-use weir_config::Plan;
-use weir_core::Shutdown;
+use weir_config::{BuildContext, Component, Plan, Shared};
+use weir_core::{ComponentError, Shutdown};
 use weir_query::SqlService;
-use weir_runtime::{ExitReport, Running, Topology};
+use weir_runtime::{ExitReport, Node, Running, Topology};
 use weir_store::Store;
 
-use crate::build::{Listeners, Shared, build, uses_store};
 use crate::reload::Reloader;
 use crate::telemetry::metrics_handle;
+
+/// Addresses components listen on, by `component/what` (e.g. `otlp/grpc`),
+/// known once they are bound.
+pub type Listeners = BTreeMap<String, SocketAddr>;
 
 /// Starts Weir from a plan.
 pub struct Engine;
@@ -62,39 +67,34 @@ impl Engine {
             (None, None) => plan.api.external_url(),
         };
         let mut shared = Shared {
-            rules_state_dir: Some(plan.store.path.join("rules")),
+            state_dir: Some(plan.store.path.clone()),
             external_url,
             ..Shared::default()
         };
-        if uses_store(plan) {
-            let store = Store::open(&plan.store)
-                .await
-                .with_context(|| format!("opening the store at {}", plan.store.path.display()))?;
-            shared.store = Some(store);
-        }
         let mut nodes = Vec::with_capacity(plan.components.len());
         for component in &plan.components {
-            nodes.push(build(component, &mut shared).await?);
+            nodes.push(build(plan, component, &mut shared).await?);
         }
+        let store = shared.resources.get::<Store>();
         let Shared {
             listeners,
-            store,
-            rules_reloads,
-            rules_status,
+            api_routes,
+            hooks,
             ..
         } = shared;
-        let reloader = Reloader::new(plan.clone(), rules_reloads);
+        let reloader = Reloader::new(plan.clone(), hooks);
         let topology = Topology::new(nodes).context("wiring the pipeline")?;
         let running = topology.start();
         let api_stop = Shutdown::new();
         let (api_addr, api) = if let Some(listener) = api_listener {
             let addr = listener.local_addr()?;
-            let mut app = crate::api::router(metrics, running.readiness(), rules_status);
+            let mut routes = api_routes;
             if let Some(store) = &store {
                 let store = store.clone();
                 let sql = SqlService::new(Arc::new(move |ctx| store.register(ctx)), &plan.query);
-                app = app.merge(Arc::new(sql).router());
+                routes.push(Arc::new(sql).router());
             }
+            let app = crate::api::router(metrics, running.readiness(), routes);
             let stop = api_stop.clone();
             let task = tokio::spawn(async move {
                 let served = axum::serve(listener, app)
@@ -123,6 +123,27 @@ impl Engine {
             shutdown_timeout: plan.runtime.shutdown_timeout,
         })
     }
+}
+
+/// Builds `component` of `plan` through its config, binding any listener
+/// it has.
+async fn build(
+    plan: &Plan,
+    component: &Component,
+    shared: &mut Shared,
+) -> Result<Node, ComponentError> {
+    let mut cx = BuildContext::new(&component.name, plan, shared);
+    let built = component.config.build(&mut cx).await?;
+    Ok(Node {
+        name: component.name.clone(),
+        built,
+        inputs: component
+            .inputs
+            .iter()
+            .map(|i| (i.from.clone(), i.signals))
+            .collect(),
+        queue_capacity: component.queue_capacity,
+    })
 }
 
 impl Started {

@@ -1,10 +1,12 @@
 //! The `weir` binary's library half: turns a validated pipeline [`Plan`]
 //! into running components and serves Weir's own HTTP API.
 //!
-//! * [`build`] is the one explicit table that maps each component type in a
-//!   pipeline file to the code that runs it.
-//! * [`engine`] starts the topology and the API server and stops them.
-//! * [`api`] serves `/metrics` (Prometheus text), `/healthz` and `/readyz`.
+//! * [`registry`] is the one explicit table of built-in component types:
+//!   each type's config, constructor and runtime live in its own folder.
+//! * [`engine`] builds every component through its config, starts the
+//!   topology and the API server, and stops them.
+//! * [`api`] serves `/metrics` (Prometheus text), `/healthz` and `/readyz`,
+//!   plus the routes components add (the rules' status, SQL).
 //! * [`reload`] applies a changed pipeline file to a running Weir.
 //! * [`plugin`] is `weir plugin new` / `weir plugin build`: plugin projects
 //!   from templates, built into components.
@@ -13,12 +15,12 @@
 //! binary does.
 
 pub mod api;
-pub mod build;
 pub mod engine;
 pub mod plugin;
+pub mod registry;
 pub mod reload;
-pub mod rules;
 pub mod telemetry;
 
 pub use engine::{Engine, Started};
+pub use registry::{builtins, load, parse_str};
 pub use weir_config::Plan;

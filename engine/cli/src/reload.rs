@@ -1,24 +1,25 @@
 //! Applying a changed pipeline file to a running Weir (`SIGHUP`).
 //!
-//! What a reload changes today is the rules: each `rules` processor takes
-//! its new definitions; the rules whose definition is unchanged keep their
-//! alert state, partial aggregates and buffered rows (see
-//! `weir_rules::RuleGroup::reload`). Every other difference (a source, sink
-//! or plugin, a processor's inputs, the `[api]`, `[store]`, `[query]` or
-//! `[runtime]` settings) is reported as needing a restart and left as it
-//! runs.
+//! A component whose config changed, with the same inputs and queue, is
+//! handed its new config through the reload hook it registered when it was
+//! built ([`weir_config::Reload`]). Today the `rules` processors have one:
+//! the rules whose definition is unchanged keep their alert state, partial
+//! aggregates and buffered rows (see `weir_rules::RuleGroup::reload`).
+//! Every other difference (a component without the hook or that refuses
+//! the change, a processor's inputs, a component added or removed, the
+//! `[api]`, `[store]`, `[query]` or `[runtime]` settings) is reported as
+//! needing a restart and left as it runs.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use weir_config::{ComponentConfig, Plan, ProcessorConfig, RulesConfig};
-use weir_rules::Reloads;
+use weir_config::{Hooks, Plan};
 
 /// What one reload did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReloadOutcome {
-    /// The `rules` processors that were sent new rules.
-    pub rules: Vec<String>,
+    /// The components that took their new config.
+    pub applied: Vec<String>,
     /// What changed that only a restart applies, one line each.
     pub needs_restart: Vec<String>,
 }
@@ -33,29 +34,21 @@ pub struct Reloader {
 struct Inner {
     /// The plan as it now runs.
     plan: Plan,
-    reloads: BTreeMap<String, Reloads>,
-}
-
-/// The rules of a `rules` processor component, if it is one.
-fn rules_of(config: &ComponentConfig) -> Option<&RulesConfig> {
-    match config {
-        ComponentConfig::Processor(ProcessorConfig::Rules(rules)) => Some(rules),
-        _ => None,
-    }
+    hooks: BTreeMap<String, Hooks>,
 }
 
 impl Reloader {
-    /// A reloader for `plan`, running, whose `rules` processors take new
-    /// definitions through `reloads` (by component name).
-    pub fn new(plan: Plan, reloads: BTreeMap<String, Reloads>) -> Self {
+    /// A reloader for `plan`, running, whose components registered `hooks`
+    /// (by component name) when they were built.
+    pub fn new(plan: Plan, hooks: BTreeMap<String, Hooks>) -> Self {
         Reloader {
-            inner: Arc::new(Mutex::new(Inner { plan, reloads })),
+            inner: Arc::new(Mutex::new(Inner { plan, hooks })),
         }
     }
 
-    /// Applies `new` (a validated plan of the changed file): sends each
-    /// `rules` processor whose rules changed its new rules, and reports the
-    /// rest of what differs as needing a restart.
+    /// Applies `new` (a validated plan of the changed file): hands each
+    /// changed component that can take a new config its new config, and
+    /// reports the rest of what differs as needing a restart.
     pub fn reload(&self, new: &Plan) -> ReloadOutcome {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let mut outcome = ReloadOutcome::default();
@@ -94,17 +87,28 @@ impl Reloader {
             }
             let same_wiring =
                 old.inputs == component.inputs && old.queue_capacity == component.queue_capacity;
-            match (rules_of(&old.config), rules_of(&component.config)) {
-                (Some(_), Some(rules)) if same_wiring => {
-                    if let Some(reloads) = inner.reloads.get(&component.name) {
-                        reloads.send(rules.clone());
-                        outcome.rules.push(component.name.clone());
-                        applied.push(component.clone());
-                    }
+            let hook = inner
+                .hooks
+                .get(&component.name)
+                .and_then(|h| h.reload.as_ref());
+            let refused = match hook {
+                Some(_) if !same_wiring => {
+                    Some("its inputs or queue changed, which a reload cannot apply".to_string())
                 }
-                _ => outcome.needs_restart.push(format!(
-                    "component `{}` changed; restart to apply it (a reload changes only \
-                     the rules of `rules` processors)",
+                Some(hook) => hook.reload(component.config.as_ref()).err(),
+                None => Some(format!(
+                    "a `{}` {} takes changes only on a restart",
+                    component.type_name,
+                    component.kind.noun()
+                )),
+            };
+            match refused {
+                None => {
+                    outcome.applied.push(component.clone().name);
+                    applied.push(component.clone());
+                }
+                Some(why) => outcome.needs_restart.push(format!(
+                    "component `{}` changed; restart to apply it ({why})",
                     component.name
                 )),
             }

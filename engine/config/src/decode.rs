@@ -77,29 +77,6 @@ pub(crate) fn decode_struct<T: DeserializeOwned>(
     })
 }
 
-/// Decodes enum `E` as its newtype variant `variant` holding `table`,
-/// reporting every bad value. `variant_span` is where the `type` value is.
-pub(crate) fn decode_variant<E: DeserializeOwned>(
-    variant: &str,
-    variant_span: Range<usize>,
-    table: DeTable<'_>,
-    owner: &Owner,
-    report: &mut Report<'_>,
-) -> Option<E> {
-    let span = owner.span.clone();
-    recover(table, owner, report, |value| {
-        let mut outer = DeTable::new();
-        outer.insert(
-            Spanned::new(variant_span.clone(), DeString::Owned(variant.to_string())),
-            value,
-        );
-        E::deserialize(ValueDeserializer::from(Spanned::new(
-            span.clone(),
-            DeValue::Table(outer),
-        )))
-    })
-}
-
 /// Decodes one value with a `deserialize_with`-style function, reporting a
 /// bad value under `key`.
 pub(crate) fn decode_value<'i, T>(

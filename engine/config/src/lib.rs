@@ -38,29 +38,73 @@
 //! `"NAME.logs"`, `"NAME.spans"`, `"NAME.metrics"`. Durations are human
 //! strings (`"200ms"`, `"30s"`, `"5m"`); sizes are `"8MiB"`, `"4MB"` or an
 //! integer number of bytes. Every table refuses keys it does not know.
-//! Each setting is documented on its config struct:
-//! [`OtlpSourceConfig`], [`FileSinkConfig`], [`BlackholeSinkConfig`],
-//! [`ApiConfig`], [`RuntimeConfig`].
+//! The engine-wide settings are documented on their structs ([`ApiConfig`],
+//! [`RuntimeConfig`], [`StoreConfig`], [`QueryConfig`]); each component
+//! type's settings on its own config struct, in the folder of that
+//! component (`weir-cli`'s registry lists them all).
 //!
-//! # Use
+//! # Components
+//!
+//! This crate knows no component type itself. A [`Registry`] names the
+//! types a file may use, each configured by a struct that implements
+//! [`ComponentConfig`]; the decoder reads `type`, refuses unknown keys with
+//! the struct's own field list, and decodes the rest into it.
 //!
 //! ```
+//! use weir_config::{BuildContext, ComponentConfig, Registry};
+//! use weir_core::{Built, ComponentError, SignalSet};
+//!
+//! /// `type = "null"`: a sink that drops everything (example).
+//! #[derive(Debug, PartialEq, serde::Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct NullSinkConfig {
+//!     /// Whether to log what arrives. Default `false`.
+//!     #[serde(default)]
+//!     verbose: bool,
+//! }
+//!
+//! #[async_trait::async_trait]
+//! impl ComponentConfig for NullSinkConfig {
+//!     fn accepts(&self) -> SignalSet { SignalSet::ALL }
+//!     fn outputs(&self, _: SignalSet) -> SignalSet { SignalSet::NONE }
+//!     async fn build(&self, cx: &mut BuildContext<'_>) -> Result<Built, ComponentError> {
+//!         Err(ComponentError::internal(cx.name(), "an example only"))
+//!     }
+//! }
+//!
+//! # #[derive(Debug, PartialEq, serde::Deserialize)]
+//! # struct TickSourceConfig {}
+//! # #[async_trait::async_trait]
+//! # impl ComponentConfig for TickSourceConfig {
+//! #     fn accepts(&self) -> SignalSet { SignalSet::NONE }
+//! #     fn outputs(&self, _: SignalSet) -> SignalSet { SignalSet::TELEMETRY }
+//! #     async fn build(&self, cx: &mut BuildContext<'_>) -> Result<Built, ComponentError> {
+//! #         Err(ComponentError::internal(cx.name(), "an example only"))
+//! #     }
+//! # }
+//! let registry = Registry::new()
+//!     .source::<TickSourceConfig>("tick")
+//!     .sink::<NullSinkConfig>("null");
 //! let plan = weir_config::parse_str(
 //!     r#"
-//! [sources.otlp]
-//! type = "otlp"
+//! [sources.in]
+//! type = "tick"
 //!
-//! [sinks.null]
-//! type = "blackhole"
-//! inputs = ["otlp.logs"]
+//! [sinks.out]
+//! type = "null"
+//! inputs = ["in.logs"]
+//! verbose = true
 //! "#,
 //!     "example.toml",
+//!     &registry,
 //! )?;
 //! let names: Vec<&str> = plan.components.iter().map(|c| c.name.as_str()).collect();
-//! assert_eq!(names, ["otlp", "null"]); // every component after its inputs
-//! assert_eq!(plan.warnings.len(), 1); // otlp's spans and metrics go nowhere
+//! assert_eq!(names, ["in", "out"]); // every component after its inputs
+//! assert_eq!(plan.warnings.len(), 1); // in's spans and metrics go nowhere
+//! let out = plan.component("out").and_then(|c| c.config_as::<NullSinkConfig>());
+//! assert_eq!(out, Some(&NullSinkConfig { verbose: true }));
 //!
-//! let err = weir_config::parse_str("[sources.otlp]\ntype = \"otpl\"\n", "bad.toml")
+//! let err = weir_config::parse_str("[sources.in]\ntype = \"tock\"\n", "bad.toml", &registry)
 //!     .expect_err("misspelt type");
 //! assert!(err.to_string().contains("bad.toml:2:8"));
 //! # Ok::<(), weir_config::ConfigError>(())
@@ -88,7 +132,7 @@
 //!   = help: did you mean `grpc_address`? valid fields: `grpc`, `grpc_address`, …
 //! ```
 
-mod components;
+mod component;
 mod decode;
 mod diagnostic;
 mod introspect;
@@ -98,16 +142,15 @@ mod resolve;
 mod rule_tests;
 mod settings;
 mod suggest;
-mod values;
+pub mod values;
 
 use std::path::Path;
 
 use toml::de::DeTable;
 
-pub use components::{
-    AlertmanagerSinkConfig, BlackholeSinkConfig, ComponentConfig, ComponentKind, FileSinkConfig,
-    OnError, OtlpSourceConfig, ProcessorConfig, RetryConfig, RuleSpec, RulesConfig, SinkConfig,
-    SourceConfig, StoreSinkConfig, WasmConfig, WebhookSinkConfig,
+pub use component::{
+    BuildContext, ComponentConfig, ComponentKind, ComponentType, DynConfig, Hooks, Problem,
+    Registry, Reload, Resources, Shared,
 };
 pub use diagnostic::{ConfigError, Diagnostic, Location, Severity};
 pub use plan::{Component, Input, Plan};
@@ -121,12 +164,12 @@ pub use settings::{
 
 use diagnostic::Report;
 
-/// Reads and checks the pipeline file at `path`. Messages name the file as
-/// `path` is written.
-pub fn load(path: &Path) -> Result<Plan, ConfigError> {
+/// Reads and checks the pipeline file at `path`, whose components are of
+/// the types in `registry`. Messages name the file as `path` is written.
+pub fn load(path: &Path, registry: &Registry) -> Result<Plan, ConfigError> {
     let file = path.display().to_string();
     match std::fs::read_to_string(path) {
-        Ok(source) => parse_str(&source, &file),
+        Ok(source) => parse_str(&source, &file, registry),
         Err(e) => Err(ConfigError::new(vec![Diagnostic {
             severity: Severity::Error,
             message: format!("cannot read pipeline file `{file}`: {e}"),
@@ -139,8 +182,9 @@ pub fn load(path: &Path) -> Result<Plan, ConfigError> {
     }
 }
 
-/// Checks a pipeline given as text. `file` is only used in messages.
-pub fn parse_str(source: &str, file: &str) -> Result<Plan, ConfigError> {
+/// Checks a pipeline given as text, whose components are of the types in
+/// `registry`. `file` is only used in messages.
+pub fn parse_str(source: &str, file: &str, registry: &Registry) -> Result<Plan, ConfigError> {
     let mut report = Report::new(source, file);
     let (root, syntax) = DeTable::parse_recoverable(source);
     for e in &syntax {
@@ -149,7 +193,7 @@ pub fn parse_str(source: &str, file: &str) -> Result<Plan, ConfigError> {
             .help("fix the syntax first; the rest of the file is checked once it parses");
     }
     let parts = if syntax.is_empty() {
-        let raw = raw::read(root.into_inner(), &mut report);
+        let raw = raw::read(root.into_inner(), registry, &mut report);
         let components = resolve::resolve(&raw, &mut report);
         let tests = resolve::tests(&raw, &mut report);
         Some((

@@ -1,8 +1,10 @@
 //! The validated result: what the runtime builds.
 
+use std::sync::Arc;
+
 use weir_core::SignalSet;
 
-use crate::components::{ComponentConfig, ComponentKind};
+use crate::component::{ComponentConfig, ComponentKind};
 use crate::rule_tests::PipelineTest;
 use crate::settings::{ApiConfig, QueryConfig, RuntimeConfig, StoreConfig};
 
@@ -52,12 +54,17 @@ impl Plan {
 }
 
 /// One source, processor or sink of a [`Plan`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Component {
     /// The name from its `[KIND.NAME]` header; unique across all kinds.
     pub name: String,
-    /// Its typed configuration.
-    pub config: ComponentConfig,
+    /// Source, processor or sink.
+    pub kind: ComponentKind,
+    /// Its `type`, as registered (`otlp`, `store`).
+    pub type_name: &'static str,
+    /// Its typed configuration (downcast with
+    /// `component.config.downcast_ref::<FooConfig>()`).
+    pub config: Arc<dyn ComponentConfig>,
     /// What it reads, one entry per upstream component, in the order first
     /// written. Empty for sources.
     pub inputs: Vec<Input>,
@@ -69,7 +76,23 @@ pub struct Component {
 impl Component {
     /// Source, processor or sink.
     pub fn kind(&self) -> ComponentKind {
-        self.config.kind()
+        self.kind
+    }
+
+    /// Its config as type `T`, if it is of that type.
+    pub fn config_as<T: std::any::Any>(&self) -> Option<&T> {
+        self.config.downcast_ref::<T>()
+    }
+}
+
+impl PartialEq for Component {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.kind == other.kind
+            && self.type_name == other.type_name
+            && self.config.dyn_eq(other.config.as_any())
+            && self.inputs == other.inputs
+            && self.queue_capacity == other.queue_capacity
     }
 }
 

@@ -12,12 +12,11 @@ use std::ops::Range;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use crate::components::{
-    ComponentConfig, ComponentKind, ProcessorConfig, SinkConfig, SourceConfig,
-};
+use std::sync::Arc;
+
+use crate::component::{ComponentConfig, ComponentKind, Registry};
 use crate::decode::{self, Owner};
 use crate::diagnostic::Report;
-use crate::introspect::{enum_variants, variant_fields};
 use crate::rule_tests::TestSpec;
 use crate::settings::{ApiConfig, QueryConfig, RuntimeConfig, StoreConfig};
 use crate::suggest::{did_you_mean, quoted_list};
@@ -60,9 +59,9 @@ pub(crate) struct RawComponent {
     pub span: Range<usize>,
     /// Whether the name is usable in `inputs` (it has no `.` and is not empty).
     pub valid_name: bool,
-    /// The typed config; `None` when the type or any value was wrong (and
-    /// reported).
-    pub config: Option<ComponentConfig>,
+    /// The `type` and the typed config; `None` when the type or any value
+    /// was wrong (and reported).
+    pub config: Option<(&'static str, Arc<dyn ComponentConfig>)>,
     /// The `inputs` key, if written and shaped as a list of strings.
     pub inputs: Option<RawInputs>,
     /// `queue_capacity`, or its default.
@@ -126,7 +125,7 @@ fn article(type_name: &str) -> String {
 
 /// Reads the document root into typed tables, reporting every problem
 /// found inside a single table.
-pub(crate) fn read(root: DeTable<'_>, report: &mut Report<'_>) -> RawPipeline {
+pub(crate) fn read(root: DeTable<'_>, registry: &Registry, report: &mut Report<'_>) -> RawPipeline {
     let mut pipeline = RawPipeline {
         api: ApiConfig::default(),
         runtime: RuntimeConfig::default(),
@@ -159,9 +158,21 @@ pub(crate) fn read(root: DeTable<'_>, report: &mut Report<'_>) -> RawPipeline {
                     pipeline.query = query;
                 }
             }
-            "sources" => read_section(ComponentKind::Source, value, &mut pipeline, report),
-            "processors" => read_section(ComponentKind::Processor, value, &mut pipeline, report),
-            "sinks" => read_section(ComponentKind::Sink, value, &mut pipeline, report),
+            "sources" => read_section(
+                ComponentKind::Source,
+                value,
+                registry,
+                &mut pipeline,
+                report,
+            ),
+            "processors" => read_section(
+                ComponentKind::Processor,
+                value,
+                registry,
+                &mut pipeline,
+                report,
+            ),
+            "sinks" => read_section(ComponentKind::Sink, value, registry, &mut pipeline, report),
             "tests" => pipeline.tests = read_tests(value, report),
             other => {
                 let valid = format!("valid top-level tables: {}", quoted_list(SECTIONS));
@@ -259,6 +270,7 @@ fn read_tests(
 fn read_section(
     kind: ComponentKind,
     value: Spanned<DeValue<'_>>,
+    registry: &Registry,
     pipeline: &mut RawPipeline,
     report: &mut Report<'_>,
 ) {
@@ -279,7 +291,7 @@ fn read_section(
     for (name, body) in table {
         let name_span = name.span();
         let name = name.into_inner().into_owned();
-        if let Some(c) = read_component(kind, name, name_span, body, report) {
+        if let Some(c) = read_component(kind, name, name_span, body, registry, report) {
             pipeline.components.push(c);
         }
     }
@@ -290,6 +302,7 @@ fn read_component(
     name: String,
     name_span: Range<usize>,
     body: Spanned<DeValue<'_>>,
+    registry: &Registry,
     report: &mut Report<'_>,
 ) -> Option<RawComponent> {
     let span = body.span();
@@ -325,20 +338,22 @@ fn read_component(
     let mut keys: Vec<(String, Range<usize>)> = Vec::new();
     for (k, v) in table.iter() {
         keys.push((k.get_ref().to_string(), v.span()));
-        // Each table of an array (`[[processors.NAME.rules]]`) as `key[i]`.
+        // Each table of an array (`[[processors.NAME.rules]]`) as `key[i]`,
+        // and the keys inside it as `key[i].inner`.
         if let DeValue::Array(items) = v.get_ref() {
             for (i, item) in items.iter().enumerate() {
                 keys.push((format!("{}[{i}]", k.get_ref()), item.span()));
+                if let DeValue::Table(inner) = item.get_ref() {
+                    for (ik, iv) in inner.iter() {
+                        keys.push((format!("{}[{i}].{}", k.get_ref(), ik.get_ref()), iv.span()));
+                    }
+                }
             }
         }
     }
 
-    let type_names = match kind {
-        ComponentKind::Source => enum_variants::<SourceConfig>(),
-        ComponentKind::Processor => enum_variants::<ProcessorConfig>(),
-        ComponentKind::Sink => enum_variants::<SinkConfig>(),
-    };
-    let kind_type = read_type(kind, &mut table, type_names, &owner, report);
+    let type_names: Vec<&str> = registry.names(kind).collect();
+    let kind_type = read_type(kind, &mut table, &type_names, &owner, report);
 
     let inputs = table
         .remove_entry("inputs")
@@ -367,33 +382,18 @@ fn read_component(
         .unwrap_or(DEFAULT_QUEUE_CAPACITY),
     };
 
-    let config = kind_type.and_then(|(type_name, type_span)| {
+    let config = kind_type.and_then(|(type_name, _)| {
+        let component_type = registry.get(kind, &type_name)?;
         let common: &[&str] = match kind {
             ComponentKind::Source => &["type"],
             ComponentKind::Processor | ComponentKind::Sink => &["type", "inputs", "queue_capacity"],
         };
-        let fields = match kind {
-            ComponentKind::Source => variant_fields::<SourceConfig>(&type_name),
-            ComponentKind::Processor => variant_fields::<ProcessorConfig>(&type_name),
-            ComponentKind::Sink => variant_fields::<SinkConfig>(&type_name),
-        }
-        .unwrap_or(&[]);
+        let fields = component_type.fields().unwrap_or(&[]);
         let known: Vec<&str> = fields.iter().chain(common).copied().collect();
         decode::reject_unknown_keys(&mut table, &known, &owner, report);
-        match kind {
-            ComponentKind::Source => {
-                decode::decode_variant(&type_name, type_span, table, &owner, report)
-                    .map(ComponentConfig::Source)
-            }
-            ComponentKind::Processor => {
-                decode::decode_variant(&type_name, type_span, table, &owner, report)
-                    .map(ComponentConfig::Processor)
-            }
-            ComponentKind::Sink => {
-                decode::decode_variant(&type_name, type_span, table, &owner, report)
-                    .map(ComponentConfig::Sink)
-            }
-        }
+        component_type
+            .decode(table, &owner, report)
+            .map(|config| (component_type.name(), config))
     });
 
     Some(RawComponent {

@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use weir_core::{Signal, SignalSet};
 
-use crate::components::{ComponentConfig, ComponentKind, ProcessorConfig};
+use crate::component::ComponentKind;
 use crate::diagnostic::Report;
 use crate::plan::{Component, Input};
 use crate::raw::{RawComponent, RawPipeline};
@@ -49,10 +49,8 @@ pub(crate) fn tests(raw: &RawPipeline, report: &mut Report<'_>) -> Vec<PipelineT
         .components
         .iter()
         .filter(|c| {
-            matches!(
-                c.config,
-                Some(ComponentConfig::Processor(ProcessorConfig::Rules(_)))
-            )
+            c.kind == ComponentKind::Processor
+                && c.config.as_ref().is_some_and(|(_, c)| c.takes_tests())
         })
         .map(|c| c.name.as_str())
         .collect();
@@ -120,7 +118,9 @@ pub(crate) fn tests(raw: &RawPipeline, report: &mut Report<'_>) -> Vec<PipelineT
 /// Settings inside one component that contradict each other.
 fn check_problems(comps: &[RawComponent], report: &mut Report<'_>) {
     for c in comps {
-        let Some(config) = &c.config else { continue };
+        let Some((_, config)) = &c.config else {
+            continue;
+        };
         for p in config.problems() {
             let owner = c.owner();
             report
@@ -464,7 +464,11 @@ fn link(
     for &i in order {
         let c = &comps[i];
         let owner = c.owner();
-        let accepts = c.config.as_ref().map(ComponentConfig::accepts);
+        let accepts = match (&c.config, c.kind) {
+            (_, ComponentKind::Source) => Some(SignalSet::NONE),
+            (Some((_, config)), _) => Some(config.accepts()),
+            (None, _) => None,
+        };
         let mut inputs: Vec<Input> = Vec::new();
         let mut known = true;
         for e in edges.iter().filter(|e| e.to == i) {
@@ -532,20 +536,22 @@ fn link(
                 }),
             }
         }
-        emits[i] = match &c.config {
-            Some(ComponentConfig::Source(s)) => Some(s.outputs()),
-            Some(ComponentConfig::Processor(p)) if known => {
+        emits[i] = match (&c.config, c.kind) {
+            (Some((_, s)), ComponentKind::Source) => Some(s.outputs(SignalSet::NONE)),
+            (Some((_, p)), ComponentKind::Processor) if known => {
                 let input = inputs
                     .iter()
                     .fold(SignalSet::NONE, |acc, input| acc.union(input.signals));
                 Some(p.outputs(input))
             }
-            Some(ComponentConfig::Sink(_)) => Some(SignalSet::NONE),
+            (Some(_), ComponentKind::Sink) => Some(SignalSet::NONE),
             _ => None,
         };
-        if let Some(config) = &c.config {
+        if let Some((type_name, config)) = &c.config {
             out.push(Component {
                 name: c.name.clone(),
+                kind: c.kind,
+                type_name: *type_name,
                 config: config.clone(),
                 inputs,
                 queue_capacity: c.queue_capacity,

@@ -15,13 +15,13 @@ use serde::de::{self, Visitor};
 
 /// The largest `max_request_size` accepted: a request is held in memory
 /// whole, so anything above this is a typo rather than a plan.
-pub(crate) const MAX_REQUEST_SIZE_LIMIT: u64 = 4 * 1024 * 1024 * 1024;
+pub const MAX_REQUEST_SIZE_LIMIT: u64 = 4 * 1024 * 1024 * 1024;
 
 /// Bounds for `queue_capacity` (batches).
-pub(crate) const QUEUE_CAPACITY_RANGE: (u64, u64) = (1, 65_536);
+pub const QUEUE_CAPACITY_RANGE: (u64, u64) = (1, 65_536);
 
 /// Bounds for `max_concurrent_requests`.
-pub(crate) const CONCURRENT_REQUESTS_RANGE: (u64, u64) = (1, 1_000_000);
+pub const CONCURRENT_REQUESTS_RANGE: (u64, u64) = (1, 1_000_000);
 
 struct DurationVisitor;
 
@@ -62,12 +62,12 @@ impl Visitor<'_> for DurationVisitor {
 
 /// A duration written as a human string: `"200ms"`, `"30s"`, `"5m"`,
 /// `"1h 30m"`. Zero (`"0s"`) is allowed.
-pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     d.deserialize_any(DurationVisitor)
 }
 
 /// Like [`duration`], but zero is refused.
-pub(crate) fn positive_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub fn positive_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let value = d.deserialize_any(DurationVisitor)?;
     if value.is_zero() {
         return Err(de::Error::custom(
@@ -78,7 +78,7 @@ pub(crate) fn positive_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Durat
 }
 
 /// An optional [`positive_duration`]; absent means `None`.
-pub(crate) fn optional_positive_duration<'de, D: Deserializer<'de>>(
+pub fn optional_positive_duration<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Duration>, D::Error> {
     positive_duration(d).map(Some)
@@ -129,7 +129,7 @@ impl Visitor<'_> for SizeVisitor {
 /// The most bytes a single OTLP request may carry: a human size string
 /// (`"8MiB"`, `"4MB"`) or a plain integer number of bytes, from 1 byte to
 /// 4GiB.
-pub(crate) fn request_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+pub fn request_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     let bytes = d.deserialize_any(SizeVisitor)?;
     if bytes == 0 {
         return Err(de::Error::custom(
@@ -146,7 +146,7 @@ pub(crate) fn request_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Er
 
 /// Any positive size: a human size string (`"64MiB"`) or a plain integer
 /// number of bytes.
-pub(crate) fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+pub fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     let bytes = d.deserialize_any(SizeVisitor)?;
     if bytes == 0 {
         return Err(de::Error::custom("must be at least 1 byte"));
@@ -199,37 +199,21 @@ impl CountVisitor {
 }
 
 /// A channel capacity in batches, from 1 to 65536.
-pub(crate) fn queue_capacity<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+pub fn queue_capacity<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     let (min, max) = QUEUE_CAPACITY_RANGE;
     d.deserialize_any(CountVisitor { min, max })
 }
 
 /// A count of requests in flight at once, from 1 to 1000000.
-pub(crate) fn concurrent_requests<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+pub fn concurrent_requests<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     let (min, max) = CONCURRENT_REQUESTS_RANGE;
     d.deserialize_any(CountVisitor { min, max })
 }
 
-/// A number of alerts held for sending, from 1 to 1000000.
-pub(crate) fn alert_queue_capacity<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    d.deserialize_any(CountVisitor {
-        min: 1,
-        max: 1_000_000,
-    })
-}
-
-/// A number of alerts in one request, from 1 to 10000.
-pub(crate) fn alert_batch_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    d.deserialize_any(CountVisitor {
-        min: 1,
-        max: 10_000,
-    })
-}
-
-/// How many times a request is tried again, from 0 to 100.
-pub(crate) fn retry_attempts<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    d.deserialize_any(CountVisitor { min: 0, max: 100 })
-        .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+/// A whole number from `min` to `max`, for a component's own bounded
+/// counts: `fn batch(d) -> Result<usize, _> { values::count(d, 1, 10_000) }`.
+pub fn count<'de, D: Deserializer<'de>>(d: D, min: u64, max: u64) -> Result<usize, D::Error> {
+    d.deserialize_any(CountVisitor { min, max })
 }
 
 struct AddressVisitor;
@@ -271,12 +255,12 @@ impl Visitor<'_> for AddressVisitor {
 
 /// A socket address written `"IP:PORT"`, such as `"0.0.0.0:4317"` or
 /// `"[::1]:4317"`.
-pub(crate) fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+pub fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
     d.deserialize_any(AddressVisitor)
 }
 
 /// Why `v` is not an `http://` or `https://` URL with a host, if it is not.
-pub(crate) fn http_url_problem(v: &str) -> Option<String> {
+pub fn http_url_problem(v: &str) -> Option<String> {
     let rest = v
         .strip_prefix("http://")
         .or_else(|| v.strip_prefix("https://"));
@@ -313,21 +297,17 @@ impl Visitor<'_> for UrlVisitor {
 }
 
 /// An `http://` or `https://` URL with a host.
-pub(crate) fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     d.deserialize_any(UrlVisitor)
 }
 
 /// An optional [`duration`]; absent means `None`.
-pub(crate) fn optional_duration<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Duration>, D::Error> {
+pub fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     duration(d).map(Some)
 }
 
 /// An optional [`http_url`]; absent means `None`.
-pub(crate) fn optional_http_url<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<String>, D::Error> {
+pub fn optional_http_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     http_url(d).map(Some)
 }
 
@@ -351,7 +331,7 @@ impl Visitor<'_> for PathVisitor {
 }
 
 /// A non-empty file path.
-pub(crate) fn path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+pub fn path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
     d.deserialize_any(PathVisitor)
 }
 

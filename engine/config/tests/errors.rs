@@ -2,7 +2,8 @@
 //! diagnostic names the file, the line, the key, and says how to fix it.
 //! (`golden.rs` checks the full rendered text of the same cases.)
 
-use weir_config::{Diagnostic, Severity, parse_str};
+use weir_cli::parse_str;
+use weir_config::{Diagnostic, Severity};
 
 const FILE: &str = "pipelines/test.toml";
 

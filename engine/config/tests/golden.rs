@@ -8,7 +8,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use weir_config::{Plan, parse_str};
+use weir_cli::parse_str;
+use weir_config::Plan;
 
 fn cases() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pipelines");
@@ -24,13 +25,7 @@ fn cases() -> Vec<PathBuf> {
 fn describe(plan: &Plan) -> String {
     let mut out = String::from("ok\n");
     for c in &plan.components {
-        let _ = write!(
-            out,
-            "{} {} `{}`",
-            c.kind().noun(),
-            c.config.type_name(),
-            c.name
-        );
+        let _ = write!(out, "{} {} `{}`", c.kind().noun(), c.type_name, c.name);
         for (i, input) in c.inputs.iter().enumerate() {
             let sep = if i == 0 { " <- " } else { ", " };
             let _ = write!(out, "{sep}{} {}", input.from, input.signals);

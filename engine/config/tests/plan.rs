@@ -4,11 +4,12 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use weir_config::{
-    ApiConfig, ComponentConfig, ComponentKind, FileSinkConfig, OtlpSourceConfig, RuntimeConfig,
-    SinkConfig, SourceConfig, load, parse_str,
-};
+use weir_cli::{load, parse_str};
+use weir_config::{ApiConfig, ComponentKind, RuntimeConfig};
 use weir_core::{Signal, SignalSet};
+use weir_rules::RulesConfig;
+use weir_sinks::FileSinkConfig;
+use weir_sources::OtlpSourceConfig;
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().expect("test address is valid")
@@ -31,8 +32,8 @@ fn defaults_fill_unset_keys() {
     assert_eq!(plan.runtime.worker_threads, 0);
     let otlp = plan.component("otlp").expect("source exists");
     assert_eq!(
-        otlp.config,
-        ComponentConfig::Source(SourceConfig::Otlp(OtlpSourceConfig::default()))
+        otlp.config_as::<OtlpSourceConfig>(),
+        Some(&OtlpSourceConfig::default())
     );
     let OtlpSourceConfig {
         grpc,
@@ -89,7 +90,7 @@ queue_capacity = 1
     assert!(!plan.api.enabled);
     assert_eq!(plan.runtime.shutdown_timeout, Duration::from_secs(60));
     assert_eq!(plan.runtime.worker_threads, 4);
-    let ComponentConfig::Source(SourceConfig::Otlp(otlp)) = &plan.components[0].config else {
+    let Some(otlp) = plan.components[0].config_as::<OtlpSourceConfig>() else {
         panic!("first component is the otlp source: {:?}", plan.components);
     };
     assert!(!otlp.grpc && otlp.http);
@@ -101,15 +102,15 @@ queue_capacity = 1
     assert_eq!(otlp.ack_timeout, Duration::from_secs(3600));
     let out = &plan.components[1];
     assert_eq!(
-        out.config,
-        ComponentConfig::Sink(SinkConfig::File(FileSinkConfig {
+        out.config_as::<FileSinkConfig>(),
+        Some(&FileSinkConfig {
             path: "out.jsonl".into(),
             fsync: true
-        }))
+        })
     );
     assert_eq!(out.queue_capacity, 1);
     assert_eq!(out.kind(), ComponentKind::Sink);
-    assert_eq!(out.config.type_name(), "file");
+    assert_eq!(out.type_name, "file");
 }
 
 /// Scenario: sinks written before their source, inputs split by signal.
@@ -220,15 +221,14 @@ inputs = ["slo", "otlp"]
 /// fill the rest, and the processor emits metric points only.
 #[test]
 fn rules_processor_is_read() {
-    use weir_config::{ProcessorConfig, RulesConfig};
     let plan = parse_str(RULES, "rules.toml").expect("valid");
     let slo = plan.component("slo").expect("slo");
-    let ComponentConfig::Processor(ProcessorConfig::Rules(RulesConfig {
+    let Some(RulesConfig {
         every,
         allowed_lateness,
         idle_timeout,
         rules,
-    })) = &slo.config
+    }) = slo.config_as::<RulesConfig>()
     else {
         panic!("a rules processor: {:?}", slo.config);
     };

@@ -285,3 +285,25 @@ pub trait Sink: Send {
     /// Runs until the input is closed and empty, then flushes and returns.
     async fn run(self: Box<Self>, cx: SinkContext) -> Result<(), ComponentError>;
 }
+
+/// A component ready to run: what building a component's config yields and
+/// the runtime spawns.
+pub enum Built {
+    /// A source: brings data in.
+    Source(Box<dyn Source>),
+    /// A processor: transforms batches.
+    Processor(Box<dyn Processor>),
+    /// A sink: takes data out.
+    Sink(Box<dyn Sink>),
+}
+
+impl Built {
+    /// `source`, `processor` or `sink`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Built::Source(_) => "source",
+            Built::Processor(_) => "processor",
+            Built::Sink(_) => "sink",
+        }
+    }
+}

@@ -33,7 +33,7 @@ pub mod signal;
 pub use ack::{Ack, AckStatus, AckWaiter};
 pub use batch::Batch;
 pub use component::{
-    Edge, Input, Output, Processor, SendError, Sink, SinkContext, Source, SourceContext,
+    Built, Edge, Input, Output, Processor, SendError, Sink, SinkContext, Source, SourceContext,
 };
 pub use error::{ComponentError, ConvertError};
 pub use shutdown::Shutdown;

@@ -86,6 +86,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod alert;
+pub mod api;
+mod config;
 pub mod error;
 pub mod group;
 mod incremental;
@@ -103,6 +105,7 @@ pub mod window;
 mod time;
 
 pub use alert::{Alert, AlertEvent, AlertLifecycle, AlertSettings, AlertState, EventState};
+pub use config::{RuleSpec, RulesConfig};
 pub use error::{EvalError, RuleError, WindowError};
 pub use group::{GroupEvaluation, ReloadReport, RuleGroup};
 pub use processor::{Reloads, RulesProcessor};

@@ -33,8 +33,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::config::{RuleSpec, RulesConfig};
 use async_trait::async_trait;
-use weir_config::{RuleSpec, RulesConfig};
 use weir_core::{Ack, Batch, ComponentError, Processor, Signal};
 
 use crate::alert::AlertSettings;
@@ -79,6 +79,20 @@ pub struct RulesProcessor {
 /// its next batch or tick.
 #[derive(Debug, Clone, Default)]
 pub struct Reloads(Arc<Mutex<Option<RulesConfig>>>);
+
+impl weir_config::Reload for Reloads {
+    /// Leaves the new rules for the processor, which takes them before its
+    /// next batch or tick.
+    fn reload(&self, new: &dyn weir_config::ComponentConfig) -> Result<(), String> {
+        match new.downcast_ref::<RulesConfig>() {
+            Some(config) => {
+                self.send(config.clone());
+                Ok(())
+            }
+            None => Err("the component is no longer a `rules` processor".to_string()),
+        }
+    }
+}
 
 impl Reloads {
     /// Leaves `config` for the processor (replacing one not taken yet).

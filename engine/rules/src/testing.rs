@@ -22,8 +22,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use weir_config::{
-    ExpectedAlerts, ExpectedRecorded, ExpectedState, PipelineTest, RulesConfig, SeriesInput,
-    SeriesKind,
+    ExpectedAlerts, ExpectedRecorded, ExpectedState, PipelineTest, Plan, SeriesInput, SeriesKind,
 };
 use weir_core::Signal;
 use weir_core::convert;
@@ -31,6 +30,7 @@ use weir_core::schema::col;
 use weir_store::Table;
 
 use crate::alert::{AlertSettings, AlertState, label_set_text};
+use crate::config::RulesConfig;
 use crate::group::RuleGroup;
 use crate::processor::rule_config;
 use crate::rule::RuleKind;
@@ -53,6 +53,23 @@ impl TestOutcome {
     pub fn passed(&self) -> bool {
         self.failures.is_empty()
     }
+}
+
+/// Runs every `[[tests]]` of `plan` against the `rules` processor it names
+/// (`weir test`), in file order.
+pub async fn run_plan_tests(plan: &Plan) -> Vec<TestOutcome> {
+    let mut outcomes = Vec::with_capacity(plan.tests.len());
+    for (i, test) in plan.tests.iter().enumerate() {
+        // The config crate has checked that the processor takes tests.
+        let Some(config) = plan
+            .component(&test.processor)
+            .and_then(|c| c.config_as::<RulesConfig>())
+        else {
+            continue;
+        };
+        outcomes.push(run_test(i, test, config).await);
+    }
+    outcomes
 }
 
 /// Runs `test` (the `index`-th of its file) against the rules of `config`.

@@ -4,9 +4,9 @@
 
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
-use weir_config::{ComponentConfig, ProcessorConfig, parse_str};
+use weir_config::{Plan, Registry};
 use weir_core::{Ack, AckStatus, Batch, Processor, Signal};
-use weir_rules::{AlertSettings, RulesProcessor};
+use weir_rules::{AlertSettings, RulesConfig, RulesProcessor};
 
 /// A multiple of 30 s, in seconds since the epoch.
 const BASE: u64 = 1_700_000_040;
@@ -36,18 +36,22 @@ type = "store"
 inputs = ["slo", "otlp"]
 "#;
 
+/// Reads `pipeline` with the component types its files use.
+fn parse_str(pipeline: &str, file: &str) -> Result<Plan, weir_config::ConfigError> {
+    let registry = Registry::new()
+        .source::<weir_sources::OtlpSourceConfig>("otlp")
+        .processor::<RulesConfig>("rules")
+        .sink::<weir_store::StoreSinkConfig>("store");
+    weir_config::parse_str(pipeline, file, &registry)
+}
+
 fn processor() -> RulesProcessor {
     processor_of(PIPELINE)
 }
 
 fn processor_of(pipeline: &str) -> RulesProcessor {
-    let plan = parse_str(pipeline, "slo.toml").expect("valid pipeline");
-    let ComponentConfig::Processor(ProcessorConfig::Rules(config)) =
-        &plan.component("slo").expect("slo").config
-    else {
-        panic!("slo is a rules processor");
-    };
-    RulesProcessor::new("slo", config, &AlertSettings::default()).expect("the rules are valid")
+    RulesProcessor::new("slo", &config_of(pipeline), &AlertSettings::default())
+        .expect("the rules are valid")
 }
 
 /// Spans of `service` starting `offsets` seconds after [`BASE`].
@@ -230,18 +234,26 @@ async fn records_series_when_event_time_passes_a_due_time() {
     assert_eq!(events(&out), [event("notification"), event("transition")]);
 }
 
-/// Scenario: a rules processor built from a file whose rule reads a table
-/// that does not exist. Guarantees: building fails with the rule's name.
+/// Scenario: a file whose rule reads a table that does not exist.
+/// Guarantees: the file is refused at the rule's `alert` line, naming the
+/// rule and the table; building the processor fails the same way.
 #[test]
 fn bad_sql_fails_the_build() {
     let text = PIPELINE.replace("FROM spans WHERE", "FROM spanz WHERE");
-    let plan = parse_str(&text, "slo.toml").expect("the file itself is valid");
-    let ComponentConfig::Processor(ProcessorConfig::Rules(config)) =
-        &plan.component("slo").expect("slo").config
-    else {
-        panic!("slo is a rules processor");
-    };
-    let e = RulesProcessor::new("slo", config, &AlertSettings::default())
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("alert = \"CartIsBusy\""))
+        .expect("the rule is in the file")
+        + 1;
+    let e = parse_str(&text, "slo.toml")
+        .expect_err("refused")
+        .to_string();
+    assert!(e.contains(&format!("slo.toml:{line}:")), "{e}");
+    assert!(e.contains("CartIsBusy") && e.contains("spanz"), "{e}");
+
+    let mut config = config_of(PIPELINE);
+    config.rules[1].sql = config.rules[1].sql.replace("FROM spans", "FROM spanz");
+    let e = RulesProcessor::new("slo", &config, &AlertSettings::default())
         .err()
         .expect("refused");
     assert_eq!(e.rule(), "CartIsBusy");
@@ -409,14 +421,12 @@ async fn tick_moves_an_idle_input_to_the_present() {
 }
 
 /// The `slo` processor's config in `pipeline`.
-fn config_of(pipeline: &str) -> weir_config::RulesConfig {
+fn config_of(pipeline: &str) -> RulesConfig {
     let plan = parse_str(pipeline, "slo.toml").expect("valid pipeline");
-    let ComponentConfig::Processor(ProcessorConfig::Rules(config)) =
-        &plan.component("slo").expect("slo").config
-    else {
-        panic!("slo is a rules processor");
-    };
-    config.clone()
+    plan.component("slo")
+        .and_then(|c| c.config_as::<RulesConfig>())
+        .expect("slo is a rules processor")
+        .clone()
 }
 
 /// The value recorded for `cart` by `metric` in `out`, at `at` seconds

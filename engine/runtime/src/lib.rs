@@ -21,7 +21,8 @@
 mod node;
 mod topology;
 
-pub use node::{Built, Node};
+pub use node::Node;
 pub use topology::{ExitReport, Running, Topology, TopologyError};
+pub use weir_core::Built;
 
 pub use weir_core::{Processor, Sink, Source};

@@ -1,27 +1,6 @@
 //! What the runtime is given for each component.
 
-use weir_core::{Processor, SignalSet, Sink, Source};
-
-/// A component ready to run.
-pub enum Built {
-    /// A source: brings data in.
-    Source(Box<dyn Source>),
-    /// A processor: transforms batches.
-    Processor(Box<dyn Processor>),
-    /// A sink: takes data out.
-    Sink(Box<dyn Sink>),
-}
-
-impl Built {
-    /// `source`, `processor` or `sink`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Built::Source(_) => "source",
-            Built::Processor(_) => "processor",
-            Built::Sink(_) => "sink",
-        }
-    }
-}
+use weir_core::{Built, SignalSet};
 
 /// A component and its place in the graph.
 pub struct Node {

@@ -1,20 +1,28 @@
-//! Weir's sinks: where telemetry leaves the engine.
+//! Weir's sinks: where telemetry leaves the engine. One folder per sink
+//! type, holding its config (`config.rs`, what users write) and the sink
+//! that runs:
 //!
 //! * [`blackhole`]: counts and discards (benchmarks, dry runs).
 //! * [`file`]: OTLP/JSON lines, one export request per line (debugging,
 //!   tests, hand-off to other tools).
-//! * [`alerts`]: alert notifications to Alertmanager (API v2) and to
-//!   webhooks (Alertmanager's webhook JSON).
+//! * [`alertmanager`]: alert notifications to Alertmanager (API v2);
+//! * [`webhook`]: alert notifications to any URL as Alertmanager's
+//!   webhook JSON. Both share [`alerts`]: the bounded queue per receiver,
+//!   retries and the payloads.
 //!
 //! A sink drops each batch, and with it the batch's acknowledgement, only
 //! once the data is written as far as the sink promises (flushed to the
 //! file, or fsynced when configured); when it cannot write, it fails the
 //! batch so that the source tells its client to retry.
 
+pub mod alertmanager;
 pub mod alerts;
 pub mod blackhole;
 pub mod file;
+pub mod webhook;
 
-pub use alerts::{AlertmanagerSink, WebhookSink};
-pub use blackhole::BlackholeSink;
-pub use file::FileSink;
+pub use alertmanager::{AlertmanagerSink, AlertmanagerSinkConfig};
+pub use alerts::RetryConfig;
+pub use blackhole::{BlackholeSink, BlackholeSinkConfig};
+pub use file::{FileSink, FileSinkConfig};
+pub use webhook::{WebhookSink, WebhookSinkConfig};

@@ -12,12 +12,12 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use serde_json::Value;
 use tokio::sync::mpsc;
-use weir_config::{AlertmanagerSinkConfig, RetryConfig, WebhookSinkConfig};
 use weir_core::{Ack, Batch, Input, Signal, Sink, SinkContext};
 use weir_rules::output::alerts_batch;
 use weir_rules::{AlertEvent, EventState};
 use weir_sinks::alerts::rows;
 use weir_sinks::{AlertmanagerSink, WebhookSink};
+use weir_sinks::{AlertmanagerSinkConfig, RetryConfig, WebhookSinkConfig};
 
 const S: i64 = 1_000_000_000;
 

@@ -11,4 +11,4 @@
 
 pub mod otlp;
 
-pub use otlp::OtlpSource;
+pub use otlp::{OtlpSource, OtlpSourceConfig};

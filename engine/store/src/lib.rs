@@ -61,6 +61,6 @@ mod tests;
 
 pub use error::StoreError;
 pub use provider::StoreTable;
-pub use sink::StoreSink;
+pub use sink::{StoreSink, StoreSinkConfig};
 pub use store::Store;
 pub use tables::Table;

@@ -37,8 +37,8 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use weir_config::WasmConfig;
 use weir_core::{Ack, Batch, Processor, Signal};
+use weir_wasm::WasmConfig;
 use weir_wasm::{Runtime, WasmProcessor};
 
 /// Records per batch.

@@ -35,11 +35,13 @@
 //! discarded and replaced, and the batch follows `on_error`.
 
 pub mod columns;
+mod config;
 mod host;
 mod plugin;
 mod processor;
 pub mod runtime;
 
+pub use config::{OnError, WasmConfig};
 pub use plugin::Limits;
 pub use processor::WasmProcessor;
 pub use runtime::{CacheOutcome, Runtime};

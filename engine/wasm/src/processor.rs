@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
-use weir_config::{OnError, WasmConfig};
 use weir_core::{Ack, Batch, ComponentError, Processor, SignalSet};
 
 use crate::PluginError;
+use crate::config::{OnError, WasmConfig};
 use crate::host::{PluginShared, StateStore, now_nanos};
 use crate::plugin::{Failure, Instance, Limits, Plugin};
 use crate::runtime::{CacheOutcome, Runtime};

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use weir_config::{OnError, WasmConfig};
 use weir_core::{Ack, AckStatus, Batch, Processor, Signal};
+use weir_wasm::{OnError, WasmConfig};
 use weir_wasm::{Runtime, WasmProcessor};
 
 fn snapshotter() -> &'static Snapshotter {

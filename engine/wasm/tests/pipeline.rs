@@ -6,9 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use weir_config::{FileSinkConfig, OtlpSourceConfig, WasmConfig};
 use weir_core::{Ack, AckStatus, Batch, Processor, Signal, SignalSet};
 use weir_runtime::{Built, Node, Topology};
+use weir_sinks::FileSinkConfig;
+use weir_sources::OtlpSourceConfig;
+use weir_wasm::WasmConfig;
 use weir_wasm::{CacheOutcome, Runtime, WasmProcessor};
 
 fn bodies(batch: &Batch) -> Vec<Option<String>> {

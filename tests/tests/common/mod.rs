@@ -44,7 +44,7 @@ path = "{}"
 "#,
             out.display()
         );
-        let plan = weir_config::parse_str(&toml, "test.toml").unwrap_or_else(|e| panic!("{e}"));
+        let plan = weir_cli::parse_str(&toml, "test.toml").unwrap_or_else(|e| panic!("{e}"));
         let started = Engine::start(&plan).await.expect("weir starts");
         Weir {
             started,

@@ -1,9 +1,5 @@
-//! The alert sinks: where the notifications of `rules` processors go.
-//!
-//! * [`AlertmanagerSink`] (`type = "alertmanager"`): Alertmanager's API v2,
-//!   every alert to each Alertmanager named;
-//! * [`WebhookSink`] (`type = "webhook"`): Alertmanager's webhook payload
-//!   (version 4) to any URL.
+//! What the alert sinks share: [`crate::alertmanager`] (Alertmanager's
+//! API v2) and [`crate::webhook`] (Alertmanager's webhook payload).
 //!
 //! Both read `alerts` batches and take the rows of kind `notification`
 //! (firing and resolved alerts, re-sent while they last, as Prometheus
@@ -15,129 +11,50 @@
 
 pub mod deliver;
 pub mod payload;
+mod retry;
 pub mod rows;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
+use serde::Deserializer;
 use tracing::warn;
-use weir_config::{AlertmanagerSinkConfig, WebhookSinkConfig};
-use weir_core::{ComponentError, Sink, SinkContext};
+use weir_config::values;
+use weir_core::{ComponentError, SinkContext};
 
-use deliver::{Encode, Queue, Receiver};
-use payload::{WebhookGrouping, postable_alerts, webhook_messages};
+use deliver::{Queue, Receiver};
+
+pub use retry::RetryConfig;
 
 /// How long a stopping sink waits for its queues to empty at most.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// `type = "alertmanager"`: posts alerts to `<url>/api/v2/alerts` of every
-/// Alertmanager named.
-pub struct AlertmanagerSink {
-    receivers: Vec<Receiver>,
-    queue_capacity: usize,
+/// The default time one request may take.
+pub(crate) fn default_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
-impl AlertmanagerSink {
-    /// The sink of `config`; fails on headers HTTP cannot carry.
-    pub fn new(name: &str, config: &AlertmanagerSinkConfig) -> Result<Self, ComponentError> {
-        let headers = deliver::headers(name, &config.headers)?;
-        let client = client(name)?;
-        let encode: Encode = Arc::new(|alerts| {
-            let body = serde_json::to_vec(&postable_alerts(alerts)).unwrap_or_default();
-            vec![(body, alerts.len())]
-        });
-        let receivers = config
-            .urls
-            .iter()
-            .map(|url| Receiver {
-                component: name.into(),
-                url: format!("{}/api/v2/alerts", url.trim_end_matches('/')),
-                client: client.clone(),
-                headers: headers.clone(),
-                timeout: config.timeout,
-                retry: config.retry.clone(),
-                max_batch: config.max_batch,
-                encode: encode.clone(),
-            })
-            .collect();
-        Ok(AlertmanagerSink {
-            receivers,
-            queue_capacity: config.queue_capacity,
-        })
-    }
+/// The default number of alerts held per receiver (Prometheus' default).
+pub(crate) fn default_queue() -> usize {
+    10_000
 }
 
-/// `type = "webhook"`: posts Alertmanager webhook messages to one URL.
-pub struct WebhookSink {
-    receiver: Receiver,
-    queue_capacity: usize,
+/// A number of alerts held for sending, from 1 to 1000000.
+pub(crate) fn queue_capacity<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    values::count(d, 1, 1_000_000)
 }
 
-impl WebhookSink {
-    /// The sink of `config`; `external_url` is where Weir is reached (the
-    /// messages' `externalURL`). Fails on headers HTTP cannot carry.
-    pub fn new(
-        name: &str,
-        config: &WebhookSinkConfig,
-        external_url: &str,
-    ) -> Result<Self, ComponentError> {
-        let grouping = WebhookGrouping {
-            receiver: config.receiver.clone().unwrap_or_else(|| name.to_string()),
-            group_by: config.group_by.clone(),
-            external_url: external_url.to_string(),
-            max_alerts: config.max_alerts,
-        };
-        let encode: Encode = Arc::new(move |alerts| {
-            webhook_messages(&grouping, alerts)
-                .into_iter()
-                .map(|m| {
-                    let count = m.alerts.len() + m.truncated_alerts;
-                    (serde_json::to_vec(&m).unwrap_or_default(), count)
-                })
-                .collect()
-        });
-        Ok(WebhookSink {
-            receiver: Receiver {
-                component: name.into(),
-                url: config.url.clone(),
-                client: client(name)?,
-                headers: deliver::headers(name, &config.headers)?,
-                timeout: config.timeout,
-                retry: config.retry.clone(),
-                // Alertmanager sends a group whole; so does Weir.
-                max_batch: usize::MAX,
-                encode,
-            },
-            queue_capacity: config.queue_capacity,
-        })
-    }
-}
-
-fn client(name: &str) -> Result<reqwest::Client, ComponentError> {
+/// The HTTP client of alert sink `name`.
+pub(crate) fn client(name: &str) -> Result<reqwest::Client, ComponentError> {
     reqwest::Client::builder()
         .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| ComponentError::internal(name, format!("cannot make an HTTP client: {e}")))
 }
 
-#[async_trait]
-impl Sink for AlertmanagerSink {
-    async fn run(self: Box<Self>, cx: SinkContext) -> Result<(), ComponentError> {
-        run(self.receivers, self.queue_capacity, cx).await
-    }
-}
-
-#[async_trait]
-impl Sink for WebhookSink {
-    async fn run(self: Box<Self>, cx: SinkContext) -> Result<(), ComponentError> {
-        run(vec![self.receiver], self.queue_capacity, cx).await
-    }
-}
-
 /// Queues the notifications of every batch for each receiver until the
 /// input closes, then gives the senders [`SHUTDOWN_GRACE`] to finish.
-async fn run(
+pub(crate) async fn run(
     receivers: Vec<Receiver>,
     capacity: usize,
     mut cx: SinkContext,

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::OtlpSourceConfig;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::debug;
-use weir_config::OtlpSourceConfig;
 use weir_core::convert::{self, ConvertError, Converted};
 use weir_core::{Ack, AckStatus, Batch, Output, SendError, Signal};
 

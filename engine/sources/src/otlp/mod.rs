@@ -8,6 +8,7 @@
 //! [`ingest`] holds the logic both transports share; [`grpc`] and [`http`]
 //! only translate requests and outcomes.
 
+mod config;
 mod grpc;
 mod http;
 mod ingest;
@@ -17,9 +18,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::net::TcpListener;
-use weir_config::OtlpSourceConfig;
 use weir_core::{ComponentError, Source, SourceContext};
 
+pub use config::OtlpSourceConfig;
 pub use ingest::Outcome;
 
 /// A bound OTLP receiver, ready to run.

@@ -1,12 +1,15 @@
 //! The `file` sink: OTLP/JSON lines.
 
+mod config;
+
+pub use config::FileSinkConfig;
+
 use std::path::PathBuf;
 
 use async_trait::async_trait;
 use tokio::fs::{File, OpenOptions};
 use tokio::io::AsyncWriteExt;
 use tracing::warn;
-use weir_config::FileSinkConfig;
 use weir_core::convert::{self, json};
 use weir_core::{Batch, ComponentError, Signal, Sink, SinkContext};
 

@@ -1,10 +1,13 @@
 //! The `blackhole` sink: counts what it receives and discards it.
 
+mod config;
+
+pub use config::BlackholeSinkConfig;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tracing::info;
-use weir_config::BlackholeSinkConfig;
 use weir_core::{ComponentError, Sink, SinkContext};
 
 /// Counts and discards every batch (acknowledging it at once).

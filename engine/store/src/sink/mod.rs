@@ -1,6 +1,8 @@
 //! The `store` sink: batches into the embedded store, acknowledged once the
 //! write-ahead log holds them.
 
+mod config;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -8,6 +10,8 @@ use tracing::warn;
 use weir_core::{ComponentError, Sink, SinkContext};
 
 use crate::{Store, Table};
+
+pub use config::StoreSinkConfig;
 
 /// The most batches written with one WAL group commit.
 const GROUP: usize = 256;

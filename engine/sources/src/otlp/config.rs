@@ -1,43 +1,15 @@
-//! Source types.
+//! `type = "otlp"`: what a user writes for the OTLP receiver, and how it
+//! is built.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use serde::Deserialize;
-use weir_core::SignalSet;
+use weir_config::{BuildContext, ComponentConfig, Problem, values};
+use weir_core::{Built, ComponentError, SignalSet};
 
-use super::Problem;
-use crate::values;
-
-/// A source's configuration, chosen by its `type`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SourceConfig {
-    /// `type = "otlp"`: OTLP over gRPC and HTTP.
-    Otlp(OtlpSourceConfig),
-}
-
-impl SourceConfig {
-    /// The source's `type` as written in the file.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            SourceConfig::Otlp(_) => "otlp",
-        }
-    }
-
-    /// The signals the source can emit.
-    pub fn outputs(&self) -> SignalSet {
-        match self {
-            SourceConfig::Otlp(_) => SignalSet::TELEMETRY,
-        }
-    }
-
-    pub(crate) fn problems(&self) -> Vec<Problem> {
-        match self {
-            SourceConfig::Otlp(c) => c.problems(),
-        }
-    }
-}
+use super::OtlpSource;
 
 /// `type = "otlp"`: receives OTLP logs, spans and metrics over gRPC
 /// (`/opentelemetry.proto.collector.*.v1.*Service/Export`) and HTTP
@@ -154,7 +126,27 @@ impl Default for OtlpSourceConfig {
     }
 }
 
-impl OtlpSourceConfig {
+#[async_trait]
+impl ComponentConfig for OtlpSourceConfig {
+    fn accepts(&self) -> SignalSet {
+        SignalSet::NONE
+    }
+
+    fn outputs(&self, _input: SignalSet) -> SignalSet {
+        SignalSet::TELEMETRY
+    }
+
+    async fn build(&self, cx: &mut BuildContext<'_>) -> Result<Built, ComponentError> {
+        let source = OtlpSource::bind(cx.name(), self.clone()).await?;
+        if let Some(addr) = source.grpc_addr() {
+            cx.listening("grpc", addr);
+        }
+        if let Some(addr) = source.http_addr() {
+            cx.listening("http", addr);
+        }
+        Ok(Built::Source(Box::new(source)))
+    }
+
     fn problems(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         if !self.grpc && !self.http {
