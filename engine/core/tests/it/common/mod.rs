@@ -1,7 +1,5 @@
 //! Helpers shared by the integration tests of `weir-core`.
 
-#![allow(dead_code)] // Each test binary uses a part of these helpers.
-
 pub mod generate;
 
 use std::fmt::Debug;
