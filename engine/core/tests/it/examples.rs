@@ -1,12 +1,13 @@
-//! The OTLP/JSON examples of the OpenTelemetry specification (shared data)
-//! go through OTLP/JSON -> protobuf message -> Arrow -> message and come
-//! back equal; and through our OTLP/JSON encoder and decoder.
+//! The OTLP/JSON examples of the OpenTelemetry specification
+//! (`tests/data/otlp-json`) go through OTLP/JSON -> protobuf message ->
+//! Arrow -> message and come back equal; and through our OTLP/JSON encoder
+//! and decoder.
 
 use crate::common::{assert_same, example};
 use prost::Message;
 use weir_core::convert::{self, json};
 
-/// Guarantees: every shared example file is covered by a test below (a new
+/// Guarantees: every example file is covered by a test below (a new
 /// file cannot be skipped silently).
 #[test]
 fn every_example_file_is_tested() {
