@@ -12,11 +12,12 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use prost::Message as _;
 
-use super::common::{
-    AttrColumns, Columns, CommonBuilder, CommonReader, IdBuilder, IdCol, MapCol, Rejections,
-    StrCol, append_text, body_type, check_id, check_size, check_time, key_bytes, make_batch, nanos,
-    non_empty, opt, runs, timestamp_builder, unix_nanos, value_from_text,
+use super::build::{
+    AttrColumns, CommonBuilder, IdBuilder, make_batch, nanos, non_empty, timestamp_builder,
 };
+use super::check::{Rejections, check_id, check_size, check_time, key_bytes};
+use super::read::{Columns, CommonReader, IdCol, MapCol, StrCol, opt, runs, unix_nanos};
+use super::value_text::{append_text, body_type, value_from_text};
 use super::{ConvertError, Converted};
 use crate::schema::{self, col};
 

@@ -22,11 +22,13 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use prost::Message as _;
 
-use super::common::{
-    AttrColumns, Columns, CommonBuilder, CommonReader, IdBuilder, IdCol, MapCol, NestedAttrColumns,
-    PrimitiveList, Rejections, RepeatDict, RepeatedAttrs, StrCol, StructList, check_id, check_size,
-    check_time, key_bytes, list_range, make_batch, nanos, non_empty, opt, runs, timestamp_builder,
-    unix_nanos,
+use super::build::{
+    AttrColumns, CommonBuilder, IdBuilder, NestedAttrColumns, RepeatDict, RepeatedAttrs,
+    StructList, make_batch, nanos, non_empty, timestamp_builder,
+};
+use super::check::{Rejections, check_id, check_size, check_time, key_bytes};
+use super::read::{
+    Columns, CommonReader, IdCol, MapCol, PrimitiveList, StrCol, list_range, opt, runs, unix_nanos,
 };
 use super::{ConvertError, Converted};
 use crate::schema::{self, col, metric_type};

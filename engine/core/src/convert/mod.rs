@@ -40,19 +40,30 @@
 //! span id that is not 8, a span with an all-zero trace or span id, a time
 //! beyond `i64::MAX` nanoseconds) is left out and counted in
 //! [`Converted::rejected`]; the rest of the request converts.
+//!
+//! # Layout
+//!
+//! `logs`, `spans` and `metrics` each hold one signal's two directions. What
+//! they share: `check` (size limits, id and time checks, refused records),
+//! `value_text` (attribute values as text and their type letters), `build`
+//! (the OTLP -> Arrow builders) and `read` (the Arrow -> OTLP readers).
+//! [`json`] is OTLP/JSON.
 
-mod common;
+mod build;
+mod check;
 pub mod json;
 mod logs;
 mod metrics;
+mod read;
 mod spans;
+mod value_text;
 
 use arrow::record_batch::RecordBatch;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
-pub use common::MAX_REQUEST_BYTES;
+pub use check::MAX_REQUEST_BYTES;
 
 /// A conversion failed.
 #[derive(Debug, thiserror::Error)]

@@ -12,10 +12,13 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
 use prost::Message as _;
 
-use super::common::{
-    AttrColumns, Columns, CommonBuilder, CommonReader, IdBuilder, IdCol, MapCol, NestedAttrColumns,
-    Rejections, StrCol, StructList, check_id, check_required_id, check_size, check_time, key_bytes,
-    list_range, make_batch, nanos, non_empty, opt, runs, timestamp_builder, unix_nanos,
+use super::build::{
+    AttrColumns, CommonBuilder, IdBuilder, NestedAttrColumns, StructList, make_batch, nanos,
+    non_empty, timestamp_builder,
+};
+use super::check::{Rejections, check_id, check_required_id, check_size, check_time, key_bytes};
+use super::read::{
+    Columns, CommonReader, IdCol, MapCol, StrCol, list_range, opt, runs, unix_nanos,
 };
 use super::{ConvertError, Converted};
 use crate::schema::{self, col};

@@ -3,19 +3,17 @@
 //! Arrow JSON writer (SQL results) accepts them, and Arrow's comparison
 //! kernels find attributes by key as SQL's `attributes['key']` does.
 
-mod common;
-
 use std::io::Cursor;
 use std::sync::Arc;
 
+use crate::common::generate::{logs_request, metrics_request, trace_request};
+use crate::common::{assert_same, example, normalise_logs, normalise_metrics, normalise_spans};
 use arrow::array::{AsArray, Scalar, StringArray};
 use arrow::compute::kernels::cmp::eq;
 use arrow::datatypes::Int32Type;
 use arrow::ipc::reader::{FileReader, StreamReader};
 use arrow::ipc::writer::{FileWriter, StreamWriter};
 use arrow::record_batch::RecordBatch;
-use common::generate::{logs_request, metrics_request, trace_request};
-use common::{assert_same, example, normalise_logs, normalise_metrics, normalise_spans};
 use proptest::prelude::*;
 use weir_core::convert::{self, json};
 use weir_core::schema::col;

@@ -1,18 +1,17 @@
-//! The OTLP/JSON examples of the OpenTelemetry specification (shared data)
-//! go through OTLP/JSON -> protobuf message -> Arrow -> message and come
-//! back equal; and through our OTLP/JSON encoder and decoder.
+//! The OTLP/JSON examples of the OpenTelemetry specification
+//! (`tests/data/otlp-json`) go through OTLP/JSON -> protobuf message ->
+//! Arrow -> message and come back equal; and through our OTLP/JSON encoder
+//! and decoder.
 
-mod common;
-
-use common::{assert_same, example};
+use crate::common::{assert_same, example};
 use prost::Message;
 use weir_core::convert::{self, json};
 
-/// Guarantees: every shared example file is covered by a test below (a new
+/// Guarantees: every example file is covered by a test below (a new
 /// file cannot be skipped silently).
 #[test]
 fn every_example_file_is_tested() {
-    let mut names: Vec<String> = std::fs::read_dir(common::otlp_json_dir())
+    let mut names: Vec<String> = std::fs::read_dir(crate::common::otlp_json_dir())
         .expect("readable directory")
         .map(|e| {
             e.expect("directory entry")

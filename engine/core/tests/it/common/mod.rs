@@ -1,7 +1,5 @@
 //! Helpers shared by the integration tests of `weir-core`.
 
-#![allow(dead_code)] // Each test binary uses a part of these helpers.
-
 pub mod generate;
 
 use std::fmt::Debug;
@@ -13,20 +11,23 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::{Metric, metric};
 use prost::Message;
 
-/// The directory of the shared OTLP/JSON examples (`shared/data/otlp-json`
-/// next to the repository); fails with a clear message when it is absent.
+/// The directory of the OTLP/JSON examples (`tests/data/otlp-json` at the
+/// repository's root); fails with a clear message when it is absent.
 pub fn otlp_json_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/otlp-json");
+    let dir = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/data/otlp-json"
+    ));
     assert!(
         dir.is_dir(),
-        "the shared OTLP/JSON examples are missing: expected the directory {} \
-         (shared/data/otlp-json beside the repository checkout)",
+        "the OTLP/JSON examples are missing: expected the directory {} \
+         (tests/data/otlp-json in the repository)",
         dir.display()
     );
     dir
 }
 
-/// Reads one shared example file.
+/// Reads one example file.
 pub fn example(name: &str) -> Vec<u8> {
     let path = otlp_json_dir().join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))

@@ -3,10 +3,8 @@
 //! dropped, consecutive equal containers merged), and survives our OTLP/JSON
 //! encoder and decoder exactly.
 
-mod common;
-
-use common::generate::{logs_request, metrics_request, trace_request};
-use common::{assert_same, normalise_logs, normalise_metrics, normalise_spans};
+use crate::common::generate::{logs_request, metrics_request, trace_request};
+use crate::common::{assert_same, normalise_logs, normalise_metrics, normalise_spans};
 use proptest::prelude::*;
 use weir_core::Signal;
 use weir_core::convert::{self, json};
