@@ -104,7 +104,7 @@ impl Reloader {
             };
             match refused {
                 None => {
-                    outcome.applied.push(component.clone().name);
+                    outcome.applied.push(component.name.clone());
                     applied.push(component.clone());
                 }
                 Some(why) => outcome.needs_restart.push(format!(
