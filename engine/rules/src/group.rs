@@ -19,7 +19,7 @@ use weir_core::{Signal, SignalSet};
 use crate::alert::AlertSettings;
 use crate::error::{EvalError, RuleError, WindowError};
 use crate::incremental::Pending;
-use crate::rule::{Evaluation, Rule, RuleConfig, next_due};
+use crate::rule::{Evaluation, Rule, RuleConfig};
 use crate::time::{UnixNanos, nanos};
 use crate::window::{BufferLimits, BufferStats, Inputs, WindowBuffer};
 
@@ -95,6 +95,23 @@ fn tables_of(rules: &[Rule]) -> (SignalSet, SignalSet, SignalSet) {
     (read, keep, panes)
 }
 
+/// The next multiple of `every` after `last` (or the latest one the
+/// watermark allows, first) whose window, ending `offset` before it, is
+/// complete.
+fn next_due(
+    watermark: UnixNanos,
+    last: Option<UnixNanos>,
+    every: i64,
+    offset: i64,
+) -> Option<UnixNanos> {
+    let every = every.max(1);
+    let next = match last {
+        Some(last) => last.saturating_add(every),
+        None => watermark.saturating_add(offset).div_euclid(every) * every,
+    };
+    (next.saturating_sub(offset) <= watermark).then_some(next)
+}
+
 /// Hands the rows of `pane` to each of `rules` to aggregate.
 async fn absorb_all(rules: &mut [Rule], pane: (Signal, UnixNanos), rows: &[RecordBatch]) {
     for rule in rules {
@@ -112,7 +129,7 @@ async fn evaluate_all(
     for rule in rules {
         out.push(GroupEvaluation {
             rule: rule.config().name.clone(),
-            result: rule.evaluate_over(t, buffers).await,
+            result: rule.evaluate(t, buffers).await,
         });
     }
     out

@@ -4,16 +4,13 @@
 //! [`RuleConfig::validate`] checks everything that can be checked before
 //! data arrives: durations, names, templates, and the SQL itself (planned
 //! against empty tables with the real schemas, its result shape checked).
-//! [`Rule::new`] validates and builds the running rule: one
-//! [`WindowBuffer`] per table the SQL reads, a DataFusion session with the
-//! query planned once (pane by pane where it can be, see
+//! [`Rule::new`] validates and builds the running rule: a DataFusion
+//! session with the query planned once (pane by pane where it can be, see
 //! [`crate::incremental`]), and for alert rules an [`AlertLifecycle`].
 //!
-//! The runtime pushes batches into the rule, asks [`Rule::next_due`] for the
-//! next evaluation time whose window is complete (evaluation times are the
-//! multiples of `every` since the epoch, so that every instance and every
-//! `weir test` run agree), and calls [`Rule::evaluate`]. A rule's state is
-//! saved with [`RulesState::capture`] and restored with
+//! A rule runs in a [`crate::RuleGroup`], which holds the window buffers,
+//! decides the evaluation times and evaluates each of its rules in turn.
+//! A rule's state is saved with [`RulesState::capture`] and restored with
 //! [`RulesState::restore`]; state is kept only for rules whose definition
 //! is unchanged ([`RuleId`]).
 
@@ -28,14 +25,14 @@ use serde::{Deserialize, Serialize};
 use weir_core::{Signal, SignalSet};
 
 use crate::alert::{Alert, AlertEvent, AlertLifecycle, AlertSettings, Instance, label_set_text};
-use crate::error::{EvalError, RuleError, WindowError};
-use crate::incremental::{PanePlans, Panes, Pending};
+use crate::error::{EvalError, RuleError};
+use crate::incremental::{PanePlans, Panes};
 use crate::plan::{self, Tables};
 use crate::query::{self, QueryShape, Sample};
 use crate::record;
 use crate::template::{Template, is_label_name};
 use crate::time::{UnixNanos, nanos};
-use crate::window::{BufferLimits, BufferStats, Inputs, WindowBuffer};
+use crate::window::{BufferLimits, WindowBuffer};
 
 /// The label that names an alert.
 pub const ALERTNAME: &str = "alertname";
@@ -369,8 +366,6 @@ pub struct Rule {
     id: RuleId,
     shape: QueryShape,
     templates: Templates,
-    inputs: Inputs,
-    last_eval: Option<UnixNanos>,
     /// The context the kept plans run in (the rule's session: its
     /// functions and memory limit), made once.
     task: Arc<datafusion::execution::TaskContext>,
@@ -381,9 +376,6 @@ pub struct Rule {
     compiled: Compiled,
     /// The partial aggregates of the panes, when incremental.
     panes: Panes,
-    /// Rows gathered for the panes, when the rule runs on its own (in a
-    /// group, the group gathers them).
-    pending: Pending,
     /// How the last evaluation went.
     last_run: Option<LastRun>,
 }
@@ -437,7 +429,6 @@ impl fmt::Debug for Rule {
         f.debug_struct("Rule")
             .field("name", &self.config.name)
             .field("id", &self.id)
-            .field("last_eval", &self.last_eval)
             .finish_non_exhaustive()
     }
 }
@@ -460,16 +451,6 @@ impl Rule {
                 message: e.strip_backtrace().to_string(),
             })?;
         let task = ctx.task_ctx();
-        let keep = match compiled {
-            Compiled::Rescan(_) => shape.inputs,
-            Compiled::Panes(_) => SignalSet::NONE,
-        };
-        let inputs = Inputs::new(
-            shape.inputs,
-            keep,
-            config.allowed_lateness,
-            config.buffer_limits,
-        );
         let lifecycle = (config.kind == RuleKind::Alert).then(|| {
             AlertLifecycle::new(
                 &config.name,
@@ -485,14 +466,11 @@ impl Rule {
             config,
             shape,
             templates,
-            inputs,
-            last_eval: None,
             task,
             lifecycle,
             tables,
             compiled,
             panes: Panes::default(),
-            pending: Pending::default(),
             last_run: None,
         })
     }
@@ -569,118 +547,17 @@ impl Rule {
         &self.shape.label_columns
     }
 
-    /// The counters of each window buffer.
-    pub fn buffer_stats(&self) -> Vec<(Signal, BufferStats)> {
-        self.inputs.stats()
-    }
-
     /// The alert instances held (alert rules).
     pub fn alerts(&self) -> Vec<&Alert> {
         self.lifecycle.iter().flat_map(|l| l.alerts()).collect()
     }
 
-    /// Takes a batch of `signal`'s table; a table the query does not read
-    /// is ignored (0 rows taken).
-    pub async fn push(
-        &mut self,
-        signal: Signal,
-        batch: &RecordBatch,
-    ) -> Result<usize, WindowError> {
-        self.push_bounded(signal, batch, None).await
-    }
-
-    /// [`Self::push`], dropping rows stamped after `not_after` (see
-    /// [`WindowBuffer::push_bounded`]).
-    pub async fn push_bounded(
-        &mut self,
-        signal: Signal,
-        batch: &RecordBatch,
-        not_after: Option<UnixNanos>,
-    ) -> Result<usize, WindowError> {
-        let Some((kept, time_column)) = self.inputs.take(signal, batch, not_after)? else {
-            return Ok(0);
-        };
-        let rows = kept.num_rows();
-        if self.pane_input() == Some(signal) {
-            let every = nanos(self.config.every);
-            for pane in self.pending.add(signal, &kept, time_column, every) {
-                self.absorb_pending(pane).await;
-            }
-        }
-        Ok(rows)
-    }
-
-    /// Aggregates the rows gathered for the panes starting before `t`.
-    async fn flush_before(&mut self, t: UnixNanos) {
-        for pane in self.pending.before(t) {
-            self.absorb_pending(pane).await;
-        }
-    }
-
-    /// Aggregates the rows gathered for `pane`.
-    async fn absorb_pending(&mut self, pane: (Signal, UnixNanos)) {
-        let rows = self.pending.take(pane);
-        self.absorb(pane.0, pane.1, rows).await;
-    }
-
-    /// Moves the watermark of every input to at least `to` (idle inputs).
-    pub fn advance_watermark(&mut self, to: UnixNanos) {
-        self.inputs.advance_watermark(to);
-    }
-
-    /// The rule's watermark: the least of its inputs' (a window is complete
-    /// once every input has passed its end); `None` until each input has
-    /// one.
-    pub fn watermark(&self) -> Option<UnixNanos> {
-        self.inputs.watermark()
-    }
-
-    /// The next evaluation time whose window `[t - window - offset, t -
-    /// offset)` is complete, if any. Times are multiples of `every`; after
-    /// the last evaluation comes the next multiple (none is skipped), and the
-    /// first is the latest multiple the watermark allows.
-    pub fn next_due(&self) -> Option<UnixNanos> {
-        next_due(
-            self.watermark()?,
-            self.last_eval,
-            nanos(self.config.every),
-            nanos(self.config.query_offset),
-        )
-    }
-
-    /// Evaluates every due time in turn, oldest first: what the runtime
-    /// does after a push or a watermark advance.
-    pub async fn evaluate_due(&mut self) -> Vec<(UnixNanos, Result<Evaluation, EvalError>)> {
-        let mut out = Vec::new();
-        while let Some(t) = self.next_due() {
-            out.push((t, self.evaluate(t).await));
-        }
-        out
-    }
-
-    /// Evaluates the rule at `t` over `[t - window - offset, t - offset)`.
-    ///
-    /// Whether it succeeds or fails, the evaluation at `t` is done: the next
-    /// due time moves on and the buffers are evicted behind the next window
-    /// (as Prometheus moves on to the next interval after a failed
-    /// evaluation). A failed evaluation leaves the alert state as it was.
-    pub async fn evaluate(&mut self, t: UnixNanos) -> Result<Evaluation, EvalError> {
-        self.flush_before(t).await;
-        let inputs = std::mem::take(&mut self.inputs);
-        let result = self.evaluate_over(t, inputs.buffers()).await;
-        self.inputs = inputs;
-        self.last_eval = Some(t);
-        let horizon = t
-            .saturating_add(nanos(self.config.every))
-            .saturating_sub(self.reach());
-        self.inputs.evict_before(horizon);
-        result
-    }
-
-    /// Evaluates at `t` over the rows of `buffers` (the rule's own, or its
-    /// group's); touches neither the buffers nor the due time. Keeps how it
-    /// went as [`Rule::last_run`].
-    pub(crate) async fn evaluate_over(
+    /// Evaluates the rule at `t` over `[t - window - offset, t - offset)`:
+    /// the rows of `buffers` (its group's) or its panes. Touches neither the
+    /// buffers nor the due time (the group moves both on, whether this
+    /// succeeds or fails); a failed evaluation leaves the alert state as it
+    /// was. Keeps how it went as [`Rule::last_run`].
+    pub(crate) async fn evaluate(
         &mut self,
         t: UnixNanos,
         buffers: &[WindowBuffer],
@@ -883,23 +760,6 @@ impl Rule {
     }
 }
 
-/// The next multiple of `every` after `last` (or the latest one the
-/// watermark allows, first) whose window, ending `offset` before it, is
-/// complete.
-pub(crate) fn next_due(
-    watermark: UnixNanos,
-    last: Option<UnixNanos>,
-    every: i64,
-    offset: i64,
-) -> Option<UnixNanos> {
-    let every = every.max(1);
-    let next = match last {
-        Some(last) => last.saturating_add(every),
-        None => watermark.saturating_add(offset).div_euclid(every) * every,
-    };
-    (next.saturating_sub(offset) <= watermark).then_some(next)
-}
-
 /// The link from an alert back to its rule: `<external_url>/rules/<name>`
 /// (the name percent-encoded as a path segment: every byte but letters,
 /// digits and `-._~:` as `%XX`, so that the API reads the name back whole).
@@ -985,6 +845,7 @@ impl RulesState {
 mod tests {
     use super::*;
     use crate::alert::{AlertState, EventState};
+    use crate::group::RuleGroup;
     use crate::window::tests::{S, logs};
     use arrow::array::{AsArray, MapArray};
     use arrow::datatypes::{Float64Type, TimestampNanosecondType};
@@ -1029,11 +890,31 @@ mod tests {
         }
     }
 
+    /// The group of the one rule `config`: how a rule runs.
+    fn group_of(config: RuleConfig) -> RuleGroup {
+        RuleGroup::new("g", vec![config], &settings()).unwrap()
+    }
+
+    /// The one rule of `group`.
+    fn rule(group: &RuleGroup) -> &Rule {
+        &group.rules()[0]
+    }
+
+    /// Evaluates the one rule of `group` at `t`, as the group does.
+    async fn evaluate(group: &mut RuleGroup, t: UnixNanos) -> Result<Evaluation, EvalError> {
+        let mut done = group.evaluate(t).await;
+        assert_eq!(done.len(), 1, "a group of one rule");
+        done.remove(0).result
+    }
+
     /// Evaluates every due tick; returns (time, transitions) per tick.
-    async fn run_due(rule: &mut Rule) -> Vec<(i64, Vec<(String, EventState)>)> {
+    async fn run_due(group: &mut RuleGroup) -> Vec<(i64, Vec<(String, EventState)>)> {
         let mut out = Vec::new();
-        for (t, ev) in rule.evaluate_due().await {
-            let kinds = ev
+        for (t, mut done) in group.evaluate_due().await {
+            assert_eq!(done.len(), 1, "a group of one rule");
+            let kinds = done
+                .remove(0)
+                .result
                 .unwrap()
                 .transitions
                 .iter()
@@ -1052,36 +933,39 @@ mod tests {
     /// Alertmanager's times; buffers are evicted behind the windows.
     #[tokio::test]
     async fn alert_rule_lifecycle_over_event_time_windows() {
-        let mut rule = Rule::new(error_rule(), &settings()).unwrap();
-        assert_eq!(rule.inputs(), SignalSet::only(Signal::Logs));
-        assert_eq!(rule.label_columns(), ["service_name"]);
-        assert_eq!(rule.next_due(), None, "no watermark yet");
+        let mut group = group_of(error_rule());
+        assert_eq!(rule(&group).inputs(), SignalSet::only(Signal::Logs));
+        assert_eq!(rule(&group).label_columns(), ["service_name"]);
+        assert_eq!(group.next_due(), None, "no watermark yet");
         assert_eq!(
-            rule.push(Signal::Spans, &logs(&[(1, "x")])).await.unwrap(),
+            group.push(Signal::Spans, &logs(&[(1, "x")])).await.unwrap(),
             0,
             "unread table"
         );
-        rule.push(
-            Signal::Logs,
-            &logs(&[(100, "cart"), (101, "cart"), (102, "pay")]),
-        )
-        .await
-        .unwrap();
+        group
+            .push(
+                Signal::Logs,
+                &logs(&[(100, "cart"), (101, "cart"), (102, "pay")]),
+            )
+            .await
+            .unwrap();
         // Watermark 102: the first tick is 90, over [30, 90): empty.
-        assert_eq!(run_due(&mut rule).await, vec![(90, vec![])]);
-        rule.push(Signal::Logs, &logs(&[(125, "cart")]))
+        assert_eq!(run_due(&mut group).await, vec![(90, vec![])]);
+        group
+            .push(Signal::Logs, &logs(&[(125, "cart")]))
             .await
             .unwrap();
         assert_eq!(
-            run_due(&mut rule).await,
+            run_due(&mut group).await,
             vec![(120, vec![("cart".into(), EventState::Pending)])]
         );
-        rule.push(Signal::Logs, &logs(&[(151, "cart")]))
+        group
+            .push(Signal::Logs, &logs(&[(151, "cart")]))
             .await
             .unwrap();
-        let t = rule.next_due().unwrap();
+        let t = group.next_due().unwrap();
         assert_eq!(t, 150 * S);
-        let ev = rule.evaluate(t).await.unwrap();
+        let ev = evaluate(&mut group, t).await.unwrap();
         assert_eq!(ev.rows, 1);
         let fired = &ev.transitions[0];
         assert_eq!(fired.state, EventState::Firing);
@@ -1108,23 +992,23 @@ mod tests {
             Some(1),
             "one ALERTS series, for the firing alert"
         );
-        let alert = rule.alerts()[0].clone();
+        let alert = rule(&group).alerts()[0].clone();
         assert_eq!(
             (alert.state, alert.active_at, alert.fired_at),
             (AlertState::Firing, 120 * S, Some(150 * S))
         );
         // No more data: the source is idle and the runtime advances time.
-        rule.advance_watermark(240 * S);
+        group.advance_watermark(240 * S);
         assert_eq!(
-            run_due(&mut rule).await,
+            run_due(&mut group).await,
             vec![
                 (180, vec![]),
                 (210, vec![("cart".into(), EventState::Resolved)]),
                 (240, vec![]),
             ]
         );
-        assert_eq!(rule.alerts()[0].resolved_at, Some(210 * S));
-        let stats = rule.buffer_stats();
+        assert_eq!(rule(&group).alerts()[0].resolved_at, Some(210 * S));
+        let stats = group.buffer_stats();
         assert_eq!(stats[0].1.rows, 0, "everything is behind the next window");
         assert_eq!(stats[0].1.accepted_rows, 5);
     }
@@ -1146,24 +1030,26 @@ mod tests {
                 "SELECT service_name, count(*) AS value FROM logs GROUP BY service_name",
             )
         };
-        let mut rule = Rule::new(config, &settings()).unwrap();
-        rule.push(
-            Signal::Logs,
-            &logs(&[(55, "a"), (65, "a"), (69, "b"), (130, "c")]),
-        )
-        .await
-        .unwrap();
+        let mut group = group_of(config);
+        group
+            .push(
+                Signal::Logs,
+                &logs(&[(55, "a"), (65, "a"), (69, "b"), (130, "c")]),
+            )
+            .await
+            .unwrap();
         // Watermark 130 - 15 = 115: 116 is on time, 90 is too late.
         assert_eq!(
-            rule.push(Signal::Logs, &logs(&[(116, "b"), (90, "b")]))
+            group
+                .push(Signal::Logs, &logs(&[(116, "b"), (90, "b")]))
                 .await
                 .unwrap(),
             1
         );
-        assert_eq!(rule.buffer_stats()[0].1.late_rows, 1);
-        let t = rule.next_due().unwrap();
+        assert_eq!(group.buffer_stats()[0].1.late_rows, 1);
+        let t = group.next_due().unwrap();
         assert_eq!(t, 120 * S);
-        let ev = rule.evaluate(t).await.unwrap();
+        let ev = evaluate(&mut group, t).await.unwrap();
         assert!(ev.transitions.is_empty() && ev.notifications.is_empty());
         let batch = ev.recorded.unwrap();
         assert_eq!(batch.schema().fields(), metrics_schema().fields());
@@ -1193,30 +1079,31 @@ mod tests {
     /// the original time; the changed rule starts empty and is reported.
     #[tokio::test]
     async fn state_restores_to_unchanged_rules_only() {
-        let mut rule = Rule::new(error_rule(), &settings()).unwrap();
-        rule.push(Signal::Logs, &logs(&[(100, "cart"), (101, "cart")]))
+        let mut group = group_of(error_rule());
+        group
+            .push(Signal::Logs, &logs(&[(100, "cart"), (101, "cart")]))
             .await
             .unwrap();
-        rule.advance_watermark(120 * S);
-        while let Some(t) = rule.next_due() {
-            rule.evaluate(t).await.unwrap();
+        group.advance_watermark(120 * S);
+        while let Some(t) = group.next_due() {
+            evaluate(&mut group, t).await.unwrap();
         }
-        assert_eq!(rule.alerts()[0].state, AlertState::Pending);
-        let json = serde_json::to_string(&RulesState::capture([&rule])).unwrap();
+        assert_eq!(rule(&group).alerts()[0].state, AlertState::Pending);
+        let json = serde_json::to_string(&RulesState::capture(group.rules())).unwrap();
         let saved: RulesState = serde_json::from_str(&json).unwrap();
 
-        let mut same = Rule::new(error_rule(), &settings()).unwrap();
+        let mut same = group_of(error_rule());
         let changed_config = RuleConfig {
             for_duration: secs(60),
             ..error_rule()
         };
         assert_ne!(changed_config.id(), error_rule().id());
-        let mut changed = Rule::new(changed_config, &settings()).unwrap();
-        let report = saved.restore([&mut same, &mut changed]);
+        let mut changed = group_of(changed_config);
+        let report = saved.restore(same.rules_mut().iter_mut().chain(changed.rules_mut()));
         assert_eq!(report.restored, ["ServiceErrors"]);
         assert!(report.discarded.is_empty());
-        assert!(changed.alerts().is_empty());
-        assert_eq!(same.alerts()[0].active_at, 120 * S);
+        assert!(rule(&changed).alerts().is_empty());
+        assert_eq!(rule(&same).alerts()[0].active_at, 120 * S);
 
         // After the restart the data comes again (at-least-once replay) and
         // the alert fires at 150, 30s after its original active_at.
@@ -1229,11 +1116,11 @@ mod tests {
         same.advance_watermark(150 * S);
         let t = same.next_due().unwrap();
         assert_eq!(t, 150 * S);
-        let ev = same.evaluate(t).await.unwrap();
+        let ev = evaluate(&mut same, t).await.unwrap();
         assert_eq!(ev.transitions[0].state, EventState::Firing);
         assert_eq!(ev.transitions[0].starts_at, 150 * S);
 
-        let gone = RulesState::capture([&changed]).restore([&mut same]);
+        let gone = RulesState::capture(changed.rules()).restore(same.rules_mut());
         assert_eq!(gone.discarded, ["ServiceErrors"]);
     }
 
@@ -1248,10 +1135,11 @@ mod tests {
             labels: map(&[("owner", "{{ $labels.who }}")]),
             ..RuleConfig::alert("Always", "SELECT CAST(NULL AS VARCHAR) AS who, 1 AS value")
         };
-        let mut rule = Rule::new(config, &settings()).unwrap();
-        assert_eq!(rule.next_due(), None);
-        rule.advance_watermark(60 * S);
-        let ev = rule.evaluate(rule.next_due().unwrap()).await.unwrap();
+        let mut group = group_of(config);
+        assert_eq!(group.next_due(), None);
+        group.advance_watermark(60 * S);
+        let t = group.next_due().unwrap();
+        let ev = evaluate(&mut group, t).await.unwrap();
         assert_eq!(ev.transitions[0].labels, map(&[("alertname", "Always")]));
         assert_eq!(
             ev.transitions[0].state,
@@ -1266,8 +1154,8 @@ mod tests {
                 "SELECT who, 1 AS value FROM (VALUES ('a'), ('b')) AS t(who)",
             )
         };
-        let mut rule = Rule::new(config, &settings()).unwrap();
-        let err = rule.evaluate(60 * S).await.unwrap_err();
+        let mut group = group_of(config);
+        let err = evaluate(&mut group, 60 * S).await.unwrap_err();
         assert!(
             matches!(&err, EvalError::DuplicateLabels { labels, .. } if labels.contains("everyone")),
             "{err}"
@@ -1287,13 +1175,13 @@ mod tests {
                  FROM (SELECT unnest(range(1, 200000)) AS v) GROUP BY 1",
             )
         };
-        let mut rule = Rule::new(config, &settings()).unwrap();
-        let err = rule.evaluate(60 * S).await.unwrap_err();
+        let mut group = group_of(config);
+        let err = evaluate(&mut group, 60 * S).await.unwrap_err();
         assert!(
             matches!(&err, EvalError::Query { message, .. } if message.contains("esources exhausted")),
             "{err}"
         );
-        assert!(rule.alerts().is_empty());
+        assert!(rule(&group).alerts().is_empty());
     }
 
     /// Scenario: the query fails at execution (division by zero once rows
@@ -1310,31 +1198,35 @@ mod tests {
                 "SELECT service_name, count(*) / 0 AS value FROM logs GROUP BY service_name",
             )
         };
-        let mut rule = Rule::new(config, &settings()).unwrap();
-        rule.push(Signal::Logs, &logs(&[(30, "a")])).await.unwrap();
-        rule.push(Signal::Logs, &logs(&[(61, "a")])).await.unwrap();
-        let t = rule.next_due().unwrap();
+        let mut group = group_of(config);
+        group.push(Signal::Logs, &logs(&[(30, "a")])).await.unwrap();
+        group.push(Signal::Logs, &logs(&[(61, "a")])).await.unwrap();
+        let t = group.next_due().unwrap();
         assert_eq!(t, 60 * S);
-        let err = rule.evaluate(t).await.unwrap_err();
+        let err = evaluate(&mut group, t).await.unwrap_err();
         assert!(
             matches!(&err, EvalError::Query { rule, message } if rule == "Broken" && message.contains("zero")),
             "{err}"
         );
-        assert!(rule.alerts().is_empty());
-        assert_eq!(rule.next_due(), None, "60 is done; 120 is not complete yet");
-        assert!(rule.is_incremental());
+        assert!(rule(&group).alerts().is_empty());
         assert_eq!(
-            rule.buffer_stats()[0].1.rows,
+            group.next_due(),
+            None,
+            "60 is done; 120 is not complete yet"
+        );
+        assert!(rule(&group).is_incremental());
+        assert_eq!(
+            group.buffer_stats()[0].1.rows,
             0,
             "a pane-by-pane rule keeps no rows in its buffer"
         );
         // The failed pane [0, 60) is gone with its evaluation; the next
         // window fails on its own rows, not on the old pane's error.
-        rule.advance_watermark(120 * S);
-        let err = rule.evaluate(120 * S).await.unwrap_err();
+        group.advance_watermark(120 * S);
+        let err = evaluate(&mut group, 120 * S).await.unwrap_err();
         assert!(matches!(&err, EvalError::Query { message, .. } if message.contains("zero")));
-        rule.advance_watermark(180 * S);
-        let quiet = rule.evaluate(180 * S).await.unwrap();
+        group.advance_watermark(180 * S);
+        let quiet = evaluate(&mut group, 180 * S).await.unwrap();
         assert_eq!(quiet.rows, 0, "an empty window runs again");
     }
 
