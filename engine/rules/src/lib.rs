@@ -3,13 +3,15 @@
 //!
 //! A rule is a DataFusion SQL query over the signal tables (`logs`, `spans`,
 //! `metrics`, with weir-core's schemas) as they stand in a window of event
-//! time. Data moves through a rule like this:
+//! time. Rules run in a [`RuleGroup`] (a single rule as a group of one).
+//! Data moves through a group's rules like this:
 //!
 //! ```text
-//!  RecordBatch ──Rule::push──▶ WindowBuffer (one per table the SQL reads;
-//!                               watermark, late rows counted, bounded)
-//!  Rule::next_due ──▶ t ──Rule::evaluate(t)──▶ SQL over [t - window - offset, t - offset)
-//!        │                                       rows: label columns + `value`
+//!  RecordBatch ──RuleGroup::push──▶ WindowBuffer (one per table the rules read;
+//!                                    watermark, late rows counted, bounded)
+//!  RuleGroup::next_due ──▶ t ──RuleGroup::evaluate(t)──▶ each rule: SQL over
+//!        │                          [t - window - offset, t - offset)
+//!        │                          rows: label columns + `value`
 //!        ├─ recording rule ──▶ one gauge point per row ──▶ a `metrics` RecordBatch
 //!        └─ alert rule ──▶ templating ──▶ AlertLifecycle (inactive → pending →
 //!              firing → resolved) ──▶ AlertEvents: transitions + notifications
@@ -18,9 +20,10 @@
 //! ```
 //!
 //! * [`rule`] holds what the user writes ([`RuleConfig`]) and what runs
-//!   ([`Rule`]): validation, the evaluation tick, state snapshots.
-//! * [`group`] evaluates rules that share an interval over shared buffers
-//!   ([`RuleGroup`]).
+//!   ([`Rule`]): validation, the query planned once, the alert lifecycle,
+//!   state snapshots.
+//! * [`group`] runs rules that share an interval over shared buffers
+//!   ([`RuleGroup`]): the due times, the panes, the evaluations.
 //! * [`window`] is the event-time buffer of one input table.
 //! * [`query`] plans and runs the SQL and checks the shape of its result.
 //! * [`template`] is the small `{{ $labels.x }}` / `{{ $value }}` syntax of
@@ -36,13 +39,13 @@
 //!
 //! Time is event time throughout, in nanoseconds since the Unix epoch
 //! ([`UnixNanos`]); the caller (the runtime, or `weir test`) decides when to
-//! evaluate, usually by asking [`Rule::next_due`] after each push.
+//! evaluate, usually by asking [`RuleGroup::next_due`] after each push.
 //!
 //! # Example
 //!
 //! ```
 //! use std::time::Duration;
-//! use weir_rules::{AlertSettings, Rule, RuleConfig};
+//! use weir_rules::{AlertSettings, RuleConfig, RuleGroup};
 //!
 //! let config = RuleConfig {
 //!     window: Duration::from_secs(300),
@@ -59,11 +62,12 @@
 //!          FROM spans GROUP BY service_name HAVING avg(CASE WHEN status_code = 2 THEN 1 ELSE 0 END) > 0.05",
 //!     )
 //! };
-//! let rule = Rule::new(config, &AlertSettings::default())?;
+//! let group = RuleGroup::new("errors", vec![config], &AlertSettings::default())?;
+//! let rule = &group.rules()[0];
 //! assert_eq!(rule.label_columns(), ["service_name"]);
 //! assert!(rule.is_incremental(), "one aggregation over one table");
-//! // The runtime then pushes `spans` batches (`rule.push(..).await`) and evaluates
-//! // each due time: `while let Some(t) = rule.next_due() { rule.evaluate(t).await }`.
+//! // The runtime then pushes `spans` batches (`group.push(..).await`) and evaluates
+//! // each due time: `while let Some(t) = group.next_due() { group.evaluate(t).await; }`.
 //! # Ok::<(), weir_rules::RuleError>(())
 //! ```
 //!

@@ -1,0 +1,256 @@
+//! The group's scenarios: shared buffers, panes against rescanning,
+//! threads, shared settings, reloads.
+
+use super::*;
+use crate::alert::EventState;
+use crate::rule::RulesState;
+use crate::window::tests::{S, logs};
+
+fn rules() -> Vec<RuleConfig> {
+    vec![
+        RuleConfig {
+            window: Duration::from_secs(60),
+            every: Duration::from_secs(30),
+            ..RuleConfig::alert(
+                "Errors",
+                "SELECT service_name, count(*) AS value FROM logs GROUP BY service_name \
+                 HAVING count(*) >= 2",
+            )
+        },
+        RuleConfig {
+            window: Duration::from_secs(120),
+            every: Duration::from_secs(30),
+            ..RuleConfig::record(
+                "logs:count2m",
+                "SELECT service_name, count(*) AS value FROM logs GROUP BY service_name",
+            )
+        },
+    ]
+}
+
+/// Scenario: an alert rule over 1m and a recording rule over 2m in one
+/// group. Guarantees: a batch is buffered once for both; each rule sees
+/// its own window; rows are freed once every rule has aggregated them
+/// into its panes; state capture works over the group's rules.
+#[tokio::test]
+async fn shares_buffers_and_keeps_the_largest_window() {
+    let mut group = RuleGroup::new("g", rules(), &AlertSettings::default()).unwrap();
+    assert_eq!(group.inputs(), SignalSet::only(Signal::Logs));
+    group.push(Signal::Logs, &logs(&[(10, "a")])).await.unwrap();
+    group
+        .push(Signal::Logs, &logs(&[(100, "a"), (110, "a")]))
+        .await
+        .unwrap();
+    group.advance_watermark(120 * S);
+    let mut due = group.evaluate_due().await;
+    assert_eq!(due.len(), 1);
+    let (t, results) = due.remove(0);
+    assert_eq!(t, 120 * S);
+    assert_eq!(group.buffer_stats()[0].1.accepted_rows, 3);
+    let alert = results[0].result.as_ref().unwrap();
+    assert_eq!(alert.transitions[0].state, EventState::Firing);
+    assert_eq!(alert.rows, 1, "the 1m window [60, 120) holds 2 rows of `a`");
+    let recorded = results[1].result.as_ref().unwrap();
+    let batch = recorded.recorded.as_ref().unwrap();
+    let value = batch.column_by_name("value").unwrap();
+    let value = arrow::array::AsArray::as_primitive::<arrow::datatypes::Float64Type>(value);
+    assert_eq!(value.value(0), 3.0, "the 2m window [0, 120) holds all 3");
+    // Both rules run pane by pane: their partial states stay, the rows
+    // go once aggregated (tick 150 needs only the pane [120, 150)).
+    assert!(group.rules().iter().all(|r| r.is_incremental()));
+    assert_eq!(group.buffer_stats()[0].1.rows, 0);
+    assert!(group.rules()[1].pane_bytes() > 0);
+    assert_eq!(group.next_due(), None);
+    let state = RulesState::capture(group.rules());
+    assert_eq!(state.rules.len(), 2);
+    let report = state.restore(group.rules_mut());
+    assert_eq!(report.restored, ["Errors", "logs:count2m"]);
+}
+
+/// Scenario: ten minutes of logs from three services, pushed in 20 s
+/// batches; each aggregate in two rules, one of the incremental shape
+/// and one that reads through `ORDER BY ... LIMIT` (not incremental),
+/// evaluated every 30 s over 2 minutes.
+/// Guarantees: pane-by-pane evaluation gives the same series as
+/// rescanning the window, at every evaluation and for count, avg, min,
+/// max, count distinct, approximate percentiles and last_value, whether
+/// a pane's rows are aggregated all at its evaluation or batch by batch
+/// as they arrive (many partial states per pane, merged); the
+/// incremental rules are found incremental and the others not.
+#[tokio::test]
+async fn panes_give_the_same_results_as_rescanning() {
+    for (flush_rows, threads) in [(crate::incremental::FLUSH_ROWS, 1), (1, 1), (1, 3)] {
+        panes_match_rescanning(flush_rows, threads).await;
+    }
+}
+
+async fn panes_match_rescanning(flush_rows: usize, threads: usize) {
+    let aggregates = [
+        "CAST(count(*) AS DOUBLE)",
+        "avg(CAST(time AS BIGINT) / 1e9)",
+        "max(CAST(time AS BIGINT) / 1e9) - min(CAST(time AS BIGINT) / 1e9)",
+        "CAST(count(DISTINCT CAST(time AS BIGINT) % 5) AS DOUBLE)",
+        "approx_percentile_cont(CAST(time AS BIGINT) / 1e9, 0.9)",
+        "last_value(CAST(time AS BIGINT) / 1e9 ORDER BY time)",
+    ];
+    let mut configs = Vec::new();
+    for (i, agg) in aggregates.iter().enumerate() {
+        for (kind, from) in [
+            ("inc", "logs"),
+            (
+                "scan",
+                "(SELECT * FROM logs ORDER BY time LIMIT 1000000000)",
+            ),
+        ] {
+            configs.push(RuleConfig {
+                window: Duration::from_secs(120),
+                every: Duration::from_secs(30),
+                ..RuleConfig::record(
+                    format!("r{i}:{kind}"),
+                    format!(
+                        "SELECT service_name, {agg} AS value FROM {from} \
+                         GROUP BY service_name HAVING count(*) > 3"
+                    ),
+                )
+            });
+        }
+    }
+    let mut group = RuleGroup::new("g", configs, &AlertSettings::default()).unwrap();
+    group.flush_at(flush_rows);
+    if threads > 1 {
+        group.spread_over(threads);
+    }
+    let mut evaluations = 0;
+    for batch_start in (0..600).step_by(20) {
+        let records: Vec<(i64, &str)> = (batch_start..batch_start + 20)
+            .step_by(3)
+            .flat_map(|s| {
+                let mut r = vec![(s, if s % 2 == 0 { "a" } else { "b" })];
+                if s % 7 == 0 {
+                    r.push((s, "c"));
+                }
+                r
+            })
+            .collect();
+        group.push(Signal::Logs, &logs(&records)).await.unwrap();
+        for (t, results) in group.evaluate_due().await {
+            evaluations += 1;
+            for pair in results.chunks(2) {
+                let sorted = |i: usize| {
+                    let mut s = pair[i].result.as_ref().unwrap().samples.clone();
+                    s.sort_by(|a, b| a.labels.cmp(&b.labels));
+                    s
+                };
+                let (inc, scan) = (sorted(0), sorted(1));
+                assert_eq!(inc.len(), scan.len(), "{} at {t}", pair[0].rule);
+                for (a, b) in inc.iter().zip(&scan) {
+                    assert_eq!(a.labels, b.labels, "{} at {t}", pair[0].rule);
+                    let close = (a.value - b.value).abs() <= 1e-9 * a.value.abs().max(1.0);
+                    assert!(close, "{} at {t}: {} vs {}", pair[0].rule, a.value, b.value);
+                }
+            }
+        }
+    }
+    assert!(evaluations >= 18, "{evaluations}");
+    for (i, rule) in group.rules().iter().enumerate() {
+        let incremental = i % 2 == 0;
+        assert_eq!(rule.is_incremental(), incremental, "{}", rule.config().name);
+    }
+}
+
+/// Guarantees: a group (and so a rule) can move into a tokio task and
+/// be evaluated there, as the runtime will run it.
+#[tokio::test]
+async fn runs_in_a_tokio_task() {
+    let mut group = RuleGroup::new("g", rules(), &AlertSettings::default()).unwrap();
+    group
+        .push(Signal::Logs, &logs(&[(100, "a"), (110, "a")]))
+        .await
+        .unwrap();
+    let task = tokio::spawn(async move {
+        group.advance_watermark(120 * S);
+        group.evaluate_due().await
+    });
+    let due = task.await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert!(due[0].1.iter().all(|e| e.result.is_ok()));
+}
+
+/// Guarantees: rules of a group must agree on the shared settings and
+/// have distinct names; the error names the rule and says what to do.
+#[test]
+fn rules_must_agree_on_shared_settings() {
+    let mut configs = rules();
+    configs[1].every = Duration::from_secs(60);
+    let err = RuleGroup::new("g", configs, &AlertSettings::default()).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("rule `logs:count2m`: `every` is 60s but"),
+        "{err}"
+    );
+    let mut configs = rules();
+    configs[1] = configs[0].clone();
+    let err = RuleGroup::new("g", configs, &AlertSettings::default()).unwrap_err();
+    assert!(err.to_string().contains("used twice"), "{err}");
+    let err = RuleGroup::new("g", vec![], &AlertSettings::default()).unwrap_err();
+    assert!(err.to_string().contains("at least one rule"), "{err}");
+}
+
+/// Scenario: a group of a pane-by-pane rule is reloaded with a second
+/// rule that rescans its window (`ORDER BY ... LIMIT`), then with a new
+/// `every`.
+/// Guarantees: the buffer starts keeping rows when a rescanning rule
+/// arrives and the kept rule keeps its panes; a new `every` restarts the
+/// whole group (every rule's identity changed).
+#[tokio::test]
+async fn reload_reshapes_the_buffers() {
+    let first = vec![rules().remove(1)];
+    let mut group = RuleGroup::new("g", first.clone(), &AlertSettings::default()).unwrap();
+    group
+        .push(Signal::Logs, &logs(&[(10, "a"), (40, "a")]))
+        .await
+        .unwrap();
+    group.advance_watermark(60 * S);
+    group.evaluate_due().await;
+    assert_eq!(
+        group.buffer_stats()[0].1.rows,
+        0,
+        "no rescanning rule: no rows kept"
+    );
+    let panes = group.rules()[0].pane_bytes();
+    assert!(panes > 0);
+
+    let mut second = first.clone();
+    second.push(RuleConfig {
+        window: Duration::from_secs(60),
+        every: Duration::from_secs(30),
+        ..RuleConfig::record(
+            "logs:top",
+            "SELECT service_name, CAST(count(*) AS DOUBLE) AS value FROM \
+             (SELECT * FROM logs ORDER BY time LIMIT 10) GROUP BY service_name",
+        )
+    });
+    let report = group.reload(second, &AlertSettings::default()).unwrap();
+    assert_eq!(report.kept, ["logs:count2m"]);
+    assert_eq!(report.added, ["logs:top"]);
+    assert!(!group.rules()[1].is_incremental());
+    assert_eq!(
+        group.rules()[0].pane_bytes(),
+        panes,
+        "the kept rule's panes"
+    );
+    group.push(Signal::Logs, &logs(&[(70, "a")])).await.unwrap();
+    assert_eq!(
+        group.buffer_stats()[0].1.rows,
+        1,
+        "rows kept for the new rule"
+    );
+
+    let mut slower = first;
+    slower[0].every = Duration::from_secs(60);
+    let report = group.reload(slower, &AlertSettings::default()).unwrap();
+    assert_eq!(report.changed, ["logs:count2m"], "a new identity");
+    assert_eq!(report.removed, ["logs:top"]);
+    assert_eq!(group.rules()[0].pane_bytes(), 0, "started again");
+    assert_eq!(group.last_evaluation(), None);
+}
