@@ -42,11 +42,11 @@ use tracing::{info, warn};
 use crate::Table;
 use crate::encode::{SORT_OPTIONS, sort_key, writer_properties};
 use crate::error::StoreError;
+use crate::inner::{Inner, blocking};
 use crate::layout::{FileEntry, FileKind, compacted_file_name};
 use crate::local;
 use crate::obs;
 use crate::partition::{HOUR_NS, hour_end};
-use crate::store::{Inner, blocking};
 
 /// A group of files of one hour to merge.
 #[derive(Debug)]

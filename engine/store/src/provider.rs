@@ -37,8 +37,8 @@ use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 
 use crate::Table;
+use crate::inner::Inner;
 use crate::state::TimeFilter;
-use crate::store::Inner;
 
 /// The [`TableProvider`] of one table of a [`crate::Store`].
 pub struct StoreTable {

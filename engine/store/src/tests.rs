@@ -15,8 +15,8 @@ use weir_config::{RetentionConfig, StoreConfig};
 pub const KEEP: Duration = Duration::from_secs(20 * 365 * 24 * 3600);
 
 use crate::partition::HOUR_NS;
-use crate::store::Tuning;
 use crate::testdata::logs_at;
+use crate::tuning::Tuning;
 use crate::{Store, StoreError, Table};
 
 /// 2024-03-01T10:00:00Z.
