@@ -2,8 +2,6 @@
 //! Parquet, across restarts, compaction and retention, on local disk and
 //! at a `file://` URL.
 
-mod common;
-
 use std::fs;
 use std::sync::Arc;
 
@@ -12,10 +10,11 @@ use arrow::array::{
     TimestampNanosecondArray,
 };
 use arrow::datatypes::Int32Type;
-use common::*;
 use parquet::file::reader::FileReader;
 use parquet::file::serialized_reader::SerializedFileReader;
 use weir_store::{Store, StoreError, Table};
+
+use crate::common::*;
 
 /// Scenario: batches appended, queried before and after a flush.
 /// Guarantees: rows are visible at once, and neither lost nor doubled when

@@ -2,18 +2,17 @@
 //! protobuf, stored and flushed; the Parquet files are compared with the
 //! protobuf. The target is at most 1/8 of the protobuf size per record.
 //!
-//! `cargo test -p weir-store --test store_size -- --nocapture` prints the
+//! `cargo test -p weir-store --test it store_size -- --nocapture` prints the
 //! numbers; `-- --ignored --nocapture` also prints the bytes per column.
-
-mod common;
 
 use std::collections::BTreeMap;
 
-use common::*;
 use parquet::file::reader::FileReader;
 use parquet::file::serialized_reader::SerializedFileReader;
 use prost::Message;
 use weir_store::Table;
+
+use crate::common::*;
 
 /// Records per export request, as an SDK's batch processor sends them.
 const PER_REQUEST: usize = 512;

@@ -1,8 +1,6 @@
 //! The write-ahead log through its public API: round trips of every table,
 //! LSNs, removal, every kind of damage replay must survive, and a full disk.
 
-mod wal_common;
-
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::sync::Arc;
@@ -10,10 +8,11 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, DictionaryArray, Int32Array, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Int32Type, Schema};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use wal_common::{batch, open, options, record_spans, segment_name, segments};
 use weir_config::FsyncPolicy;
 use weir_store::Table;
 use weir_store::wal::{Lsn, Wal, WalError, WalOptions, WalRecord};
+
+use crate::wal_common::{batch, open, options, record_spans, segment_name, segments};
 
 const BIG: u64 = 64 << 20;
 

@@ -2,16 +2,16 @@
 //! returns exactly the records before the damage, reports the cut, never
 //! panics, and the log goes on after it.
 
-mod wal_common;
-
 use std::fs;
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use wal_common::{batch, record_spans, segments};
+use proptest::test_runner::FileFailurePersistence;
 use weir_config::FsyncPolicy;
 use weir_store::Table;
 use weir_store::wal::{Wal, WalOptions, WalRecord};
+
+use crate::wal_common::{batch, record_spans, segments};
 
 /// Damage to the last segment: cut it at a fraction of its length, and/or
 /// XOR one byte (at a fraction of what is left) with a non-zero mask.
@@ -54,7 +54,14 @@ fn opts(dir: &std::path::Path, segment_size: u64) -> WalOptions {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    // The regressions file lies beside this file (`WithSource`): the
+    // default looks for it under `tests/proptest-regressions/`, because
+    // this directory has a `main.rs`.
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..ProptestConfig::default()
+    })]
 
     /// Scenario: groups of random batches of every table appended with
     /// random segment sizes and restarts, then the last segment truncated at
