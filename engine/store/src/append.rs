@@ -2,6 +2,7 @@
 //! one WAL group commit and the rows' insertion into memory, under one
 //! lock.
 
+#[cfg(any(test, feature = "fault-injection"))]
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -9,6 +10,7 @@ use arrow::record_batch::RecordBatch;
 
 use crate::Table;
 use crate::error::StoreError;
+#[cfg(any(test, feature = "fault-injection"))]
 use crate::faults::injected;
 use crate::inner::{Inner, lock, read, write};
 use crate::obs;
@@ -49,6 +51,7 @@ impl Inner {
         let Some(wal) = wal.as_mut().filter(|_| !read(&self.state).closed) else {
             return Err(StoreError::Closed);
         };
+        #[cfg(any(test, feature = "fault-injection"))]
         if self.faults.wal.load(Ordering::Relaxed) {
             obs::error("wal");
             return Err(injected("append to the WAL in", self.dir.join("wal")));

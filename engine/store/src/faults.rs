@@ -1,5 +1,8 @@
 //! Failures tests can switch on: a full disk under the WAL, under the
 //! Parquet files, or under the checkpoint.
+//!
+//! Compiled only into the crate's unit tests and into builds with the
+//! `fault-injection` feature: a release build has none of it.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+#[cfg(any(test, feature = "fault-injection"))]
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use tracing::warn;
 use crate::Table;
 use crate::encode::{encode, sorted, split_by_hour, time_range};
 use crate::error::StoreError;
+#[cfg(any(test, feature = "fault-injection"))]
 use crate::faults::injected;
 use crate::inner::{Inner, blocking, lock, read, table_index, write};
 use crate::layout::{FileEntry, FileKind, flush_file_name};
@@ -142,12 +144,14 @@ impl Inner {
         let mut entries = Vec::with_capacity(built.len());
         for (entry, bytes) in built {
             let path = entry.path();
+            #[cfg(any(test, feature = "fault-injection"))]
             if self.faults.flush.load(Ordering::Relaxed) {
                 return Err(injected("write", self.location.describe(&path)));
             }
             self.location.put(&path, bytes).await?;
             entries.push(entry);
         }
+        #[cfg(any(test, feature = "fault-injection"))]
         if self.faults.checkpoint.load(Ordering::Relaxed) {
             return Err(injected("save the checkpoint in", &self.dir));
         }

@@ -21,6 +21,7 @@ use weir_config::StoreConfig;
 use crate::Table;
 use crate::checkpoint::Checkpoint;
 use crate::error::StoreError;
+#[cfg(any(test, feature = "fault-injection"))]
 use crate::faults::Faults;
 use crate::location::Location;
 use crate::obs;
@@ -58,7 +59,8 @@ pub(crate) struct Inner {
     pub last_cut: Mutex<Lsn>,
     /// Wakes the flusher (a table reached `flush_size`).
     pub flush_wanted: Arc<Notify>,
-    /// Injected failures.
+    /// Injected failures (tests only).
+    #[cfg(any(test, feature = "fault-injection"))]
     pub faults: Faults,
     /// The footers of the files queries read, kept across queries (each
     /// SQL query may come with a new DataFusion session).
@@ -124,6 +126,7 @@ impl Inner {
             graveyard: Mutex::new(Vec::new()),
             last_cut: Mutex::new(0),
             flush_wanted: Arc::new(Notify::new()),
+            #[cfg(any(test, feature = "fault-injection"))]
             faults: Faults::default(),
             metadata_cache: Arc::new(
                 DefaultCache::new(tuning.metadata_cache_bytes).with_name("weir-store footers"),

@@ -46,6 +46,7 @@ mod append;
 mod checkpoint;
 mod encode;
 mod error;
+#[cfg(any(test, feature = "fault-injection"))]
 mod faults;
 mod flush;
 mod inner;
