@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use arrow::record_batch::RecordBatch;
+use weir_core::Signal;
 
-use crate::Table;
 use crate::error::StoreError;
 #[cfg(any(test, feature = "fault-injection"))]
 use crate::faults::injected;
@@ -18,7 +18,10 @@ use crate::partition::now_ns;
 
 impl Inner {
     /// Refuses an append to a table whose memory is over its limit.
-    pub(crate) fn check_backlog(&self, entries: &[(Table, RecordBatch)]) -> Result<(), StoreError> {
+    pub(crate) fn check_backlog(
+        &self,
+        entries: &[(Signal, RecordBatch)],
+    ) -> Result<(), StoreError> {
         let limit = self
             .config
             .flush_size
@@ -45,8 +48,8 @@ impl Inner {
     /// memory held by each table written.
     pub(crate) fn append_blocking(
         &self,
-        entries: Vec<(Table, RecordBatch)>,
-    ) -> Result<(u64, Vec<(Table, usize)>), StoreError> {
+        entries: Vec<(Signal, RecordBatch)>,
+    ) -> Result<(u64, Vec<(Signal, usize)>), StoreError> {
         let mut wal = lock(&self.wal);
         let Some(wal) = wal.as_mut().filter(|_| !read(&self.state).closed) else {
             return Err(StoreError::Closed);
@@ -56,7 +59,7 @@ impl Inner {
             obs::error("wal");
             return Err(injected("append to the WAL in", self.dir.join("wal")));
         }
-        let refs: Vec<(Table, &RecordBatch)> = entries.iter().map(|(t, b)| (*t, b)).collect();
+        let refs: Vec<(Signal, &RecordBatch)> = entries.iter().map(|(t, b)| (*t, b)).collect();
         let lsns = wal.append(&refs).inspect_err(|_| obs::error("wal"))?;
         if lsns.len() != entries.len() {
             return Err(StoreError::Internal(format!(
@@ -68,7 +71,7 @@ impl Inner {
         let arrival = now_ns();
         let now = Instant::now();
         let mut state = write(&self.state);
-        let mut touched: Vec<Table> = Vec::with_capacity(4);
+        let mut touched: Vec<Signal> = Vec::with_capacity(4);
         for ((table, batch), lsn) in entries.into_iter().zip(lsns) {
             state.insert(table, lsn, batch, arrival, now);
             if !touched.contains(&table) {

@@ -12,23 +12,24 @@ use std::time::{Duration, Instant};
 
 use arrow::record_batch::RecordBatch;
 use tracing::warn;
+use weir_core::Signal;
 
-use crate::Table;
 use crate::encode::{encode, sorted, split_by_hour, time_range};
 use crate::error::StoreError;
 #[cfg(any(test, feature = "fault-injection"))]
 use crate::faults::injected;
-use crate::inner::{Inner, blocking, lock, read, table_index, write};
+use crate::inner::{Inner, blocking, lock, read, write};
 use crate::layout::{FileEntry, FileKind, flush_file_name};
 use crate::obs;
 use crate::state::MemBatch;
+use crate::tables;
 use crate::wal::Lsn;
 
 impl Inner {
     /// Flushes every table and cuts the WAL; the first error, if any.
     pub(crate) async fn flush_all(self: &Arc<Self>) -> Result<(), StoreError> {
         let mut first = None;
-        for table in Table::ALL {
+        for table in Signal::ALL {
             // Twice: the first flush may be the retry of a failed one, which
             // takes only the rows that one took.
             for _ in 0..2 {
@@ -51,10 +52,10 @@ impl Inner {
     /// `flush_interval` (and not backing off after a failure), then cuts
     /// the WAL.
     pub(crate) async fn flush_due(self: &Arc<Self>) {
-        let due: Vec<Table> = {
+        let due: Vec<Signal> = {
             let state = read(&self.state);
             let now = Instant::now();
-            Table::ALL
+            Signal::ALL
                 .into_iter()
                 .filter(|t| {
                     let t = state.table(*t);
@@ -85,8 +86,8 @@ impl Inner {
     /// durable, then the checkpoint, then (in one step for readers) the
     /// rows leave memory and the files join the index. `Ok(false)`: nothing
     /// to flush.
-    pub(crate) async fn flush_table(self: &Arc<Self>, table: Table) -> Result<bool, StoreError> {
-        let mut pending = self.flush_locks[table_index(table)].lock().await;
+    pub(crate) async fn flush_table(self: &Arc<Self>, table: Signal) -> Result<bool, StoreError> {
+        let mut pending = self.flush_locks[tables::index(table)].lock().await;
         let (through, batches) = {
             let state = read(&self.state);
             let mem = &state.table(table).mem;
@@ -132,7 +133,7 @@ impl Inner {
     /// durably, and the checkpoint saved.
     async fn write_flush(
         self: &Arc<Self>,
-        table: Table,
+        table: Signal,
         through: Lsn,
         batches: Vec<Arc<MemBatch>>,
     ) -> Result<Vec<FileEntry>, StoreError> {
@@ -195,7 +196,7 @@ impl Inner {
 /// Splits a flush's rows by hour, sorts each hour and encodes it
 /// (blocking).
 fn build_flush_files(
-    table: Table,
+    table: Signal,
     batches: &[Arc<MemBatch>],
     through: Lsn,
     epoch: u64,

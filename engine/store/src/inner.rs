@@ -17,8 +17,8 @@ use object_store::path::Path as ObjPath;
 use tokio::sync::Notify;
 use tracing::warn;
 use weir_config::StoreConfig;
+use weir_core::Signal;
 
-use crate::Table;
 use crate::checkpoint::Checkpoint;
 use crate::error::StoreError;
 #[cfg(any(test, feature = "fault-injection"))]
@@ -82,16 +82,6 @@ pub(crate) fn write<T>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     m.write().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The position of `table` in per-table arrays.
-pub(crate) fn table_index(table: Table) -> usize {
-    match table {
-        Table::Logs => 0,
-        Table::Spans => 1,
-        Table::Metrics => 2,
-        Table::Alerts => 3,
-    }
-}
-
 /// Runs blocking work off the async threads.
 pub(crate) async fn blocking<T: Send + 'static>(
     what: &'static str,
@@ -136,7 +126,7 @@ impl Inner {
     }
 
     /// What a query of `table` reads.
-    pub(crate) fn snapshot(&self, table: Table, filter: Option<TimeFilter>) -> Snapshot {
+    pub(crate) fn snapshot(&self, table: Signal, filter: Option<TimeFilter>) -> Snapshot {
         read(&self.state).snapshot(table, filter)
     }
 

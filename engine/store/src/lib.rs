@@ -11,8 +11,8 @@
 //!                        limit pushdown, one per table
 //! ```
 //!
-//! Tables: [`Table::Logs`], [`Table::Spans`], [`Table::Metrics`] (the
-//! schemas of [`weir_core::schema`]) and [`Table::Alerts`].
+//! Tables: one per [`weir_core::Signal`], named as it is: `logs`, `spans`,
+//! `metrics` (the schemas of [`weir_core::schema`]) and `alerts`.
 //!
 //! How a batch moves:
 //!
@@ -39,7 +39,6 @@
 //!
 //! `docs/store.md` describes the layout on disk and the guarantees.
 
-pub mod tables;
 pub mod wal;
 
 mod append;
@@ -61,6 +60,7 @@ mod recovery;
 mod sink;
 mod state;
 mod store;
+mod tables;
 mod tasks;
 #[cfg(test)]
 mod testdata;
@@ -72,4 +72,3 @@ pub use error::StoreError;
 pub use provider::StoreTable;
 pub use sink::StoreSink;
 pub use store::Store;
-pub use tables::Table;

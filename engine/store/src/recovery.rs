@@ -19,8 +19,8 @@ use parquet::arrow::async_reader::MetadataFetch;
 use parquet::file::metadata::ParquetMetaDataReader;
 use tracing::{info, warn};
 use weir_config::StoreConfig;
+use weir_core::Signal;
 
-use crate::Table;
 use crate::checkpoint::Checkpoint;
 use crate::encode::conform;
 use crate::error::StoreError;
@@ -77,7 +77,7 @@ pub(crate) async fn recover(
     // A WAL cut short (damage, or a tail lost with `fsync = "never"`)
     // may end below LSNs the checkpoint already covers: new batches must
     // not get those LSNs, or a replay would take them as flushed.
-    let covered = Table::ALL
+    let covered = Signal::ALL
         .into_iter()
         .map(|t| checkpoint.through(t))
         .max()
@@ -113,7 +113,7 @@ pub(crate) async fn recover(
         tables = %location.display,
         "store opened"
     );
-    for table in Table::ALL {
+    for table in Signal::ALL {
         let t = state.table(table);
         obs::memory_bytes(table, t.mem_bytes);
         obs::files(table, t.file_count());
@@ -226,8 +226,8 @@ async fn index_files(
     records: &[WalRecord],
     state: &mut State,
 ) -> Result<(), StoreError> {
-    let in_wal: HashSet<(Table, Lsn)> = records.iter().map(|r| (r.table, r.lsn)).collect();
-    for table in Table::ALL {
+    let in_wal: HashSet<(Signal, Lsn)> = records.iter().map(|r| (r.table, r.lsn)).collect();
+    for table in Signal::ALL {
         let mut data = Vec::new();
         for meta in location.list(table).await? {
             match classify(&meta.location) {

@@ -15,8 +15,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use weir_config::StoreConfig;
+use weir_core::Signal;
 
-use crate::Table;
 use crate::encode::conform;
 use crate::error::StoreError;
 use crate::inner::{Inner, blocking, lock, write};
@@ -29,7 +29,7 @@ use crate::tuning::Tuning;
 
 /// The embedded store: a write-ahead log, rows in memory, Parquet files
 /// partitioned by table and hour, compaction and retention in the
-/// background, and one DataFusion table per [`Table`]. See the crate
+/// background, and one DataFusion table per [`Signal`]. See the crate
 /// documentation.
 pub struct Store {
     inner: Arc<Inner>,
@@ -81,7 +81,7 @@ impl Store {
     /// nothing was logged, or (for an I/O error during the write) what was
     /// logged is not visible and may or may not come back after a restart,
     /// so the client must retry.
-    pub async fn append(&self, entries: Vec<(Table, RecordBatch)>) -> Result<(), StoreError> {
+    pub async fn append(&self, entries: Vec<(Signal, RecordBatch)>) -> Result<(), StoreError> {
         let mut conformed = Vec::with_capacity(entries.len());
         for (table, batch) in entries {
             let batch = conform(table, &batch)
@@ -117,14 +117,14 @@ impl Store {
         let location = &self.inner.location;
         ctx.runtime_env()
             .register_object_store(location.url.as_ref(), location.store.clone());
-        for table in Table::ALL {
-            ctx.register_table(table.name(), self.table_provider(table))?;
+        for table in Signal::ALL {
+            ctx.register_table(table.as_str(), self.table_provider(table))?;
         }
         Ok(())
     }
 
     /// The provider of one table.
-    pub fn table_provider(&self, table: Table) -> Arc<dyn TableProvider> {
+    pub fn table_provider(&self, table: Signal) -> Arc<dyn TableProvider> {
         Arc::new(StoreTable::new(table, self.inner.clone()))
     }
 

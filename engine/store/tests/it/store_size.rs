@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use parquet::file::reader::FileReader;
 use parquet::file::serialized_reader::SerializedFileReader;
 use prost::Message;
-use weir_store::Table;
+use weir_core::Signal;
 
 use crate::common::*;
 
@@ -50,9 +50,9 @@ async fn measure(data: Data) -> Measured {
     let mut otlp = 0u64;
     let mut records = 0i64;
     let table = match data {
-        Data::Spans => Table::Spans,
-        Data::Logs(_) => Table::Logs,
-        Data::Metrics => Table::Metrics,
+        Data::Spans => Signal::Spans,
+        Data::Logs(_) => Signal::Logs,
+        Data::Metrics => Signal::Metrics,
     };
     for i in 0..REQUESTS {
         let t = BASE + (i * PER_REQUEST) as i64 * 2_000_000;

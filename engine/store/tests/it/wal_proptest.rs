@@ -8,7 +8,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use weir_config::FsyncPolicy;
-use weir_store::Table;
+use weir_core::Signal;
 use weir_store::wal::{Wal, WalOptions, WalRecord};
 
 use crate::wal_common::{batch, record_spans, segments};
@@ -90,9 +90,9 @@ proptest! {
                 prop_assert_eq!(&records, &appended);
                 wal = reopened;
             }
-            let batches: Vec<(Table, arrow::record_batch::RecordBatch)> = group
+            let batches: Vec<(Signal, arrow::record_batch::RecordBatch)> = group
                 .iter()
-                .map(|&(t, rows, seed)| (Table::ALL[t], batch(Table::ALL[t], rows, seed)))
+                .map(|&(t, rows, seed)| (Signal::ALL[t], batch(Signal::ALL[t], rows, seed)))
                 .collect();
             let entries: Vec<_> = batches.iter().map(|(t, b)| (*t, b)).collect();
             let lsns = wal.append(&entries).expect("append");
@@ -145,8 +145,8 @@ proptest! {
         prop_assert_eq!(report.truncated_bytes, (data.len() - good_len) as u64);
 
         // The log goes on.
-        let extra = batch(Table::Logs, 3, 7);
-        let lsn = wal.append(&[(Table::Logs, &extra)]).expect("append after the cut")[0];
+        let extra = batch(Signal::Logs, 3, 7);
+        let lsn = wal.append(&[(Signal::Logs, &extra)]).expect("append after the cut")[0];
         prop_assert!(lsn > expected.last().map_or(0, |r| r.lsn));
         if damage.truncate.is_none() {
             prop_assert!(lsn > max_appended, "LSN {} reused ({} were handed out)", lsn, max_appended);
