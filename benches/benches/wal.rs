@@ -33,8 +33,7 @@ use opentelemetry_proto::tonic::common::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
-use weir_core::convert;
-use weir_store::Table;
+use weir_core::{Signal, convert};
 use weir_store::wal::{FsyncPolicy, Wal, WalOptions};
 
 /// Spans per batch.
@@ -185,9 +184,9 @@ fn wal(c: &mut Criterion) {
     let dir = fresh_dir("size");
     let mut log = open(dir.clone(), FsyncPolicy::Never);
     let empty = log.disk_bytes();
-    log.append(&[(Table::Spans, &batch)]).expect("append");
+    log.append(&[(Signal::Spans, &batch)]).expect("append");
     let first = log.disk_bytes() - empty;
-    log.append(&[(Table::Spans, &batch)]).expect("append");
+    log.append(&[(Signal::Spans, &batch)]).expect("append");
     let record = log.disk_bytes() - empty - first;
     drop(log);
     let _ = std::fs::remove_dir_all(&dir);
@@ -210,7 +209,7 @@ fn wal(c: &mut Criterion) {
                     "batches" => Throughput::Elements(size),
                     _ => Throughput::Bytes(record * size),
                 });
-                let entries = vec![(Table::Spans, &batch); size as usize];
+                let entries = vec![(Signal::Spans, &batch); size as usize];
                 let dir = fresh_dir(&format!("{policy}-{size}"));
                 let mut log = open(dir.clone(), fsync);
                 group.bench_function(format!("fsync_{policy}/group_{size}"), |b| {

@@ -3,6 +3,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+use arrow::datatypes::SchemaRef;
+
+use crate::schema::{col, schema_for};
+
 /// A kind of telemetry. Each signal has its own Arrow schema
 /// ([`crate::schema`]) and its own table in the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -34,6 +38,21 @@ impl Signal {
             Signal::Spans => "spans",
             Signal::Metrics => "metrics",
             Signal::Alerts => "alerts",
+        }
+    }
+
+    /// The Arrow schema of the signal's batches and of its table.
+    pub fn schema(self) -> SchemaRef {
+        schema_for(self)
+    }
+
+    /// The name of the signal's event-time column: `start_time` for
+    /// spans, `time` for the others. Windows and the store's hourly
+    /// partitions go by it.
+    pub fn time_column(self) -> &'static str {
+        match self {
+            Signal::Spans => col::START_TIME,
+            Signal::Logs | Signal::Metrics | Signal::Alerts => col::TIME,
         }
     }
 
@@ -140,6 +159,22 @@ mod tests {
             assert_eq!(s.as_str().parse::<Signal>(), Ok(s));
         }
         assert!("log".parse::<Signal>().is_err());
+    }
+
+    /// Guarantees: each signal's time column is a timestamp column of its
+    /// schema.
+    #[test]
+    fn time_columns_are_in_the_schemas() {
+        for s in Signal::ALL {
+            let field = s.schema().field_with_name(s.time_column()).cloned();
+            assert!(
+                field.is_ok_and(|f| matches!(
+                    f.data_type(),
+                    arrow::datatypes::DataType::Timestamp(..)
+                )),
+                "{s}"
+            );
+        }
     }
 
     /// Guarantees: set operations behave like sets.

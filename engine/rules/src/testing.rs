@@ -27,7 +27,6 @@ use weir_config::{
 use weir_core::Signal;
 use weir_core::convert;
 use weir_core::schema::col;
-use weir_store::Table;
 
 use crate::alert::{AlertSettings, AlertState, label_set_text};
 use crate::config::RulesConfig;
@@ -346,7 +345,7 @@ impl Inputs {
             let schema = weir_core::schema::schema_for(signal);
             let all = concat_batches(&schema, &batches).map_err(|e| e.to_string())?;
             let time = all
-                .column_by_name(Table::from(signal).time_column())
+                .column_by_name(signal.time_column())
                 .ok_or("no time column")?;
             let order = sort_to_indices(time, None, None).map_err(|e| e.to_string())?;
             let sorted = take_record_batch(&all, &order).map_err(|e| e.to_string())?;
@@ -360,7 +359,7 @@ impl Inputs {
         let mut out = Vec::new();
         for (signal, batch, next) in &mut self.tables {
             let Some(time) = batch
-                .column_by_name(Table::from(*signal).time_column())
+                .column_by_name(signal.time_column())
                 .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
             else {
                 continue;

@@ -38,7 +38,6 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use weir_core::schema::schema_for;
 use weir_core::{Signal, SignalSet};
-use weir_store::Table;
 
 use crate::error::WindowError;
 use crate::time::{UnixNanos, nanos};
@@ -117,7 +116,7 @@ impl WindowBuffer {
     /// An empty buffer for `signal`'s table.
     pub fn new(signal: Signal, allowed_lateness: Duration, limits: BufferLimits) -> Self {
         let schema = schema_for(signal);
-        let time_name = Table::from(signal).time_column();
+        let time_name = signal.time_column();
         let time_column = schema
             .index_of(time_name)
             .unwrap_or_else(|_| unreachable!("weir-core's {signal} schema has `{time_name}`"));

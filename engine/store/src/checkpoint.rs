@@ -27,9 +27,11 @@ use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::Table;
+use weir_core::Signal;
+
 use crate::error::StoreError;
 use crate::local::sync_dir;
+use crate::tables::{self, index};
 use crate::wal::Lsn;
 
 /// The file name of the checkpoint, in `[store] path`.
@@ -42,7 +44,7 @@ const HEADER: &str = "weir-store-checkpoint 1";
 pub(crate) struct Checkpoint {
     /// The WAL's epoch.
     pub epoch: u64,
-    /// Per table (in [`Table::ALL`] order), the LSN through which its rows
+    /// Per table (in [`Signal::ALL`] order), the LSN through which its rows
     /// are in Parquet.
     pub through: [Lsn; 4],
 }
@@ -57,19 +59,19 @@ impl Checkpoint {
     }
 
     /// The LSN through which `table`'s rows are in Parquet.
-    pub fn through(&self, table: Table) -> Lsn {
+    pub fn through(&self, table: Signal) -> Lsn {
         self.through[index(table)]
     }
 
     /// Sets the LSN through which `table`'s rows are in Parquet.
-    pub fn set(&mut self, table: Table, lsn: Lsn) {
+    pub fn set(&mut self, table: Signal, lsn: Lsn) {
         self.through[index(table)] = lsn;
     }
 
     fn body(&self) -> String {
         let mut s = format!("{HEADER}\nepoch {:016x}\n", self.epoch);
-        for table in Table::ALL {
-            s.push_str(&format!("{} {}\n", table.name(), self.through(table)));
+        for table in Signal::ALL {
+            s.push_str(&format!("{} {}\n", table.as_str(), self.through(table)));
         }
         s
     }
@@ -110,7 +112,7 @@ impl Checkpoint {
             let (name, lsn) = line
                 .split_once(' ')
                 .ok_or_else(|| format!("bad line `{line}`"))?;
-            let table = Table::from_name(name).ok_or_else(|| format!("unknown table `{name}`"))?;
+            let table = tables::named(name).ok_or_else(|| format!("unknown table `{name}`"))?;
             let lsn = lsn.parse().map_err(|_| format!("bad LSN in `{line}`"))?;
             cp.set(table, lsn);
         }
@@ -145,15 +147,6 @@ impl Checkpoint {
     }
 }
 
-fn index(table: Table) -> usize {
-    match table {
-        Table::Logs => 0,
-        Table::Spans => 1,
-        Table::Metrics => 2,
-        Table::Alerts => 3,
-    }
-}
-
 /// A random number from the standard library's per-process random keys,
 /// mixed with the time and the process id.
 pub(crate) fn random_u64() -> u64 {
@@ -174,8 +167,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         assert_eq!(Checkpoint::load(dir.path()), Ok(None));
         let mut cp = Checkpoint::fresh();
-        cp.set(Table::Metrics, 77);
-        cp.set(Table::Alerts, 3);
+        cp.set(Signal::Metrics, 77);
+        cp.set(Signal::Alerts, 3);
         cp.save(dir.path()).expect("save");
         assert_eq!(Checkpoint::load(dir.path()), Ok(Some(cp)));
         let path = dir.path().join(FILE_NAME);

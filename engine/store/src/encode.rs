@@ -46,8 +46,8 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::schema::types::ColumnPath;
+use weir_core::Signal;
 
-use crate::Table;
 use crate::partition::hour_of;
 
 /// zstd level of the Parquet files.
@@ -63,41 +63,41 @@ pub(crate) const SORT_OPTIONS: SortOptions = SortOptions {
 };
 
 /// The columns a table's files are sorted by, in order.
-pub(crate) fn sort_key(table: Table) -> &'static [&'static str] {
+pub(crate) fn sort_key(table: Signal) -> &'static [&'static str] {
     match table {
-        Table::Logs => &["service_name", "time"],
-        Table::Spans => &["service_name", "start_time"],
-        Table::Metrics => &["service_name", "metric_name", "time"],
-        Table::Alerts => &["rule", "time"],
+        Signal::Logs => &["service_name", "time"],
+        Signal::Spans => &["service_name", "start_time"],
+        Signal::Metrics => &["service_name", "metric_name", "time"],
+        Signal::Alerts => &["rule", "time"],
     }
 }
 
 /// The integer columns of a table whose values are close to their
 /// neighbours' (times, durations): delta encoding, no dictionary.
-fn delta_columns(table: Table) -> &'static [&'static str] {
+fn delta_columns(table: Signal) -> &'static [&'static str] {
     match table {
-        Table::Logs => &["time", "observed_time"],
-        Table::Spans => &["start_time", "end_time", "duration_ns"],
-        Table::Metrics => &["time", "start_time"],
-        Table::Alerts => &["time", "starts_at", "ends_at"],
+        Signal::Logs => &["time", "observed_time"],
+        Signal::Spans => &["start_time", "end_time", "duration_ns"],
+        Signal::Metrics => &["time", "start_time"],
+        Signal::Alerts => &["time", "starts_at", "ends_at"],
     }
 }
 
 /// The columns of a table whose values are mostly unique (ids, free
 /// text): a dictionary would only add its indices; zstd finds what repeats.
-fn plain_columns(table: Table) -> &'static [&'static str] {
+fn plain_columns(table: Signal) -> &'static [&'static str] {
     match table {
-        Table::Logs => &["trace_id", "span_id", "body"],
-        Table::Spans => &["trace_id", "span_id", "parent_span_id"],
-        Table::Metrics | Table::Alerts => &[],
+        Signal::Logs => &["trace_id", "span_id", "body"],
+        Signal::Spans => &["trace_id", "span_id", "parent_span_id"],
+        Signal::Metrics | Signal::Alerts => &[],
     }
 }
 
 /// The column partitioning rows when the time column is null, if any: a
 /// log record without `time` goes by when it was observed.
-fn fallback_time_column(table: Table) -> Option<&'static str> {
+fn fallback_time_column(table: Signal) -> Option<&'static str> {
     match table {
-        Table::Logs => Some("observed_time"),
+        Signal::Logs => Some("observed_time"),
         _ => None,
     }
 }
@@ -117,7 +117,7 @@ fn timestamps<'a>(
 }
 
 /// The smallest and largest non-null event time of `batch`.
-pub(crate) fn time_range(table: Table, batch: &RecordBatch) -> Option<(i64, i64)> {
+pub(crate) fn time_range(table: Signal, batch: &RecordBatch) -> Option<(i64, i64)> {
     let times = timestamps(batch, table.time_column())?;
     Some((arrow::compute::min(times)?, arrow::compute::max(times)?))
 }
@@ -125,7 +125,7 @@ pub(crate) fn time_range(table: Table, batch: &RecordBatch) -> Option<(i64, i64)
 /// Splits `batch` by the hour each row belongs to: its event time, else
 /// (logs) its observed time, else `arrival_ns`.
 pub(crate) fn split_by_hour(
-    table: Table,
+    table: Signal,
     batch: &RecordBatch,
     arrival_ns: i64,
 ) -> Result<Vec<(i64, RecordBatch)>, ArrowError> {
@@ -157,7 +157,7 @@ pub(crate) fn split_by_hour(
 }
 
 /// Concatenates `batches` and sorts the rows by the table's sort key.
-pub(crate) fn sorted(table: Table, batches: &[RecordBatch]) -> Result<RecordBatch, ArrowError> {
+pub(crate) fn sorted(table: Signal, batches: &[RecordBatch]) -> Result<RecordBatch, ArrowError> {
     let schema = table.schema();
     let all = concat_batches(&schema, batches)?;
     let columns = sort_key(table)
@@ -191,7 +191,7 @@ fn leaves(t: &DataType) -> usize {
 
 /// The Parquet writer settings of a table's files, with `kv` as key-value
 /// metadata.
-pub(crate) fn writer_properties(table: Table, kv: Vec<KeyValue>) -> WriterProperties {
+pub(crate) fn writer_properties(table: Signal, kv: Vec<KeyValue>) -> WriterProperties {
     let schema = table.schema();
     let mut leaf_index = Vec::with_capacity(schema.fields().len());
     let mut next = 0usize;
@@ -234,7 +234,7 @@ pub(crate) fn writer_properties(table: Table, kv: Vec<KeyValue>) -> WriterProper
 
 /// Encodes sorted rows as one Parquet file in memory.
 pub(crate) fn encode(
-    table: Table,
+    table: Signal,
     batch: &RecordBatch,
     kv: Vec<KeyValue>,
 ) -> Result<Vec<u8>, ParquetError> {
@@ -247,7 +247,7 @@ pub(crate) fn encode(
 }
 
 /// Re-labels `batch` with `table`'s schema, checking that its columns fit.
-pub(crate) fn conform(table: Table, batch: &RecordBatch) -> Result<RecordBatch, String> {
+pub(crate) fn conform(table: Signal, batch: &RecordBatch) -> Result<RecordBatch, String> {
     let schema = table.schema();
     if Arc::ptr_eq(&batch.schema(), &schema) {
         return Ok(batch.clone());
@@ -295,10 +295,10 @@ mod tests {
             &[Some(0), Some(2 * h + 5), None, Some(0)],
             &["a", "b", "c", "d"],
         );
-        let parts = split_by_hour(Table::Logs, &b, 7 * h).expect("split");
+        let parts = split_by_hour(Signal::Logs, &b, 7 * h).expect("split");
         let got: Vec<(i64, usize)> = parts.iter().map(|(h, b)| (*h, b.num_rows())).collect();
         assert_eq!(got, vec![(1, 1), (2, 1), (3, 1), (7, 1)]);
-        assert_eq!(time_range(Table::Logs, &b), Some((h + 1, 3 * h)));
+        assert_eq!(time_range(Signal::Logs, &b), Some((h + 1, 3 * h)));
     }
 
     /// Guarantees: sorting puts rows in (service_name, time) order with null
@@ -310,13 +310,13 @@ mod tests {
             &[None; 4],
             &["b", "a", "b", ""],
         );
-        let s = sorted(Table::Logs, &[b]).expect("sort");
+        let s = sorted(Signal::Logs, &[b]).expect("sort");
         let times = s
             .column_by_name("time")
             .expect("time")
             .as_primitive::<TimestampNanosecondType>();
         assert_eq!(times.values().to_vec(), vec![2, 1, 3, 5]);
-        let bytes = encode(Table::Logs, &s, vec![]).expect("encode");
+        let bytes = encode(Signal::Logs, &s, vec![]).expect("encode");
         let reader =
             parquet::file::serialized_reader::SerializedFileReader::new(bytes::Bytes::from(bytes))
                 .expect("read");
@@ -334,15 +334,15 @@ mod tests {
     #[test]
     fn conform_checks_types() {
         let ok = logs(&[Some(1)], &[None], &["a"]);
-        assert!(conform(Table::Logs, &ok).is_ok());
-        assert!(conform(Table::Spans, &ok).is_err());
+        assert!(conform(Signal::Logs, &ok).is_ok());
+        assert!(conform(Signal::Spans, &ok).is_err());
         let mut cols = ok.columns().to_vec();
         cols[0] = Arc::new(Int64Array::from(vec![1]));
         let mut fields: Vec<_> = ok.schema().fields().iter().cloned().collect();
         fields[0] = Arc::new(arrow::datatypes::Field::new("time", DataType::Int64, true));
         let bad = RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), cols)
             .expect("batch");
-        let err = conform(Table::Logs, &bad).expect_err("bad type");
+        let err = conform(Signal::Logs, &bad).expect_err("bad type");
         assert!(err.contains("`time`"), "{err}");
     }
 }

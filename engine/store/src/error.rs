@@ -3,7 +3,8 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::Table;
+use weir_core::Signal;
+
 use crate::wal::WalError;
 
 /// An error of the store. Each message names the file, directory or URL
@@ -59,7 +60,7 @@ pub enum StoreError {
         /// What the store was doing.
         what: &'static str,
         /// The table.
-        table: Table,
+        table: Signal,
         /// Arrow's or DataFusion's error.
         message: String,
     },
@@ -70,7 +71,7 @@ pub enum StoreError {
     )]
     InvalidBatch {
         /// The table.
-        table: Table,
+        table: Signal,
         /// What does not fit.
         message: String,
     },
@@ -82,7 +83,7 @@ pub enum StoreError {
     )]
     Backlog {
         /// The table.
-        table: Table,
+        table: Signal,
         /// The bytes waiting in memory.
         held: usize,
         /// The most that may wait.
@@ -133,7 +134,7 @@ impl StoreError {
     }
 
     /// An [`StoreError::Rows`] error.
-    pub(crate) fn rows(what: &'static str, table: Table, message: impl ToString) -> Self {
+    pub(crate) fn rows(what: &'static str, table: Signal, message: impl ToString) -> Self {
         StoreError::Rows {
             what,
             table,

@@ -23,8 +23,8 @@ use std::fmt::Write as _;
 
 use object_store::path::Path as ObjPath;
 use parquet::file::metadata::KeyValue;
+use weir_core::Signal;
 
-use crate::Table;
 use crate::partition::{hour_dir, parse_hour_dir};
 use crate::wal::Lsn;
 
@@ -72,7 +72,7 @@ pub(crate) enum FileKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FileEntry {
     /// Its table.
-    pub table: Table,
+    pub table: Signal,
     /// Its hour (since the epoch).
     pub hour: i64,
     /// Its file name.
@@ -100,7 +100,7 @@ impl FileEntry {
     /// The key-value metadata to write in its footer.
     pub fn key_values(&self) -> Vec<KeyValue> {
         let mut kv = vec![
-            KeyValue::new(keys::TABLE.into(), self.table.name().to_string()),
+            KeyValue::new(keys::TABLE.into(), self.table.as_str().to_string()),
             KeyValue::new(
                 keys::SCHEMA_VERSION.into(),
                 weir_core::schema::SCHEMA_VERSION.to_string(),
@@ -157,7 +157,7 @@ impl FileEntry {
                 .map_err(|_| format!("`{k}` is not a number: {v}"))
         };
         match get(keys::TABLE) {
-            Some(t) if t == location.table.name() => {}
+            Some(t) if t == location.table.as_str() => {}
             other => {
                 return Err(format!(
                     "its metadata says table {other:?}, its directory says `{}`",
@@ -212,17 +212,17 @@ pub(crate) fn compacted_file_name(max_lsn: Lsn, epoch: u64, now_ns: i64) -> Stri
 }
 
 /// The directory of a table, relative to the tables root.
-pub(crate) fn table_prefix(table: Table) -> ObjPath {
-    ObjPath::from(table.name())
+pub(crate) fn table_prefix(table: Signal) -> ObjPath {
+    ObjPath::from(table.as_str())
 }
 
 /// The directory of one hour of a table, relative to the tables root.
-pub(crate) fn hour_path(table: Table, hour: i64) -> String {
-    format!("{}/{}", table.name(), hour_dir(hour))
+pub(crate) fn hour_path(table: Signal, hour: i64) -> String {
+    format!("{}/{}", table.as_str(), hour_dir(hour))
 }
 
 /// The path of a file.
-pub(crate) fn file_path(table: Table, hour: i64, name: &str) -> ObjPath {
+pub(crate) fn file_path(table: Signal, hour: i64, name: &str) -> ObjPath {
     ObjPath::from(format!("{}/{name}", hour_path(table, hour)))
 }
 
@@ -230,7 +230,7 @@ pub(crate) fn file_path(table: Table, hour: i64, name: &str) -> ObjPath {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Located {
     /// The table.
-    pub table: Table,
+    pub table: Signal,
     /// The hour.
     pub hour: i64,
     /// The file name.
@@ -259,7 +259,7 @@ pub(crate) fn classify(path: &ObjPath) -> Listed {
         return Listed::Temporary;
     }
     let (Some(table), Some(hour)) = (
-        Table::from_name(table.as_ref()),
+        crate::tables::named(table.as_ref()),
         parse_hour_dir(date.as_ref(), hour.as_ref()),
     ) else {
         return Listed::Other;
@@ -280,7 +280,7 @@ mod tests {
 
     fn entry(kind: FileKind) -> FileEntry {
         FileEntry {
-            table: Table::Spans,
+            table: Signal::Spans,
             hour: 480_000,
             name: flush_file_name(42, 0xabc),
             size: 10,
@@ -325,7 +325,7 @@ mod tests {
         assert_eq!(classify(&p), Listed::Other);
         let e = entry(FileKind::Flush { through: 42 });
         let loc = Located {
-            table: Table::Logs,
+            table: Signal::Logs,
             hour: e.hour,
             name: e.name.clone(),
         };

@@ -11,8 +11,8 @@
 //!                        limit pushdown, one per table
 //! ```
 //!
-//! Tables: [`Table::Logs`], [`Table::Spans`], [`Table::Metrics`] (the
-//! schemas of [`weir_core::schema`]) and [`Table::Alerts`].
+//! Tables: one per [`weir_core::Signal`], named as it is: `logs`, `spans`,
+//! `metrics` (the schemas of [`weir_core::schema`]) and `alerts`.
 //!
 //! How a batch moves:
 //!
@@ -21,14 +21,15 @@
 //!    same lock, adds them to the table's rows in memory, tagged with their
 //!    log sequence numbers (LSN). Only then does it return: the caller may
 //!    acknowledge.
-//! 2. The flusher writes a table's memory rows to Parquet when they exceed
-//!    `flush_size` or the oldest waited `flush_interval`: one file per hour
-//!    (`encode` says how), written durably; then the checkpoint
+//! 2. The flusher (`flush`, run by `tasks`) writes a table's memory rows
+//!    to Parquet when they exceed `flush_size` or the oldest waited
+//!    `flush_interval`: one file per hour (`encode` says how), written
+//!    durably; then the checkpoint
 //!    (`checkpoint`) records that the table is in Parquet up to that LSN;
 //!    then, in one step for readers, the rows leave memory and the files
 //!    join the index (`state`); then the WAL is cut below the oldest row
 //!    still in memory in any table.
-//! 3. On restart, the index is rebuilt from the files' footers
+//! 3. On restart (`recovery`), the index is rebuilt from the files' footers
 //!    (`layout`), and the WAL records past each table's checkpoint are
 //!    replayed into memory: a record already in Parquet is not loaded
 //!    twice.
@@ -38,12 +39,16 @@
 //!
 //! `docs/store.md` describes the layout on disk and the guarantees.
 
-pub mod tables;
 pub mod wal;
 
+mod append;
 mod checkpoint;
 mod encode;
 mod error;
+#[cfg(any(test, feature = "fault-injection"))]
+mod faults;
+mod flush;
+mod inner;
 mod layout;
 mod local;
 mod location;
@@ -51,16 +56,19 @@ mod maintenance;
 mod obs;
 mod partition;
 mod provider;
+mod recovery;
 mod sink;
 mod state;
 mod store;
+mod tables;
+mod tasks;
 #[cfg(test)]
 mod testdata;
 #[cfg(test)]
 mod tests;
+mod tuning;
 
 pub use error::StoreError;
 pub use provider::StoreTable;
 pub use sink::{StoreSink, StoreSinkConfig};
 pub use store::Store;
-pub use tables::Table;

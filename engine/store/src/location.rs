@@ -18,8 +18,8 @@ use object_store::path::Path as ObjPath;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 use url::Url;
+use weir_core::Signal;
 
-use crate::Table;
 use crate::error::StoreError;
 use crate::layout::table_prefix;
 use crate::local;
@@ -165,7 +165,7 @@ impl Location {
     }
 
     /// Every object under a table's directory.
-    pub async fn list(&self, table: Table) -> Result<Vec<ObjectMeta>, StoreError> {
+    pub async fn list(&self, table: Signal) -> Result<Vec<ObjectMeta>, StoreError> {
         let prefix = table_prefix(table);
         self.store
             .list(Some(&prefix))

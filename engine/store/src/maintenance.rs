@@ -38,20 +38,20 @@ use futures::StreamExt;
 use object_store::buffered::BufWriter;
 use parquet::arrow::AsyncArrowWriter;
 use tracing::{info, warn};
+use weir_core::Signal;
 
-use crate::Table;
 use crate::encode::{SORT_OPTIONS, sort_key, writer_properties};
 use crate::error::StoreError;
+use crate::inner::{Inner, blocking};
 use crate::layout::{FileEntry, FileKind, compacted_file_name};
 use crate::local;
 use crate::obs;
 use crate::partition::{HOUR_NS, hour_end};
-use crate::store::{Inner, blocking};
 
 /// A group of files of one hour to merge.
 #[derive(Debug)]
 pub(crate) struct Merge {
-    table: Table,
+    table: Signal,
     hour: i64,
     files: Vec<Arc<FileEntry>>,
 }
@@ -63,7 +63,7 @@ impl Inner {
         let cold_ns = i64::try_from(self.tuning.cold_after.as_nanos()).unwrap_or(i64::MAX);
         let state = self.state();
         let mut merges = Vec::new();
-        for table in Table::ALL {
+        for table in Signal::ALL {
             for (&hour, files) in &state.table(table).files {
                 let mut small: Vec<Arc<FileEntry>> =
                     files.iter().filter(|f| f.size < target).cloned().collect();
@@ -259,12 +259,12 @@ impl Inner {
     pub(crate) async fn enforce_retention(&self, now_ns: i64) -> Result<(), StoreError> {
         let _guard = self.maintenance.lock().await;
         let r = &self.config.retention;
-        for table in Table::ALL {
+        for table in Signal::ALL {
             let keep = match table {
-                Table::Logs => r.logs,
-                Table::Spans => r.spans,
-                Table::Metrics => r.metrics,
-                Table::Alerts => r.alerts,
+                Signal::Logs => r.logs,
+                Signal::Spans => r.spans,
+                Signal::Metrics => r.metrics,
+                Signal::Alerts => r.alerts,
             };
             let keep = i64::try_from(keep.as_nanos()).unwrap_or(i64::MAX);
             let cutoff = now_ns.saturating_sub(keep);
@@ -295,7 +295,7 @@ impl Inner {
 }
 
 /// A merge must write exactly the rows of its inputs.
-fn check_rows(table: Table, written: u64, expected: u64) -> Result<(), StoreError> {
+fn check_rows(table: Signal, written: u64, expected: u64) -> Result<(), StoreError> {
     if written == expected {
         Ok(())
     } else {

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use crate::Table;
+use weir_core::Signal;
 
 /// Bytes of the write-ahead log on disk.
 pub(crate) fn wal_bytes(bytes: u64) {
@@ -21,18 +21,18 @@ pub(crate) fn wal_bytes(bytes: u64) {
 }
 
 /// Bytes of a table's rows waiting in memory.
-pub(crate) fn memory_bytes(table: Table, bytes: usize) {
-    metrics::gauge!("weir_store_memory_bytes", "table" => table.name()).set(bytes as f64);
+pub(crate) fn memory_bytes(table: Signal, bytes: usize) {
+    metrics::gauge!("weir_store_memory_bytes", "table" => table.as_str()).set(bytes as f64);
 }
 
 /// Parquet files of a table.
-pub(crate) fn files(table: Table, count: usize) {
-    metrics::gauge!("weir_store_files", "table" => table.name()).set(count as f64);
+pub(crate) fn files(table: Signal, count: usize) {
+    metrics::gauge!("weir_store_files", "table" => table.as_str()).set(count as f64);
 }
 
 /// A flush of a table succeeded in `took`.
-pub(crate) fn flushed(table: Table, took: Duration) {
-    metrics::counter!("weir_store_flushes_total", "table" => table.name()).increment(1);
+pub(crate) fn flushed(table: Signal, took: Duration) {
+    metrics::counter!("weir_store_flushes_total", "table" => table.as_str()).increment(1);
     metrics::histogram!("weir_store_flush_seconds").record(took.as_secs_f64());
 }
 
@@ -42,8 +42,8 @@ pub(crate) fn compacted() {
 }
 
 /// Retention deleted `n` hourly partitions of a table.
-pub(crate) fn retention_deleted(table: Table, n: usize) {
-    metrics::counter!("weir_store_retention_deleted_partitions_total", "table" => table.name())
+pub(crate) fn retention_deleted(table: Signal, n: usize) {
+    metrics::counter!("weir_store_retention_deleted_partitions_total", "table" => table.as_str())
         .increment(n as u64);
 }
 

@@ -35,19 +35,19 @@ use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPu
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
+use weir_core::Signal;
 
-use crate::Table;
+use crate::inner::Inner;
 use crate::state::TimeFilter;
-use crate::store::Inner;
 
 /// The [`TableProvider`] of one table of a [`crate::Store`].
 pub struct StoreTable {
-    table: Table,
+    table: Signal,
     inner: Arc<Inner>,
 }
 
 impl StoreTable {
-    pub(crate) fn new(table: Table, inner: Arc<Inner>) -> Self {
+    pub(crate) fn new(table: Signal, inner: Arc<Inner>) -> Self {
         StoreTable { table, inner }
     }
 }

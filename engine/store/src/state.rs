@@ -13,11 +13,12 @@ use std::time::Instant;
 
 use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
+use weir_core::Signal;
 
-use crate::Table;
 use crate::encode::time_range;
 use crate::layout::FileEntry;
 use crate::partition::{hour_end, hour_start};
+use crate::tables::index;
 use crate::wal::Lsn;
 
 /// Rows of one WAL record, in memory until a flush writes them.
@@ -115,30 +116,21 @@ fn memory_size(batch: &RecordBatch) -> usize {
         .sum()
 }
 
-fn index(table: Table) -> usize {
-    match table {
-        Table::Logs => 0,
-        Table::Spans => 1,
-        Table::Metrics => 2,
-        Table::Alerts => 3,
-    }
-}
-
 impl State {
     /// One table.
-    pub fn table(&self, table: Table) -> &TableState {
+    pub fn table(&self, table: Signal) -> &TableState {
         &self.tables[index(table)]
     }
 
     /// One table, to change.
-    pub fn table_mut(&mut self, table: Table) -> &mut TableState {
+    pub fn table_mut(&mut self, table: Signal) -> &mut TableState {
         &mut self.tables[index(table)]
     }
 
     /// Adds the rows of WAL record `lsn` to memory.
     pub fn insert(
         &mut self,
-        table: Table,
+        table: Signal,
         lsn: Lsn,
         batch: RecordBatch,
         arrival_ns: i64,
@@ -164,7 +156,7 @@ impl State {
 
     /// What a query of `table` reads: memory rows and files that may hold
     /// rows in `filter` (all of them without one).
-    pub fn snapshot(&self, table: Table, filter: Option<TimeFilter>) -> Snapshot {
+    pub fn snapshot(&self, table: Signal, filter: Option<TimeFilter>) -> Snapshot {
         let t = self.table(table);
         let mem = t
             .mem
@@ -185,7 +177,7 @@ impl State {
 
     /// A flush of `table` through `through` wrote `files`: its rows leave
     /// memory and its files join the index, in one step.
-    pub fn commit_flush(&mut self, table: Table, through: Lsn, files: Vec<FileEntry>) {
+    pub fn commit_flush(&mut self, table: Signal, through: Lsn, files: Vec<FileEntry>) {
         let t = self.table_mut(table);
         let keep = t.mem.partition_point(|m| m.lsn <= through);
         let gone: usize = t.mem.drain(..keep).map(|m| m.bytes).sum();
@@ -223,7 +215,7 @@ impl State {
     /// their files.
     pub fn remove_hours(
         &mut self,
-        table: Table,
+        table: Signal,
         expired: impl Fn(i64) -> bool,
     ) -> Vec<(i64, Vec<Arc<FileEntry>>)> {
         let t = self.table_mut(table);
@@ -255,7 +247,7 @@ mod tests {
     use crate::partition::HOUR_NS;
     use crate::testdata::logs_at;
 
-    fn file(table: Table, hour: i64, name: &str, time: Option<(i64, i64)>) -> FileEntry {
+    fn file(table: Signal, hour: i64, name: &str, time: Option<(i64, i64)>) -> FileEntry {
         FileEntry {
             table,
             hour,
@@ -275,21 +267,21 @@ mod tests {
     fn wal_cut_stays_below_memory() {
         let mut s = State::default();
         let now = Instant::now();
-        s.insert(Table::Logs, 3, logs_at(0, 1, 2, "a"), 0, now);
+        s.insert(Signal::Logs, 3, logs_at(0, 1, 2, "a"), 0, now);
         s.insert(
-            Table::Spans,
+            Signal::Spans,
             4,
-            RecordBatch::new_empty(Table::Spans.schema()),
+            RecordBatch::new_empty(Signal::Spans.schema()),
             0,
             now,
         );
-        s.insert(Table::Logs, 5, logs_at(0, 1, 2, "a"), 0, now);
+        s.insert(Signal::Logs, 5, logs_at(0, 1, 2, "a"), 0, now);
         assert_eq!(s.wal_cut(), 2);
-        s.commit_flush(Table::Logs, 3, vec![]);
+        s.commit_flush(Signal::Logs, 3, vec![]);
         assert_eq!(s.wal_cut(), 4);
-        s.commit_flush(Table::Logs, 5, vec![]);
+        s.commit_flush(Signal::Logs, 5, vec![]);
         assert_eq!(s.wal_cut(), 5);
-        assert_eq!(s.table(Table::Logs).mem_bytes, 0);
+        assert_eq!(s.table(Signal::Logs).mem_bytes, 0);
     }
 
     /// Guarantees: a snapshot with a time filter skips memory batches,
@@ -299,15 +291,15 @@ mod tests {
     fn snapshots_prune_by_time() {
         let mut s = State::default();
         let now = Instant::now();
-        s.insert(Table::Logs, 1, logs_at(10, 1, 3, "a"), 0, now);
-        s.insert(Table::Logs, 2, logs_at(HOUR_NS * 5, 1, 3, "a"), 0, now);
-        s.add_file(file(Table::Logs, 0, "a", Some((0, 100))));
-        s.add_file(file(Table::Logs, 0, "b", Some((200, 300))));
-        s.add_file(file(Table::Logs, 0, "c", None));
-        s.add_file(file(Table::Logs, 5, "d", Some((HOUR_NS * 5, HOUR_NS * 5))));
-        let all = s.snapshot(Table::Logs, None);
+        s.insert(Signal::Logs, 1, logs_at(10, 1, 3, "a"), 0, now);
+        s.insert(Signal::Logs, 2, logs_at(HOUR_NS * 5, 1, 3, "a"), 0, now);
+        s.add_file(file(Signal::Logs, 0, "a", Some((0, 100))));
+        s.add_file(file(Signal::Logs, 0, "b", Some((200, 300))));
+        s.add_file(file(Signal::Logs, 0, "c", None));
+        s.add_file(file(Signal::Logs, 5, "d", Some((HOUR_NS * 5, HOUR_NS * 5))));
+        let all = s.snapshot(Signal::Logs, None);
         assert_eq!((all.mem.len(), all.files.len()), (2, 4));
-        let some = s.snapshot(Table::Logs, Some(TimeFilter { lo: 5, hi: 150 }));
+        let some = s.snapshot(Signal::Logs, Some(TimeFilter { lo: 5, hi: 150 }));
         assert_eq!(some.mem.len(), 1);
         assert_eq!(
             some.files
@@ -322,13 +314,13 @@ mod tests {
     #[test]
     fn replace_is_atomic() {
         let mut s = State::default();
-        s.add_file(file(Table::Logs, 0, "a", Some((0, 1))));
-        s.add_file(file(Table::Logs, 0, "b", Some((0, 1))));
-        let merged = file(Table::Logs, 0, "m", Some((0, 1)));
+        s.add_file(file(Signal::Logs, 0, "a", Some((0, 1))));
+        s.add_file(file(Signal::Logs, 0, "b", Some((0, 1))));
+        let merged = file(Signal::Logs, 0, "m", Some((0, 1)));
         assert!(!s.replace_files(merged.clone(), &["a".into(), "zzz".into()]));
-        assert_eq!(s.table(Table::Logs).file_count(), 2);
+        assert_eq!(s.table(Signal::Logs).file_count(), 2);
         assert!(s.replace_files(merged, &["a".into(), "b".into()]));
-        let names: Vec<_> = s.table(Table::Logs).files[&0]
+        let names: Vec<_> = s.table(Signal::Logs).files[&0]
             .iter()
             .map(|f| f.name.clone())
             .collect();

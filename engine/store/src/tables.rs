@@ -1,90 +1,59 @@
-//! The tables of the store.
+//! The store's tables: one per [`Signal`], named as it is (`logs`,
+//! `spans`, `metrics`, `alerts`), with its schema and time column
+//! ([`Signal::schema`], [`Signal::time_column`]). What the store adds: a
+//! table's one-byte id in the write-ahead log, its slot in per-table
+//! arrays, and the lookup by exact name of the files and the checkpoint.
 
-use std::fmt;
-
-use arrow::datatypes::SchemaRef;
 use weir_core::Signal;
-use weir_core::schema::schema_for;
 
-/// A table of the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Table {
-    /// Log records.
-    Logs,
-    /// Spans.
-    Spans,
-    /// Metric data points.
-    Metrics,
-    /// Alert events (every state transition of every alert instance).
-    Alerts,
-}
-
-impl Table {
-    /// Every table.
-    pub const ALL: [Table; 4] = [Table::Logs, Table::Spans, Table::Metrics, Table::Alerts];
-
-    /// The table's SQL name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Table::Logs => "logs",
-            Table::Spans => "spans",
-            Table::Metrics => "metrics",
-            Table::Alerts => "alerts",
-        }
-    }
-
-    /// A stable one-byte id (used in the write-ahead log).
-    pub fn id(self) -> u8 {
-        match self {
-            Table::Logs => 1,
-            Table::Spans => 2,
-            Table::Metrics => 3,
-            Table::Alerts => 4,
-        }
-    }
-
-    /// The table of id `id`.
-    pub fn from_id(id: u8) -> Option<Table> {
-        Table::ALL.into_iter().find(|t| t.id() == id)
-    }
-
-    /// The table called `name`.
-    pub fn from_name(name: &str) -> Option<Table> {
-        Table::ALL.into_iter().find(|t| t.name() == name)
-    }
-
-    /// The table's Arrow schema.
-    pub fn schema(self) -> SchemaRef {
-        match self {
-            Table::Logs => schema_for(Signal::Logs),
-            Table::Spans => schema_for(Signal::Spans),
-            Table::Metrics => schema_for(Signal::Metrics),
-            Table::Alerts => schema_for(Signal::Alerts),
-        }
-    }
-
-    /// The name of the table's event-time column, which partitions it.
-    pub fn time_column(self) -> &'static str {
-        match self {
-            Table::Spans => "start_time",
-            _ => "time",
-        }
+/// A stable one-byte id of `table` (written in the write-ahead log).
+pub(crate) fn wal_id(table: Signal) -> u8 {
+    match table {
+        Signal::Logs => 1,
+        Signal::Spans => 2,
+        Signal::Metrics => 3,
+        Signal::Alerts => 4,
     }
 }
 
-impl From<Signal> for Table {
-    fn from(signal: Signal) -> Self {
-        match signal {
-            Signal::Logs => Table::Logs,
-            Signal::Spans => Table::Spans,
-            Signal::Metrics => Table::Metrics,
-            Signal::Alerts => Table::Alerts,
-        }
+/// The table of WAL id `id`.
+pub(crate) fn from_wal_id(id: u8) -> Option<Signal> {
+    Signal::ALL.into_iter().find(|t| wal_id(*t) == id)
+}
+
+/// The table called exactly `name` (no aliases: `traces` is not a table).
+pub(crate) fn named(name: &str) -> Option<Signal> {
+    Signal::ALL.into_iter().find(|t| t.as_str() == name)
+}
+
+/// The position of `table` in per-table arrays.
+pub(crate) fn index(table: Signal) -> usize {
+    match table {
+        Signal::Logs => 0,
+        Signal::Spans => 1,
+        Signal::Metrics => 2,
+        Signal::Alerts => 3,
     }
 }
 
-impl fmt::Display for Table {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Guarantees: WAL ids and names lead back to their table, indexes are
+    /// distinct and fit per-table arrays, and unknown ids and names (and
+    /// the `traces` alias of `spans`) are no table.
+    #[test]
+    fn ids_names_and_indexes() {
+        for t in Signal::ALL {
+            assert_eq!(from_wal_id(wal_id(t)), Some(t));
+            assert_eq!(named(t.as_str()), Some(t));
+            assert!(index(t) < Signal::ALL.len());
+        }
+        let mut slots: Vec<usize> = Signal::ALL.into_iter().map(index).collect();
+        slots.dedup();
+        assert_eq!(slots.len(), Signal::ALL.len());
+        assert_eq!(from_wal_id(0), None);
+        assert_eq!(named("traces"), None);
     }
 }

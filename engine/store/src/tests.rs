@@ -10,14 +10,15 @@ use arrow::datatypes::Int64Type;
 use datafusion::prelude::SessionContext;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 use weir_config::{RetentionConfig, StoreConfig};
+use weir_core::Signal;
 
 /// A retention that keeps the tests' data from 2024 (and drops 1970's).
 pub const KEEP: Duration = Duration::from_secs(20 * 365 * 24 * 3600);
 
 use crate::partition::HOUR_NS;
-use crate::store::Tuning;
 use crate::testdata::logs_at;
-use crate::{Store, StoreError, Table};
+use crate::tuning::Tuning;
+use crate::{Store, StoreError};
 
 /// 2024-03-01T10:00:00Z.
 const BASE: i64 = 1_709_287_200_000_000_000;
@@ -65,14 +66,14 @@ async fn a_failed_wal_append_acknowledges_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path(), Duration::from_secs(300)).await;
     store
-        .append(vec![(Table::Logs, logs_at(BASE, 1, 3, "a"))])
+        .append(vec![(Signal::Logs, logs_at(BASE, 1, 3, "a"))])
         .await
         .expect("append");
     store.inner().faults.wal.store(true, Ordering::Relaxed);
     let err = store
         .append(vec![
-            (Table::Logs, logs_at(BASE, 1, 5, "b")),
-            (Table::Logs, logs_at(BASE, 1, 5, "c")),
+            (Signal::Logs, logs_at(BASE, 1, 5, "b")),
+            (Signal::Logs, logs_at(BASE, 1, 5, "c")),
         ])
         .await
         .expect_err("disk full");
@@ -80,7 +81,7 @@ async fn a_failed_wal_append_acknowledges_nothing() {
     assert_eq!(count(&store, "SELECT count(*) FROM logs").await, 3);
     store.inner().faults.wal.store(false, Ordering::Relaxed);
     store
-        .append(vec![(Table::Logs, logs_at(BASE, 1, 5, "d"))])
+        .append(vec![(Signal::Logs, logs_at(BASE, 1, 5, "d"))])
         .await
         .expect("append");
     assert_eq!(count(&store, "SELECT count(*) FROM logs").await, 8);
@@ -95,7 +96,7 @@ async fn a_failed_flush_keeps_rows_and_retries_identically() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path(), Duration::from_secs(300)).await;
     store
-        .append(vec![(Table::Logs, logs_at(BASE, HOUR_NS / 2, 4, "a"))])
+        .append(vec![(Signal::Logs, logs_at(BASE, HOUR_NS / 2, 4, "a"))])
         .await
         .expect("append");
     let wal_before = store.inner().wal_disk_bytes();
@@ -105,13 +106,13 @@ async fn a_failed_flush_keeps_rows_and_retries_identically() {
     assert_eq!(store.inner().wal_disk_bytes(), wal_before);
     // More rows arrive meanwhile: the retry still writes the first flush.
     store
-        .append(vec![(Table::Logs, logs_at(BASE, 1, 2, "b"))])
+        .append(vec![(Signal::Logs, logs_at(BASE, 1, 2, "b"))])
         .await
         .expect("append");
     store.inner().faults.flush.store(false, Ordering::Relaxed);
     store.flush().await.expect("flush");
     assert_eq!(count(&store, "SELECT count(*) FROM logs").await, 6);
-    assert_eq!(store.inner().state().table(Table::Logs).mem_bytes, 0);
+    assert_eq!(store.inner().state().table(Signal::Logs).mem_bytes, 0);
     store.close().await.expect("close");
     let store = open(dir.path(), Duration::from_secs(300)).await;
     assert_eq!(count(&store, "SELECT count(*) FROM logs").await, 6);
@@ -127,7 +128,7 @@ async fn rows_are_seen_once_while_they_move() {
     let mut expected = 0i64;
     for round in 0..25 {
         store
-            .append(vec![(Table::Logs, logs_at(BASE + round, 1000, 40, "a"))])
+            .append(vec![(Signal::Logs, logs_at(BASE + round, 1000, 40, "a"))])
             .await
             .expect("append");
         expected += 40;
@@ -152,7 +153,7 @@ async fn merged_files_are_deleted_after_the_grace_period() {
     let store = open(dir.path(), Duration::ZERO).await;
     for i in 0..3 {
         store
-            .append(vec![(Table::Logs, logs_at(BASE + i, 1, 10, "a"))])
+            .append(vec![(Signal::Logs, logs_at(BASE + i, 1, 10, "a"))])
             .await
             .expect("append");
         store.flush().await.expect("flush");
@@ -169,7 +170,7 @@ async fn merged_files_are_deleted_after_the_grace_period() {
     let store = open(dir.path(), Duration::from_secs(300)).await;
     for i in 0..2 {
         store
-            .append(vec![(Table::Logs, logs_at(BASE + i, 1, 10, "b"))])
+            .append(vec![(Signal::Logs, logs_at(BASE + i, 1, 10, "b"))])
             .await
             .expect("append");
         store.flush().await.expect("flush");
@@ -196,23 +197,23 @@ async fn memory_is_bounded_when_flushes_fail() {
     tuning.backlog_factor = 0;
     let store = Store::open_tuned(&cfg, tuning).await.expect("open");
     store
-        .append(vec![(Table::Logs, logs_at(BASE, 1, 10, "a"))])
+        .append(vec![(Signal::Logs, logs_at(BASE, 1, 10, "a"))])
         .await
         .expect("append");
     let err = store
-        .append(vec![(Table::Logs, logs_at(BASE, 1, 10, "a"))])
+        .append(vec![(Signal::Logs, logs_at(BASE, 1, 10, "a"))])
         .await
         .expect_err("backlog");
     assert!(matches!(err, StoreError::Backlog { .. }), "{err}");
     // Other tables are not held back.
-    let spans = arrow::record_batch::RecordBatch::new_empty(Table::Spans.schema());
+    let spans = arrow::record_batch::RecordBatch::new_empty(Signal::Spans.schema());
     store
-        .append(vec![(Table::Spans, spans)])
+        .append(vec![(Signal::Spans, spans)])
         .await
         .expect("append");
     store.flush().await.expect("flush");
     store
-        .append(vec![(Table::Logs, logs_at(BASE, 1, 10, "a"))])
+        .append(vec![(Signal::Logs, logs_at(BASE, 1, 10, "a"))])
         .await
         .expect("append after the flush");
     store.close().await.expect("close");
@@ -233,21 +234,21 @@ fn metrics_are_reported() {
             let store = open(dir.path(), Duration::ZERO).await;
             for i in 0..2 {
                 store
-                    .append(vec![(Table::Logs, logs_at(BASE + i, 1, 10, "a"))])
+                    .append(vec![(Signal::Logs, logs_at(BASE + i, 1, 10, "a"))])
                     .await
                     .expect("append");
                 store.flush().await.expect("flush");
             }
             store.compact_now().await.expect("compact");
             store
-                .append(vec![(Table::Logs, logs_at(1_000_000_000, 1, 1, "old"))])
+                .append(vec![(Signal::Logs, logs_at(1_000_000_000, 1, 1, "old"))])
                 .await
                 .expect("append");
             store.flush().await.expect("flush");
             store.enforce_retention_now().await.expect("retention");
             store.inner().faults.flush.store(true, Ordering::Relaxed);
             store
-                .append(vec![(Table::Logs, logs_at(BASE, 1, 1, "a"))])
+                .append(vec![(Signal::Logs, logs_at(BASE, 1, 1, "a"))])
                 .await
                 .expect("append");
             assert!(store.flush().await.is_err());
@@ -342,21 +343,21 @@ async fn tables_in_a_remote_object_store() {
     let store = Store::open_tuned(&cfg, tuned()).await.expect("open");
     for i in 0..3 {
         store
-            .append(vec![(Table::Logs, logs_at(BASE + i, 7, 10, "a"))])
+            .append(vec![(Signal::Logs, logs_at(BASE + i, 7, 10, "a"))])
             .await
             .expect("append");
         store.flush().await.expect("flush");
     }
     store
-        .append(vec![(Table::Logs, logs_at(BASE + HOUR_NS, 7, 4, "b"))])
+        .append(vec![(Signal::Logs, logs_at(BASE + HOUR_NS, 7, 4, "b"))])
         .await
         .expect("append");
     assert_eq!(count(&store, "SELECT count(*) FROM logs").await, 34);
     store.compact_now().await.expect("compact");
-    assert_eq!(store.inner().state().table(Table::Logs).file_count(), 1);
+    assert_eq!(store.inner().state().table(Signal::Logs).file_count(), 1);
     assert_eq!(count(&store, "SELECT count(*) FROM logs").await, 34);
     store.close().await.expect("close");
-    let listed = location.list(Table::Logs).await.expect("list");
+    let listed = location.list(Signal::Logs).await.expect("list");
     assert_eq!(listed.len(), 2, "the merged file and the last flush's");
     let store = Store::open_tuned(&cfg, tuned()).await.expect("reopen");
     assert_eq!(count(&store, "SELECT count(*) FROM logs").await, 34);
@@ -379,13 +380,13 @@ async fn a_flush_interrupted_before_its_checkpoint_is_undone() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path(), Duration::from_secs(300)).await;
     store
-        .append(vec![(Table::Logs, logs_at(BASE, 1, 5, "a"))])
+        .append(vec![(Signal::Logs, logs_at(BASE, 1, 5, "a"))])
         .await
         .expect("append");
     store.flush().await.expect("flush");
     store
         .append(vec![(
-            Table::Logs,
+            Signal::Logs,
             logs_at(BASE + 2 * HOUR_NS, HOUR_NS / 4, 8, "b"),
         )])
         .await

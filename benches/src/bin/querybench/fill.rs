@@ -11,7 +11,8 @@ use anyhow::{Context, bail};
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 use weir_config::{FsyncPolicy, StoreConfig};
-use weir_store::{Store, StoreError, Table};
+use weir_core::Signal;
+use weir_store::{Store, StoreError};
 
 use crate::FillArgs;
 use crate::data::LogGenerator;
@@ -172,7 +173,7 @@ pub async fn run(args: &FillArgs) -> anyhow::Result<PathBuf> {
     while let Some(batch) = rx.recv().await {
         let rows = batch.num_rows() as u64;
         loop {
-            match store.append(vec![(Table::Logs, batch.clone())]).await {
+            match store.append(vec![(Signal::Logs, batch.clone())]).await {
                 Ok(()) => break,
                 // The flushes are behind: wait as a source would, then retry.
                 Err(StoreError::Backlog { .. }) => {

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use tracing::warn;
 use weir_core::{ComponentError, Sink, SinkContext};
 
-use crate::{Store, Table};
+use crate::Store;
 
 pub use config::StoreSinkConfig;
 
@@ -39,7 +39,7 @@ impl Sink for StoreSink {
         while cx.input.recv_many(&mut batches, GROUP).await.is_some() {
             let entries = batches
                 .iter()
-                .map(|b| (Table::from(b.signal()), b.data().clone()))
+                .map(|b| (b.signal(), b.data().clone()))
                 .collect();
             match self.store.append(entries).await {
                 // Dropping the batches acknowledges them: the WAL holds them.

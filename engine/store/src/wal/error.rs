@@ -4,8 +4,7 @@ use std::io;
 use std::path::PathBuf;
 
 use arrow::error::ArrowError;
-
-use crate::Table;
+use weir_core::Signal;
 
 /// A write-ahead log operation failed.
 ///
@@ -64,7 +63,7 @@ pub enum WalError {
     )]
     Encode {
         /// The batch's table.
-        table: Table,
+        table: Signal,
         /// Arrow's error.
         source: ArrowError,
     },
@@ -75,7 +74,7 @@ pub enum WalError {
     )]
     RecordTooLarge {
         /// The batch's table.
-        table: Table,
+        table: Signal,
         /// Its encoded size.
         bytes: usize,
     },

@@ -45,7 +45,7 @@
 //!            8-byte IPC end-of-stream marker
 //! ```
 //!
-//! `table` is [`Table::id`]. The records of a segment have consecutive LSNs
+//! `table` is [`Signal::id`]. The records of a segment have consecutive LSNs
 //! starting at the header's `first_lsn`. Records start, and the IPC data in
 //! them start, at multiples of 8 bytes (the IPC messages are written with
 //! 8-byte alignment), so replayed batches point into the segment read from
@@ -136,12 +136,12 @@ use arrow::ipc::MetadataVersion;
 use arrow::ipc::writer::{IpcWriteOptions, StreamEncoder};
 use arrow::record_batch::RecordBatch;
 use tracing::{debug, warn};
+use weir_core::Signal;
 
 pub use error::WalError;
 /// When appended records are forced to disk (the `[store] fsync` setting).
 pub use weir_config::FsyncPolicy;
 
-use crate::Table;
 use format::{FLAG_NEW_STREAM, HEADER_LEN, IPC_END};
 
 /// A log sequence number: one per appended batch, starting at 1, strictly
@@ -188,7 +188,7 @@ pub struct WalRecord {
     /// The LSN it was given when appended.
     pub lsn: Lsn,
     /// Its table.
-    pub table: Table,
+    pub table: Signal,
     /// The batch, as appended.
     pub batch: RecordBatch,
 }
@@ -256,7 +256,7 @@ struct Active {
     /// Bytes of the header and the records written whole.
     size: u64,
     /// The IPC stream of each table in this segment.
-    streams: HashMap<Table, Stream>,
+    streams: HashMap<Signal, Stream>,
 }
 
 /// The Arrow IPC stream of one table in the active segment.
@@ -314,7 +314,7 @@ impl Wal {
     /// policy. On error none of them is acknowledged; the log stays
     /// consistent (see the [module documentation](self)) and the next append
     /// may succeed. Blocking I/O: call it on a blocking thread.
-    pub fn append(&mut self, entries: &[(Table, &RecordBatch)]) -> Result<Vec<Lsn>, WalError> {
+    pub fn append(&mut self, entries: &[(Signal, &RecordBatch)]) -> Result<Vec<Lsn>, WalError> {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
@@ -567,7 +567,7 @@ fn encode_group(
     active: &mut Active,
     buf: &mut Vec<u8>,
     first: Lsn,
-    entries: &[(Table, &RecordBatch)],
+    entries: &[(Signal, &RecordBatch)],
     options: &IpcWriteOptions,
 ) -> Result<(), WalError> {
     for (lsn, &(table, batch)) in (first..).zip(entries) {
@@ -589,7 +589,7 @@ fn encode_group(
         let buffers = stream.encoder.encode(batch).map_err(encode_error)?;
         let mut parts: Vec<&[u8]> = buffers.iter().map(Buffer::as_slice).collect();
         parts.push(&IPC_END);
-        format::push_record(buf, lsn, table.id(), flags, &parts)
+        format::push_record(buf, lsn, crate::tables::wal_id(table), flags, &parts)
             .map_err(|format::TooLarge(bytes)| WalError::RecordTooLarge { table, bytes })?;
     }
     Ok(())

@@ -10,7 +10,6 @@ use arrow::ipc::reader::StreamDecoder;
 
 use super::format::{self, FLAG_NEW_STREAM, Frame, HEADER_LEN, HeaderError, IPC_END, read_frame};
 use super::{Lsn, WalRecord};
-use crate::Table;
 
 /// What a segment holds.
 #[derive(Debug)]
@@ -57,7 +56,7 @@ pub(super) fn scan(data: &Buffer, first_lsn: Lsn) -> Result<Scan, HeaderError> {
                 "a record with LSN {lsn} where LSN {expected} was expected"
             ));
         }
-        let Some(table) = Table::from_id(table_id) else {
+        let Some(table) = crate::tables::from_wal_id(table_id) else {
             break Some(format!("a record of unknown table id {table_id}"));
         };
         if flags & FLAG_NEW_STREAM != 0 {
@@ -113,6 +112,7 @@ mod tests {
     use arrow::datatypes::{Field, Int32Type, Schema};
     use arrow::ipc::writer::{IpcWriteOptions, StreamEncoder};
     use arrow::record_batch::RecordBatch;
+    use weir_core::Signal;
 
     use super::*;
     use crate::wal::format::{ALIGN, encode_header, push_record};
@@ -156,7 +156,7 @@ mod tests {
             push_record(
                 &mut segment,
                 1,
-                Table::Logs.id(),
+                crate::tables::wal_id(Signal::Logs),
                 FLAG_NEW_STREAM,
                 &[&damaged[..]],
             )

@@ -54,7 +54,7 @@ fn alerts(rows: usize, seed: usize) -> RecordBatch {
         )),
         Arc::new(StringArray::from_iter((0..rows).map(|_| None::<&str>))),
     ];
-    RecordBatch::try_new(Table::Alerts.schema(), columns).expect("columns of the alerts schema")
+    RecordBatch::try_new(Signal::Alerts.schema(), columns).expect("columns of the alerts schema")
 }
 
 fn open(dir: &Path) -> (Wal, Vec<WalRecord>, ReplayReport) {
@@ -91,7 +91,7 @@ fn partial_write_is_cut_and_the_log_goes_on() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mut wal, _, _) = open(dir.path());
         assert_eq!(
-            wal.append(&[(Table::Alerts, &a), (Table::Alerts, &b)])
+            wal.append(&[(Signal::Alerts, &a), (Signal::Alerts, &b)])
                 .expect("append"),
             [1, 2]
         );
@@ -100,9 +100,9 @@ fn partial_write_is_cut_and_the_log_goes_on() {
         wal.fail_next_write_after(cut);
         let err = wal
             .append(&[
-                (Table::Alerts, &c),
-                (Table::Alerts, &c),
-                (Table::Alerts, &c),
+                (Signal::Alerts, &c),
+                (Signal::Alerts, &c),
+                (Signal::Alerts, &c),
             ])
             .expect_err("the disk is full");
         let WalError::Io { source, .. } = &err else {
@@ -122,7 +122,7 @@ fn partial_write_is_cut_and_the_log_goes_on() {
         assert_eq!(fs::metadata(&first).expect("segment").len(), before);
 
         assert_eq!(
-            wal.append(&[(Table::Alerts, &d)])
+            wal.append(&[(Signal::Alerts, &d)])
                 .expect("append after the failure"),
             [6]
         );
@@ -150,11 +150,11 @@ fn failure_in_a_fresh_segment() {
     let (mut wal, _, _) = open(dir.path());
     let a = alerts(2, 9);
     wal.fail_next_write_after(10);
-    wal.append(&[(Table::Alerts, &a)])
+    wal.append(&[(Signal::Alerts, &a)])
         .expect_err("the disk is full");
-    assert_eq!(wal.append(&[(Table::Alerts, &a)]).expect("append"), [2]);
+    assert_eq!(wal.append(&[(Signal::Alerts, &a)]).expect("append"), [2]);
     wal.remove_through(2).expect("remove");
-    assert_eq!(wal.append(&[(Table::Alerts, &a)]).expect("append"), [3]);
+    assert_eq!(wal.append(&[(Signal::Alerts, &a)]).expect("append"), [3]);
     drop(wal);
     let (wal, records, report) = open(dir.path());
     assert_eq!(report.problem, None);

@@ -31,8 +31,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
 use weir_config::FsyncPolicy;
+use weir_core::Signal;
 use weir_core::convert;
-use weir_store::Table;
 use weir_store::wal::{ReplayReport, Wal, WalOptions, WalRecord};
 
 const SERVICES: &[&str] = &["checkout", "cart", "payment", "frontend", "shipping"];
@@ -366,16 +366,16 @@ pub fn alerts_batch(rows: usize, seed: u64) -> RecordBatch {
             (0..rows).map(|i| (i % 2 == 0).then_some("http://weir:8080/rules")),
         )),
     ];
-    RecordBatch::try_new(Table::Alerts.schema(), columns).expect("columns of the alerts schema")
+    RecordBatch::try_new(Signal::Alerts.schema(), columns).expect("columns of the alerts schema")
 }
 
 /// A batch of `table` with about `rows` rows, built as Weir builds them.
-pub fn batch(table: Table, rows: usize, seed: u64) -> RecordBatch {
+pub fn batch(table: Signal, rows: usize, seed: u64) -> RecordBatch {
     let converted = match table {
-        Table::Logs => convert::logs_to_batch(&logs_request(rows, seed)),
-        Table::Spans => convert::spans_to_batch(&spans_request(rows, seed)),
-        Table::Metrics => convert::metrics_to_batch(&metrics_request(rows, seed)),
-        Table::Alerts => return alerts_batch(rows, seed),
+        Signal::Logs => convert::logs_to_batch(&logs_request(rows, seed)),
+        Signal::Spans => convert::spans_to_batch(&spans_request(rows, seed)),
+        Signal::Metrics => convert::metrics_to_batch(&metrics_request(rows, seed)),
+        Signal::Alerts => return alerts_batch(rows, seed),
     };
     let converted = converted.expect("valid OTLP converts");
     assert_eq!(converted.rejected, 0, "{:?}", converted.rejection);

@@ -2,8 +2,6 @@
 //! Parquet, across restarts, compaction and retention, on local disk and
 //! at a `file://` URL.
 
-mod common;
-
 use std::fs;
 use std::sync::Arc;
 
@@ -12,10 +10,12 @@ use arrow::array::{
     TimestampNanosecondArray,
 };
 use arrow::datatypes::Int32Type;
-use common::*;
 use parquet::file::reader::FileReader;
 use parquet::file::serialized_reader::SerializedFileReader;
-use weir_store::{Store, StoreError, Table};
+use weir_core::Signal;
+use weir_store::{Store, StoreError};
+
+use crate::common::*;
 
 /// Scenario: batches appended, queried before and after a flush.
 /// Guarantees: rows are visible at once, and neither lost nor doubled when
@@ -268,7 +268,7 @@ async fn retention_deletes_expired_partitions() {
         .expect("spans")
         .batch;
     store
-        .append(vec![(Table::Spans, spans)])
+        .append(vec![(Signal::Spans, spans)])
         .await
         .expect("append");
     store.flush().await.expect("flush");
@@ -382,9 +382,9 @@ async fn every_table_takes_rows_and_bad_batches_are_refused() {
     let n_points = points.num_rows() as i64;
     store
         .append(vec![
-            (Table::Spans, spans),
-            (Table::Metrics, points),
-            (Table::Alerts, alert(BASE, "HighErrorRate", "firing")),
+            (Signal::Spans, spans),
+            (Signal::Metrics, points),
+            (Signal::Alerts, alert(BASE, "HighErrorRate", "firing")),
         ])
         .await
         .expect("append");
@@ -400,7 +400,7 @@ async fn every_table_takes_rows_and_bad_batches_are_refused() {
     );
     let bad = log_batch(3, BASE, 1, "a");
     let err = store
-        .append(vec![(Table::Spans, bad)])
+        .append(vec![(Signal::Spans, bad)])
         .await
         .expect_err("logs rows are not spans");
     assert!(matches!(err, StoreError::InvalidBatch { .. }), "{err}");
@@ -434,7 +434,7 @@ async fn rows_are_flushed_by_age_in_the_background() {
 
 /// One alert event of the `alerts` table.
 fn alert(time: i64, rule: &str, state: &str) -> RecordBatch {
-    let schema = Table::Alerts.schema();
+    let schema = Signal::Alerts.schema();
     let ts = |v: Option<i64>| {
         Arc::new(
             TimestampNanosecondArray::from(vec![v]).with_timezone(weir_core::schema::TIME_ZONE),

@@ -2,18 +2,17 @@
 //! protobuf, stored and flushed; the Parquet files are compared with the
 //! protobuf. The target is at most 1/8 of the protobuf size per record.
 //!
-//! `cargo test -p weir-store --test store_size -- --nocapture` prints the
+//! `cargo test -p weir-store --test it store_size -- --nocapture` prints the
 //! numbers; `-- --ignored --nocapture` also prints the bytes per column.
-
-mod common;
 
 use std::collections::BTreeMap;
 
-use common::*;
 use parquet::file::reader::FileReader;
 use parquet::file::serialized_reader::SerializedFileReader;
 use prost::Message;
-use weir_store::Table;
+use weir_core::Signal;
+
+use crate::common::*;
 
 /// Records per export request, as an SDK's batch processor sends them.
 const PER_REQUEST: usize = 512;
@@ -51,9 +50,9 @@ async fn measure(data: Data) -> Measured {
     let mut otlp = 0u64;
     let mut records = 0i64;
     let table = match data {
-        Data::Spans => Table::Spans,
-        Data::Logs(_) => Table::Logs,
-        Data::Metrics => Table::Metrics,
+        Data::Spans => Signal::Spans,
+        Data::Logs(_) => Signal::Logs,
+        Data::Metrics => Signal::Metrics,
     };
     for i in 0..REQUESTS {
         let t = BASE + (i * PER_REQUEST) as i64 * 2_000_000;

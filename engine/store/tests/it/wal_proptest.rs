@@ -2,16 +2,16 @@
 //! returns exactly the records before the damage, reports the cut, never
 //! panics, and the log goes on after it.
 
-mod wal_common;
-
 use std::fs;
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use wal_common::{batch, record_spans, segments};
+use proptest::test_runner::FileFailurePersistence;
 use weir_config::FsyncPolicy;
-use weir_store::Table;
+use weir_core::Signal;
 use weir_store::wal::{Wal, WalOptions, WalRecord};
+
+use crate::wal_common::{batch, record_spans, segments};
 
 /// Damage to the last segment: cut it at a fraction of its length, and/or
 /// XOR one byte (at a fraction of what is left) with a non-zero mask.
@@ -54,7 +54,14 @@ fn opts(dir: &std::path::Path, segment_size: u64) -> WalOptions {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    // The regressions file lies beside this file (`WithSource`): the
+    // default looks for it under `tests/proptest-regressions/`, because
+    // this directory has a `main.rs`.
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..ProptestConfig::default()
+    })]
 
     /// Scenario: groups of random batches of every table appended with
     /// random segment sizes and restarts, then the last segment truncated at
@@ -83,9 +90,9 @@ proptest! {
                 prop_assert_eq!(&records, &appended);
                 wal = reopened;
             }
-            let batches: Vec<(Table, arrow::record_batch::RecordBatch)> = group
+            let batches: Vec<(Signal, arrow::record_batch::RecordBatch)> = group
                 .iter()
-                .map(|&(t, rows, seed)| (Table::ALL[t], batch(Table::ALL[t], rows, seed)))
+                .map(|&(t, rows, seed)| (Signal::ALL[t], batch(Signal::ALL[t], rows, seed)))
                 .collect();
             let entries: Vec<_> = batches.iter().map(|(t, b)| (*t, b)).collect();
             let lsns = wal.append(&entries).expect("append");
@@ -138,8 +145,8 @@ proptest! {
         prop_assert_eq!(report.truncated_bytes, (data.len() - good_len) as u64);
 
         // The log goes on.
-        let extra = batch(Table::Logs, 3, 7);
-        let lsn = wal.append(&[(Table::Logs, &extra)]).expect("append after the cut")[0];
+        let extra = batch(Signal::Logs, 3, 7);
+        let lsn = wal.append(&[(Signal::Logs, &extra)]).expect("append after the cut")[0];
         prop_assert!(lsn > expected.last().map_or(0, |r| r.lsn));
         if damage.truncate.is_none() {
             prop_assert!(lsn > max_appended, "LSN {} reused ({} were handed out)", lsn, max_appended);

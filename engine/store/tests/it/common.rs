@@ -24,10 +24,11 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, status};
 use weir_config::{RetentionConfig, StoreConfig};
+use weir_core::Signal;
 
 /// A retention that keeps the tests' data from 2024 (and drops 1970's).
 pub const KEEP: Duration = Duration::from_secs(20 * 365 * 24 * 3600);
-use weir_store::{Store, StoreError, Table};
+use weir_store::{Store, StoreError};
 
 /// Nanoseconds in one hour.
 pub const HOUR: i64 = 3_600_000_000_000;
@@ -543,6 +544,6 @@ pub fn log_batch(n: usize, start: i64, step: i64, service: &str) -> RecordBatch 
 }
 
 /// One entry for [`Store::append`].
-pub fn logs_entry(batch: RecordBatch) -> Vec<(Table, RecordBatch)> {
-    vec![(Table::Logs, batch)]
+pub fn logs_entry(batch: RecordBatch) -> Vec<(Signal, RecordBatch)> {
+    vec![(Signal::Logs, batch)]
 }
