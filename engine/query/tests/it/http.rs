@@ -1,8 +1,6 @@
 //! `POST /api/v1/sql` and `GET /api/v1/tables` end to end: a real server on
 //! 127.0.0.1:0, a real HTTP client, the realistic fixtures.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -14,6 +12,8 @@ use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use serde_json::Value;
 use weir_query::{Register, SqlService};
+
+use crate::common;
 
 struct Answer {
     status: StatusCode,
