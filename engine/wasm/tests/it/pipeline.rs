@@ -2,14 +2,14 @@
 //! plugin, compiled components are cached, and the example redaction
 //! plugin works end to end behind a real OTLP/HTTP source.
 
-mod common;
-
 use std::time::Duration;
 
 use weir_config::{FileSinkConfig, OtlpSourceConfig, WasmConfig};
 use weir_core::{Ack, AckStatus, Batch, Processor, Signal, SignalSet};
 use weir_runtime::{Built, Node, Topology};
 use weir_wasm::{CacheOutcome, Runtime, WasmProcessor};
+
+use crate::common;
 
 fn bodies(batch: &Batch) -> Vec<Option<String>> {
     weir_wasm::columns::read_strings(batch.data(), "body").expect("body")
