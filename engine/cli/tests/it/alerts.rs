@@ -3,17 +3,16 @@
 //! `prometheus-alertmanager`) and at a webhook, its events in the store's
 //! `alerts` table.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::start_in;
 use serde_json::Value;
+
+use crate::common::{self, start_in};
 
 /// The Alertmanager binary: `WEIR_TEST_ALERTMANAGER`, else
 /// `prometheus-alertmanager` on the PATH (scripts/test installs it).
@@ -259,10 +258,7 @@ inputs = ["slo"]
     std::fs::write(&config, pipeline).expect("write pipeline");
     let weir = start_in(dir.path(), &config);
 
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
+    let now = weir_testkit::time::now_secs();
     let base = now / 30 * 30 - 120;
     let client = reqwest::blocking::Client::new();
     let send = |body: String| common::post_spans(&client, &weir.http, body);
