@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use prost::Message;
 use tokio::sync::Semaphore;
 use tonic_types::StatusExt;
@@ -16,6 +16,7 @@ use weir_config::{ComponentConfig, SourceConfig};
 use weir_core::{ComponentError, SignalSet, Sink, SinkContext};
 use weir_runtime::{Built, Node, Topology};
 use weir_sources::OtlpSource;
+use weir_testkit::otlp::Group;
 
 /// Holds every batch until the test opens the gate.
 struct GatedSink {
@@ -35,21 +36,12 @@ impl Sink for GatedSink {
 }
 
 fn logs(n: usize) -> ExportLogsServiceRequest {
-    ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            scope_logs: vec![ScopeLogs {
-                log_records: (0..n)
-                    .map(|i| LogRecord {
-                        time_unix_nano: 1_700_000_000_000_000_000 + i as u64,
-                        severity_number: 9,
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    Group::new((0..n).map(|i| LogRecord {
+        time_unix_nano: 1_700_000_000_000_000_000 + i as u64,
+        severity_number: 9,
+        ..Default::default()
+    }))
+    .logs()
 }
 
 /// Scenario: a sink that stops writing while clients keep sending over HTTP and gRPC.

@@ -1,58 +1,35 @@
 //! OTLP receiver behaviour at the protocol level: what the specification
 //! says a server answers, over HTTP and gRPC, against a running Weir.
 
-mod common;
-
 use std::io::Write;
 
-use common::{Weir, shared_example};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
+use weir_testkit::engine::Weir;
+use weir_testkit::otlp::{self, Group};
+use weir_testkit::kv;
+
+use crate::common::otlp_example;
 
 fn span(i: u8, trace_id: Vec<u8>) -> Span {
     Span {
-        trace_id,
-        span_id: vec![i + 1; 8],
-        name: format!("op-{i}"),
-        start_time_unix_nano: 1_700_000_000_000_000_000 + u64::from(i),
-        end_time_unix_nano: 1_700_000_000_000_100_000 + u64::from(i),
-        attributes: vec![KeyValue {
-            key: "http.route".into(),
-            value: Some(AnyValue {
-                value: Some(any_value::Value::StringValue("/api".into())),
-            }),
-            ..Default::default()
-        }],
-        ..Default::default()
+        attributes: vec![kv::string("http.route", "/api")],
+        ..otlp::span(
+            &trace_id,
+            &[i + 1; 8],
+            &format!("op-{i}"),
+            1_700_000_000_000_000_000 + u64::from(i),
+            1_700_000_000_000_100_000 + u64::from(i),
+        )
     }
 }
 
 fn traces(spans: Vec<Span>) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![KeyValue {
-                    key: "service.name".into(),
-                    value: Some(AnyValue {
-                        value: Some(any_value::Value::StringValue("checkout".into())),
-                    }),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            schema_url: String::new(),
-        }],
-    }
+    Group::new(spans).service("checkout").spans()
 }
 
 fn client() -> reqwest::Client {
@@ -83,7 +60,7 @@ async fn http_accepts_protobuf_json_and_gzip() {
     let r = client()
         .post(&url)
         .header("content-type", "application/json")
-        .body(shared_example("trace.json"))
+        .body(otlp_example("trace.json"))
         .send()
         .await
         .expect("request");
@@ -104,14 +81,8 @@ async fn http_accepts_protobuf_json_and_gzip() {
 
     let got = weir.stop().await;
     let example =
-        weir_core::convert::json::decode_spans(&shared_example("trace.json")).expect("example");
-    let example_spans: usize = example
-        .resource_spans
-        .iter()
-        .flat_map(|r| &r.scope_spans)
-        .map(|s| s.spans.len())
-        .sum();
-    assert_eq!(got.spans().len(), 3 + example_spans + 3);
+        weir_core::convert::json::decode_spans(&otlp_example("trace.json")).expect("example");
+    assert_eq!(got.spans().len(), 3 + otlp::count_spans(&example) + 3);
 }
 
 /// Scenario: malformed bodies, unknown content types, oversize bodies, wrong methods.

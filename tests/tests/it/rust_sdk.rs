@@ -1,9 +1,6 @@
 //! The Rust `opentelemetry-otlp` exporter, over gRPC (tonic) and HTTP
 //! (protobuf), sending spans, logs and metrics to a running Weir.
 
-mod common;
-
-use common::Weir;
 use opentelemetry::KeyValue;
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::metrics::MeterProvider as _;
@@ -17,6 +14,7 @@ use opentelemetry_sdk::metrics::periodic_reader_with_async_runtime::PeriodicRead
 use opentelemetry_sdk::runtime::Tokio;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
+use weir_testkit::engine::Weir;
 
 const COUNT: usize = 120;
 
