@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use weir_testkit::engine::Weir;
 use weir_testkit::otlp::{self, Group};
-use weir_testkit::kv;
+use weir_testkit::{kv, prometheus};
 
 use crate::common::otlp_example;
 
@@ -229,12 +229,16 @@ async fn grpc_accepts_gzip_and_enforces_the_size_limit() {
     assert_eq!(got.spans().len(), 1 + if err.is_ok() { 100 } else { 0 });
 }
 
-/// Scenario: the API server while data flows.
-/// Guarantees: /healthz and /readyz answer 200, and /metrics reports records
-/// in and out per component in Prometheus text format.
+/// Scenario: the API server while data flows: one request of four spans
+/// through a Weir whose source and sink have names no other test uses.
+/// Guarantees: /healthz and /readyz answer 200, and /metrics reports, in
+/// Prometheus text format, exactly this Weir's records in and out per
+/// component, its OTLP request and its sink's queue, and the build.
 #[tokio::test(flavor = "multi_thread")]
 async fn self_metrics_and_health() {
-    let weir = Weir::start("").await;
+    // Every Weir of this test binary counts into one process-wide recorder:
+    // this test's series are told apart by its components' names.
+    let weir = Weir::start_named("self_metrics_otlp", "self_metrics_out", "").await;
     let r = client()
         .post(format!("{}/v1/traces", weir.http()))
         .header("content-type", "application/x-protobuf")
@@ -270,17 +274,36 @@ async fn self_metrics_and_health() {
         .text()
         .await
         .expect("text");
-    for needle in [
-        "weir_component_sent_records_total{component=\"otlp\",signal=\"spans\"}",
-        "weir_component_received_records_total{component=\"out\",signal=\"spans\"}",
-        "weir_otlp_requests_total",
-        "weir_component_input_queue_batches",
-        "weir_build_info",
+    for (series, expected) in [
+        (
+            r#"weir_component_sent_records_total{component="self_metrics_otlp",signal="spans"}"#,
+            4.0,
+        ),
+        (
+            r#"weir_component_received_records_total{component="self_metrics_out",signal="spans"}"#,
+            4.0,
+        ),
+        (
+            r#"weir_otlp_requests_total{component="self_metrics_otlp",protocol="http",outcome="accepted"}"#,
+            1.0,
+        ),
     ] {
-        assert!(
-            metrics.contains(needle),
-            "/metrics lacks {needle}:\n{metrics}"
+        assert_eq!(
+            prometheus::value(&metrics, series),
+            Some(expected),
+            "/metrics: {series}:\n{metrics}"
         );
     }
+    // The queue's fill at the moment of reading is not fixed; that it is
+    // reported is.
+    let queue = r#"weir_component_input_queue_batches{component="self_metrics_out"}"#;
+    assert!(
+        prometheus::value(&metrics, queue).is_some(),
+        "/metrics lacks {queue}:\n{metrics}"
+    );
+    assert!(
+        metrics.contains("weir_build_info{"),
+        "/metrics lacks weir_build_info:\n{metrics}"
+    );
     weir.stop().await;
 }
