@@ -108,7 +108,9 @@ impl Group<Metric> {
 }
 
 /// A logs request, one `ResourceLogs` per group.
-pub fn logs_request(groups: impl IntoIterator<Item = Group<LogRecord>>) -> ExportLogsServiceRequest {
+pub fn logs_request(
+    groups: impl IntoIterator<Item = Group<LogRecord>>,
+) -> ExportLogsServiceRequest {
     ExportLogsServiceRequest {
         resource_logs: groups
             .into_iter()

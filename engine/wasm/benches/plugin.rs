@@ -45,35 +45,34 @@ const ROWS: usize = 1024;
 
 /// The benched batch: 1,024 records, 5 attributes, 120-byte bodies.
 fn batch() -> RecordBatch {
-    let records = (0..ROWS)
-        .map(|i| {
-            let mut body = if i % 2 == 0 {
-                format!(
-                    "user {i} paid order {} with card 4111 1111 1111 {i:04}",
-                    i * 7
-                )
-            } else {
-                "request served from the edge cache without touching the origin server".into()
-            };
-            while body.len() < 120 {
-                body.push_str(" lorem ipsum");
-            }
-            body.truncate(120);
-            LogRecord {
-                attributes: vec![
-                    kv::string("http.route", "/api/cart"),
-                    kv::string("http.method", "POST"),
-                    kv::string("user.tier", if i % 3 == 0 { "gold" } else { "free" }),
-                    kv::string("region", "eu-west-1"),
-                    kv::string("thread", format!("worker-{}", i % 16)),
-                ],
-                ..otlp::log(
-                    1_700_000_000_000_000_000 + i as u64,
-                    if i % 8 == 0 { 5 } else { 9 },
-                    &body,
-                )
-            }
-        });
+    let records = (0..ROWS).map(|i| {
+        let mut body = if i % 2 == 0 {
+            format!(
+                "user {i} paid order {} with card 4111 1111 1111 {i:04}",
+                i * 7
+            )
+        } else {
+            "request served from the edge cache without touching the origin server".into()
+        };
+        while body.len() < 120 {
+            body.push_str(" lorem ipsum");
+        }
+        body.truncate(120);
+        LogRecord {
+            attributes: vec![
+                kv::string("http.route", "/api/cart"),
+                kv::string("http.method", "POST"),
+                kv::string("user.tier", if i % 3 == 0 { "gold" } else { "free" }),
+                kv::string("region", "eu-west-1"),
+                kv::string("thread", format!("worker-{}", i % 16)),
+            ],
+            ..otlp::log(
+                1_700_000_000_000_000_000 + i as u64,
+                if i % 8 == 0 { 5 } else { 9 },
+                &body,
+            )
+        }
+    });
     let request = Group::new(records).service("checkout").logs();
     weir_core::convert::logs_to_batch(&request)
         .expect("the bench's logs convert")

@@ -52,7 +52,8 @@ fn logs(n: usize) -> ExportLogsServiceRequest {
 
 /// The records the source has sent on (into the sink's channel or hands).
 fn sent() -> f64 {
-    let series = format!(r#"weir_component_sent_records_total{{component="{SOURCE}",signal="logs"}}"#);
+    let series =
+        format!(r#"weir_component_sent_records_total{{component="{SOURCE}",signal="logs"}}"#);
     prometheus::value(&metrics_text(), &series).unwrap_or(0.0)
 }
 

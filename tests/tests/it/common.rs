@@ -9,6 +9,10 @@ pub fn otlp_example(name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("data/otlp-json")
         .join(name);
-    std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("the OTLP/JSON example is missing at {}: {e}", path.display()))
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "the OTLP/JSON example is missing at {}: {e}",
+            path.display()
+        )
+    })
 }

@@ -207,7 +207,11 @@ fn log(time: u64, severity: i32, body: &str) -> LogRecord {
 }
 
 /// `record` with attribute `http.route`, in the trace and span `ids`.
-fn in_request(mut record: LogRecord, route: &str, (trace_id, span_id): (Vec<u8>, Vec<u8>)) -> LogRecord {
+fn in_request(
+    mut record: LogRecord,
+    route: &str,
+    (trace_id, span_id): (Vec<u8>, Vec<u8>),
+) -> LogRecord {
     record.attributes.push(kv::string("http.route", route));
     record.trace_id = trace_id;
     record.span_id = span_id;
