@@ -220,13 +220,12 @@ impl Evaluations {
         tally.ok += ok - since.0;
         tally.failed += failed - since.1;
         if failed > since.1 && tally.first_error.is_none() {
-            tally.first_error = p.group().rules().iter().find_map(|r| {
-                Some(format!(
-                    "{}: {}",
-                    r.config().name,
-                    r.last_run()?.error.as_ref()?
-                ))
-            });
+            // The error names its rule.
+            tally.first_error = p
+                .group()
+                .rules()
+                .iter()
+                .find_map(|r| r.last_run()?.error.clone());
         }
     }
 }
