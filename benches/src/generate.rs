@@ -28,6 +28,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, status};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use weir_testkit::kv;
 
 /// Spans per generated trace: one root and `SPANS_PER_TRACE - 1` children.
 pub const SPANS_PER_TRACE: usize = 8;
@@ -161,13 +162,13 @@ impl Generator {
             .map(|s| {
                 let mut attributes = Vec::with_capacity(shape.resource_attributes);
                 if shape.resource_attributes > 0 {
-                    attributes.push(string_kv("service.name", format!("loadgen-service-{s}")));
+                    attributes.push(kv::string("service.name", format!("loadgen-service-{s}")));
                 }
                 for i in 1..shape.resource_attributes {
                     let key = RESOURCE_KEYS
                         .get(i - 1)
                         .map_or_else(|| format!("resource.{i:02}"), |k| (*k).to_owned());
-                    attributes.push(string_kv(&key, random_text(&mut rng, value_len)));
+                    attributes.push(kv::string(&key, random_text(&mut rng, value_len)));
                 }
                 Resource {
                     attributes,
@@ -224,7 +225,7 @@ impl Generator {
             .iter()
             .map(|(key, values)| {
                 let value = &values[rng.random_range(0..values.len())];
-                string_kv(key, value.clone())
+                kv::string(key, value.clone())
             })
             .collect()
     }
@@ -453,17 +454,6 @@ impl Generator {
     }
 }
 
-/// A string attribute.
-fn string_kv(key: &str, value: String) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value)),
-        }),
-        ..Default::default()
-    }
-}
-
 /// `len` random ASCII letters and digits.
 fn random_text(rng: &mut SmallRng, len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -472,46 +462,10 @@ fn random_text(rng: &mut SmallRng, len: usize) -> String {
         .collect()
 }
 
-/// Records in a traces request: its spans.
-pub fn count_spans(request: &ExportTraceServiceRequest) -> usize {
-    request
-        .resource_spans
-        .iter()
-        .flat_map(|r| &r.scope_spans)
-        .map(|s| s.spans.len())
-        .sum()
-}
-
-/// Records in a logs request: its log records.
-pub fn count_logs(request: &ExportLogsServiceRequest) -> usize {
-    request
-        .resource_logs
-        .iter()
-        .flat_map(|r| &r.scope_logs)
-        .map(|s| s.log_records.len())
-        .sum()
-}
-
-/// Records in a metrics request: its data points, of every metric type.
-pub fn count_data_points(request: &ExportMetricsServiceRequest) -> usize {
-    request
-        .resource_metrics
-        .iter()
-        .flat_map(|r| &r.scope_metrics)
-        .flat_map(|s| &s.metrics)
-        .map(|m| match &m.data {
-            Some(metric::Data::Gauge(g)) => g.data_points.len(),
-            Some(metric::Data::Sum(s)) => s.data_points.len(),
-            Some(metric::Data::Histogram(h)) => h.data_points.len(),
-            Some(metric::Data::ExponentialHistogram(h)) => h.data_points.len(),
-            Some(metric::Data::Summary(s)) => s.data_points.len(),
-            None => 0,
-        })
-        .sum()
-}
-
 #[cfg(test)]
 mod tests {
+    use weir_testkit::otlp::{count_data_points, count_log_records as count_logs, count_spans};
+
     use super::*;
 
     fn string_value(kv: &KeyValue) -> &str {

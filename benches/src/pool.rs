@@ -17,8 +17,9 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use serde::Serialize;
+use weir_testkit::otlp::{count_data_points, count_log_records, count_spans};
 
-use crate::generate::{Generator, Shape, count_data_points, count_logs, count_spans};
+use crate::generate::{Generator, Shape};
 
 /// One of the OTLP signals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -160,7 +161,7 @@ impl Pool {
                     Signal::Logs => {
                         let m = generator.logs();
                         (
-                            count_logs(&m),
+                            count_log_records(&m),
                             encode(&m, options.encoding, signal)?,
                             ExportRequest::Logs(m),
                         )
@@ -287,7 +288,7 @@ mod tests {
         assert_eq!(count_spans(&spans), 20);
         let logs = ExportLogsServiceRequest::decode(pool.payloads(Signal::Logs)[0].body.clone())
             .expect("logs body is protobuf");
-        assert_eq!(count_logs(&logs), 20);
+        assert_eq!(count_log_records(&logs), 20);
         let metrics =
             ExportMetricsServiceRequest::decode(pool.payloads(Signal::Metrics)[0].body.clone())
                 .expect("metrics body is protobuf");

@@ -45,8 +45,7 @@ use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response as GrpcResponse, Status};
-
-use crate::generate::{count_data_points, count_logs, count_spans};
+use weir_testkit::otlp::{count_data_points, count_log_records, count_spans};
 
 /// Largest request the sink accepts (64 MiB).
 pub const MAX_REQUEST_BYTES: usize = 64 << 20;
@@ -138,7 +137,7 @@ impl Sink {
     }
 
     fn logs(&self, request: &ExportLogsServiceRequest) -> Option<ExportLogsServiceResponse> {
-        match self.admit(&self.counters.logs, count_logs(request)) {
+        match self.admit(&self.counters.logs, count_log_records(request)) {
             Verdict::Refuse => None,
             Verdict::Accept { rejected } => Some(ExportLogsServiceResponse {
                 partial_success: (rejected > 0).then(|| ExportLogsPartialSuccess {

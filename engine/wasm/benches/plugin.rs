@@ -33,73 +33,46 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::Int32Type;
 use arrow::record_batch::RecordBatch;
 use criterion::{Criterion, Throughput, criterion_main};
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use weir_core::{Ack, Batch, Processor, Signal};
-use weir_wasm::WasmConfig;
-use weir_wasm::{Runtime, WasmProcessor};
+use weir_testkit::kv;
+use weir_testkit::otlp::{self, Group};
+use weir_wasm::{Runtime, WasmConfig, WasmProcessor};
 
 /// Records per batch.
 const ROWS: usize = 1024;
 
-fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    }
-}
-
 /// The benched batch: 1,024 records, 5 attributes, 120-byte bodies.
 fn batch() -> RecordBatch {
-    let records = (0..ROWS)
-        .map(|i| {
-            let mut body = if i % 2 == 0 {
-                format!(
-                    "user {i} paid order {} with card 4111 1111 1111 {i:04}",
-                    i * 7
-                )
-            } else {
-                "request served from the edge cache without touching the origin server".into()
-            };
-            while body.len() < 120 {
-                body.push_str(" lorem ipsum");
-            }
-            body.truncate(120);
-            LogRecord {
-                time_unix_nano: 1_700_000_000_000_000_000 + i as u64,
-                severity_number: if i % 8 == 0 { 5 } else { 9 },
-                body: Some(AnyValue {
-                    value: Some(Value::StringValue(body)),
-                }),
-                attributes: vec![
-                    kv("http.route", "/api/cart"),
-                    kv("http.method", "POST"),
-                    kv("user.tier", if i % 3 == 0 { "gold" } else { "free" }),
-                    kv("region", "eu-west-1"),
-                    kv("thread", &format!("worker-{}", i % 16)),
-                ],
-                ..Default::default()
-            }
-        })
-        .collect();
-    let request = ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            resource: Some(Resource {
-                attributes: vec![kv("service.name", "checkout")],
-                ..Default::default()
-            }),
-            scope_logs: vec![ScopeLogs {
-                log_records: records,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
+    let records = (0..ROWS).map(|i| {
+        let mut body = if i % 2 == 0 {
+            format!(
+                "user {i} paid order {} with card 4111 1111 1111 {i:04}",
+                i * 7
+            )
+        } else {
+            "request served from the edge cache without touching the origin server".into()
+        };
+        while body.len() < 120 {
+            body.push_str(" lorem ipsum");
+        }
+        body.truncate(120);
+        LogRecord {
+            attributes: vec![
+                kv::string("http.route", "/api/cart"),
+                kv::string("http.method", "POST"),
+                kv::string("user.tier", if i % 3 == 0 { "gold" } else { "free" }),
+                kv::string("region", "eu-west-1"),
+                kv::string("thread", format!("worker-{}", i % 16)),
+            ],
+            ..otlp::log(
+                1_700_000_000_000_000_000 + i as u64,
+                if i % 8 == 0 { 5 } else { 9 },
+                &body,
+            )
+        }
+    });
+    let request = Group::new(records).service("checkout").logs();
     weir_core::convert::logs_to_batch(&request)
         .expect("the bench's logs convert")
         .batch

@@ -20,6 +20,7 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use weir_testkit::kv::kv;
 
 /// The services and the language of their SDK.
 const SERVICES: [(&str, &str); 20] = [
@@ -388,14 +389,6 @@ impl LogGenerator {
             out.push(attr);
         }
         out
-    }
-}
-
-fn kv(key: &str, value: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
     }
 }
 

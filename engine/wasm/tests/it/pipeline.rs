@@ -2,8 +2,6 @@
 //! plugin, compiled components are cached, and the example redaction
 //! plugin works end to end behind a real OTLP/HTTP source.
 
-mod common;
-
 use std::time::Duration;
 
 use weir_core::{Ack, AckStatus, Batch, Processor, Signal, SignalSet};
@@ -12,6 +10,8 @@ use weir_sinks::FileSinkConfig;
 use weir_sources::OtlpSourceConfig;
 use weir_wasm::WasmConfig;
 use weir_wasm::{CacheOutcome, Runtime, WasmProcessor};
+
+use crate::common;
 
 fn bodies(batch: &Batch) -> Vec<Option<String>> {
     weir_wasm::columns::read_strings(batch.data(), "body").expect("body")

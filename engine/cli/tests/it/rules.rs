@@ -1,11 +1,11 @@
 //! A `rules` processor in a running pipeline: OTLP spans in, recorded
 //! series out as metric points, through `weir run`.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{post_spans as post, start_in};
+use weir_testkit::prometheus;
+
+use crate::common::{self, WEIR, post_spans as post, repo, start_in};
 
 /// A multiple of 30 s, in seconds since the epoch.
 const BASE: u64 = 1_700_000_040;
@@ -52,7 +52,7 @@ fn recording_rule_in_a_pipeline() {
     let pipeline = RECORDING;
     let config = dir.path().join("pipeline.toml");
     std::fs::write(&config, pipeline).expect("write pipeline");
-    let status = std::process::Command::new(common::WEIR)
+    let status = std::process::Command::new(WEIR)
         .args(["validate", "pipeline.toml"])
         .current_dir(dir.path())
         .status()
@@ -84,17 +84,11 @@ fn recording_rule_in_a_pipeline() {
     );
 }
 
-fn repo(path: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
-}
-
 /// Guarantees: the rule sets shipped in `pipelines/` pass their own
 /// `[[tests]]` (exit 0, every test reported ok).
 #[test]
 fn shipped_rule_sets_pass_their_tests() {
-    let out = std::process::Command::new(common::WEIR)
+    let out = std::process::Command::new(WEIR)
         .arg("test")
         .arg(repo("pipelines/alerts.toml"))
         .output()
@@ -166,7 +160,7 @@ alert = "Deep"
 "#,
     )
     .expect("write");
-    let out = std::process::Command::new(common::WEIR)
+    let out = std::process::Command::new(WEIR)
         .arg("test")
         .arg(&file)
         .output()
@@ -196,8 +190,7 @@ fn metric(api: &str, series: &str) -> Option<f64> {
         .ok()?
         .text()
         .ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    prometheus::value(&text, series)
 }
 
 /// Scenario: `weir run` with one recording rule; three `cart` spans; the

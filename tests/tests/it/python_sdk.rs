@@ -2,13 +2,11 @@
 //! sending to a running Weir. `scripts/test` installs the SDK into a venv and
 //! sets `WEIR_TEST_PYTHON`.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use common::Weir;
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use weir_testkit::engine::{self, Weir};
+use weir_testkit::kv;
 
 const COUNT: usize = 250;
 
@@ -62,20 +60,12 @@ async fn python_sdk_over_grpc_and_http_loses_nothing() {
     for tag in ["via-grpc", "via-http"] {
         let mine: Vec<_> = spans
             .iter()
-            .filter(|s| s.attributes.iter().any(|kv| kv.key == "test.tag"
-                && matches!(kv.value.as_ref().and_then(|v| v.value.as_ref()), Some(Value::StringValue(t)) if t == tag)))
+            .filter(|s| kv::get_str(&s.attributes, "test.tag") == Some(tag))
             .collect();
         assert_eq!(mine.len(), COUNT, "{tag}");
         let is: BTreeSet<i64> = mine
             .iter()
-            .filter_map(|s| {
-                s.attributes.iter().find(|kv| kv.key == "i").and_then(|kv| {
-                    match kv.value.as_ref()?.value.as_ref()? {
-                        Value::IntValue(i) => Some(*i),
-                        _ => None,
-                    }
-                })
-            })
+            .filter_map(|s| kv::get_int(&s.attributes, "i"))
             .collect();
         assert_eq!(
             is.len(),
@@ -92,16 +82,7 @@ async fn python_sdk_over_grpc_and_http_loses_nothing() {
         .attributes
         .iter()
         .filter_map(|kv| kv.value.as_ref()?.value.as_ref())
-        .map(|v| match v {
-            Value::StringValue(_) => "string",
-            Value::IntValue(_) => "int",
-            Value::DoubleValue(_) => "double",
-            Value::BoolValue(_) => "bool",
-            Value::ArrayValue(_) => "array",
-            Value::KvlistValue(_) => "kvlist",
-            Value::BytesValue(_) => "bytes",
-            Value::StringValueStrindex(_) => "strindex",
-        })
+        .map(kv::type_name)
         .collect();
     assert_eq!(
         types,
@@ -112,12 +93,8 @@ async fn python_sdk_over_grpc_and_http_loses_nothing() {
         .iter()
         .flat_map(|r| &r.resource_spans)
         .filter_map(|r| r.resource.as_ref())
-        .flat_map(|r| &r.attributes)
-        .filter(|kv| kv.key == "service.name")
-        .filter_map(|kv| match kv.value.as_ref()?.value.as_ref()? {
-            Value::StringValue(s) => Some(s.clone()),
-            _ => None,
-        })
+        .filter_map(|r| kv::get_str(&r.attributes, "service.name"))
+        .map(str::to_string)
         .collect();
     assert_eq!(
         services,
@@ -132,10 +109,8 @@ async fn python_sdk_over_grpc_and_http_loses_nothing() {
     );
     let bodies: BTreeSet<String> = logs
         .iter()
-        .filter_map(|l| match l.body.as_ref()?.value.as_ref()? {
-            Value::StringValue(s) => Some(s.clone()),
-            _ => None,
-        })
+        .filter_map(|l| kv::as_str(l.body.as_ref()?))
+        .map(str::to_string)
         .collect();
     assert_eq!(bodies.len(), COUNT, "log bodies `log line N` for every N");
 
@@ -145,7 +120,7 @@ async fn python_sdk_over_grpc_and_http_loses_nothing() {
 
 /// A running Weir: OTLP on port 0 into the embedded store in a temp dir.
 async fn start_with_store(dir: &std::path::Path) -> weir_cli::Started {
-    let toml = format!(
+    engine::start(&format!(
         r#"
 [api]
 address = "127.0.0.1:0"
@@ -163,9 +138,8 @@ type = "store"
 inputs = ["otlp"]
 "#,
         dir.display()
-    );
-    let plan = weir_cli::parse_str(&toml, "test.toml").unwrap_or_else(|e| panic!("{e}"));
-    weir_cli::Engine::start(&plan).await.expect("weir starts")
+    ))
+    .await
 }
 
 /// The rows of `sql`, through the SQL endpoint's JSON format.

@@ -1,58 +1,35 @@
 //! OTLP receiver behaviour at the protocol level: what the specification
 //! says a server answers, over HTTP and gRPC, against a running Weir.
 
-mod common;
-
 use std::io::Write;
 
-use common::{Weir, shared_example};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
+use weir_testkit::engine::Weir;
+use weir_testkit::otlp::{self, Group};
+use weir_testkit::{kv, prometheus};
+
+use crate::common::otlp_example;
 
 fn span(i: u8, trace_id: Vec<u8>) -> Span {
     Span {
-        trace_id,
-        span_id: vec![i + 1; 8],
-        name: format!("op-{i}"),
-        start_time_unix_nano: 1_700_000_000_000_000_000 + u64::from(i),
-        end_time_unix_nano: 1_700_000_000_000_100_000 + u64::from(i),
-        attributes: vec![KeyValue {
-            key: "http.route".into(),
-            value: Some(AnyValue {
-                value: Some(any_value::Value::StringValue("/api".into())),
-            }),
-            ..Default::default()
-        }],
-        ..Default::default()
+        attributes: vec![kv::string("http.route", "/api")],
+        ..otlp::span(
+            &trace_id,
+            &[i + 1; 8],
+            &format!("op-{i}"),
+            1_700_000_000_000_000_000 + u64::from(i),
+            1_700_000_000_000_100_000 + u64::from(i),
+        )
     }
 }
 
 fn traces(spans: Vec<Span>) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![KeyValue {
-                    key: "service.name".into(),
-                    value: Some(AnyValue {
-                        value: Some(any_value::Value::StringValue("checkout".into())),
-                    }),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            schema_url: String::new(),
-        }],
-    }
+    Group::new(spans).service("checkout").spans()
 }
 
 fn client() -> reqwest::Client {
@@ -83,7 +60,7 @@ async fn http_accepts_protobuf_json_and_gzip() {
     let r = client()
         .post(&url)
         .header("content-type", "application/json")
-        .body(shared_example("trace.json"))
+        .body(otlp_example("trace.json"))
         .send()
         .await
         .expect("request");
@@ -104,14 +81,8 @@ async fn http_accepts_protobuf_json_and_gzip() {
 
     let got = weir.stop().await;
     let example =
-        weir_core::convert::json::decode_spans(&shared_example("trace.json")).expect("example");
-    let example_spans: usize = example
-        .resource_spans
-        .iter()
-        .flat_map(|r| &r.scope_spans)
-        .map(|s| s.spans.len())
-        .sum();
-    assert_eq!(got.spans().len(), 3 + example_spans + 3);
+        weir_core::convert::json::decode_spans(&otlp_example("trace.json")).expect("example");
+    assert_eq!(got.spans().len(), 3 + otlp::count_spans(&example) + 3);
 }
 
 /// Scenario: malformed bodies, unknown content types, oversize bodies, wrong methods.
@@ -258,12 +229,16 @@ async fn grpc_accepts_gzip_and_enforces_the_size_limit() {
     assert_eq!(got.spans().len(), 1 + if err.is_ok() { 100 } else { 0 });
 }
 
-/// Scenario: the API server while data flows.
-/// Guarantees: /healthz and /readyz answer 200, and /metrics reports records
-/// in and out per component in Prometheus text format.
+/// Scenario: the API server while data flows: one request of four spans
+/// through a Weir whose source and sink have names no other test uses.
+/// Guarantees: /healthz and /readyz answer 200, and /metrics reports, in
+/// Prometheus text format, exactly this Weir's records in and out per
+/// component, its OTLP request and its sink's queue, and the build.
 #[tokio::test(flavor = "multi_thread")]
 async fn self_metrics_and_health() {
-    let weir = Weir::start("").await;
+    // Every Weir of this test binary counts into one process-wide recorder:
+    // this test's series are told apart by its components' names.
+    let weir = Weir::start_named("self_metrics_otlp", "self_metrics_out", "").await;
     let r = client()
         .post(format!("{}/v1/traces", weir.http()))
         .header("content-type", "application/x-protobuf")
@@ -299,17 +274,36 @@ async fn self_metrics_and_health() {
         .text()
         .await
         .expect("text");
-    for needle in [
-        "weir_component_sent_records_total{component=\"otlp\",signal=\"spans\"}",
-        "weir_component_received_records_total{component=\"out\",signal=\"spans\"}",
-        "weir_otlp_requests_total",
-        "weir_component_input_queue_batches",
-        "weir_build_info",
+    for (series, expected) in [
+        (
+            r#"weir_component_sent_records_total{component="self_metrics_otlp",signal="spans"}"#,
+            4.0,
+        ),
+        (
+            r#"weir_component_received_records_total{component="self_metrics_out",signal="spans"}"#,
+            4.0,
+        ),
+        (
+            r#"weir_otlp_requests_total{component="self_metrics_otlp",protocol="http",outcome="accepted"}"#,
+            1.0,
+        ),
     ] {
-        assert!(
-            metrics.contains(needle),
-            "/metrics lacks {needle}:\n{metrics}"
+        assert_eq!(
+            prometheus::value(&metrics, series),
+            Some(expected),
+            "/metrics: {series}:\n{metrics}"
         );
     }
+    // The queue's fill at the moment of reading is not fixed; that it is
+    // reported is.
+    let queue = r#"weir_component_input_queue_batches{component="self_metrics_out"}"#;
+    assert!(
+        prometheus::value(&metrics, queue).is_some(),
+        "/metrics lacks {queue}:\n{metrics}"
+    );
+    assert!(
+        metrics.contains("weir_build_info{"),
+        "/metrics lacks weir_build_info:\n{metrics}"
+    );
     weir.stop().await;
 }

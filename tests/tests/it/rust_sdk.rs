@@ -1,9 +1,6 @@
 //! The Rust `opentelemetry-otlp` exporter, over gRPC (tonic) and HTTP
 //! (protobuf), sending spans, logs and metrics to a running Weir.
 
-mod common;
-
-use common::Weir;
 use opentelemetry::KeyValue;
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::metrics::MeterProvider as _;
@@ -17,6 +14,8 @@ use opentelemetry_sdk::metrics::periodic_reader_with_async_runtime::PeriodicRead
 use opentelemetry_sdk::runtime::Tokio;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
+use weir_testkit::engine::Weir;
+use weir_testkit::otlp;
 
 const COUNT: usize = 120;
 
@@ -131,22 +130,16 @@ async fn rust_exporter_over_grpc_and_http_loses_nothing() {
     assert_eq!(logs.len(), 2 * COUNT);
     assert!(logs.iter().all(|l| l.severity_number == 17));
     assert_eq!(got.data_points(), 2 * COUNT);
-    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-    let buckets = got
-        .metrics
-        .iter()
-        .flat_map(|r| &r.resource_metrics)
-        .flat_map(|r| &r.scope_metrics)
-        .flat_map(|s| &s.metrics)
-        .filter_map(|m| match &m.data {
-            Some(Data::Histogram(h)) => Some(h),
-            _ => None,
-        })
-        .flat_map(|h| &h.data_points)
-        .all(|p| {
-            p.count == 1
-                && !p.explicit_bounds.is_empty()
-                && p.bucket_counts.iter().sum::<u64>() == 1
-        });
-    assert!(buckets, "every histogram point has its buckets");
+    let histograms: Vec<_> = otlp::histogram_points_of(got.metrics()).collect();
+    assert_eq!(
+        histograms.len(),
+        2 * COUNT,
+        "every metric point is a histogram point"
+    );
+    assert!(
+        histograms.iter().all(|p| p.count == 1
+            && !p.explicit_bounds.is_empty()
+            && p.bucket_counts.iter().sum::<u64>() == 1),
+        "every histogram point has its buckets"
+    );
 }

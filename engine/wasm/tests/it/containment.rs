@@ -3,8 +3,6 @@
 //! serving, replaces the instance, applies `on_error` to the batch and
 //! counts the failure in `weir_plugin_errors_total{component,kind}`.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -13,6 +11,8 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use weir_core::{Ack, AckStatus, Batch, Processor, Signal};
 use weir_wasm::{OnError, WasmConfig};
 use weir_wasm::{Runtime, WasmProcessor};
+
+use crate::common;
 
 fn snapshotter() -> &'static Snapshotter {
     static S: OnceLock<Snapshotter> = OnceLock::new();

@@ -3,18 +3,25 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use prost::Message;
 use tokio::sync::Semaphore;
 use tonic_types::StatusExt;
 use weir_core::{ComponentError, SignalSet, Sink, SinkContext};
 use weir_runtime::{Built, Node, Topology};
 use weir_sources::OtlpSource;
+use weir_testkit::engine::metrics_text;
+use weir_testkit::otlp::Group;
+use weir_testkit::prometheus;
+
+/// The source's name: no other test's component has it, so the records it
+/// has sent, in the process-wide metrics, are this test's.
+const SOURCE: &str = "backpressure_otlp";
 
 /// Holds every batch until the test opens the gate.
 struct GatedSink {
@@ -34,21 +41,19 @@ impl Sink for GatedSink {
 }
 
 fn logs(n: usize) -> ExportLogsServiceRequest {
-    ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            scope_logs: vec![ScopeLogs {
-                log_records: (0..n)
-                    .map(|i| LogRecord {
-                        time_unix_nano: 1_700_000_000_000_000_000 + i as u64,
-                        severity_number: 9,
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    Group::new((0..n).map(|i| LogRecord {
+        time_unix_nano: 1_700_000_000_000_000_000 + i as u64,
+        severity_number: 9,
+        ..Default::default()
+    }))
+    .logs()
+}
+
+/// The records the source has sent on (into the sink's channel or hands).
+fn sent() -> f64 {
+    let series =
+        format!(r#"weir_component_sent_records_total{{component="{SOURCE}",signal="logs"}}"#);
+    prometheus::value(&metrics_text(), &series).unwrap_or(0.0)
 }
 
 /// Scenario: a sink that stops writing while clients keep sending over HTTP and gRPC.
@@ -79,14 +84,16 @@ inputs = ["otlp"]
         .iter()
         .find_map(|c| c.config_as::<weir_sources::OtlpSourceConfig>().cloned())
         .expect("otlp config");
-    let source = OtlpSource::bind("otlp", config).await.expect("bind");
+    // The recorder must be in place before anything is counted.
+    metrics_text();
+    let source = OtlpSource::bind(SOURCE, config).await.expect("bind");
     let http = format!("http://{}/v1/logs", source.http_addr().expect("http"));
     let grpc = format!("http://{}", source.grpc_addr().expect("grpc"));
     let gate = Arc::new(Semaphore::new(0));
     let written = Arc::new(AtomicUsize::new(0));
     let running = Topology::new(vec![
         Node {
-            name: "otlp".into(),
+            name: SOURCE.into(),
             built: Built::Source(Box::new(source)),
             inputs: vec![],
             queue_capacity: 1,
@@ -97,7 +104,7 @@ inputs = ["otlp"]
                 gate: gate.clone(),
                 written: written.clone(),
             })),
-            inputs: vec![("otlp".into(), SignalSet::ALL)],
+            inputs: vec![(SOURCE.into(), SignalSet::ALL)],
             queue_capacity: 2,
         },
     ])
@@ -114,8 +121,17 @@ inputs = ["otlp"]
             .body(logs(10).encode_to_vec())
             .send();
         let handle = tokio::spawn(req);
-        // Give the request time to be accepted or refused.
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        // Wait until the request is refused (answered) or accepted (its
+        // records sent on, its answer held until the sink moves).
+        let accepted = 10.0 * (pending.len() + 1) as f64;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !handle.is_finished() && sent() < accepted {
+            assert!(
+                Instant::now() < deadline,
+                "the request was neither accepted nor refused"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         if handle.is_finished() {
             let r = handle.await.expect("join").expect("response");
             assert_eq!(r.status(), 503);

@@ -8,13 +8,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use prost::Message;
+use weir_testkit::kv;
+use weir_testkit::otlp::{self, Group};
 
-mod common;
-use common::start;
+use crate::common::start;
+
 const PER_REQUEST: u64 = 20;
 
 fn pipeline(dir: &Path, store_path: &Path) -> std::path::PathBuf {
@@ -53,43 +53,19 @@ inputs = ["otlp"]
 /// from there so that the store's retention keeps them.
 fn base_time() -> u64 {
     static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *BASE.get_or_init(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock after 1970")
-            .as_nanos() as u64
-    })
+    *BASE.get_or_init(weir_testkit::time::now_ns)
 }
 
 fn logs(first: u64) -> Vec<u8> {
-    ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            scope_logs: vec![ScopeLogs {
-                log_records: (first..first + PER_REQUEST)
-                    .map(|seq| LogRecord {
-                        time_unix_nano: base_time() + seq * 1_000_000,
-                        severity_number: 9,
-                        body: Some(AnyValue {
-                            value: Some(any_value::Value::StringValue(format!(
-                                "record {seq} {}",
-                                "x".repeat(200)
-                            ))),
-                        }),
-                        attributes: vec![KeyValue {
-                            key: "seq".into(),
-                            value: Some(AnyValue {
-                                value: Some(any_value::Value::IntValue(seq as i64)),
-                            }),
-                            ..Default::default()
-                        }],
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    Group::new((first..first + PER_REQUEST).map(|seq| LogRecord {
+        attributes: vec![kv::int("seq", seq as i64)],
+        ..otlp::log(
+            base_time() + seq * 1_000_000,
+            9,
+            &format!("record {seq} {}", "x".repeat(200)),
+        )
+    }))
+    .logs()
     .encode_to_vec()
 }
 

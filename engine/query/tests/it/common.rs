@@ -1,6 +1,6 @@
-//! Realistic telemetry for the query tests, built as OTLP requests and
-//! converted with weir-core's converters, so the tables have the real
-//! schemas; and a server on 127.0.0.1:0.
+//! Realistic telemetry for the query tests, built as OTLP requests with
+//! the test kit and converted with weir-core's converters, so the tables
+//! have the real schemas; and a server on 127.0.0.1:0.
 //!
 //! Three services of a shop (`frontend`, `checkout`, `cart`), each on its
 //! own host and Kubernetes namespace. Recent data lies within the last 30
@@ -8,10 +8,8 @@
 //! visible in results. Everything is deterministic except the absolute
 //! times, which no expected output shows.
 
-#![allow(dead_code)]
-
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
@@ -19,19 +17,17 @@ use datafusion::prelude::SessionContext;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
-    ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
+    AggregationTemporality, HistogramDataPoint, Metric, NumberDataPoint,
 };
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
+use opentelemetry_proto::tonic::trace::v1::{Span, Status, span};
 use weir_config::QueryConfig;
 use weir_query::{Register, SqlService};
-
-const SECOND: u64 = 1_000_000_000;
-const MILLI: u64 = 1_000_000;
+use weir_testkit::otlp::{self, Group};
+use weir_testkit::time::{MILLI, SECOND};
+use weir_testkit::{kv, rng};
 
 /// A route: its template, base latency in milliseconds, and method.
 pub type Route = (&'static str, u64, &'static str);
@@ -76,38 +72,22 @@ const PROFILES: [[u64; 15]; 5] = [
 
 /// Now, in nanoseconds since the epoch, rounded down to the second.
 pub fn now_ns() -> u64 {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970");
-    now.as_secs() * SECOND
-}
-
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = x;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    weir_testkit::time::now_ns() / SECOND * SECOND
 }
 
 /// The trace id of the `i`th span of `route` of `service` (indexes into
 /// [`SERVICES`]): random-looking and fixed.
 pub fn trace_id(service: usize, route: usize, i: u64) -> Vec<u8> {
     let seed = ((service as u64) << 40) | ((route as u64) << 20) | i;
-    let mut id = splitmix(seed).to_be_bytes().to_vec();
-    id.extend_from_slice(&splitmix(seed ^ 0xdead_beef).to_be_bytes());
+    let mut id = rng::hash(seed).to_be_bytes().to_vec();
+    id.extend_from_slice(&rng::hash(seed ^ 0xdead_beef).to_be_bytes());
     id
 }
 
 /// The span id of the same span.
 pub fn span_id(service: usize, route: usize, i: u64) -> Vec<u8> {
     let seed = ((service as u64) << 40) | ((route as u64) << 20) | i;
-    splitmix(seed ^ 0x5151).to_be_bytes().to_vec()
-}
-
-/// Lowercase hex, as `hex_id` writes it.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    rng::hash(seed ^ 0x5151).to_be_bytes().to_vec()
 }
 
 /// Whether the `i`th recent span of a route is an error.
@@ -121,52 +101,31 @@ pub fn is_error(service: usize, route: usize, i: u64) -> bool {
     }
 }
 
-fn string(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.to_string())),
-        }),
-        ..Default::default()
-    }
-}
-
-fn int(key: &str, value: i64) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::IntValue(value)),
-        }),
-        ..Default::default()
-    }
-}
-
-fn resource(service: usize) -> Resource {
+/// The resource attributes of service `service` (an index into
+/// [`SERVICES`]).
+fn resource(service: usize) -> Vec<KeyValue> {
     let (name, host, namespace, _) = SERVICES[service];
-    Resource {
-        attributes: vec![
-            string("service.name", name),
-            string("host.name", host),
-            string("k8s.namespace.name", namespace),
-            string("deployment.environment.name", "prod"),
-        ],
-        ..Default::default()
-    }
+    vec![
+        kv::string("service.name", name),
+        kv::string("host.name", host),
+        kv::string("k8s.namespace.name", namespace),
+        kv::string("deployment.environment.name", "prod"),
+    ]
 }
 
-fn scope() -> InstrumentationScope {
-    InstrumentationScope {
-        name: "io.opentelemetry.http".to_string(),
-        version: "1.2.0".to_string(),
-        ..Default::default()
-    }
+/// Service `service`'s `records`, under its resource and the HTTP
+/// instrumentation's scope.
+fn group<T>(service: usize, records: Vec<T>) -> Group<T> {
+    Group::new(records)
+        .resource(resource(service))
+        .scope("io.opentelemetry.http", "1.2.0")
 }
 
 /// The spans: per route, [`SPANS_PER_ROUTE`] server spans one minute apart
 /// in the last 20 minutes, latency `base * (1 + i / 10)`; and per service
 /// three failing spans 3 hours ago.
 pub fn spans(now: u64) -> ExportTraceServiceRequest {
-    let mut resource_spans = Vec::new();
+    let mut groups = Vec::new();
     for (s, (_, _, _, routes)) in SERVICES.iter().enumerate() {
         let mut spans = Vec::new();
         for (r, (route, base_ms, method)) in routes.iter().enumerate() {
@@ -196,17 +155,9 @@ pub fn spans(now: u64) -> ExportTraceServiceRequest {
                 true,
             ));
         }
-        resource_spans.push(ResourceSpans {
-            resource: Some(resource(s)),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(scope()),
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        });
+        groups.push(group(s, spans));
     }
-    ExportTraceServiceRequest { resource_spans }
+    otlp::spans_request(groups)
 }
 
 fn server_span(
@@ -219,61 +170,64 @@ fn server_span(
 ) -> Span {
     let status_code = if error { 500 } else { 200 };
     Span {
-        trace_id: trace_id(s, r, i),
-        span_id: span_id(s, r, i),
-        name: format!("{method} {route}"),
         kind: span::SpanKind::Server as i32,
-        start_time_unix_nano: start,
-        end_time_unix_nano: start + duration,
         attributes: vec![
-            string("http.request.method", method),
-            string("http.route", route),
-            int("http.response.status_code", status_code),
+            kv::string("http.request.method", method),
+            kv::string("http.route", route),
+            kv::int("http.response.status_code", status_code),
         ],
         status: error.then(|| Status {
             code: 2,
             message: "Internal Server Error".to_string(),
         }),
-        ..Default::default()
+        ..otlp::span(
+            &trace_id(s, r, i),
+            &span_id(s, r, i),
+            &format!("{method} {route}"),
+            start,
+            start + duration,
+        )
     }
 }
 
-struct Log {
-    time: u64,
-    severity: i32,
-    text: &'static str,
-    body: &'static str,
-    attributes: Vec<KeyValue>,
-    trace: Option<(Vec<u8>, Vec<u8>)>,
-}
-
-fn log(time: u64, severity: i32, body: &'static str) -> Log {
+/// A log record with its severity's text, observed a millisecond after
+/// `time`.
+fn log(time: u64, severity: i32, body: &str) -> LogRecord {
     let text = match severity {
         1..=8 => "DEBUG",
         9..=12 => "INFO",
         13..=16 => "WARN",
         _ => "ERROR",
     };
-    Log {
-        time,
-        severity,
-        text,
-        body,
-        attributes: Vec::new(),
-        trace: None,
+    LogRecord {
+        observed_time_unix_nano: time + MILLI,
+        severity_text: text.to_string(),
+        ..otlp::log(time, severity, body)
     }
+}
+
+/// `record` with attribute `http.route`, in the trace and span `ids`.
+fn in_request(
+    mut record: LogRecord,
+    route: &str,
+    (trace_id, span_id): (Vec<u8>, Vec<u8>),
+) -> LogRecord {
+    record.attributes.push(kv::string("http.route", route));
+    record.trace_id = trace_id;
+    record.span_id = span_id;
+    record
 }
 
 /// The logs: request logs per service, errors tied to the failing spans'
 /// traces, and an old burst of `disk full` errors on `cart`.
 pub fn logs(now: u64) -> ExportLogsServiceRequest {
-    let mut per_service: Vec<Vec<Log>> = vec![Vec::new(), Vec::new(), Vec::new()];
+    let mut per_service: Vec<Vec<LogRecord>> = vec![Vec::new(), Vec::new(), Vec::new()];
     for (s, (_, _, _, routes)) in SERVICES.iter().enumerate() {
         for (r, (route, _, _)) in routes.iter().enumerate() {
             for i in 0..SPANS_PER_ROUTE {
                 let time = now - (i * 60 + 30) * SECOND + 5 * MILLI;
                 let ids = (trace_id(s, r, i), span_id(s, r, i));
-                let mut record = match (s, is_error(s, r, i)) {
+                let record = match (s, is_error(s, r, i)) {
                     (0, false) => log(time, 9, "rendered page"),
                     (0, true) => log(time, 17, "upstream checkout returned 500"),
                     (1, false) => log(time, 9, "order placed"),
@@ -285,14 +239,10 @@ pub fn logs(now: u64) -> ExportLogsServiceRequest {
                     (_, false) => log(time, 9, "cart updated"),
                     (_, true) => log(time, 17, "redis timeout after 500ms"),
                 };
-                record.attributes.push(string("http.route", route));
-                record.trace = Some(ids.clone());
-                per_service[s].push(record);
+                per_service[s].push(in_request(record, route, ids.clone()));
                 if s == 1 && r == 0 && i.is_multiple_of(5) {
-                    let mut retry = log(time - MILLI, 13, "payment declined, retrying (attempt 2)");
-                    retry.attributes.push(string("http.route", route));
-                    retry.trace = Some(ids);
-                    per_service[s].push(retry);
+                    let retry = log(time - MILLI, 13, "payment declined, retrying (attempt 2)");
+                    per_service[s].push(in_request(retry, route, ids));
                 }
             }
         }
@@ -307,38 +257,12 @@ pub fn logs(now: u64) -> ExportLogsServiceRequest {
     for i in 0..5 {
         per_service[2].push(log(now - 3 * 3600 * SECOND - i * SECOND, 17, "disk full"));
     }
-    let resource_logs = per_service
-        .into_iter()
-        .enumerate()
-        .map(|(s, records)| ResourceLogs {
-            resource: Some(resource(s)),
-            scope_logs: vec![ScopeLogs {
-                scope: Some(scope()),
-                log_records: records
-                    .into_iter()
-                    .map(|l| {
-                        let (trace_id, span_id) = l.trace.unwrap_or_default();
-                        LogRecord {
-                            time_unix_nano: l.time,
-                            observed_time_unix_nano: l.time + MILLI,
-                            severity_number: l.severity,
-                            severity_text: l.text.to_string(),
-                            body: Some(AnyValue {
-                                value: Some(any_value::Value::StringValue(l.body.to_string())),
-                            }),
-                            attributes: l.attributes,
-                            trace_id,
-                            span_id,
-                            ..Default::default()
-                        }
-                    })
-                    .collect(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        })
-        .collect();
-    ExportLogsServiceRequest { resource_logs }
+    otlp::logs_request(
+        per_service
+            .into_iter()
+            .enumerate()
+            .map(|(s, records)| group(s, records)),
+    )
 }
 
 /// The metrics: `http.server.request.duration` (delta histograms, one point
@@ -346,7 +270,7 @@ pub fn logs(now: u64) -> ExportLogsServiceRequest {
 /// ago), `system.memory.usage` (a gauge per host) and `orders.placed` (a
 /// cumulative counter of `checkout`).
 pub fn metrics(now: u64) -> ExportMetricsServiceRequest {
-    let mut resource_metrics = Vec::new();
+    let mut groups = Vec::new();
     let mut profile = 0;
     for (s, (_, _, _, routes)) in SERVICES.iter().enumerate() {
         let mut histogram_points = Vec::new();
@@ -368,63 +292,46 @@ pub fn metrics(now: u64) -> ExportMetricsServiceRequest {
             slow,
         ));
         let mut metrics = vec![Metric {
-            name: "http.server.request.duration".to_string(),
             description: "Duration of HTTP server requests.".to_string(),
             unit: "s".to_string(),
-            data: Some(metric::Data::Histogram(Histogram {
-                data_points: histogram_points,
-                aggregation_temporality: AggregationTemporality::Delta as i32,
-            })),
-            ..Default::default()
+            ..otlp::histogram(
+                "http.server.request.duration",
+                histogram_points,
+                AggregationTemporality::Delta,
+            )
         }];
         let memory = (0..5u64)
-            .map(|m| NumberDataPoint {
-                time_unix_nano: now - (m * 60 + 10) * SECOND,
-                value: Some(number_data_point::Value::AsInt(
+            .map(|m| {
+                otlp::int_point(
+                    now - (m * 60 + 10) * SECOND,
                     (s as i64 + 1) * 100_000_000 + (5 - m as i64) * 1_000_000,
-                )),
-                ..Default::default()
+                )
             })
             .collect();
         metrics.push(Metric {
-            name: "system.memory.usage".to_string(),
             unit: "By".to_string(),
-            data: Some(metric::Data::Gauge(Gauge {
-                data_points: memory,
-            })),
-            ..Default::default()
+            ..otlp::gauge("system.memory.usage", memory)
         });
         if s == 1 {
             let orders = (0..10u64)
                 .map(|m| NumberDataPoint {
                     start_time_unix_nano: now - 24 * 3600 * SECOND,
-                    time_unix_nano: now - (m * 60 + 20) * SECOND,
-                    value: Some(number_data_point::Value::AsInt(1000 + 7 * (10 - m as i64))),
-                    ..Default::default()
+                    ..otlp::int_point(now - (m * 60 + 20) * SECOND, 1000 + 7 * (10 - m as i64))
                 })
                 .collect();
             metrics.push(Metric {
-                name: "orders.placed".to_string(),
                 unit: "{order}".to_string(),
-                data: Some(metric::Data::Sum(Sum {
-                    data_points: orders,
-                    aggregation_temporality: AggregationTemporality::Cumulative as i32,
-                    is_monotonic: true,
-                })),
-                ..Default::default()
+                ..otlp::sum(
+                    "orders.placed",
+                    orders,
+                    AggregationTemporality::Cumulative,
+                    true,
+                )
             });
         }
-        resource_metrics.push(ResourceMetrics {
-            resource: Some(resource(s)),
-            scope_metrics: vec![ScopeMetrics {
-                scope: Some(scope()),
-                metrics,
-                ..Default::default()
-            }],
-            ..Default::default()
-        });
+        groups.push(group(s, metrics));
     }
-    ExportMetricsServiceRequest { resource_metrics }
+    otlp::metrics_request(groups)
 }
 
 fn histogram_point(route: &str, method: &str, time: u64, counts: Vec<u64>) -> HistogramDataPoint {
@@ -446,8 +353,8 @@ fn histogram_point(route: &str, method: &str, time: u64, counts: Vec<u64>) -> Hi
         .sum();
     HistogramDataPoint {
         attributes: vec![
-            string("http.route", route),
-            string("http.request.method", method),
+            kv::string("http.route", route),
+            kv::string("http.request.method", method),
         ],
         start_time_unix_nano: time - 60 * SECOND,
         time_unix_nano: time,

@@ -1,13 +1,11 @@
 //! `weir plugin new` and `weir plugin build` as a user runs them, and the
 //! components they make running in `weir run`.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{WEIR, start_in};
+use crate::common::{WEIR, start_in};
 
 const LANGS: [&str; 3] = ["rust", "js", "python"];
 

@@ -1,19 +1,35 @@
-//! Starting the `weir` binary as a user would, for the tests of this crate.
-
-#![allow(dead_code)]
+//! Starting the `weir` binary as a user would, and feeding it spans, for
+//! the tests of this crate.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use opentelemetry_proto::tonic::trace::v1::Span;
+use weir_testkit::otlp::{self, Group};
+use weir_testkit::time::{MILLI, SECOND};
+
+/// The `weir` binary built for these tests.
 pub const WEIR: &str = env!("CARGO_BIN_EXE_weir");
+
+/// `path`, relative to the repository's root.
+pub fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
+}
 
 /// A `weir run` child process and the addresses it logged.
 pub struct Weir {
+    /// The process.
     pub child: Child,
+    /// The OTLP/HTTP listener's address, `127.0.0.1:PORT`.
     pub http: String,
+    /// The API server's address, `127.0.0.1:PORT`.
     pub api: String,
+    /// The rest of its log (stderr), read on a thread so that it never
+    /// blocks on a full pipe; joined, the lines it wrote.
     pub log: Option<std::thread::JoinHandle<Vec<String>>>,
 }
 
@@ -91,23 +107,14 @@ pub fn post_spans(client: &reqwest::blocking::Client, http: &str, body: String) 
 /// OTLP/JSON spans of `service`, one starting at each of `offsets`
 /// seconds after `base` (seconds since the epoch), 1 ms long.
 pub fn otlp_spans(base: u64, service: &str, offsets: &[u64]) -> String {
-    let spans: Vec<String> = offsets
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let start = (base + s) * 1_000_000_000;
-            format!(
-                r#"{{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b17{i}",
-                    "name":"op","kind":2,"startTimeUnixNano":"{start}",
-                    "endTimeUnixNano":"{}"}}"#,
-                start + 1_000_000
-            )
-        })
-        .collect();
-    format!(
-        r#"{{"resourceSpans":[{{"resource":{{"attributes":[
-            {{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},
-            "scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
-        spans.join(",")
-    )
+    let trace_id = 0x5b8e_fff7_9803_8103_d269_b633_813f_c60c_u128.to_be_bytes();
+    let spans = offsets.iter().enumerate().map(|(i, s)| {
+        let start = (base + s) * SECOND;
+        let span_id = (0xeee1_9b7e_c3c1_b170 + i as u64).to_be_bytes();
+        Span {
+            kind: 2,
+            ..otlp::span(&trace_id, &span_id, "op", start, start + MILLI)
+        }
+    });
+    otlp::spans_json(&Group::new(spans).service(service).spans())
 }

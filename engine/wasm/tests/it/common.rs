@@ -1,16 +1,17 @@
-//! Builds the guest plugins the tests use, once per test binary.
+//! Builds the guest plugins the tests use, once per test binary, and makes
+//! the log batches they are fed.
 //!
 //! Guests are crates of their own workspaces, built with
 //! `cargo build --target wasm32-wasip2 --release` into `wasm-guests/`
 //! under the target directory the tests run from, so that `cargo test`
 //! from a fresh clone needs nothing but the `wasm32-wasip2` target.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
+
+use weir_testkit::otlp::{self, Group};
 
 /// The repository's root.
 pub fn repo_root() -> PathBuf {
@@ -115,17 +116,13 @@ pub fn redact_in(lang: &str) -> PathBuf {
 
 /// A logs batch with one record per `(severity_number, body)`.
 pub fn logs(records: &[(i32, &str)]) -> arrow::record_batch::RecordBatch {
-    let records: Vec<String> = records
-        .iter()
-        .map(|(s, b)| format!(r#"{{"severityNumber":{s},"body":{{"stringValue":"{b}"}}}}"#))
-        .collect();
-    let text = format!(
-        r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{}]}}]}}]}}"#,
-        records.join(",")
-    );
-    weir_core::convert::logs_to_batch(
-        &weir_core::convert::json::decode_logs(text.as_bytes()).expect("valid"),
+    let request = Group::new(
+        records
+            .iter()
+            .map(|(severity, body)| otlp::log(0, *severity, body)),
     )
-    .expect("converts")
-    .batch
+    .logs();
+    weir_core::convert::logs_to_batch(&request)
+        .expect("converts")
+        .batch
 }

@@ -1,21 +1,12 @@
 //! The `weir` binary as a user runs it.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use prost::Message;
+use weir_testkit::otlp::Group;
 
-const WEIR: &str = env!("CARGO_BIN_EXE_weir");
-
-fn repo(path: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
-}
+use crate::common::{WEIR, repo, start};
 
 /// Guarantees: every pipeline shipped in `pipelines/` validates (exit 0).
 #[test]
@@ -116,43 +107,15 @@ fn run_serves_and_drains_on_sigterm() {
         ),
     )
     .expect("write");
-    let mut child = Command::new(WEIR)
-        .args(["--log-format", "json", "run"])
-        .arg(&config)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("weir starts");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut http = None;
-    while http.is_none() && Instant::now() < deadline {
-        let Some(Ok(line)) = lines.next() else { break };
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["fields"]["listener"] == "otlp/http" {
-            http = v["fields"]["address"].as_str().map(str::to_string);
-        }
-    }
-    let http = http.expect("weir logs the OTLP/HTTP address it listens on");
-    // Keep draining stderr so the child never blocks on a full pipe.
-    let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
-
-    let request = ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            scope_logs: vec![ScopeLogs {
-                log_records: (0..25)
-                    .map(|i| LogRecord {
-                        time_unix_nano: 1_700_000_000_000_000_000 + i,
-                        severity_number: 9,
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
+    let mut weir = start(&config);
+    let request = Group::new((0..25).map(|i| LogRecord {
+        time_unix_nano: 1_700_000_000_000_000_000 + i,
+        severity_number: 9,
+        ..Default::default()
+    }))
+    .logs();
     let r = reqwest::blocking::Client::new()
-        .post(format!("http://{http}/v1/logs"))
+        .post(format!("http://{}/v1/logs", weir.http))
         .header("content-type", "application/x-protobuf")
         .body(request.encode_to_vec())
         .send()
@@ -160,12 +123,16 @@ fn run_serves_and_drains_on_sigterm() {
     assert_eq!(r.status(), 200);
 
     let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &weir.child.id().to_string()])
         .status()
         .expect("kill");
     assert!(killed.success());
-    let status = child.wait().expect("exit");
-    let logs = drain.join().unwrap_or_default();
+    let status = weir.child.wait().expect("exit");
+    let logs = weir
+        .log
+        .take()
+        .map(|log| log.join().unwrap_or_default())
+        .unwrap_or_default();
     assert_eq!(status.code(), Some(0), "{}", logs.join("\n"));
     let written = std::fs::read_to_string(&out_file).expect("sink file");
     assert_eq!(written.lines().count(), 1);

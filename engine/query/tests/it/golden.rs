@@ -2,16 +2,16 @@
 //! `docs/sql.md` runs through `SqlService::execute` against the realistic
 //! fixtures, and its pretty-printed result (or its error) must equal the
 //! stored output: `tests/golden/cases/NAME.out`, `tests/golden/docs/NN.out`.
-//! A case is a file; `WEIR_BLESS=1 cargo test -p weir-query --test golden`
+//! A case is a file; `WEIR_BLESS=1 cargo test -p weir-query --test it golden`
 //! rewrites the outputs (review the diff).
-
-mod common;
 
 use std::path::{Path, PathBuf};
 
 use arrow::record_batch::RecordBatch;
 use futures::TryStreamExt;
 use weir_query::{QueryError, SqlService};
+
+use crate::common;
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")

@@ -1,9 +1,9 @@
 //! `client::query`, what `weir sql` runs, against a real server on
 //! 127.0.0.1:0 over the realistic fixtures.
 
-mod common;
-
 use weir_query::client::{self, ClientError, OutputFormat};
+
+use crate::common;
 
 const QUERY: &str = "SELECT service_name, count(*) AS spans, max(duration_ms(duration_ns)) AS max_ms \
                      FROM spans GROUP BY service_name ORDER BY service_name";

@@ -1,8 +1,6 @@
 //! `POST /api/v1/sql` and `GET /api/v1/tables` end to end: a real server on
 //! 127.0.0.1:0, a real HTTP client, the realistic fixtures.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -14,6 +12,8 @@ use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use serde_json::Value;
 use weir_query::{Register, SqlService};
+
+use crate::common;
 
 struct Answer {
     status: StatusCode,
@@ -445,10 +445,22 @@ async fn millions_of_rows_stream() {
         .expect("first chunk")
         .expect("not empty");
     assert!(first.starts_with(b"{\"columns\":[{\"name\":\"value\""));
-    // Let the server run ahead as far as it can: it must stop, waiting for
-    // this client, long before the end of the result.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let produced_while_paused = counter.load(Ordering::SeqCst);
+    // Let the server run ahead as far as it can: it must stall, waiting for
+    // this client, long before the end of the result. Stalled: its count of
+    // rows stays put for a quarter of a second.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut last, mut still_since) = (counter.load(Ordering::SeqCst), Instant::now());
+    let produced_while_paused = loop {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let produced = counter.load(Ordering::SeqCst);
+        if produced != last {
+            (last, still_since) = (produced, Instant::now());
+        }
+        let stalled = still_since.elapsed() >= Duration::from_millis(250);
+        if stalled || produced >= ROWS / 2 || Instant::now() > deadline {
+            break produced;
+        }
+    };
     assert!(
         produced_while_paused < ROWS / 2,
         "the server produced {produced_while_paused} of {ROWS} rows before the client read them"

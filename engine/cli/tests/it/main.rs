@@ -1,0 +1,16 @@
+//! weir-cli's integration tests, one binary: each former test file is a
+//! module, and `common` starts the `weir` binary as a user would.
+//!
+//! * [`alerts`]: an alert rule firing and resolving at a real Alertmanager,
+//!   a webhook and the store.
+//! * [`cli`]: `weir validate`, `weir run`, `--help` and exit codes.
+//! * [`durability`]: `kill -9` under load, and a full disk.
+//! * [`plugin`]: `weir plugin new` / `build` in every language, run.
+//! * [`rules`]: a `rules` processor in `weir run`, `weir test`, reloads.
+
+mod alerts;
+mod cli;
+mod common;
+mod durability;
+mod plugin;
+mod rules;

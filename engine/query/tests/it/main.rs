@@ -1,0 +1,11 @@
+//! weir-query's integration tests, one binary: each former test file is a
+//! module, and `common` holds the realistic fixtures and the server.
+//!
+//! * [`client`]: `weir sql`'s client against a real server.
+//! * [`golden`]: golden SQL cases and the documented examples.
+//! * [`http`]: `POST /api/v1/sql` and `GET /api/v1/tables` end to end.
+
+mod client;
+mod common;
+mod golden;
+mod http;
