@@ -551,7 +551,7 @@ fn link(
             out.push(Component {
                 name: c.name.clone(),
                 kind: c.kind,
-                type_name: *type_name,
+                type_name,
                 config: config.clone(),
                 inputs,
                 queue_capacity: c.queue_capacity,

@@ -1,6 +1,7 @@
 //! What Weir's tests and benches share, so that no test folder keeps its
 //! own copy.
 //!
+//! * [`guest`]: guest plugins (WebAssembly components) built for the tests.
 //! * [`kv`]: attributes (`KeyValue`s) of each value type, and reading them
 //!   back.
 //! * [`otlp`]: OTLP export requests for the three signals (logs, spans,
@@ -20,6 +21,7 @@
 //! Helpers here panic with a message on anything unexpected: they are for
 //! tests and benches, where a panic is the report.
 
+pub mod guest;
 pub mod kv;
 pub mod otlp;
 pub mod prometheus;

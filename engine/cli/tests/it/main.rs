@@ -3,6 +3,8 @@
 //!
 //! * [`alerts`]: an alert rule firing and resolving at a real Alertmanager,
 //!   a webhook and the store.
+//! * [`compliance`]: every registered component type reports the
+//!   standard `weir_component_*` metrics.
 //! * [`cli`]: `weir validate`, `weir run`, `--help` and exit codes.
 //! * [`durability`]: `kill -9` under load, and a full disk.
 //! * [`plugin`]: `weir plugin new` / `build` in every language, run.
@@ -11,6 +13,7 @@
 mod alerts;
 mod cli;
 mod common;
+mod compliance;
 mod durability;
 mod plugin;
 mod rules;
