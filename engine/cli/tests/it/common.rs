@@ -59,15 +59,29 @@ pub fn start_in(dir: &Path, config: &Path) -> Weir {
         .stderr(Stdio::piped())
         .spawn()
         .expect("weir starts");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    // Lines are read on a thread of their own, so that a Weir that falls
+    // silent cannot hold the test past its deadline.
+    let lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if tx.send(line.clone()).is_err() {
+                break;
+            }
+        }
+    });
     let (mut http, mut api) = (None, None);
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(180);
-    while (http.is_none() || api.is_none()) && Instant::now() < deadline {
-        let Some(Ok(line)) = lines.next() else { break };
+    while http.is_none() || api.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(line) = rx.recv_timeout(left) else {
+            break;
+        };
         let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
         let f = &v["fields"];
-        if f["listener"] == "otlp/http" {
+        // The OTLP source's HTTP listener, whatever the source is called.
+        if f["listener"].as_str().is_some_and(|l| l.ends_with("/http")) {
             http = f["address"].as_str().map(str::to_string);
         }
         if f["message"]
@@ -82,7 +96,11 @@ pub fn start_in(dir: &Path, config: &Path) -> Weir {
         let _ = child.kill();
         panic!("weir did not start:\n{}", seen.join("\n"));
     };
-    let log = std::thread::spawn(move || lines.map_while(Result::ok).collect());
+    let log = std::thread::spawn(move || {
+        let rest: Vec<String> = rx.iter().collect();
+        let _ = reader.join();
+        rest
+    });
     Weir {
         child,
         http,

@@ -180,6 +180,7 @@ fn every_component_type_reports_the_standard_metrics() {
             .post(format!("http://{}/v1/logs", weir.http))
             .header("content-type", "application/json")
             .body(otlp::logs_json(&logs))
+            .timeout(Duration::from_secs(30))
             .send()
             .expect("weir answers");
         assert_eq!(response.status().as_u16(), 200);
