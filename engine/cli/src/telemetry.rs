@@ -59,3 +59,25 @@ pub fn init_logs(format: LogFormat, level: &str) {
         LogFormat::Json => builder.json().try_init(),
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use weir_core::metrics::component::ComponentMetrics;
+
+    /// Guarantees: `/metrics` gives each metric the help text of its set
+    /// (the binary's own and weir-core's component metrics here) and keeps
+    /// the name and labels it is recorded with.
+    #[test]
+    fn metrics_carry_their_help_text() {
+        let handle = super::metrics_handle();
+        ComponentMetrics::new("out").errors("write").increment(1);
+        let text = handle.render();
+        for line in [
+            "# HELP weir_build_info Always 1, labelled with the version of Weir that runs.",
+            "# HELP weir_component_errors_total Errors of a component, by stage",
+            "\nweir_component_errors_total{component=\"out\",stage=\"write\"} 1\n",
+        ] {
+            assert!(text.contains(line), "no {line:?} in:\n{text}");
+        }
+    }
+}
