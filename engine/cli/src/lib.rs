@@ -10,12 +10,15 @@
 //! * [`reload`] applies a changed pipeline file to a running Weir.
 //! * [`plugin`] is `weir plugin new` / `weir plugin build`: plugin projects
 //!   from templates, built into components.
+//! * [`telemetry`] installs the recorder `/metrics` renders and gives it
+//!   the help text of every metric set; [`metrics`] is the binary's own.
 //!
 //! End-to-end tests start an [`engine::Engine`] in-process the same way the
 //! binary does.
 
 pub mod api;
 pub mod engine;
+pub mod metrics;
 pub mod plugin;
 pub mod registry;
 pub mod reload;

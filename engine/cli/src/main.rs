@@ -352,14 +352,13 @@ fn reload_on_hangup(file: std::path::PathBuf, reloader: weir_cli::reload::Reload
             let plan = match weir_cli::load(&file) {
                 Ok(plan) => plan,
                 Err(e) => {
-                    metrics::counter!("weir_pipeline_reloads_total", "result" => "invalid")
-                        .increment(1);
+                    weir_cli::metrics::pipeline_reloads("invalid").increment(1);
                     tracing::error!(pipeline = %file.display(), "the changed pipeline is invalid; nothing changed: {e}");
                     continue;
                 }
             };
             let outcome = reloader.reload(&plan);
-            metrics::counter!("weir_pipeline_reloads_total", "result" => "applied").increment(1);
+            weir_cli::metrics::pipeline_reloads("applied").increment(1);
             for what in &outcome.needs_restart {
                 tracing::warn!(pipeline = %file.display(), "{what}");
             }

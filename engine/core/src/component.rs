@@ -17,6 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
+use crate::metrics::component::ComponentMetrics;
 use crate::{Batch, ComponentError, Shutdown, Signal, SignalSet};
 
 /// Why a batch could not be sent on.
@@ -47,7 +48,7 @@ pub struct Edge {
 /// include the batch's signal receives a clone (fan-out).
 #[derive(Debug, Clone)]
 pub struct Output {
-    component: Arc<str>,
+    metrics: ComponentMetrics,
     edges: Vec<Edge>,
 }
 
@@ -55,7 +56,7 @@ impl Output {
     /// An output of `component` along `edges`.
     pub fn new(component: impl Into<Arc<str>>, edges: Vec<Edge>) -> Self {
         Output {
-            component: component.into(),
+            metrics: ComponentMetrics::new(component),
             edges,
         }
     }
@@ -123,10 +124,7 @@ impl Output {
                     return Err(SendError::Closed(edge.to.to_string()));
                 }
                 Err(mpsc::error::TrySendError::Full(())) => {
-                    metrics::counter!("weir_component_backpressure_events_total",
-                        "component" => self.component.to_string(),
-                        "downstream" => edge.to.to_string())
-                    .increment(1);
+                    self.metrics.backpressure_events(&edge.to).increment(1);
                     let reserve = edge.sender.reserve();
                     let result = match deadline {
                         Some(d) => match tokio::time::timeout_at(d, reserve).await {
@@ -144,15 +142,12 @@ impl Output {
         for (permit, edge) in permits {
             permit.send(batch.clone());
             let fill = edge.sender.max_capacity() - edge.sender.capacity();
-            metrics::gauge!("weir_component_input_queue_batches", "component" => edge.to.to_string())
+            ComponentMetrics::new(edge.to.clone())
+                .input_queue_batches()
                 .set(fill as f64);
         }
-        metrics::counter!("weir_component_sent_records_total",
-            "component" => self.component.to_string(), "signal" => signal.as_str())
-        .increment(records);
-        metrics::counter!("weir_component_sent_bytes_total",
-            "component" => self.component.to_string(), "signal" => signal.as_str())
-        .increment(bytes);
+        self.metrics.sent_records(signal).increment(records);
+        self.metrics.sent_bytes(signal).increment(bytes);
         Ok(())
     }
 }
@@ -160,7 +155,7 @@ impl Output {
 /// A component's input: the receiving end of its bounded channel.
 #[derive(Debug)]
 pub struct Input {
-    component: Arc<str>,
+    metrics: ComponentMetrics,
     receiver: mpsc::Receiver<Batch>,
 }
 
@@ -168,7 +163,7 @@ impl Input {
     /// The input of `component`, reading from `receiver`.
     pub fn new(component: impl Into<Arc<str>>, receiver: mpsc::Receiver<Batch>) -> Self {
         Input {
-            component: component.into(),
+            metrics: ComponentMetrics::new(component),
             receiver,
         }
     }
@@ -190,31 +185,30 @@ impl Input {
             return None;
         }
         for b in &out[start..] {
-            let (signal, records, bytes) = (b.signal(), b.num_rows() as u64, b.byte_size() as u64);
-            metrics::counter!("weir_component_received_records_total",
-                "component" => self.component.to_string(), "signal" => signal.as_str())
-            .increment(records);
-            metrics::counter!("weir_component_received_bytes_total",
-                "component" => self.component.to_string(), "signal" => signal.as_str())
-            .increment(bytes);
+            self.count_received(b);
         }
         self.gauge();
         Some(n)
     }
 
     fn count(&self, batch: &Batch) {
-        let signal = batch.signal().as_str();
-        metrics::counter!("weir_component_received_records_total",
-            "component" => self.component.to_string(), "signal" => signal)
-        .increment(batch.num_rows() as u64);
-        metrics::counter!("weir_component_received_bytes_total",
-            "component" => self.component.to_string(), "signal" => signal)
-        .increment(batch.byte_size() as u64);
+        self.count_received(batch);
         self.gauge();
     }
 
+    fn count_received(&self, batch: &Batch) {
+        let signal = batch.signal();
+        self.metrics
+            .received_records(signal)
+            .increment(batch.num_rows() as u64);
+        self.metrics
+            .received_bytes(signal)
+            .increment(batch.byte_size() as u64);
+    }
+
     fn gauge(&self) {
-        metrics::gauge!("weir_component_input_queue_batches", "component" => self.component.to_string())
+        self.metrics
+            .input_queue_batches()
             .set(self.receiver.len() as f64);
     }
 }

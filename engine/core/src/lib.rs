@@ -20,12 +20,15 @@
 //! * [`component`] holds the three traits the runtime drives: [`Source`],
 //!   [`Processor`] and [`Sink`].
 //! * [`shutdown`] is the signal that asks components to drain and stop.
+//! * [`metrics`] declares Weir's own metrics: how every crate declares its
+//!   set, and the standard metrics of every component.
 
 pub mod ack;
 pub mod batch;
 pub mod component;
 pub mod convert;
 pub mod error;
+pub mod metrics;
 pub mod schema;
 pub mod shutdown;
 pub mod signal;

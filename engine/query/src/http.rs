@@ -26,6 +26,7 @@ use serde::Deserialize;
 
 use crate::encode::{Encoder, Format};
 use crate::error::QueryError;
+use crate::metrics;
 use crate::service::SqlService;
 
 /// The path of the query endpoint.
@@ -58,7 +59,7 @@ fn error_response(error: &QueryError) -> Response {
     } else {
         tracing::warn!(kind = error.kind(), %error, "query failed on Weir's side");
     }
-    metrics::counter!("weir_sql_queries_total", "outcome" => error.kind()).increment(1);
+    metrics::queries(error.kind()).increment(1);
     let mut response = (error.status(), error.to_json().to_string()).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -242,10 +243,8 @@ impl Streaming {
                     }
                     None => match self.encoder.finish() {
                         Ok(bytes) => {
-                            metrics::counter!("weir_sql_queries_total", "outcome" => "ok")
-                                .increment(1);
-                            metrics::histogram!("weir_sql_query_duration_seconds")
-                                .record(self.started.elapsed().as_secs_f64());
+                            metrics::queries("ok").increment(1);
+                            metrics::query_duration().record(self.started.elapsed().as_secs_f64());
                             return Ok(Some(bytes));
                         }
                         Err(error) => {
@@ -271,7 +270,7 @@ impl Streaming {
     /// bytes now, then an aborted body.
     fn fail(&mut self, error: &QueryError) -> Bytes {
         tracing::warn!(kind = error.kind(), %error, "query failed while streaming its result");
-        metrics::counter!("weir_sql_queries_total", "outcome" => error.kind()).increment(1);
+        metrics::queries(error.kind()).increment(1);
         self.phase = Phase::Abort(error.to_string());
         self.encoder.fail(&error.to_json())
     }

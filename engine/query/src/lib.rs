@@ -23,6 +23,7 @@
 //! * [`client`]: what `weir sql` uses to ask a running Weir.
 //! * [`error`]: [`QueryError`], split into the user's errors (HTTP 400) and
 //!   Weir's (HTTP 500).
+//! * [`metrics`]: what the endpoint counts (`weir_sql_*`).
 //!
 //! The user documentation is `docs/sql.md`.
 
@@ -31,6 +32,7 @@ pub mod encode;
 pub mod error;
 pub mod functions;
 pub mod http;
+pub mod metrics;
 pub mod service;
 
 pub use client::{ClientError, OutputFormat};

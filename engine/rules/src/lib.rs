@@ -33,6 +33,7 @@
 //! * [`record`] turns the rows of a recording rule into metric points.
 //! * [`status`] is what the API shows of the rules (Prometheus'
 //!   `/api/v1/rules` and `/api/v1/alerts`).
+//! * [`metrics`] declares what the `rules` processor counts in `/metrics`.
 //! * [`output`] encodes alert events: rows of the store's `alerts` table,
 //!   Alertmanager API v2 `postableAlerts` and the Alertmanager webhook
 //!   payload (version 4).
@@ -95,6 +96,7 @@ mod config;
 pub mod error;
 pub mod group;
 mod incremental;
+pub mod metrics;
 pub mod output;
 mod plan;
 pub mod processor;

@@ -16,18 +16,8 @@
 //! arrived for `idle_timeout`, event time moves on with the wall clock
 //! ([`RulesProcessor::advance_idle`]).
 //!
-//! Counted in `/metrics`: `weir_rule_evaluations_total{component,rule}`,
-//! `weir_rule_evaluation_failures_total{component,rule}`,
-//! `weir_rule_late_records_total{component,table}` (records later than
-//! `allowed_lateness`, not folded in), `weir_rule_rejected_records_total`
-//! (a full buffer), `weir_rule_idle_advances_total{component}`, the gauges
-//! `weir_rule_pane_bytes{component}` (partial aggregates kept),
-//! `weir_rule_pending_bytes{component}` (rows gathered for panes, not yet
-//! aggregated) and
-//! `weir_rule_incremental{component,rule}` (1 when evaluated pane by pane),
-//! the histogram `weir_rule_group_evaluation_seconds{component}` (every rule
-//! of the group at one time: the tick latency), and `weir_rule_buffer_rows` /
-//! `weir_rule_buffer_bytes{component,table}`.
+//! What the processor counts in `/metrics` (evaluations, reloads, buffers,
+//! panes) is declared in [`crate::metrics`].
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -40,6 +30,7 @@ use weir_core::{Ack, Batch, ComponentError, Processor, Signal};
 use crate::alert::AlertSettings;
 use crate::error::RuleError;
 use crate::group::{ReloadReport, RuleGroup};
+use crate::metrics::RuleMetrics;
 use crate::output::alerts_batch;
 use crate::rule::{RuleConfig, RulesState};
 use crate::status::RulesStatus;
@@ -49,6 +40,7 @@ use crate::window::BufferStats;
 /// The `rules` processor. See the [module docs](self).
 pub struct RulesProcessor {
     name: String,
+    metrics: RuleMetrics,
     group: RuleGroup,
     /// The counters last reported, per table, so that only increases are
     /// added to `/metrics`.
@@ -159,6 +151,7 @@ impl RulesProcessor {
         status.publish(&group, None);
         Ok(RulesProcessor {
             name: name.to_string(),
+            metrics: RuleMetrics::new(name),
             last_input: group.inputs().iter().map(|s| (s, started)).collect(),
             group,
             reported: Vec::new(),
@@ -213,17 +206,13 @@ impl RulesProcessor {
         };
         match self.reload(&config) {
             Ok(report) => {
-                metrics::counter!("weir_rule_reloads_total",
-                    "component" => self.name.clone(), "result" => "ok")
-                .increment(1);
+                self.metrics.reloads("ok").increment(1);
                 tracing::info!(component = %self.name, kept = ?report.kept,
                     changed = ?report.changed, added = ?report.added,
                     removed = ?report.removed, "rules reloaded");
             }
             Err(e) => {
-                metrics::counter!("weir_rule_reloads_total",
-                    "component" => self.name.clone(), "result" => "invalid")
-                .increment(1);
+                self.metrics.reloads("invalid").increment(1);
                 tracing::error!(component = %self.name, error = %e,
                     "the new rules are invalid; the previous ones keep running");
             }
@@ -272,9 +261,7 @@ impl RulesProcessor {
             ..RulesState::capture(self.group.rules())
         };
         if let Err(e) = save_state(path, &state) {
-            metrics::counter!("weir_rule_state_save_failures_total",
-                "component" => self.name.clone())
-            .increment(1);
+            self.metrics.state_save_failures().increment(1);
             tracing::warn!(component = %self.name, file = %path.display(), error = %e,
                 "cannot save the alert state; a restart would lose it");
         }
@@ -293,20 +280,17 @@ impl RulesProcessor {
             let evaluations = self.group.evaluate(t).await;
             let took = started.elapsed();
             self.last_tick = Some(took);
-            metrics::histogram!("weir_rule_group_evaluation_seconds", "component" => self.name.clone())
+            self.metrics
+                .group_evaluation_seconds()
                 .record(took.as_secs_f64());
             due.push((t, evaluations));
         }
         let evaluated = !due.is_empty();
         for (_, evaluations) in due {
             for evaluation in evaluations {
-                let labels = [
-                    ("component", self.name.clone()),
-                    ("rule", evaluation.rule.clone()),
-                ];
                 match evaluation.result {
                     Ok(done) => {
-                        metrics::counter!("weir_rule_evaluations_total", &labels).increment(1);
+                        self.metrics.evaluations(&evaluation.rule).increment(1);
                         if let Some(recorded) = done.recorded.filter(|b| b.num_rows() > 0) {
                             out.push(Batch::new(Signal::Metrics, recorded, Ack::none()));
                         }
@@ -322,7 +306,8 @@ impl RulesProcessor {
                         }
                     }
                     Err(e) => {
-                        metrics::counter!("weir_rule_evaluation_failures_total", &labels)
+                        self.metrics
+                            .evaluation_failures(&evaluation.rule)
                             .increment(1);
                         tracing::warn!(component = %self.name, rule = %evaluation.rule,
                             error = %e, "rule evaluation failed; the next one tries again");
@@ -350,8 +335,7 @@ impl RulesProcessor {
         if self.group.watermark().is_some_and(|w| w >= target) {
             return;
         }
-        metrics::counter!("weir_rule_idle_advances_total", "component" => self.name.clone())
-            .increment(1);
+        self.metrics.idle_advances().increment(1);
         let tail = current
             .saturating_add(self.reach)
             .saturating_add(self.every)
@@ -370,35 +354,31 @@ impl RulesProcessor {
     /// The gauges of the panes: they change only when the rules evaluate.
     fn report_panes(&self) {
         let panes: usize = self.group.rules().iter().map(|r| r.pane_bytes()).sum();
-        metrics::gauge!("weir_rule_pane_bytes", "component" => self.name.clone()).set(panes as f64);
+        self.metrics.pane_bytes().set(panes as f64);
         let (_, pending) = self.group.pending_size();
-        metrics::gauge!("weir_rule_pending_bytes", "component" => self.name.clone())
-            .set(pending as f64);
+        self.metrics.pending_bytes().set(pending as f64);
         for rule in self.group.rules() {
-            metrics::gauge!("weir_rule_incremental",
-                "component" => self.name.clone(), "rule" => rule.config().name.clone())
-            .set(if rule.is_incremental() { 1.0 } else { 0.0 });
+            self.metrics
+                .incremental(&rule.config().name)
+                .set(if rule.is_incremental() { 1.0 } else { 0.0 });
         }
     }
 
     fn report_buffers(&mut self) {
         for (signal, stats) in self.group.buffer_stats() {
-            let table = signal.as_str();
-            let labels = [
-                ("component", self.name.clone()),
-                ("table", table.to_string()),
-            ];
-            metrics::gauge!("weir_rule_buffer_rows", &labels).set(stats.rows as f64);
-            metrics::gauge!("weir_rule_buffer_bytes", &labels).set(stats.bytes as f64);
+            self.metrics.buffer_rows(signal).set(stats.rows as f64);
+            self.metrics.buffer_bytes(signal).set(stats.bytes as f64);
             let before = self
                 .reported
                 .iter()
                 .find(|(s, _)| *s == signal)
                 .map(|(_, b)| *b)
                 .unwrap_or_default();
-            metrics::counter!("weir_rule_late_records_total", &labels)
+            self.metrics
+                .late_records(signal)
                 .increment(stats.late_rows.saturating_sub(before.late_rows));
-            metrics::counter!("weir_rule_rejected_records_total", &labels)
+            self.metrics
+                .rejected_records(signal)
                 .increment(stats.rejected_rows.saturating_sub(before.rejected_rows));
             self.reported.retain(|(s, _)| *s != signal);
             self.reported.push((signal, stats));

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
+use weir_core::metrics::component::ComponentMetrics;
 use weir_core::{
     Batch, ComponentError, Edge, Input, Output, Processor, Shutdown, SignalSet, Sink, SinkContext,
     Source, SourceContext,
@@ -170,7 +171,7 @@ impl Topology {
                     }
                     Task::Sink(sink, input) => Box::pin(sink.run(SinkContext { name: n, input })),
                 };
-            metrics::gauge!("weir_component_up", "component" => name.to_string()).set(1.0);
+            ComponentMetrics::new(name.clone()).up().set(1.0);
             let id = set.spawn(fut).id();
             names.insert(id, name);
         }
@@ -190,6 +191,7 @@ async fn run_processor(
     mut input: Input,
     output: Output,
 ) -> Result<(), ComponentError> {
+    let metrics = ComponentMetrics::new(name.clone());
     let mut out = Vec::new();
     let mut ticker = p.tick_interval().map(|every| {
         let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -210,7 +212,7 @@ async fn run_processor(
                 let Some(batch) = next else { break };
                 let ack = batch.ack().clone();
                 if let Err(e) = p.process(batch, &mut out).await {
-                    count_error(&name, "process");
+                    metrics.errors("process").increment(1);
                     warn!(component = %name, error = %e, "processing a batch failed; the source is told to retry");
                     out.clear();
                     ack.fail(e.to_string());
@@ -218,34 +220,28 @@ async fn run_processor(
             }
             () = tick => {
                 if let Err(e) = p.tick(&mut out).await {
-                    count_error(&name, "tick");
+                    metrics.errors("tick").increment(1);
                     warn!(component = %name, error = %e, "tick failed");
                 }
             }
         }
-        send_all(&name, &output, &mut out).await;
+        send_all(&name, &metrics, &output, &mut out).await;
     }
     if let Err(e) = p.close(&mut out).await {
-        count_error(&name, "close");
+        metrics.errors("close").increment(1);
         warn!(component = %name, error = %e, "closing failed");
     }
-    send_all(&name, &output, &mut out).await;
+    send_all(&name, &metrics, &output, &mut out).await;
     Ok(())
 }
 
-async fn send_all(name: &str, output: &Output, out: &mut Vec<Batch>) {
+async fn send_all(name: &str, metrics: &ComponentMetrics, output: &Output, out: &mut Vec<Batch>) {
     for batch in out.drain(..) {
         if let Err(e) = output.send(batch).await {
-            count_error(name, "send");
+            metrics.errors("send").increment(1);
             warn!(component = %name, error = %e, "could not send a batch downstream");
         }
     }
-}
-
-fn count_error(component: &str, stage: &'static str) {
-    metrics::counter!("weir_component_errors_total",
-        "component" => component.to_string(), "stage" => stage)
-    .increment(1);
 }
 
 /// How the topology ended.
@@ -365,7 +361,8 @@ impl Running {
             .remove(&id)
             .map(|n| n.to_string())
             .unwrap_or_default();
-        metrics::gauge!("weir_component_up", "component" => name.clone()).set(0.0);
+        let metrics = ComponentMetrics::new(name.as_str());
+        metrics.up().set(0.0);
         let early = !self.shutdown.is_triggered();
         match outcome {
             Ok(()) if early => {
@@ -374,7 +371,7 @@ impl Running {
             Ok(()) => {}
             Err(reason) => {
                 error!(component = %name, error = %reason, "component failed");
-                count_error(&name, "run");
+                metrics.errors("run").increment(1);
                 self.errors.push((name, reason));
             }
         }

@@ -37,6 +37,8 @@
 //!    (`provider`); compaction and retention (`maintenance`) rewrite
 //!    and delete files in the background.
 //!
+//! The store's own metrics (`weir_store_*`) are declared in [`obs`].
+//!
 //! `docs/store.md` describes the layout on disk and the guarantees.
 
 pub mod wal;
@@ -53,7 +55,7 @@ mod layout;
 mod local;
 mod location;
 mod maintenance;
-mod obs;
+pub mod obs;
 mod partition;
 mod provider;
 mod recovery;

@@ -1,53 +1,149 @@
-//! The store's metrics, through the `metrics` facade.
-//!
-//! | metric | type | labels |
-//! |---|---|---|
-//! | `weir_store_wal_bytes` | gauge | |
-//! | `weir_store_memory_bytes` | gauge | `table` |
-//! | `weir_store_files` | gauge | `table` |
-//! | `weir_store_flushes_total` | counter | `table` |
-//! | `weir_store_flush_seconds` | histogram | |
-//! | `weir_store_compactions_total` | counter | |
-//! | `weir_store_retention_deleted_partitions_total` | counter | `table` |
-//! | `weir_store_errors_total` | counter | `stage`: `wal`, `flush`, `checkpoint`, `compaction`, `retention`, `delete`, `open` |
+//! The store's metrics (`weir_store_*`), declared once, and the functions
+//! the store records them with.
 
 use std::time::Duration;
 
+use metrics::Unit;
 use weir_core::Signal;
+use weir_core::metrics::{CounterDef, GaugeDef, HistogramDef};
+
+const WAL_BYTES: GaugeDef<0> = GaugeDef {
+    name: "weir_store_wal_bytes",
+    help: "Bytes of the write-ahead log on disk.",
+    unit: Some(Unit::Bytes),
+    labels: [],
+};
+
+const WAL_WRITTEN_BYTES: CounterDef<0> = CounterDef {
+    name: "weir_store_wal_written_bytes_total",
+    help: "Bytes written to the write-ahead log.",
+    unit: Some(Unit::Bytes),
+    labels: [],
+};
+
+const WAL_WRITTEN_RECORDS: CounterDef<0> = CounterDef {
+    name: "weir_store_wal_written_records_total",
+    help: "Records written to the write-ahead log (one per batch appended).",
+    unit: Some(Unit::Count),
+    labels: [],
+};
+
+const WAL_FSYNC_SECONDS: HistogramDef<0> = HistogramDef {
+    name: "weir_store_wal_fsync_seconds",
+    help: "How long one fsync of the write-ahead log took.",
+    unit: Some(Unit::Seconds),
+    labels: [],
+};
+
+const MEMORY_BYTES: GaugeDef<1> = GaugeDef {
+    name: "weir_store_memory_bytes",
+    help: "Bytes of a table's rows waiting in memory for the next flush.",
+    unit: Some(Unit::Bytes),
+    labels: ["table"],
+};
+
+const FILES: GaugeDef<1> = GaugeDef {
+    name: "weir_store_files",
+    help: "Parquet files of a table.",
+    unit: Some(Unit::Count),
+    labels: ["table"],
+};
+
+const FLUSHES: CounterDef<1> = CounterDef {
+    name: "weir_store_flushes_total",
+    help: "Flushes of a table's rows to Parquet that succeeded.",
+    unit: Some(Unit::Count),
+    labels: ["table"],
+};
+
+const FLUSH_SECONDS: HistogramDef<0> = HistogramDef {
+    name: "weir_store_flush_seconds",
+    help: "How long one successful flush of a table took.",
+    unit: Some(Unit::Seconds),
+    labels: [],
+};
+
+const COMPACTIONS: CounterDef<0> = CounterDef {
+    name: "weir_store_compactions_total",
+    help: "Compactions that merged small files.",
+    unit: Some(Unit::Count),
+    labels: [],
+};
+
+const RETENTION_DELETED_PARTITIONS: CounterDef<1> = CounterDef {
+    name: "weir_store_retention_deleted_partitions_total",
+    help: "Hourly partitions of a table deleted by retention.",
+    unit: Some(Unit::Count),
+    labels: ["table"],
+};
+
+const ERRORS: CounterDef<1> = CounterDef {
+    name: "weir_store_errors_total",
+    help: "Failures of the store, by stage (wal, backlog, flush, checkpoint, compaction, delete, open).",
+    unit: Some(Unit::Count),
+    labels: ["stage"],
+};
+
+/// Gives the recorder the help text of the store's metrics.
+pub fn describe() {
+    WAL_BYTES.describe();
+    WAL_WRITTEN_BYTES.describe();
+    WAL_WRITTEN_RECORDS.describe();
+    WAL_FSYNC_SECONDS.describe();
+    MEMORY_BYTES.describe();
+    FILES.describe();
+    FLUSHES.describe();
+    FLUSH_SECONDS.describe();
+    COMPACTIONS.describe();
+    RETENTION_DELETED_PARTITIONS.describe();
+    ERRORS.describe();
+}
 
 /// Bytes of the write-ahead log on disk.
 pub(crate) fn wal_bytes(bytes: u64) {
-    metrics::gauge!("weir_store_wal_bytes").set(bytes as f64);
+    WAL_BYTES.with([]).set(bytes as f64);
+}
+
+/// A group of `records` was written to the WAL in `bytes`.
+pub(crate) fn wal_written(bytes: u64, records: u64) {
+    WAL_WRITTEN_BYTES.with([]).increment(bytes);
+    WAL_WRITTEN_RECORDS.with([]).increment(records);
+}
+
+/// An fsync of the WAL took `took`.
+pub(crate) fn wal_fsynced(took: Duration) {
+    WAL_FSYNC_SECONDS.with([]).record(took.as_secs_f64());
 }
 
 /// Bytes of a table's rows waiting in memory.
 pub(crate) fn memory_bytes(table: Signal, bytes: usize) {
-    metrics::gauge!("weir_store_memory_bytes", "table" => table.as_str()).set(bytes as f64);
+    MEMORY_BYTES.with([table.as_str().into()]).set(bytes as f64);
 }
 
 /// Parquet files of a table.
 pub(crate) fn files(table: Signal, count: usize) {
-    metrics::gauge!("weir_store_files", "table" => table.as_str()).set(count as f64);
+    FILES.with([table.as_str().into()]).set(count as f64);
 }
 
 /// A flush of a table succeeded in `took`.
 pub(crate) fn flushed(table: Signal, took: Duration) {
-    metrics::counter!("weir_store_flushes_total", "table" => table.as_str()).increment(1);
-    metrics::histogram!("weir_store_flush_seconds").record(took.as_secs_f64());
+    FLUSHES.with([table.as_str().into()]).increment(1);
+    FLUSH_SECONDS.with([]).record(took.as_secs_f64());
 }
 
 /// A compaction merged files.
 pub(crate) fn compacted() {
-    metrics::counter!("weir_store_compactions_total").increment(1);
+    COMPACTIONS.with([]).increment(1);
 }
 
 /// Retention deleted `n` hourly partitions of a table.
 pub(crate) fn retention_deleted(table: Signal, n: usize) {
-    metrics::counter!("weir_store_retention_deleted_partitions_total", "table" => table.as_str())
+    RETENTION_DELETED_PARTITIONS
+        .with([table.as_str().into()])
         .increment(n as u64);
 }
 
 /// Something failed at `stage`.
 pub(crate) fn error(stage: &'static str) {
-    metrics::counter!("weir_store_errors_total", "stage" => stage).increment(1);
+    ERRORS.with([stage.into()]).increment(1);
 }

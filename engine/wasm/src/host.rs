@@ -477,7 +477,7 @@ impl HostState {
             }
             out.push(::metrics::Label::new(label.name, label.value));
         }
-        Ok((format!("weir_plugin_{name}"), out))
+        Ok((crate::metrics::plugin_metric_name(name), out))
     }
 }
 

@@ -22,6 +22,7 @@
 //! * [`WasmProcessor`] is the `weir_core::Processor`: the pool of
 //!   instances, replacement after a failure, the `on_error` policy and the
 //!   `weir_plugin_errors_total{component,kind}` counter.
+//! * [`metrics`] declares what the processor counts in `/metrics`.
 //!
 //! # Containment
 //!
@@ -37,6 +38,7 @@
 pub mod columns;
 mod config;
 mod host;
+pub mod metrics;
 mod plugin;
 mod processor;
 pub mod runtime;

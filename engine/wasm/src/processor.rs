@@ -11,6 +11,7 @@ use weir_core::{Ack, Batch, ComponentError, Processor, SignalSet};
 use crate::PluginError;
 use crate::config::{OnError, WasmConfig};
 use crate::host::{PluginShared, StateStore, now_nanos};
+use crate::metrics;
 use crate::plugin::{Failure, Instance, Limits, Plugin};
 use crate::runtime::{CacheOutcome, Runtime};
 
@@ -176,8 +177,7 @@ impl WasmProcessor {
         match loaded {
             Ok(Ok(loaded)) => {
                 tracing::info!(component = %self.name, cache = ?loaded.cache, "plugin file changed; reloaded");
-                metrics::counter!("weir_plugin_reloads_total", "component" => self.name.to_string())
-                    .increment(1);
+                metrics::reloads(&self.name).increment(1);
                 self.plugin = Arc::new(loaded.plugin);
                 self.slots = loaded.slots;
                 self.tick_every = loaded.tick_every;
@@ -203,12 +203,8 @@ impl WasmProcessor {
     }
 
     fn count_failure(&self, failure: &Failure) {
-        metrics::counter!("weir_plugin_errors_total",
-            "component" => self.name.to_string(), "kind" => failure.kind.as_str())
-        .increment(1);
-        metrics::counter!("weir_plugin_instances_replaced_total",
-            "component" => self.name.to_string())
-        .increment(1);
+        metrics::errors(&self.name, failure.kind).increment(1);
+        metrics::instances_replaced(&self.name).increment(1);
     }
 }
 
@@ -294,9 +290,7 @@ fn run_slice(
     match plugin.process(&mut instance, signal, data) {
         Ok(p) if plugin.worn_out(&instance) => {
             // The batch is done; its successor gets a fresh instance.
-            metrics::counter!("weir_plugin_instances_recycled_total",
-                "component" => plugin.component().to_string())
-            .increment(1);
+            metrics::instances_recycled(plugin.component()).increment(1);
             tracing::debug!(
                 component = plugin.component(),
                 memory = instance.memory_bytes(),

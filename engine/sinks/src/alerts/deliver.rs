@@ -1,10 +1,8 @@
 //! Getting alerts to one receiver: a bounded queue, and a sender task that
 //! posts what the queue holds, trying again with backoff when that may help.
 //!
-//! Counted in `/metrics`, labelled by component and receiver URL:
-//! `weir_alerts_sent_total`, `weir_alerts_dropped_total{reason}`
-//! (`queue_full`, `refused`, `retries_exhausted`, `shutdown`),
-//! `weir_alert_send_retries_total`, and the gauge `weir_alert_queue_length`.
+//! What is sent, dropped, retried and waiting is counted in `/metrics`,
+//! labelled by component and receiver URL (see [`super::metrics`]).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,6 +14,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AF
 use tokio::sync::Notify;
 use tracing::{debug, warn};
 
+use super::metrics;
 use super::rows::AlertRow;
 
 /// Turns the alerts of one send into request bodies, each with the number
@@ -149,19 +148,15 @@ pub(crate) async fn run(receiver: Receiver, queue: Arc<Queue>) {
 }
 
 fn gauge(receiver: &Receiver, len: usize) {
-    metrics::gauge!("weir_alert_queue_length",
-        "component" => receiver.component.to_string(), "url" => receiver.url.clone())
-    .set(len as f64);
+    metrics::queue_length(&receiver.component, &receiver.url).set(len as f64);
 }
 
 /// Counts `count` alerts dropped for `reason`.
-pub(crate) fn dropped(component: &str, url: &str, reason: &'static str, count: usize) {
+pub(crate) fn dropped(component: &Arc<str>, url: &str, reason: &'static str, count: usize) {
     if count == 0 {
         return;
     }
-    metrics::counter!("weir_alerts_dropped_total",
-        "component" => component.to_string(), "url" => url.to_string(), "reason" => reason)
-    .increment(count as u64);
+    metrics::dropped(component, url, reason).increment(count as u64);
 }
 
 /// What one try came to.
@@ -180,9 +175,7 @@ async fn send(receiver: &Receiver, body: Vec<u8>, count: usize) {
         let outcome = try_once(receiver, body.clone()).await;
         let (why, after) = match outcome {
             Outcome::Sent => {
-                metrics::counter!("weir_alerts_sent_total",
-                    "component" => receiver.component.to_string(), "url" => receiver.url.clone())
-                .increment(count as u64);
+                metrics::sent(&receiver.component, &receiver.url).increment(count as u64);
                 debug!(component = %receiver.component, url = %receiver.url, alerts = count, "alerts sent");
                 return;
             }
@@ -208,9 +201,7 @@ async fn send(receiver: &Receiver, body: Vec<u8>, count: usize) {
         let wait = backoff(&receiver.retry, attempt, after);
         debug!(component = %receiver.component, url = %receiver.url, error = %why,
             wait = ?wait, "sending alerts failed; trying again");
-        metrics::counter!("weir_alert_send_retries_total",
-            "component" => receiver.component.to_string(), "url" => receiver.url.clone())
-        .increment(1);
+        metrics::send_retries(&receiver.component, &receiver.url).increment(1);
         tokio::time::sleep(wait).await;
         attempt += 1;
     }

@@ -7,9 +7,10 @@
 //! queue per receiver, so a slow or absent receiver never holds the
 //! pipeline up: the batch is acknowledged once queued, failed requests are
 //! tried again with backoff, and what cannot be sent is dropped and
-//! counted (see [`deliver`] for the metrics).
+//! counted (see [`metrics`]).
 
 pub mod deliver;
+pub mod metrics;
 pub mod payload;
 mod retry;
 pub mod rows;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use serde::Deserializer;
 use tracing::warn;
 use weir_config::values;
+use weir_core::metrics::component::ComponentMetrics;
 use weir_core::{ComponentError, SinkContext};
 
 use deliver::{Queue, Receiver};
@@ -83,9 +85,9 @@ pub(crate) async fn run(
                     }
                 }
                 Err(e) => {
-                    metrics::counter!("weir_component_errors_total",
-                        "component" => cx.name.to_string(), "stage" => "decode")
-                    .increment(1);
+                    ComponentMetrics::new(cx.name.clone())
+                        .errors("decode")
+                        .increment(1);
                     warn!(component = %cx.name, error = %e,
                         "a batch sent here is not alert events; it is dropped");
                 }

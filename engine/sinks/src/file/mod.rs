@@ -11,6 +11,7 @@ use tokio::fs::{File, OpenOptions};
 use tokio::io::AsyncWriteExt;
 use tracing::warn;
 use weir_core::convert::{self, json};
+use weir_core::metrics::component::ComponentMetrics;
 use weir_core::{Batch, ComponentError, Signal, Sink, SinkContext};
 
 /// Appends each batch to a file as one OTLP/JSON export request per line
@@ -79,6 +80,7 @@ pub fn encode_line(batch: &Batch) -> Result<Vec<u8>, convert::ConvertError> {
 #[async_trait]
 impl Sink for FileSink {
     async fn run(mut self: Box<Self>, mut cx: SinkContext) -> Result<(), ComponentError> {
+        let metrics = ComponentMetrics::new(cx.name.clone());
         let mut batches = Vec::with_capacity(64);
         let mut buf = Vec::new();
         while cx.input.recv_many(&mut batches, 64).await.is_some() {
@@ -91,7 +93,7 @@ impl Sink for FileSink {
                         written.push(batch);
                     }
                     Err(e) => {
-                        count_error(&cx.name);
+                        metrics.errors("write").increment(1);
                         warn!(component = %cx.name, error = %e, "cannot encode a batch as OTLP/JSON (a bug in Weir); refused");
                         batch.fail(format!("the file sink could not encode the data: {e}"));
                     }
@@ -107,7 +109,7 @@ impl Sink for FileSink {
             }
             .await;
             if let Err(e) = result {
-                count_error(&cx.name);
+                metrics.errors("write").increment(1);
                 warn!(component = %cx.name, path = %self.path.display(), error = %e, "write failed; the sources are told to retry");
                 for batch in written {
                     batch.fail(format!("writing {} failed: {e}", self.path.display()));
@@ -117,9 +119,4 @@ impl Sink for FileSink {
         }
         Ok(())
     }
-}
-
-fn count_error(component: &str) {
-    metrics::counter!("weir_component_errors_total", "component" => component.to_string(), "stage" => "write")
-        .increment(1);
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::OtlpSourceConfig;
+use super::metrics;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -112,9 +113,7 @@ impl Ingest {
 
     /// Counts a request that ended before [`Ingest::ingest`] (bad body, size).
     pub(crate) fn count_request(&self, protocol: &'static str, outcome: &'static str) {
-        metrics::counter!("weir_otlp_requests_total",
-            "component" => self.name.to_string(), "protocol" => protocol, "outcome" => outcome)
-        .increment(1);
+        metrics::requests(&self.name, protocol, outcome).increment(1);
     }
 
     /// Converts `request` to rows, sends them into the pipeline, and waits
@@ -144,14 +143,9 @@ impl Ingest {
             Err(e) => return Outcome::Invalid(e.to_string()),
         };
         let rows = converted.batch.num_rows() as u64;
-        let name = self.name.to_string();
-        metrics::counter!("weir_otlp_received_bytes_total",
-            "component" => name.clone(), "signal" => signal.as_str())
-        .increment(wire_bytes as u64);
+        metrics::received_bytes(&self.name, signal).increment(wire_bytes as u64);
         if converted.rejected > 0 {
-            metrics::counter!("weir_otlp_rejected_records_total",
-                "component" => name.clone(), "signal" => signal.as_str())
-            .increment(converted.rejected);
+            metrics::rejected_records(&self.name, signal).increment(converted.rejected);
         }
         let accepted = Outcome::Accepted {
             rejected: converted.rejected,
@@ -162,9 +156,7 @@ impl Ingest {
         }
         if !self.output.wants(signal) {
             debug!(component = %self.name, %signal, rows, "no component reads this signal; discarded");
-            metrics::counter!("weir_otlp_discarded_records_total",
-                "component" => name, "signal" => signal.as_str())
-            .increment(rows);
+            metrics::discarded_records(&self.name, signal).increment(rows);
             return accepted;
         }
         let (ack, waiter) = Ack::new();

@@ -6,12 +6,14 @@
 //!       (proto | json, gzip) ┘   convert to Arrow └─▶ await Ack ─▶ response
 //! ```
 //! [`ingest`] holds the logic both transports share; [`grpc`] and [`http`]
-//! only translate requests and outcomes.
+//! only translate requests and outcomes; [`metrics`] declares what the
+//! source counts.
 
 mod config;
 mod grpc;
 mod http;
 mod ingest;
+pub mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

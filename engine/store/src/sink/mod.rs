@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tracing::warn;
+use weir_core::metrics::component::ComponentMetrics;
 use weir_core::{ComponentError, Sink, SinkContext};
 
 use crate::Store;
@@ -45,9 +46,9 @@ impl Sink for StoreSink {
                 // Dropping the batches acknowledges them: the WAL holds them.
                 Ok(()) => batches.clear(),
                 Err(e) => {
-                    metrics::counter!("weir_component_errors_total",
-                        "component" => cx.name.to_string(), "stage" => "write")
-                    .increment(1);
+                    ComponentMetrics::new(cx.name.clone())
+                        .errors("write")
+                        .increment(1);
                     warn!(component = %cx.name, error = %e, "the store could not write; the sources are told to retry");
                     let reason = format!("the store could not write: {e}");
                     for batch in batches.drain(..) {

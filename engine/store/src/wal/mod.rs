@@ -138,6 +138,8 @@ use arrow::record_batch::RecordBatch;
 use tracing::{debug, warn};
 use weir_core::Signal;
 
+use crate::obs;
+
 pub use error::WalError;
 /// When appended records are forced to disk (the `[store] fsync` setting).
 pub use weir_config::FsyncPolicy;
@@ -360,8 +362,7 @@ impl Wal {
                 } else {
                     self.active = Some(active);
                 }
-                metrics::counter!("weir_store_wal_written_bytes_total").increment(written);
-                metrics::counter!("weir_store_wal_written_records_total").increment(end - first);
+                obs::wal_written(written, end - first);
                 self.keep_buffer(buf);
                 Ok((first..end).collect())
             }
@@ -486,8 +487,7 @@ impl Wal {
         if self.fsync == FsyncPolicy::Always {
             let started = Instant::now();
             file.sync_data().map_err(|e| ("fsync WAL segment", e))?;
-            metrics::histogram!("weir_store_wal_fsync_seconds")
-                .record(started.elapsed().as_secs_f64());
+            obs::wal_fsynced(started.elapsed());
         }
         Ok(())
     }

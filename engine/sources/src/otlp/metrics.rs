@@ -1,0 +1,69 @@
+//! The metrics of the OTLP source (`weir_otlp_*`), labelled by component;
+//! what it sends on is counted by the standard `weir_component_*` metrics
+//! of its output.
+
+use std::sync::Arc;
+
+use metrics::{Counter, Unit};
+use weir_core::Signal;
+use weir_core::metrics::CounterDef;
+
+const REQUESTS: CounterDef<3> = CounterDef {
+    name: "weir_otlp_requests_total",
+    help: "OTLP requests answered, by protocol (grpc, http) and outcome (accepted, partially_accepted, invalid, too_large, unavailable, too_many_requests, unsupported_media_type).",
+    unit: Some(Unit::Count),
+    labels: ["component", "protocol", "outcome"],
+};
+
+const RECEIVED_BYTES: CounterDef<2> = CounterDef {
+    name: "weir_otlp_received_bytes_total",
+    help: "Bytes (uncompressed) of the OTLP requests converted to rows, by signal.",
+    unit: Some(Unit::Bytes),
+    labels: ["component", "signal"],
+};
+
+const REJECTED_RECORDS: CounterDef<2> = CounterDef {
+    name: "weir_otlp_rejected_records_total",
+    help: "Records refused one by one (OTLP partial_success), by signal.",
+    unit: Some(Unit::Count),
+    labels: ["component", "signal"],
+};
+
+const DISCARDED_RECORDS: CounterDef<2> = CounterDef {
+    name: "weir_otlp_discarded_records_total",
+    help: "Records accepted and discarded because no component reads their signal, by signal.",
+    unit: Some(Unit::Count),
+    labels: ["component", "signal"],
+};
+
+/// Gives the recorder the help text of the OTLP source's metrics.
+pub fn describe() {
+    REQUESTS.describe();
+    RECEIVED_BYTES.describe();
+    REJECTED_RECORDS.describe();
+    DISCARDED_RECORDS.describe();
+}
+
+/// `weir_otlp_requests_total{component, protocol, outcome}`.
+pub(crate) fn requests(
+    component: &Arc<str>,
+    protocol: &'static str,
+    outcome: &'static str,
+) -> Counter {
+    REQUESTS.with([component.clone().into(), protocol.into(), outcome.into()])
+}
+
+/// `weir_otlp_received_bytes_total{component, signal}`.
+pub(crate) fn received_bytes(component: &Arc<str>, signal: Signal) -> Counter {
+    RECEIVED_BYTES.with([component.clone().into(), signal.as_str().into()])
+}
+
+/// `weir_otlp_rejected_records_total{component, signal}`.
+pub(crate) fn rejected_records(component: &Arc<str>, signal: Signal) -> Counter {
+    REJECTED_RECORDS.with([component.clone().into(), signal.as_str().into()])
+}
+
+/// `weir_otlp_discarded_records_total{component, signal}`.
+pub(crate) fn discarded_records(component: &Arc<str>, signal: Signal) -> Counter {
+    DISCARDED_RECORDS.with([component.clone().into(), signal.as_str().into()])
+}

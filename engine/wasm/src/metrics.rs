@@ -1,0 +1,73 @@
+//! The `wasm` processor's metrics (`weir_plugin_*`), labelled by component:
+//! reloads, failures, and instances replaced; and the names of the metrics
+//! a plugin records itself through the WIT `metrics` interface.
+
+use metrics::{Counter, Unit};
+use weir_core::metrics::CounterDef;
+
+use crate::FailureKind;
+
+const RELOADS: CounterDef<1> = CounterDef {
+    name: "weir_plugin_reloads_total",
+    help: "Times the plugin file changed and the new version was loaded.",
+    unit: Some(Unit::Count),
+    labels: ["component"],
+};
+
+const ERRORS: CounterDef<2> = CounterDef {
+    name: "weir_plugin_errors_total",
+    help: "Failed calls into the plugin, by kind (timeout, memory, panic, trap, plugin_error, invalid_output, output_limit, init).",
+    unit: Some(Unit::Count),
+    labels: ["component", "kind"],
+};
+
+const INSTANCES_REPLACED: CounterDef<1> = CounterDef {
+    name: "weir_plugin_instances_replaced_total",
+    help: "Instances discarded after a failed call and replaced by a fresh one.",
+    unit: Some(Unit::Count),
+    labels: ["component"],
+};
+
+const INSTANCES_RECYCLED: CounterDef<1> = CounterDef {
+    name: "weir_plugin_instances_recycled_total",
+    help: "Instances replaced between batches because they held most of their max_memory.",
+    unit: Some(Unit::Count),
+    labels: ["component"],
+};
+
+/// What the name a plugin gives a metric of its own is prefixed with; such
+/// a metric is labelled with `component` and the plugin's labels.
+const PLUGIN_METRIC_PREFIX: &str = "weir_plugin_";
+
+/// Gives the recorder the help text of the `wasm` processor's metrics.
+pub fn describe() {
+    RELOADS.describe();
+    ERRORS.describe();
+    INSTANCES_REPLACED.describe();
+    INSTANCES_RECYCLED.describe();
+}
+
+/// `weir_plugin_reloads_total{component}`.
+pub(crate) fn reloads(component: &str) -> Counter {
+    RELOADS.with([component.to_string().into()])
+}
+
+/// `weir_plugin_errors_total{component, kind}`.
+pub(crate) fn errors(component: &str, kind: FailureKind) -> Counter {
+    ERRORS.with([component.to_string().into(), kind.as_str().into()])
+}
+
+/// `weir_plugin_instances_replaced_total{component}`.
+pub(crate) fn instances_replaced(component: &str) -> Counter {
+    INSTANCES_REPLACED.with([component.to_string().into()])
+}
+
+/// `weir_plugin_instances_recycled_total{component}`.
+pub(crate) fn instances_recycled(component: &str) -> Counter {
+    INSTANCES_RECYCLED.with([component.to_string().into()])
+}
+
+/// The name in `/metrics` of the metric a plugin calls `name`.
+pub(crate) fn plugin_metric_name(name: &str) -> String {
+    format!("{PLUGIN_METRIC_PREFIX}{name}")
+}
