@@ -2,8 +2,6 @@
 //! made deterministic, a store configuration in a temporary directory, and
 //! SQL shortcuts.
 
-#![allow(dead_code)]
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,8 +6,6 @@
 //! the table's schema. `seed` varies values, so consecutive batches carry
 //! different dictionaries.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
