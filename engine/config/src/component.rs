@@ -79,21 +79,6 @@ pub struct Problem {
     pub help: String,
 }
 
-impl Problem {
-    /// A problem at `key`: `message` says what is wrong, `help` what to do.
-    pub fn new(
-        key: impl Into<String>,
-        message: impl Into<String>,
-        help: impl Into<String>,
-    ) -> Self {
-        Problem {
-            key: key.into(),
-            message: message.into(),
-            help: help.into(),
-        }
-    }
-}
-
 /// A component type's configuration: the struct a `[KIND.NAME]` table
 /// decodes into (`#[serde(deny_unknown_fields)]`, a doc on every field), and
 /// what the planner and the engine ask of it.
@@ -301,16 +286,6 @@ impl Resources {
     /// Shares `value`, replacing an earlier `T`.
     pub fn insert<T: Any + Send + Sync>(&mut self, value: Arc<T>) {
         self.values.insert(TypeId::of::<T>(), value);
-    }
-
-    /// The shared `T`, made by `make` when there is none yet.
-    pub fn get_or_insert_with<T: Any + Send + Sync>(&mut self, make: impl FnOnce() -> T) -> Arc<T> {
-        if let Some(value) = self.get::<T>() {
-            return value;
-        }
-        let value = Arc::new(make());
-        self.insert(value.clone());
-        value
     }
 }
 
