@@ -102,6 +102,44 @@ fn shipped_rule_sets_pass_their_tests() {
     assert!(stdout.contains("ok: 8 passed, 0 failed"), "{stdout}");
 }
 
+/// Guarantees: `pipelines/kafka.toml` runs exactly the rules of
+/// `pipelines/alerts.toml` (which its `[[tests]]` cover), with the same
+/// settings, fed from its Kafka source instead of OTLP.
+#[test]
+fn kafka_pipeline_runs_the_alerts_rules() {
+    let rules = |file: &str| {
+        let plan = weir_cli::load(&repo(file)).expect("the pipeline loads");
+        plan.components
+            .iter()
+            .filter(|c| c.type_name == "rules")
+            .map(|c| {
+                let config = c
+                    .config_as::<weir_rules::RulesConfig>()
+                    .expect("a rules config")
+                    .clone();
+                let inputs: Vec<String> = c
+                    .inputs
+                    .iter()
+                    .map(|i| format!("{}.{}", i.from, i.signals))
+                    .collect();
+                (c.name.to_string(), config, inputs)
+            })
+            .collect::<Vec<_>>()
+    };
+    let (alerts, kafka) = (
+        rules("pipelines/alerts.toml"),
+        rules("pipelines/kafka.toml"),
+    );
+    assert_eq!(alerts.len(), 3);
+    assert_eq!(alerts.len(), kafka.len());
+    for ((name, a, a_in), (k_name, k, k_in)) in alerts.iter().zip(&kafka) {
+        assert_eq!(name, k_name);
+        assert!(a == k, "the rules of `{name}` differ between the two files");
+        let renamed: Vec<String> = a_in.iter().map(|i| i.replace("otlp", "fleet")).collect();
+        assert_eq!(&renamed, k_in, "inputs of `{name}`");
+    }
+}
+
 /// Scenario: a test that expects an alert firing one evaluation too early,
 /// a recorded value that is wrong, and an evaluation time off the grid.
 /// Guarantees: `weir test` exits 1 and reports each difference under the
