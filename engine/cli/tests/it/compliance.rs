@@ -12,14 +12,17 @@ use std::time::{Duration, Instant};
 
 use weir_config::ComponentKind;
 use weir_testkit::guest::guest;
+use weir_testkit::kafka::Broker;
 use weir_testkit::otlp::{self, Group};
 use weir_testkit::time::{MILLI, SECOND, now_secs};
 
 use crate::common::{otlp_spans, post_spans, start_in};
 
 /// How each built-in type appears in the compliance pipeline: its table
-/// (after `[KIND.NAME]` and `type`), named `c_TYPE`. `{dir}` is the test's
-/// directory, `{wasm}` the example redaction plugin.
+/// (after `[KIND.NAME]` and `type`), named `KIND_TYPE` (`source_kafka`,
+/// `sink_kafka`). `{dir}` is the test's directory, `{wasm}` the example
+/// redaction plugin, `{kafka}` the address of a broker started for the test
+/// (the kafka sink writes spans to a topic the kafka source reads).
 fn fixtures() -> BTreeMap<(ComponentKind, &'static str), &'static str> {
     use ComponentKind::{Processor, Sink, Source};
     BTreeMap::from([
@@ -28,33 +31,43 @@ fn fixtures() -> BTreeMap<(ComponentKind, &'static str), &'static str> {
             "grpc_address = \"127.0.0.1:0\"\nhttp_address = \"127.0.0.1:0\"",
         ),
         (
+            (Source, "kafka"),
+            "brokers = \"{kafka}\"\ngroup_id = \"compliance\"\ninitial_offset = \"earliest\"\n\
+             batch_timeout = \"0s\"\ntopics = [{ topic = \"compliance_spans\", signal = \"spans\" }]",
+        ),
+        (
             (Processor, "wasm"),
-            "inputs = [\"c_otlp.logs\"]\npath = \"{wasm}\"\ntimeout = \"30s\"",
+            "inputs = [\"source_otlp.logs\"]\npath = \"{wasm}\"\ntimeout = \"30s\"",
         ),
         (
             (Processor, "rules"),
-            "inputs = [\"c_otlp.spans\"]\nevery = \"1s\"\nidle_timeout = \"1s\"\n\
-             [[processors.c_rules.rules]]\nalert = \"Busy\"\nwindow = \"1m\"\n\
+            "inputs = [\"source_otlp.spans\"]\nevery = \"1s\"\nidle_timeout = \"1s\"\n\
+             [[processors.processor_rules.rules]]\nalert = \"Busy\"\nwindow = \"1m\"\n\
              sql = \"SELECT service_name, CAST(count(*) AS DOUBLE) AS value FROM spans GROUP BY service_name\"",
         ),
-        ((Sink, "blackhole"), "inputs = [\"c_wasm\"]"),
+        ((Sink, "blackhole"), "inputs = [\"processor_wasm\", \"source_kafka\"]"),
         (
             (Sink, "file"),
-            "inputs = [\"c_otlp\"]\npath = \"{dir}/out.jsonl\"",
+            "inputs = [\"source_otlp\"]\npath = \"{dir}/out.jsonl\"",
         ),
         (
             (Sink, "store"),
-            "inputs = [\"c_otlp\", \"c_rules.metrics\"]",
+            "inputs = [\"source_otlp\", \"processor_rules.metrics\"]",
         ),
         (
             (Sink, "alertmanager"),
             // Nothing listens there: the sink queues and retries, and still
             // counts what it received.
-            "inputs = [\"c_rules.alerts\"]\nurls = [\"http://127.0.0.1:9\"]",
+            "inputs = [\"processor_rules.alerts\"]\nurls = [\"http://127.0.0.1:9\"]",
         ),
         (
             (Sink, "webhook"),
-            "inputs = [\"c_rules.alerts\"]\nurl = \"http://127.0.0.1:9/hook\"",
+            "inputs = [\"processor_rules.alerts\"]\nurl = \"http://127.0.0.1:9/hook\"",
+        ),
+        (
+            (Sink, "kafka"),
+            "inputs = [\"source_otlp.spans\"]\nbrokers = \"{kafka}\"\n\
+             topics = { spans = \"compliance_spans\" }",
         ),
     ])
 }
@@ -125,6 +138,8 @@ fn every_component_type_reports_the_standard_metrics() {
 
     let dir = tempfile::tempdir().expect("tmp");
     let wasm = guest("plugins", "redact-rust");
+    let broker = Broker::start();
+    broker.create_topic("compliance_spans", 1);
     let mut pipeline = format!(
         "[api]\naddress = \"127.0.0.1:0\"\n\n[store]\npath = \"{}/data\"\n",
         dir.path().display()
@@ -132,10 +147,12 @@ fn every_component_type_reports_the_standard_metrics() {
     for ((kind, name), table) in &fixtures {
         let table = table
             .replace("{dir}", &dir.path().display().to_string())
-            .replace("{wasm}", &wasm.display().to_string());
+            .replace("{wasm}", &wasm.display().to_string())
+            .replace("{kafka}", &broker.address());
         pipeline.push_str(&format!(
-            "\n[{}.c_{name}]\ntype = \"{name}\"\n{table}\n",
-            kind.section()
+            "\n[{}.{}_{name}]\ntype = \"{name}\"\n{table}\n",
+            kind.section(),
+            kind.noun()
         ));
     }
     let file = dir.path().join("compliance.toml");
@@ -153,7 +170,7 @@ fn every_component_type_reports_the_standard_metrics() {
     let missing = |text: &str| -> Vec<String> {
         let mut missing = Vec::new();
         for (kind, name) in fixtures.keys() {
-            let component = format!("c_{name}");
+            let component = format!("{}_{name}", kind.noun());
             for (metric, positive) in standard(*kind) {
                 match component_value(text, metric, &component) {
                     Some(v) if v > 0.0 || !positive => {}

@@ -177,6 +177,10 @@ impl Source for KafkaSource {
             source: &self,
             consumer: &consumer,
             dead_letters,
+            attach: Attach {
+                metadata: self.config.metadata,
+                headers: self.config.headers.clone(),
+            },
             offsets: Offsets::default(),
             batcher: Batcher::new(self.config.max_batch_records, self.config.batch_timeout),
             ready: VecDeque::new(),
@@ -202,6 +206,8 @@ struct State<'a> {
     source: &'a KafkaSource,
     consumer: &'a StreamConsumer<context::SourceContext>,
     dead_letters: Option<(FutureProducer<crate::client::LogContext>, String)>,
+    /// The Kafka attributes added to what messages carry.
+    attach: Attach,
     offsets: Offsets,
     batcher: Batcher,
     ready: VecDeque<Outgoing>,
@@ -310,11 +316,7 @@ impl State<'_> {
             self.undecodable(&message, token, "no topic entry matches this topic".into());
             return;
         };
-        let attach = Attach {
-            metadata: self.source.config.metadata,
-            headers: self.source.config.headers.clone(),
-        };
-        match decode::decode(&message, route.signal, route.encoding, &attach) {
+        match decode::decode(&message, route.signal, route.encoding, &self.attach) {
             Ok(decoded) => {
                 if let Some(full) = self.batcher.add(decoded, token, bytes) {
                     self.ready.push_back(full);
