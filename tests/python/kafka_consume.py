@@ -16,7 +16,8 @@ options:
   --group G       consumer group id (default: a fresh one); reads from the
                   earliest offset
 
-Prints a JSON summary on stdout: {"messages", "spans", "span_ids" (sorted,
+Prints a JSON summary on stdout: {"messages", "keys" (distinct message
+keys, in order of arrival), "spans", "span_ids" (sorted,
 hex, with repeats), "names" ({name: count}), "tags" ({test.tag: count}),
 "undecodable", "alerts" ([{"kind", "status", "rule", "labels", "key"}])}.
 Exits non-zero if the deadline passed before --count / --until was met,
@@ -53,7 +54,7 @@ def main():
         }
     )
     consumer.subscribe([args.topic])
-    summary = {"messages": 0, "spans": 0, "span_ids": [], "names": {}, "tags": {}, "undecodable": 0, "alerts": []}
+    summary = {"messages": 0, "keys": [], "spans": 0, "span_ids": [], "names": {}, "tags": {}, "undecodable": 0, "alerts": []}
 
     def done():
         if args.until is not None:
@@ -72,6 +73,9 @@ def main():
             print(f"consumer: {msg.error()}", file=sys.stderr)
             continue
         summary["messages"] += 1
+        key = (msg.key() or b"").decode(errors="replace")
+        if key not in summary["keys"]:
+            summary["keys"].append(key)
         try:
             if args.kind == "spans":
                 read_spans(msg.value(), summary)
@@ -83,7 +87,7 @@ def main():
                         "status": event.get("status"),
                         "rule": event.get("rule"),
                         "labels": event.get("labels"),
-                        "key": (msg.key() or b"").decode(errors="replace"),
+                        "key": key,
                     }
                 )
         except Exception as e:  # noqa: BLE001 - any decoding failure is counted

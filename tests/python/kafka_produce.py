@@ -20,7 +20,8 @@ options:
   --compression C   none | gzip | snappy | lz4 | zstd (default none)
 
 Message keys are the message numbers, so messages spread over partitions.
-Prints a JSON summary on stdout: {"messages", "spans", "first", "failed"}.
+Prints a JSON summary on stdout: {"messages", "spans", "first",
+"id_prefix" (crc32(TAG) in hex, the first 4 bytes of every id), "failed"}.
 Exits non-zero if the broker did not acknowledge every message.
 """
 
@@ -107,6 +108,7 @@ def main():
         "messages": args.count,
         "spans": args.count * args.spans if args.kind == "spans" else 0,
         "first": args.first,
+        "id_prefix": format(tag_id(args.tag), "08x"),
         "failed": len(failed) + left,
     }
     print(json.dumps(summary))

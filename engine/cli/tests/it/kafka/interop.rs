@@ -1,0 +1,287 @@
+//! Interoperability with real Kafka clients: what confluent-kafka produces
+//! Weir reads, and what Weir writes confluent-kafka reads, decoded with the
+//! official OpenTelemetry protobuf classes.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use weir_testkit::kafka::Broker;
+use weir_testkit::otlp::{self, Group};
+use weir_testkit::time::{MILLI, now_ns};
+
+use super::{
+    consume, expected_span, metric_sum, produce, source_to_store, start, stop, stored_spans,
+    wait_for_distinct_spans, wait_for_line,
+};
+use crate::common;
+
+/// Scenario: confluent-kafka produces 20 OTLP trace messages of 512 spans
+/// each (built with the official protobuf classes) to a topic of 3
+/// partitions, 5 of them uncompressed and 5 each gzip, lz4 and zstd; a
+/// Kafka source reads the topic into the store.
+/// Guarantees: the source logs that it started; the store holds exactly the
+/// 10240 spans, once each, with their span ids, trace ids, names and
+/// attributes; `weir_kafka_messages_total` counts the 20 messages.
+#[test]
+fn otlp_produced_by_confluent_kafka_lands_in_the_store() {
+    let broker = Broker::start();
+    broker.create_topic("spans-in", 3);
+    let mut prefix = String::new();
+    for (i, compression) in ["none", "gzip", "lz4", "zstd"].iter().enumerate() {
+        let first = (i * 5).to_string();
+        let summary = produce(
+            &broker,
+            "spans-in",
+            &[
+                "spans",
+                "5",
+                "512",
+                "interop-in",
+                "--first",
+                &first,
+                "--compression",
+                compression,
+            ],
+        );
+        prefix = summary["id_prefix"]
+            .as_str()
+            .expect("id_prefix")
+            .to_string();
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let weir = start(
+        dir.path(),
+        &source_to_store(&broker, "spans-in", "interop-in", ""),
+    );
+    let started = wait_for_line(&weir, "start line", Duration::from_secs(30), |l| {
+        l["fields"]["message"] == "kafka consumer started"
+    });
+    assert_eq!(started["fields"]["component"], "fleet", "{started}");
+    assert_eq!(
+        started["fields"]["brokers"].as_str(),
+        Some(broker.address().as_str()),
+        "{started}"
+    );
+
+    wait_for_distinct_spans(&weir, "interop-in", 10240, Duration::from_secs(120));
+    let stored = stored_spans(&weir.api, "interop-in");
+    assert_eq!(stored.len(), 10240, "every span once");
+    for (seq, span) in (0u64..).zip(&stored) {
+        let (span_id, trace_id, name) = expected_span(&prefix, seq / 512, seq);
+        assert_eq!(span.seq, seq);
+        assert_eq!(
+            (&span.span_id, &span.trace_id, &span.name),
+            (&span_id, &trace_id, &name)
+        );
+    }
+    let rows = super::sql(
+        &weir.api,
+        "SELECT DISTINCT service_name, scope_name, kind FROM spans \
+         WHERE attributes['test.tag'] = 'interop-in'",
+    );
+    assert_eq!(rows, ["kafka-producer,weir.kafka-test,2"]);
+    let messages = metric_sum(
+        &weir.api,
+        "weir_kafka_messages_total",
+        &[("component", "fleet"), ("topic", "spans-in")],
+    );
+    assert_eq!(messages, Some(20.0));
+    stop(weir);
+}
+
+/// Spans of 4 traces, `n` per trace, numbered from `first`, as OTLP/JSON:
+/// span id `first + i`, name `step-{i % 5}`.
+pub(super) fn traced_spans(first: u64, n: u64) -> String {
+    let now = now_ns();
+    let spans = (0..4 * n).map(|i| {
+        let id = first + i;
+        let trace = 0x7a11_0000_0000_0000_0000_0000_0000_0000_u128 + u128::from(i % 4);
+        otlp::span(
+            &trace.to_be_bytes(),
+            &id.to_be_bytes(),
+            &format!("step-{}", i % 5),
+            now + i * MILLI,
+            now + i * MILLI + 500,
+        )
+    });
+    otlp::spans_json(&Group::new(spans).service("sink-test").spans())
+}
+
+/// The topic names of a Kafka sink: `{prefix}-spans` and so on.
+fn sink_topics(broker: &Broker, prefix: &str) -> String {
+    for signal in ["spans", "metrics", "logs", "alerts"] {
+        broker.create_topic(&format!("{prefix}-{signal}"), 2);
+    }
+    format!(
+        "topics = {{ spans = \"{prefix}-spans\", metrics = \"{prefix}-metrics\", \
+         logs = \"{prefix}-logs\", alerts = \"{prefix}-alerts\" }}"
+    )
+}
+
+/// Scenario: 5 OTLP/HTTP requests of 200 spans (4 traces) go into Weir,
+/// whose two Kafka sinks write them, one zstd-compressed, one lz4 with a
+/// message per trace; confluent-kafka reads both topics.
+/// Guarantees: once Weir answered 200, every span is on both topics and
+/// decodes with the official protobuf classes, with its span id and name;
+/// the per-trace sink keys each message by its trace id (hex), 4 keys.
+#[test]
+fn what_the_sink_writes_decodes_with_the_official_classes() {
+    let broker = Broker::start();
+    let plain = sink_topics(&broker, "plain");
+    let by_trace = sink_topics(&broker, "bytrace");
+    let dir = tempfile::tempdir().expect("tmp");
+    let weir = start(
+        dir.path(),
+        &format!(
+            r#"
+[sinks.plain]
+type = "kafka"
+inputs = ["otlp"]
+brokers = "{brokers}"
+compression = "zstd"
+{plain}
+
+[sinks.bytrace]
+type = "kafka"
+inputs = ["otlp"]
+brokers = "{brokers}"
+compression = "lz4"
+partition_traces_by_id = true
+{by_trace}
+"#,
+            brokers = broker.address()
+        ),
+    );
+    let client = reqwest::blocking::Client::new();
+    for request in 0..5 {
+        common::post_spans(&client, &weir.http, traced_spans(1000 + request * 200, 50));
+    }
+    let mut ids: Vec<String> = (1000u64..2000).map(|id| format!("{id:016x}")).collect();
+    ids.sort();
+    let names: BTreeMap<String, Value> = (0..5)
+        .map(|n| (format!("step-{n}"), Value::from(200)))
+        .collect();
+    for topic in ["plain-spans", "bytrace-spans"] {
+        let (ok, read) = consume(&broker, topic, &["spans", "--count", "1000"]);
+        assert!(ok, "{topic}: {read}");
+        assert_eq!(read["spans"], 1000, "{topic}");
+        assert_eq!(read["span_ids"], Value::from(ids.clone()), "{topic}");
+        assert_eq!(read["names"], serde_json::to_value(&names).expect("json"));
+    }
+    let (_, by_trace) = consume(&broker, "bytrace-spans", &["raw", "--count", "20"]);
+    let mut keys: Vec<String> = by_trace["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k.as_str().unwrap_or_default().to_string())
+        .collect();
+    keys.sort();
+    let traces: Vec<String> = (0..4u128)
+        .map(|i| {
+            format!(
+                "{:032x}",
+                0x7a11_0000_0000_0000_0000_0000_0000_0000_u128 + i
+            )
+        })
+        .collect();
+    assert_eq!(keys, traces, "{by_trace}");
+    assert_eq!(
+        by_trace["messages"], 20,
+        "one message per trace per request"
+    );
+    stop(weir);
+}
+
+/// Scenario: the alert rule of `alerts.rs` (three or more `cart` spans in
+/// a minute) fires and then resolves; a Kafka sink takes the rules
+/// processor's alerts (alert_event); confluent-kafka reads the topic.
+/// Guarantees: the topic holds the alert's `firing` transition, then its
+/// `resolved` one, for rule `CartIsBusy` with its labels, each keyed by the
+/// alert's fingerprint.
+#[test]
+fn alert_events_reach_a_topic_firing_then_resolved() {
+    let broker = Broker::start();
+    let topics = sink_topics(&broker, "alerting");
+    let dir = tempfile::tempdir().expect("tmp");
+    let weir = start(
+        dir.path(),
+        &format!(
+            r#"
+[processors.slo]
+type = "rules"
+inputs = ["otlp.spans"]
+every = "30s"
+
+[[processors.slo.rules]]
+alert = "CartIsBusy"
+window = "1m"
+sql = "SELECT service_name, CAST(count(*) AS DOUBLE) AS value FROM spans WHERE service_name = 'cart' GROUP BY service_name HAVING count(*) >= 3"
+labels = {{ severity = "page" }}
+
+[sinks.alerts]
+type = "kafka"
+inputs = ["slo.alerts"]
+brokers = "{brokers}"
+alerts_encoding = "alert_event"
+{topics}
+"#,
+            brokers = broker.address()
+        ),
+    );
+    let now = weir_testkit::time::now_secs();
+    let base = now / 30 * 30 - 120;
+    let client = reqwest::blocking::Client::new();
+    let send = |body: String| common::post_spans(&client, &weir.http, body);
+    send(common::otlp_spans(base, "cart", &[1, 5, 9]));
+    send(common::otlp_spans(base, "shop", &[35]));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let alerts: Value = client
+            .get(format!("http://{}/api/v1/alerts", weir.api))
+            .send()
+            .and_then(|r| r.bytes())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        if alerts["data"]["alerts"][0]["state"] == "firing" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the alert never fired: {alerts}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    send(common::otlp_spans(base, "shop", &[95]));
+
+    let (ok, read) = consume(
+        &broker,
+        "alerting-alerts",
+        &["alerts", "--until", "resolved", "--deadline", "60"],
+    );
+    assert!(ok, "{read}");
+    let transitions: Vec<&Value> = read["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter(|a| a["kind"] == "transition")
+        .collect();
+    let statuses: Vec<&str> = transitions
+        .iter()
+        .filter_map(|a| a["status"].as_str())
+        .filter(|s| *s != "pending")
+        .collect();
+    assert_eq!(statuses, ["firing", "resolved"], "{read}");
+    for a in read["alerts"].as_array().expect("alerts") {
+        assert_eq!(a["rule"], "CartIsBusy", "{a}");
+        assert_eq!(a["labels"]["service_name"], "cart", "{a}");
+        assert_eq!(a["labels"]["severity"], "page", "{a}");
+        assert_eq!(a["key"], transitions[0]["key"], "one fingerprint: {read}");
+    }
+    assert!(
+        !transitions[0]["key"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty(),
+        "{read}"
+    );
+    stop(weir);
+}
