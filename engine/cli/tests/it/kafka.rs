@@ -3,9 +3,10 @@
 //! clients (confluent-kafka, librdkafka's Python binding, with the official
 //! OpenTelemetry protobuf classes: `tests/python/kafka_*.py`).
 //!
-//! * [`interop`]: OTLP produced by confluent-kafka lands in the store;
-//!   what the sink writes decodes with the official classes; alerts
-//!   reach a topic, firing then resolved.
+//! * [`interop`]: OTLP produced by confluent-kafka, and by a Rotel
+//!   collector fed by the OpenTelemetry Python SDK, lands in the store;
+//!   what the sink writes decodes with the official classes; alerts reach a
+//!   topic, firing then resolved.
 //! * [`delivery`]: at least once through `kill -9` of Weir and a stopped
 //!   broker, on both the source and the sink side.
 //! * [`bad_input`]: undecodable messages, a missing topic, a wrong
