@@ -17,7 +17,8 @@ options:
                   earliest offset
 
 Prints a JSON summary on stdout: {"messages", "keys" (distinct message
-keys, in order of arrival), "spans", "span_ids" (sorted,
+keys, in order of arrival, as text, or `0x` and hex when not UTF-8),
+"spans", "mixed_traces" (messages holding spans of more than one trace), "span_ids" (sorted,
 hex, with repeats), "names" ({name: count}), "tags" ({test.tag: count}),
 "undecodable", "alerts" ([{"kind", "status", "rule", "labels", "key"}])}.
 Exits non-zero if the deadline passed before --count / --until was met,
@@ -54,7 +55,7 @@ def main():
         }
     )
     consumer.subscribe([args.topic])
-    summary = {"messages": 0, "keys": [], "spans": 0, "span_ids": [], "names": {}, "tags": {}, "undecodable": 0, "alerts": []}
+    summary = {"messages": 0, "keys": [], "spans": 0, "mixed_traces": 0, "span_ids": [], "names": {}, "tags": {}, "undecodable": 0, "alerts": []}
 
     def done():
         if args.until is not None:
@@ -73,7 +74,7 @@ def main():
             print(f"consumer: {msg.error()}", file=sys.stderr)
             continue
         summary["messages"] += 1
-        key = (msg.key() or b"").decode(errors="replace")
+        key = text_or_hex(msg.key() or b"")
         if key not in summary["keys"]:
             summary["keys"].append(key)
         try:
@@ -102,9 +103,20 @@ def main():
         sys.exit(1)
 
 
+def text_or_hex(key):
+    """A message key as text, or as `0x` and hex when it is not UTF-8."""
+    try:
+        return key.decode()
+    except UnicodeDecodeError:
+        return "0x" + key.hex()
+
+
 def read_spans(value, summary):
     request = ExportTraceServiceRequest()
     request.ParseFromString(value)
+    traces = {s.trace_id for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans}
+    if len(traces) > 1:
+        summary["mixed_traces"] += 1
     for rs in request.resource_spans:
         for ss in rs.scope_spans:
             for span in ss.spans:

@@ -163,16 +163,18 @@ struct Stored {
     name: String,
 }
 
-/// The spans in the store tagged `tag`, with repeats, by `seq`.
+/// The spans in the store tagged `tag`, with repeats, by `seq` (a number;
+/// the attribute is text).
 fn stored_spans(api: &str, tag: &str) -> Vec<Stored> {
     let rows = sql(
         api,
         &format!(
             "SELECT attributes['seq'] AS seq, span_id, trace_id, name FROM spans \
-             WHERE attributes['test.tag'] = '{tag}' ORDER BY seq"
+             WHERE attributes['test.tag'] = '{tag}'"
         ),
     );
-    rows.iter()
+    let mut spans: Vec<Stored> = rows
+        .iter()
         .map(|row| {
             let cells: Vec<&str> = row.split(',').collect();
             let [seq, span_id, trace_id, name] = cells[..] else {
@@ -185,7 +187,9 @@ fn stored_spans(api: &str, tag: &str) -> Vec<Stored> {
                 name: name.to_string(),
             }
         })
-        .collect()
+        .collect();
+    spans.sort();
+    spans
 }
 
 /// How many spans tagged `tag` the store holds, with repeats.

@@ -41,12 +41,13 @@ fn all_stored_once_or_more(api: &str, tag: &str, prefix: &str, messages: u64, pe
 }
 
 /// Scenario: 100 messages of 50 spans wait in a topic of 3 partitions and
-/// 200 more are produced while Weir consumes; Weir is killed with SIGKILL
-/// 5 times mid-stream and started again each time, in the same consumer
-/// group.
+/// 300 more are produced, one every 100 ms, while Weir consumes; 5 times,
+/// once new spans reach the store, Weir is killed with SIGKILL and started
+/// again in the same consumer group (a 6 s session timeout, so that the
+/// dead member's partitions come back soon).
 /// Guarantees: every produced span is in the store at least once, with its
 /// content (offsets are committed only after the store acknowledged); the
-/// number of spans stored twice is reported.
+/// number of spans stored more than once is reported.
 #[test]
 fn kill_9_while_consuming_loses_nothing() {
     let broker = Broker::start();
@@ -59,7 +60,7 @@ fn kill_9_while_consuming_loses_nothing() {
     let address = broker.address();
     let producer = std::thread::spawn(move || {
         let args = [
-            "spans", "200", "50", "kill9", "--first", "100", "--pace", "40",
+            "spans", "300", "50", "kill9", "--first", "100", "--pace", "100",
         ];
         let mut all = vec![address.as_str(), "load"];
         all.extend(args);
@@ -67,11 +68,26 @@ fn kill_9_while_consuming_loses_nothing() {
     });
 
     let dir = tempfile::tempdir().expect("tmp");
-    let body = source_to_store(&broker, "load", "kill9", "max_batch_records = 500");
-    let mut weir = start(dir.path(), &body);
+    let extra = "max_batch_records = 500\n[sources.fleet.librdkafka]\n\
+                 \"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"";
+    let mut weir = start(
+        dir.path(),
+        &source_to_store(&broker, "load", "kill9", extra),
+    );
     let mut mid_stream = 0;
     for cycle in 0..5u64 {
-        std::thread::sleep(Duration::from_millis(700 + 200 * (cycle % 3)));
+        // Killed while it consumes: after new spans arrived, a moment on.
+        let had = count_spans(&weir.api, "kill9");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while count_spans(&weir.api, "kill9") == had {
+            assert!(
+                Instant::now() < deadline,
+                "no progress after restart {cycle}: {}",
+                super::log_tail(&weir)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(100 + 150 * (cycle % 3)));
         if !producer.is_finished() {
             mid_stream += 1;
         }
@@ -81,10 +97,10 @@ fn kill_9_while_consuming_loses_nothing() {
     }
     let (ok, produced) = producer.join().expect("producer");
     assert!(ok, "{produced}");
-    wait_for_distinct_spans(&weir, "kill9", 300 * 50, Duration::from_secs(180));
-    let twice = all_stored_once_or_more(&weir.api, "kill9", &prefix, 300, 50);
+    wait_for_distinct_spans(&weir, "kill9", 400 * 50, Duration::from_secs(180));
+    let twice = all_stored_once_or_more(&weir.api, "kill9", &prefix, 400, 50);
     eprintln!(
-        "kill -9 x5 ({mid_stream} while the producer still produced): 15000 spans produced, \
+        "kill -9 x5 ({mid_stream} while the producer still produced): 20000 spans produced, \
          {} stored, {twice} stored more than once",
         count_spans(&weir.api, "kill9")
     );
