@@ -10,6 +10,7 @@ pub fn builtins() -> Registry {
     Registry::new()
         // Sources.
         .source::<weir_sources::OtlpSourceConfig>("otlp")
+        .source::<weir_kafka::KafkaSourceConfig>("kafka")
         // Processors.
         .processor::<weir_wasm::WasmConfig>("wasm")
         .processor::<weir_rules::RulesConfig>("rules")
@@ -19,6 +20,7 @@ pub fn builtins() -> Registry {
         .sink::<weir_store::StoreSinkConfig>("store")
         .sink::<weir_sinks::AlertmanagerSinkConfig>("alertmanager")
         .sink::<weir_sinks::WebhookSinkConfig>("webhook")
+        .sink::<weir_kafka::KafkaSinkConfig>("kafka")
 }
 
 /// Reads and checks the pipeline file at `path` with the built-in types.
@@ -49,11 +51,18 @@ mod tests {
             assert!(t.fields().is_some(), "{} {}", t.kind().noun(), t.name());
         }
         let names = |kind| registry.names(kind).collect::<Vec<_>>();
-        assert_eq!(names(ComponentKind::Source), ["otlp"]);
+        assert_eq!(names(ComponentKind::Source), ["otlp", "kafka"]);
         assert_eq!(names(ComponentKind::Processor), ["wasm", "rules"]);
         assert_eq!(
             names(ComponentKind::Sink),
-            ["blackhole", "file", "store", "alertmanager", "webhook"]
+            [
+                "blackhole",
+                "file",
+                "store",
+                "alertmanager",
+                "webhook",
+                "kafka"
+            ]
         );
     }
 }

@@ -1,0 +1,531 @@
+//! The `kafka` source: a consumer group member that turns messages into
+//! batches and stores each message's offset only once the pipeline is done
+//! with it.
+//!
+//! One task owns the consumer: it reads messages, decodes them
+//! ([`decode`]), gathers their records into batches ([`batcher`]) and
+//! tracks which offsets may be committed ([`offsets`]). A second task
+//! converts batches to rows, sends them and waits for their
+//! acknowledgements ([`deliver`]). librdkafka commits the stored offsets
+//! every `commit_interval`; they are also committed before partitions are
+//! revoked and when the source stops ([`context`]).
+
+mod batcher;
+pub mod config;
+mod context;
+mod decode;
+mod deliver;
+mod offsets;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message as _, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use regex::Regex;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{info, warn};
+use weir_core::{ComponentError, Source, SourceContext};
+
+pub use config::{Encoding, InitialOffset, KafkaSourceConfig, TopicConfig, TopicSignal};
+
+use batcher::{Batcher, Outgoing};
+use context::{Rebalanced, commit_stored};
+use decode::{Attach, Message};
+use deliver::{Deliver, Finished};
+use offsets::{Offsets, Token};
+
+/// How long a stopping source waits for the acknowledgements of what it
+/// has sent before it commits what is finished and returns.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often a failing partition or consumer is logged at most.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// Where a topic's messages go: its signal and encoding.
+#[derive(Debug, Clone, Copy)]
+struct Route {
+    signal: TopicSignal,
+    encoding: Encoding,
+}
+
+/// A `kafka` source, configured and not yet connected.
+pub struct KafkaSource {
+    name: Arc<str>,
+    config: KafkaSourceConfig,
+    exact: HashMap<String, Route>,
+    patterns: Vec<(Regex, Route)>,
+}
+
+impl KafkaSource {
+    /// Checks `config` (see [`KafkaSourceConfig`]).
+    pub fn new(name: &str, config: KafkaSourceConfig) -> Result<Self, ComponentError> {
+        let mut exact = HashMap::new();
+        let mut patterns = Vec::new();
+        for t in &config.topics {
+            let route = Route {
+                signal: t.signal,
+                encoding: t.encoding,
+            };
+            if t.topic.starts_with('^') {
+                let re = Regex::new(&t.topic).map_err(|e| {
+                    ComponentError::config(name, format!("topic pattern `{}`: {e}", t.topic))
+                })?;
+                patterns.push((re, route));
+            } else {
+                exact.insert(t.topic.clone(), route);
+            }
+        }
+        Ok(KafkaSource {
+            name: Arc::from(name),
+            config,
+            exact,
+            patterns,
+        })
+    }
+
+    fn consumer(&self) -> Result<StreamConsumer<context::SourceContext>, ComponentError> {
+        let c = &self.config;
+        let mut cfg = crate::client::config(&self.name, &c.brokers, &c.librdkafka);
+        cfg.set("group.id", &c.group_id)
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set(
+                "auto.commit.interval.ms",
+                c.commit_interval.as_millis().max(1).to_string(),
+            )
+            .set(
+                "auto.offset.reset",
+                match c.initial_offset {
+                    InitialOffset::Earliest => "earliest",
+                    InitialOffset::Latest => "latest",
+                },
+            )
+            .set("enable.partition.eof", "false");
+        // What librdkafka prefetches counts towards the memory held: a
+        // quarter of max_in_flight, unless set.
+        if !c.librdkafka.contains_key("queued.max.messages.kbytes") {
+            let kb = (c.max_in_flight / 4 / 1024).clamp(1024, 2_097_151);
+            cfg.set("queued.max.messages.kbytes", kb.to_string());
+        }
+        if !c.librdkafka.contains_key("statistics.interval.ms") {
+            cfg.set("statistics.interval.ms", "5000");
+        }
+        cfg.create_with_context(context::SourceContext::new(&self.name))
+            .map_err(|e| {
+                ComponentError::config(&*self.name, format!("cannot make a Kafka consumer: {e}"))
+            })
+    }
+
+    fn dead_letters(
+        &self,
+    ) -> Result<Option<(FutureProducer<crate::client::LogContext>, String)>, ComponentError> {
+        let Some(topic) = &self.config.dead_letter_topic else {
+            return Ok(None);
+        };
+        let c = &self.config;
+        let producer = crate::client::config(&self.name, &c.brokers, &c.librdkafka)
+            .set("acks", "all")
+            .create_with_context(crate::client::LogContext {
+                component: self.name.to_string(),
+            })
+            .map_err(|e| {
+                ComponentError::config(
+                    &*self.name,
+                    format!("cannot make the dead-letter producer: {e}"),
+                )
+            })?;
+        Ok(Some((producer, topic.clone())))
+    }
+}
+
+#[async_trait]
+impl Source for KafkaSource {
+    async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), ComponentError> {
+        let consumer = self.consumer()?;
+        let dead_letters = self.dead_letters()?;
+        let topics: Vec<&str> = self
+            .config
+            .topics
+            .iter()
+            .map(|t| t.topic.as_str())
+            .collect();
+        consumer.subscribe(&topics).map_err(|e| {
+            ComponentError::config(&*self.name, format!("cannot subscribe to {topics:?}: {e}"))
+        })?;
+        info!(component = %self.name, brokers = %self.config.brokers, group = %self.config.group_id,
+            topics = ?topics, "kafka consumer started");
+
+        let (finished_tx, finished_rx) = mpsc::unbounded_channel();
+        let (batches_tx, batches_rx) = mpsc::channel::<Outgoing>(2);
+        let sender = tokio::spawn(deliver::run(
+            batches_rx,
+            Deliver {
+                name: self.name.clone(),
+                output: cx.output,
+                finished: finished_tx.clone(),
+                shutdown: cx.shutdown.clone(),
+            },
+        ));
+        let mut state = State {
+            source: &self,
+            consumer: &consumer,
+            dead_letters,
+            offsets: Offsets::default(),
+            batcher: Batcher::new(self.config.max_batch_records, self.config.batch_timeout),
+            ready: VecDeque::new(),
+            in_flight: 0,
+            paused: false,
+            finished_tx,
+            topics: HashMap::new(),
+            last_logged: HashMap::new(),
+        };
+        state.consume(finished_rx, &batches_tx, &cx.shutdown).await;
+        drop(batches_tx);
+        // The delivery task holds the pipeline's output: stopping it lets
+        // the pipeline close behind this source.
+        sender.abort();
+        let _ = sender.await;
+        info!(component = %self.name, "kafka consumer stopped");
+        Ok(())
+    }
+}
+
+/// The consumer loop's state.
+struct State<'a> {
+    source: &'a KafkaSource,
+    consumer: &'a StreamConsumer<context::SourceContext>,
+    dead_letters: Option<(FutureProducer<crate::client::LogContext>, String)>,
+    offsets: Offsets,
+    batcher: Batcher,
+    ready: VecDeque<Outgoing>,
+    /// Message bytes read and not yet finished.
+    in_flight: usize,
+    paused: bool,
+    finished_tx: mpsc::UnboundedSender<Finished>,
+    /// Topic names seen, interned, with their route.
+    topics: HashMap<String, (Arc<str>, Option<Route>)>,
+    /// When each partition (or the consumer, partition -1) last logged a
+    /// problem, and how many it kept quiet since.
+    last_logged: HashMap<(String, i32), (Instant, u64)>,
+}
+
+impl State<'_> {
+    async fn consume(
+        &mut self,
+        mut finished: mpsc::UnboundedReceiver<Finished>,
+        batches: &mpsc::Sender<Outgoing>,
+        shutdown: &weir_core::Shutdown,
+    ) {
+        let consumer = self.consumer;
+        loop {
+            let linger = self.batcher.deadline();
+            tokio::select! {
+                biased;
+                _ = shutdown.wait() => break,
+                Some(f) = finished.recv() => self.finish(f),
+                permit = batches.reserve(), if !self.ready.is_empty() => {
+                    let Ok(permit) = permit else { break };
+                    if let Some(out) = self.ready.pop_front() {
+                        permit.send(out);
+                    }
+                }
+                _ = sleep_until(linger), if linger.is_some() => {
+                    let due = self.batcher.take_due(Instant::now());
+                    self.ready.extend(due);
+                }
+                message = consumer.recv() => match message {
+                    Ok(m) => self.read(&m),
+                    Err(e) => self.consumer_error(e),
+                },
+            }
+            for event in self.consumer.context().take_events() {
+                self.rebalanced(event);
+            }
+            self.regulate();
+            self.store();
+        }
+        // Stopping: send what is gathered, wait a while for what is out,
+        // commit what is finished.
+        let all = self.batcher.take_all();
+        self.ready.extend(all);
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        while self.offsets.open() > 0 || !self.ready.is_empty() {
+            tokio::select! {
+                biased;
+                Some(f) = finished.recv() => self.finish(f),
+                permit = batches.reserve(), if !self.ready.is_empty() => {
+                    let Ok(permit) = permit else { break };
+                    if let Some(out) = self.ready.pop_front() {
+                        permit.send(out);
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    warn!(component = %self.source.name, messages = self.offsets.open(),
+                        "kafka: stopping before every message was acknowledged; \
+                         those are read again at the next start");
+                    break;
+                }
+            }
+            self.store();
+        }
+        commit_stored(&self.source.name, self.consumer, CommitMode::Sync);
+    }
+
+    /// Decodes one message and adds its records to a batch.
+    fn read(&mut self, m: &rdkafka::message::BorrowedMessage<'_>) {
+        let (topic, route) = self.route(m.topic());
+        let value = m.payload().unwrap_or_default();
+        let bytes = value.len();
+        crate::metrics::messages(&self.source.name, &topic).increment(1);
+        crate::metrics::read_bytes(&self.source.name, &topic).increment(bytes as u64);
+        let token = self.offsets.read(&topic, m.partition(), m.offset());
+        self.in_flight += bytes;
+        let headers: Vec<(&str, &[u8])> = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key, h.value.unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let message = Message {
+            topic: &topic,
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key(),
+            value,
+            headers,
+            timestamp_ms: m.timestamp().to_millis(),
+        };
+        let Some(route) = route else {
+            // Subscribed by a pattern that matched, yet no route: cannot
+            // happen, but never stall on it.
+            self.undecodable(&message, token, "no topic entry matches this topic".into());
+            return;
+        };
+        let attach = Attach {
+            metadata: self.source.config.metadata,
+            headers: self.source.config.headers.clone(),
+        };
+        match decode::decode(&message, route.signal, route.encoding, &attach) {
+            Ok(decoded) => {
+                if let Some(full) = self.batcher.add(decoded, token, bytes) {
+                    self.ready.push_back(full);
+                }
+            }
+            Err(why) => self.undecodable(&message, token, why),
+        }
+    }
+
+    fn route(&mut self, topic: &str) -> (Arc<str>, Option<Route>) {
+        if let Some((name, route)) = self.topics.get(topic) {
+            return (name.clone(), *route);
+        }
+        let route = self.source.exact.get(topic).copied().or_else(|| {
+            self.source
+                .patterns
+                .iter()
+                .find(|(re, _)| re.is_match(topic))
+                .map(|(_, r)| *r)
+        });
+        let name: Arc<str> = Arc::from(topic);
+        self.topics.insert(topic.to_string(), (name.clone(), route));
+        (name, route)
+    }
+
+    /// A message that does not decode: counted, logged (once a minute per
+    /// partition), copied to the dead-letter topic if there is one, and
+    /// finished, so that it never holds its partition up.
+    fn undecodable(&mut self, m: &Message<'_>, token: Token, why: String) {
+        let name = &self.source.name;
+        crate::metrics::decode_errors(name, m.topic).increment(1);
+        if let Some(quiet) = self.may_log(m.topic, m.partition) {
+            warn!(component = %name, topic = m.topic, partition = m.partition, offset = m.offset,
+                error = %why, similar_since_last = quiet,
+                "kafka: a message does not decode; it is skipped");
+        }
+        let bytes = m.value.len();
+        let Some((producer, dlq)) = &self.dead_letters else {
+            self.finish(Finished {
+                tokens: vec![token],
+                bytes,
+            });
+            return;
+        };
+        let mut headers = OwnedHeaders::new();
+        for (k, v) in &m.headers {
+            headers = headers.insert(rdkafka::message::Header {
+                key: k,
+                value: Some(*v),
+            });
+        }
+        let (partition, offset) = (m.partition.to_string(), m.offset.to_string());
+        for (k, v) in [
+            ("weir.error", why.as_str()),
+            ("weir.topic", m.topic),
+            ("weir.partition", partition.as_str()),
+            ("weir.offset", offset.as_str()),
+        ] {
+            headers = headers.insert(rdkafka::message::Header {
+                key: k,
+                value: Some(v),
+            });
+        }
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(dlq).payload(m.value).headers(headers);
+        if let Some(key) = m.key {
+            record = record.key(key);
+        }
+        let (producer, finished, name) = (producer.clone(), self.finished_tx.clone(), name.clone());
+        match producer.send_result(record) {
+            Ok(delivery) => {
+                tokio::spawn(async move {
+                    let outcome = match delivery.await {
+                        Ok(Ok(_)) => "written",
+                        Ok(Err((e, _))) => {
+                            warn!(component = %name, error = %e, "kafka: copying a message to the dead-letter topic failed");
+                            "failed"
+                        }
+                        Err(_) => "failed",
+                    };
+                    crate::metrics::dead_letters(&name, outcome).increment(1);
+                    let _ = finished.send(Finished {
+                        tokens: vec![token],
+                        bytes,
+                    });
+                });
+            }
+            Err((e, _)) => {
+                warn!(component = %name, error = %e, "kafka: copying a message to the dead-letter topic failed");
+                crate::metrics::dead_letters(&name, "failed").increment(1);
+                self.finish(Finished {
+                    tokens: vec![token],
+                    bytes,
+                });
+            }
+        }
+    }
+
+    /// Whether a problem of this partition may be logged now; if so, how
+    /// many were kept quiet since the last one.
+    fn may_log(&mut self, topic: &str, partition: i32) -> Option<u64> {
+        let now = Instant::now();
+        let entry = self
+            .last_logged
+            .entry((topic.to_string(), partition))
+            .or_insert((now - LOG_EVERY, 0));
+        if now.duration_since(entry.0) >= LOG_EVERY {
+            let quiet = entry.1;
+            *entry = (now, 0);
+            Some(quiet)
+        } else {
+            entry.1 += 1;
+            None
+        }
+    }
+
+    fn consumer_error(&mut self, e: KafkaError) {
+        if let Some(quiet) = self.may_log("", -1) {
+            warn!(component = %self.source.name, error = %e, similar_since_last = quiet,
+                "kafka: the consumer reports an error; it goes on trying");
+        }
+    }
+
+    fn finish(&mut self, f: Finished) {
+        for token in &f.tokens {
+            self.offsets.finish(token);
+        }
+        self.in_flight = self.in_flight.saturating_sub(f.bytes);
+    }
+
+    fn rebalanced(&mut self, event: Rebalanced) {
+        match event {
+            Rebalanced::Assigned(parts) => {
+                for (topic, partition) in &parts {
+                    self.offsets.assign(topic, *partition);
+                }
+                if self.paused {
+                    // New partitions start paused too.
+                    self.set_paused(&parts, true);
+                }
+            }
+            Rebalanced::Revoked(parts) => {
+                for (topic, partition) in parts {
+                    self.offsets.revoke(&topic, partition);
+                }
+            }
+        }
+    }
+
+    /// Pauses every partition above `max_in_flight`, resumes below half.
+    fn regulate(&mut self) {
+        let limit = usize::try_from(self.source.config.max_in_flight).unwrap_or(usize::MAX);
+        crate::metrics::in_flight(&self.source.name).set(self.in_flight as f64);
+        let pause = if !self.paused && self.in_flight >= limit {
+            crate::metrics::pauses(&self.source.name).increment(1);
+            true
+        } else if self.paused && self.in_flight < limit / 2 {
+            false
+        } else {
+            return;
+        };
+        let assigned = match self.consumer.assignment() {
+            Ok(tpl) => tpl
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        self.set_paused(&assigned, pause);
+        self.paused = pause;
+    }
+
+    fn set_paused(&self, parts: &[(String, i32)], pause: bool) {
+        if parts.is_empty() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition) in parts {
+            tpl.add_partition(topic, *partition);
+        }
+        let result = if pause {
+            self.consumer.pause(&tpl)
+        } else {
+            self.consumer.resume(&tpl)
+        };
+        if let Err(e) = result {
+            warn!(component = %self.source.name, error = %e, pause, "kafka: pausing or resuming partitions failed");
+        }
+    }
+
+    /// Stores the offsets that moved, for librdkafka's next commit.
+    fn store(&mut self) {
+        let moved = self.offsets.take_moved();
+        if moved.is_empty() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition, next) in &moved {
+            let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next));
+        }
+        if let Err(e) = self.consumer.store_offsets(&tpl) {
+            // A partition revoked meanwhile: its next owner reads it again.
+            tracing::debug!(component = %self.source.name, error = %e, "kafka: storing offsets failed");
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
