@@ -42,9 +42,9 @@ fn all_stored_once_or_more(api: &str, tag: &str, prefix: &str, messages: u64, pe
 
 /// Scenario: 100 messages of 50 spans wait in a topic of 3 partitions and
 /// 300 more are produced, one every 100 ms, while Weir consumes; 5 times,
-/// once new spans reach the store, Weir is killed with SIGKILL and started
-/// again in the same consumer group (a 6 s session timeout, so that the
-/// dead member's partitions come back soon).
+/// 0.2 to 2.3 s after new spans reached the store, Weir is killed with
+/// SIGKILL and started again in the same consumer group (a 6 s session
+/// timeout, so that the dead member's partitions come back soon).
 /// Guarantees: every produced span is in the store at least once, with its
 /// content (offsets are committed only after the store acknowledged); the
 /// number of spans stored more than once is reported.
@@ -87,7 +87,8 @@ fn kill_9_while_consuming_loses_nothing() {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(100 + 150 * (cycle % 3)));
+        // From before the first offset commit (every 1 s) to after a few.
+        std::thread::sleep(Duration::from_millis(200 + 700 * (cycle % 4)));
         if !producer.is_finished() {
             mid_stream += 1;
         }

@@ -306,8 +306,9 @@ impl Drop for Rotel {
 
 impl Rotel {
     /// Starts Rotel with OTLP/HTTP on a free port, exporting to `broker`'s
-    /// default collector topics (`otlp_spans`, `otlp_metrics`,
-    /// `otlp_logs`, protobuf), and waits until it accepts connections.
+    /// topics `otlp_spans` (the Collector's default; Rotel's own is
+    /// `otlp_traces`), `otlp_metrics` and `otlp_logs`, protobuf, and waits
+    /// until it accepts connections.
     fn start(broker: &Broker, dir: &std::path::Path) -> Rotel {
         let out = std::process::Command::new(super::python())
             .args([
@@ -331,6 +332,9 @@ impl Rotel {
             .args(["start", "--otlp-http-endpoint", &http])
             .args(["--otlp-grpc-endpoint", "127.0.0.1:0", "--exporter", "kafka"])
             .args(["--kafka-exporter-brokers", &broker.address()])
+            // Rotel's default traces topic is `otlp_traces`; the
+            // Collector's, which Weir reads by default, `otlp_spans`.
+            .args(["--kafka-exporter-traces-topic", "otlp_spans"])
             .stdout(log.try_clone().expect("rotel log"))
             .stderr(log)
             .spawn()
@@ -357,7 +361,7 @@ fn tagged(api: &str, table: &str, tag: &str) -> u64 {
 }
 
 /// Scenario: the OpenTelemetry Python SDK sends 250 spans, logs and metric
-/// points to a Rotel collector whose Kafka exporter writes the collector's
+/// points to a Rotel collector whose Kafka exporter writes the Collector's
 /// default topics; a Kafka source with its default topics reads them.
 /// Guarantees: every span, log record and data point arrives in the store,
 /// once.
