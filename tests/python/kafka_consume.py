@@ -5,8 +5,9 @@ usage: kafka_consume.py BROKERS TOPIC spans|alerts|raw [options]
 
 spans: every message must be an OTLP ExportTraceServiceRequest (protobuf),
 decoded with the official opentelemetry-proto classes; counts spans.
-alerts: every message must be a JSON object (Weir's alert_event); keeps
-each one's kind, status, rule, labels and key.
+alerts: every message must be a JSON object (Weir's alert_event, or
+Alertmanager's webhook JSON); keeps each one's kind, status, rule, labels,
+version, receiver and key.
 raw: counts messages.
 
 options:
@@ -20,7 +21,8 @@ Prints a JSON summary on stdout: {"messages", "keys" (distinct message
 keys, in order of arrival, as text, or `0x` and hex when not UTF-8),
 "spans", "mixed_traces" (messages holding spans of more than one trace), "span_ids" (sorted,
 hex, with repeats), "names" ({name: count}), "tags" ({test.tag: count}),
-"undecodable", "alerts" ([{"kind", "status", "rule", "labels", "key"}])}.
+"undecodable", "alerts" ([{"kind", "status", "rule", "labels", "version",
+"receiver", "key"}], null where a message has no such field)}.
 Exits non-zero if the deadline passed before --count / --until was met,
 or if a message did not decode.
 """
@@ -88,6 +90,8 @@ def main():
                         "status": event.get("status"),
                         "rule": event.get("rule"),
                         "labels": event.get("labels"),
+                        "version": event.get("version"),
+                        "receiver": event.get("receiver"),
                         "key": key,
                     }
                 )

@@ -198,15 +198,18 @@ partition_traces_by_id = true
 }
 
 /// Scenario: the alert rule of `alerts.rs` (three or more `cart` spans in
-/// a minute) fires and then resolves; a Kafka sink takes the rules
-/// processor's alerts (alert_event); confluent-kafka reads the topic.
-/// Guarantees: the topic holds the alert's `firing` transition, then its
-/// `resolved` one, for rule `CartIsBusy` with its labels, each keyed by the
-/// alert's fingerprint.
+/// a minute) fires and then resolves; two Kafka sinks take the rules
+/// processor's alerts, one as alert_event, one as Alertmanager's webhook
+/// JSON; confluent-kafka reads both topics.
+/// Guarantees: the alert_event topic holds the alert's `firing`
+/// transition, then its `resolved` one, for rule `CartIsBusy` with its
+/// labels, each keyed by the alert's fingerprint; the webhook topic holds
+/// version "4" groups for receiver `webhooks`, firing then resolved.
 #[test]
 fn alert_events_reach_a_topic_firing_then_resolved() {
     let broker = Broker::start();
     let topics = sink_topics(&broker, "alerting");
+    let webhook_topics = sink_topics(&broker, "am");
     let dir = tempfile::tempdir().expect("tmp");
     let weir = start(
         dir.path(),
@@ -229,6 +232,13 @@ inputs = ["slo.alerts"]
 brokers = "{brokers}"
 alerts_encoding = "alert_event"
 {topics}
+
+[sinks.webhooks]
+type = "kafka"
+inputs = ["slo.alerts"]
+brokers = "{brokers}"
+alerts_encoding = "alertmanager_webhook"
+{webhook_topics}
 "#,
             brokers = broker.address()
         ),
@@ -287,6 +297,26 @@ alerts_encoding = "alert_event"
             .is_empty(),
         "{read}"
     );
+
+    let (ok, read) = consume(
+        &broker,
+        "am-alerts",
+        &["alerts", "--until", "resolved", "--deadline", "60"],
+    );
+    assert!(ok, "{read}");
+    let groups = read["alerts"].as_array().expect("alerts");
+    let statuses: Vec<&str> = groups.iter().filter_map(|g| g["status"].as_str()).collect();
+    let firing = statuses.iter().position(|s| *s == "firing");
+    let resolved = statuses.iter().rposition(|s| *s == "resolved");
+    assert!(
+        matches!((firing, resolved), (Some(f), Some(r)) if f < r),
+        "{read}"
+    );
+    for g in groups {
+        assert_eq!(g["version"], "4", "{g}");
+        assert_eq!(g["receiver"], "webhooks", "{g}");
+        assert!(!g["key"].as_str().unwrap_or_default().is_empty(), "{g}");
+    }
     stop(weir);
 }
 
