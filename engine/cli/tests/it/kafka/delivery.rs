@@ -108,20 +108,31 @@ fn kill_9_while_consuming_loses_nothing() {
     stop(weir);
 }
 
-/// Scenario: Weir consumes 100 messages of 100 spans; as soon as the first
-/// ones are in the store, the broker is stopped for 30 s, then started
-/// again on its data and port; 50 more messages are produced.
+/// Scenario: 50 messages of 100 spans wait in a topic and 100 more are
+/// produced, one every 100 ms; as soon as the first spans are in the store
+/// the broker is stopped (SIGKILL) for 30 s, while the producer still
+/// produces (librdkafka holds its messages), then started again on its data
+/// and port.
 /// Guarantees: Weir keeps running and serving its API while the broker is
-/// down, and afterwards every span of both batches is in the store.
+/// down, and afterwards every span produced is in the store.
 #[test]
 fn broker_down_for_30s_mid_stream_loses_nothing() {
     let mut broker = Broker::start();
     broker.create_topic("outage", 2);
-    let summary = produce(&broker, "outage", &["spans", "100", "100", "outage"]);
+    let summary = produce(&broker, "outage", &["spans", "50", "100", "outage"]);
     let prefix = summary["id_prefix"]
         .as_str()
         .expect("id_prefix")
         .to_string();
+    let address = broker.address();
+    let producer = std::thread::spawn(move || {
+        let args = [
+            "spans", "100", "100", "outage", "--first", "50", "--pace", "100",
+        ];
+        let mut all = vec![address.as_str(), "outage"];
+        all.extend(args);
+        super::script("kafka_produce.py", &all)
+    });
     let dir = tempfile::tempdir().expect("tmp");
     let mut weir = start(
         dir.path(),
@@ -133,6 +144,7 @@ fn broker_down_for_30s_mid_stream_loses_nothing() {
         std::thread::sleep(Duration::from_millis(20));
     }
     broker.stop();
+    assert!(!producer.is_finished(), "the broker stopped mid-stream");
     let before = count_distinct_spans(&weir.api, "outage");
     std::thread::sleep(Duration::from_secs(30));
     assert!(
@@ -141,16 +153,13 @@ fn broker_down_for_30s_mid_stream_loses_nothing() {
     );
     let during = count_spans(&weir.api, "outage");
     broker.restart();
-    produce(
-        &broker,
-        "outage",
-        &["spans", "50", "100", "outage", "--first", "100"],
-    );
+    let (ok, produced) = producer.join().expect("producer");
+    assert!(ok, "{produced}");
     wait_for_distinct_spans(&weir, "outage", 150 * 100, Duration::from_secs(120));
     let twice = all_stored_once_or_more(&weir.api, "outage", &prefix, 150, 100);
     eprintln!(
-        "broker down 30 s: {before} of 10000 spans stored when it stopped, {during} while down; \
-         15000 produced, {twice} stored more than once"
+        "broker down 30 s: {before} of 15000 spans stored when it stopped, {during} while down; \
+         {twice} stored more than once"
     );
     stop(weir);
 }
