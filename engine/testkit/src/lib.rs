@@ -17,6 +17,8 @@
 //!   feature pulls in the engine (`weir-cli`); without it the kit depends on
 //!   `opentelemetry-proto` and `serde_json` only, so the engine's own crates
 //!   can use the builders in their tests.
+//! * `kafka` (cargo feature `kafka`): a real Kafka-compatible broker
+//!   (tansu) started on `127.0.0.1`, stopped and restarted with its data.
 //!
 //! Helpers here panic with a message on anything unexpected: they are for
 //! tests and benches, where a panic is the report.
@@ -30,3 +32,6 @@ pub mod time;
 
 #[cfg(feature = "engine")]
 pub mod engine;
+
+#[cfg(feature = "kafka")]
+pub mod kafka;

@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -31,6 +32,8 @@ pub struct Weir {
     /// The rest of its log (stderr), read on a thread so that it never
     /// blocks on a full pipe; joined, the lines it wrote.
     pub log: Option<std::thread::JoinHandle<Vec<String>>>,
+    /// Every line it logged so far, from the first, as it logs them.
+    pub lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl Drop for Weir {
@@ -96,8 +99,13 @@ pub fn start_in(dir: &Path, config: &Path) -> Weir {
         let _ = child.kill();
         panic!("weir did not start:\n{}", seen.join("\n"));
     };
+    let lines = Arc::new(Mutex::new(seen));
+    let all = lines.clone();
     let log = std::thread::spawn(move || {
-        let rest: Vec<String> = rx.iter().collect();
+        let rest: Vec<String> = rx
+            .iter()
+            .inspect(|line| all.lock().expect("lock").push(line.clone()))
+            .collect();
         let _ = reader.join();
         rest
     });
@@ -106,6 +114,7 @@ pub fn start_in(dir: &Path, config: &Path) -> Weir {
         http,
         api,
         log: Some(log),
+        lines,
     }
 }
 

@@ -7,6 +7,8 @@
 //!   standard `weir_component_*` metrics.
 //! * [`cli`]: `weir validate`, `weir run`, `--help` and exit codes.
 //! * [`durability`]: `kill -9` under load, and a full disk.
+//! * [`kafka`]: the Kafka source and sink against a real broker (tansu) and
+//!   real clients (confluent-kafka): interop, at least once, bad input.
 //! * [`plugin`]: `weir plugin new` / `build` in every language, run.
 //! * [`rules`]: a `rules` processor in `weir run`, `weir test`, reloads.
 
@@ -15,5 +17,6 @@ mod cli;
 mod common;
 mod compliance;
 mod durability;
+mod kafka;
 mod plugin;
 mod rules;

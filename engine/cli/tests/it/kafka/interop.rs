@@ -1,0 +1,456 @@
+//! Interoperability with real Kafka clients: what confluent-kafka and a
+//! Rotel collector produce Weir reads, and what Weir writes confluent-kafka
+//! reads, decoded with the official OpenTelemetry protobuf classes.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use weir_testkit::kafka::Broker;
+use weir_testkit::otlp::{self, Group};
+use weir_testkit::time::{MILLI, now_ns};
+
+use super::{
+    consume, expected_span, metric_sum, produce, source_to_store, start, stop, stored_spans,
+    wait_for_distinct_spans, wait_for_line,
+};
+use crate::common;
+
+/// Scenario: confluent-kafka produces 20 OTLP trace messages of 512 spans
+/// each (built with the official protobuf classes) to a topic of 3
+/// partitions, 5 of them uncompressed and 5 each gzip, lz4 and zstd; a
+/// Kafka source reads the topic into the store.
+/// Guarantees: the source logs that it started; the store holds exactly the
+/// 10240 spans, once each, with their span ids, trace ids, names and
+/// attributes; `weir_kafka_messages_total` counts the 20 messages.
+#[test]
+fn otlp_produced_by_confluent_kafka_lands_in_the_store() {
+    let broker = Broker::start();
+    broker.create_topic("spans-in", 3);
+    let mut prefix = String::new();
+    for (i, compression) in ["none", "gzip", "lz4", "zstd"].iter().enumerate() {
+        let first = (i * 5).to_string();
+        let summary = produce(
+            &broker,
+            "spans-in",
+            &[
+                "spans",
+                "5",
+                "512",
+                "interop-in",
+                "--first",
+                &first,
+                "--compression",
+                compression,
+            ],
+        );
+        prefix = summary["id_prefix"]
+            .as_str()
+            .expect("id_prefix")
+            .to_string();
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let weir = start(
+        dir.path(),
+        &source_to_store(&broker, "spans-in", "interop-in", ""),
+    );
+    let started = wait_for_line(&weir, "start line", Duration::from_secs(30), |l| {
+        l["fields"]["message"] == "kafka consumer started"
+    });
+    assert_eq!(started["fields"]["component"], "fleet", "{started}");
+    assert_eq!(
+        started["fields"]["brokers"].as_str(),
+        Some(broker.address().as_str()),
+        "{started}"
+    );
+
+    wait_for_distinct_spans(&weir, "interop-in", 10240, Duration::from_secs(120));
+    let stored = stored_spans(&weir.api, "interop-in");
+    assert_eq!(stored.len(), 10240, "every span once");
+    for (seq, span) in (0u64..).zip(&stored) {
+        let (span_id, trace_id, name) = expected_span(&prefix, seq / 512, seq);
+        assert_eq!(span.seq, seq);
+        assert_eq!(
+            (&span.span_id, &span.trace_id, &span.name),
+            (&span_id, &trace_id, &name)
+        );
+    }
+    let rows = super::sql(
+        &weir.api,
+        "SELECT DISTINCT service_name, scope_name, kind FROM spans \
+         WHERE attributes['test.tag'] = 'interop-in'",
+    );
+    assert_eq!(rows, ["kafka-producer,weir.kafka-test,2"]);
+    let messages = metric_sum(
+        &weir.api,
+        "weir_kafka_messages_total",
+        &[("component", "fleet"), ("topic", "spans-in")],
+    );
+    assert_eq!(messages, Some(20.0));
+    stop(weir);
+}
+
+/// Spans of 4 traces, `n` per trace, numbered from `first`, as OTLP/JSON:
+/// span id `first + i`, name `step-{i % 5}`.
+pub(super) fn traced_spans(first: u64, n: u64) -> String {
+    let now = now_ns();
+    let spans = (0..4 * n).map(|i| {
+        let id = first + i;
+        let trace = 0x7a11_0000_0000_0000_0000_0000_0000_0000_u128 + u128::from(i % 4);
+        otlp::span(
+            &trace.to_be_bytes(),
+            &id.to_be_bytes(),
+            &format!("step-{}", i % 5),
+            now + i * MILLI,
+            now + i * MILLI + 500,
+        )
+    });
+    otlp::spans_json(&Group::new(spans).service("sink-test").spans())
+}
+
+/// The topic names of a Kafka sink: `{prefix}-spans` and so on.
+fn sink_topics(broker: &Broker, prefix: &str) -> String {
+    for signal in ["spans", "metrics", "logs", "alerts"] {
+        broker.create_topic(&format!("{prefix}-{signal}"), 2);
+    }
+    format!(
+        "topics = {{ spans = \"{prefix}-spans\", metrics = \"{prefix}-metrics\", \
+         logs = \"{prefix}-logs\", alerts = \"{prefix}-alerts\" }}"
+    )
+}
+
+/// Scenario: 5 OTLP/HTTP requests of 200 spans (4 traces) go into Weir,
+/// whose two Kafka sinks write them, one zstd-compressed, one lz4 with a
+/// message per trace; confluent-kafka reads both topics.
+/// Guarantees: once Weir answered 200, every span is on both topics and
+/// decodes with the official protobuf classes, with its span id and name;
+/// the per-trace sink writes one trace per message, keyed by its trace id.
+#[test]
+fn what_the_sink_writes_decodes_with_the_official_classes() {
+    let broker = Broker::start();
+    let plain = sink_topics(&broker, "plain");
+    let by_trace = sink_topics(&broker, "bytrace");
+    let dir = tempfile::tempdir().expect("tmp");
+    let weir = start(
+        dir.path(),
+        &format!(
+            r#"
+[sinks.plain]
+type = "kafka"
+inputs = ["otlp"]
+brokers = "{brokers}"
+compression = "zstd"
+{plain}
+
+[sinks.bytrace]
+type = "kafka"
+inputs = ["otlp"]
+brokers = "{brokers}"
+compression = "lz4"
+partition_traces_by_id = true
+{by_trace}
+"#,
+            brokers = broker.address()
+        ),
+    );
+    let client = reqwest::blocking::Client::new();
+    for request in 0..5 {
+        common::post_spans(&client, &weir.http, traced_spans(1000 + request * 200, 50));
+    }
+    let mut ids: Vec<String> = (1000u64..2000).map(|id| format!("{id:016x}")).collect();
+    ids.sort();
+    let names: BTreeMap<String, Value> = (0..5)
+        .map(|n| (format!("step-{n}"), Value::from(200)))
+        .collect();
+    for topic in ["plain-spans", "bytrace-spans"] {
+        let (ok, read) = consume(&broker, topic, &["spans", "--count", "1000"]);
+        assert!(ok, "{topic}: {read}");
+        assert_eq!(read["spans"], 1000, "{topic}");
+        assert_eq!(read["span_ids"], Value::from(ids.clone()), "{topic}");
+        assert_eq!(read["names"], serde_json::to_value(&names).expect("json"));
+    }
+    let (_, by_trace) = consume(&broker, "bytrace-spans", &["spans", "--count", "1000"]);
+    assert_eq!(
+        by_trace["mixed_traces"], 0,
+        "one trace per message: {by_trace}"
+    );
+    // The key is the trace id in hex, as text or as the 16 raw bytes.
+    let mut keys: Vec<String> = by_trace["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| {
+            let k = k.as_str().unwrap_or_default();
+            k.strip_prefix("0x").unwrap_or(k).to_string()
+        })
+        .collect();
+    keys.sort();
+    let traces: Vec<String> = (0..4u128)
+        .map(|i| {
+            format!(
+                "{:032x}",
+                0x7a11_0000_0000_0000_0000_0000_0000_0000_u128 + i
+            )
+        })
+        .collect();
+    assert_eq!(keys, traces, "{by_trace}");
+    stop(weir);
+}
+
+/// Scenario: the alert rule of `alerts.rs` (three or more `cart` spans in
+/// a minute) fires and then resolves; two Kafka sinks take the rules
+/// processor's alerts, one as alert_event, one as Alertmanager's webhook
+/// JSON; confluent-kafka reads both topics.
+/// Guarantees: the alert_event topic holds the alert's `firing`
+/// transition, then its `resolved` one, for rule `CartIsBusy` with its
+/// labels, each keyed by the alert's fingerprint; the webhook topic holds
+/// version "4" groups for receiver `webhooks`, firing then resolved.
+#[test]
+fn alert_events_reach_a_topic_firing_then_resolved() {
+    let broker = Broker::start();
+    let topics = sink_topics(&broker, "alerting");
+    let webhook_topics = sink_topics(&broker, "am");
+    let dir = tempfile::tempdir().expect("tmp");
+    let weir = start(
+        dir.path(),
+        &format!(
+            r#"
+[processors.slo]
+type = "rules"
+inputs = ["otlp.spans"]
+every = "30s"
+
+[[processors.slo.rules]]
+alert = "CartIsBusy"
+window = "1m"
+sql = "SELECT service_name, CAST(count(*) AS DOUBLE) AS value FROM spans WHERE service_name = 'cart' GROUP BY service_name HAVING count(*) >= 3"
+labels = {{ severity = "page" }}
+
+[sinks.alerts]
+type = "kafka"
+inputs = ["slo.alerts"]
+brokers = "{brokers}"
+alerts_encoding = "alert_event"
+{topics}
+
+[sinks.webhooks]
+type = "kafka"
+inputs = ["slo.alerts"]
+brokers = "{brokers}"
+alerts_encoding = "alertmanager_webhook"
+{webhook_topics}
+"#,
+            brokers = broker.address()
+        ),
+    );
+    let now = weir_testkit::time::now_secs();
+    let base = now / 30 * 30 - 120;
+    let client = reqwest::blocking::Client::new();
+    let send = |body: String| common::post_spans(&client, &weir.http, body);
+    send(common::otlp_spans(base, "cart", &[1, 5, 9]));
+    send(common::otlp_spans(base, "shop", &[35]));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let alerts: Value = client
+            .get(format!("http://{}/api/v1/alerts", weir.api))
+            .send()
+            .and_then(|r| r.bytes())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        if alerts["data"]["alerts"][0]["state"] == "firing" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the alert never fired: {alerts}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    send(common::otlp_spans(base, "shop", &[95]));
+
+    let (ok, read) = consume(
+        &broker,
+        "alerting-alerts",
+        &["alerts", "--until", "resolved", "--deadline", "60"],
+    );
+    assert!(ok, "{read}");
+    let transitions: Vec<&Value> = read["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter(|a| a["kind"] == "transition")
+        .collect();
+    let statuses: Vec<&str> = transitions
+        .iter()
+        .filter_map(|a| a["status"].as_str())
+        .filter(|s| *s != "pending")
+        .collect();
+    assert_eq!(statuses, ["firing", "resolved"], "{read}");
+    for a in read["alerts"].as_array().expect("alerts") {
+        assert_eq!(a["rule"], "CartIsBusy", "{a}");
+        assert_eq!(a["labels"]["service_name"], "cart", "{a}");
+        assert_eq!(a["labels"]["severity"], "page", "{a}");
+        assert_eq!(a["key"], transitions[0]["key"], "one fingerprint: {read}");
+    }
+    assert!(
+        !transitions[0]["key"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty(),
+        "{read}"
+    );
+
+    let (ok, read) = consume(
+        &broker,
+        "am-alerts",
+        &["alerts", "--until", "resolved", "--deadline", "60"],
+    );
+    assert!(ok, "{read}");
+    let groups = read["alerts"].as_array().expect("alerts");
+    let statuses: Vec<&str> = groups.iter().filter_map(|g| g["status"].as_str()).collect();
+    let firing = statuses.iter().position(|s| *s == "firing");
+    let resolved = statuses.iter().rposition(|s| *s == "resolved");
+    assert!(
+        matches!((firing, resolved), (Some(f), Some(r)) if f < r),
+        "{read}"
+    );
+    for g in groups {
+        assert_eq!(g["version"], "4", "{g}");
+        assert_eq!(g["receiver"], "webhooks", "{g}");
+        assert!(!g["key"].as_str().unwrap_or_default().is_empty(), "{g}");
+    }
+    stop(weir);
+}
+
+/// A Rotel collector (the `rotel` package of the test venv) with its Kafka
+/// exporter, killed on drop.
+struct Rotel {
+    child: std::process::Child,
+    http: String,
+}
+
+impl Drop for Rotel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Rotel {
+    /// Starts Rotel with OTLP/HTTP on a free port, exporting to `broker`'s
+    /// topics `otlp_spans` (the Collector's default; Rotel's own is
+    /// `otlp_traces`), `otlp_metrics` and `otlp_logs`, protobuf, and waits
+    /// until it accepts connections.
+    fn start(broker: &Broker, dir: &std::path::Path) -> Rotel {
+        let out = std::process::Command::new(super::python())
+            .args([
+                "-c",
+                "import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), 'rotel-agent'))",
+            ])
+            .output()
+            .expect("python runs");
+        assert!(
+            out.status.success(),
+            "the test venv has no `rotel` package: run `scripts/test`"
+        );
+        let agent = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let http = format!("127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.join("rotel.log")).expect("rotel log");
+        let child = std::process::Command::new(agent)
+            .args(["start", "--otlp-http-endpoint", &http])
+            .args(["--otlp-grpc-endpoint", "127.0.0.1:0", "--exporter", "kafka"])
+            .args(["--kafka-exporter-brokers", &broker.address()])
+            // Rotel's default traces topic is `otlp_traces`; the
+            // Collector's, which Weir reads by default, `otlp_spans`.
+            .args(["--kafka-exporter-traces-topic", "otlp_spans"])
+            .stdout(log.try_clone().expect("rotel log"))
+            .stderr(log)
+            .spawn()
+            .expect("rotel starts");
+        let rotel = Rotel { child, http };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&rotel.http).is_err() {
+            assert!(Instant::now() < deadline, "rotel did not start listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        rotel
+    }
+}
+
+/// How many rows of `table` carry `test.tag = tag`.
+fn tagged(api: &str, table: &str, tag: &str) -> u64 {
+    let rows = super::sql(
+        api,
+        &format!("SELECT count(*) FROM {table} WHERE attributes['test.tag'] = '{tag}'"),
+    );
+    rows.first()
+        .and_then(|r| r.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Scenario: the OpenTelemetry Python SDK sends 250 spans, logs and metric
+/// points to a Rotel collector whose Kafka exporter writes the Collector's
+/// default topics; a Kafka source with its default topics reads them.
+/// Guarantees: every span, log record and data point arrives in the store,
+/// once.
+#[test]
+fn python_sdk_through_rotel_lands_in_the_store() {
+    let broker = Broker::start();
+    for topic in ["otlp_spans", "otlp_metrics", "otlp_logs"] {
+        broker.create_topic(topic, 2);
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let rotel = Rotel::start(&broker, dir.path());
+    let weir = start(
+        dir.path(),
+        &format!(
+            r#"
+[sources.fleet]
+type = "kafka"
+brokers = "{}"
+group_id = "rotel"
+initial_offset = "earliest"
+
+[sinks.store]
+type = "store"
+inputs = ["fleet"]
+"#,
+            broker.address()
+        ),
+    );
+    let out = std::process::Command::new(super::python())
+        .arg(common::repo("tests/python/send.py"))
+        .args([
+            "http",
+            &format!("http://{}", rotel.http),
+            "250",
+            "via-rotel",
+        ])
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "the SDK's exports to Rotel failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let counts = loop {
+        let counts: Vec<u64> = ["spans", "logs", "metrics"]
+            .iter()
+            .map(|table| tagged(&weir.api, table, "via-rotel"))
+            .collect();
+        if counts.iter().all(|n| *n >= 250) || Instant::now() > deadline {
+            break counts;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        counts,
+        [250, 250, 250],
+        "spans, logs, points; rotel's log:\n{}",
+        std::fs::read_to_string(dir.path().join("rotel.log")).unwrap_or_default()
+    );
+    stop(weir);
+}
