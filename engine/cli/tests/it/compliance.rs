@@ -45,7 +45,10 @@ fn fixtures() -> BTreeMap<(ComponentKind, &'static str), &'static str> {
              [[processors.processor_rules.rules]]\nalert = \"Busy\"\nwindow = \"1m\"\n\
              sql = \"SELECT service_name, CAST(count(*) AS DOUBLE) AS value FROM spans GROUP BY service_name\"",
         ),
-        ((Sink, "blackhole"), "inputs = [\"processor_wasm\", \"source_kafka\"]"),
+        (
+            (Sink, "blackhole"),
+            "inputs = [\"processor_wasm\", \"source_kafka\"]",
+        ),
         (
             (Sink, "file"),
             "inputs = [\"source_otlp\"]\npath = \"{dir}/out.jsonl\"",

@@ -32,7 +32,8 @@ pub struct KafkaSourceConfig {
     #[serde(default = "default_group_id")]
     pub group_id: String,
     /// The topics to read and what each carries. Default: the collector's
-    /// topics, `otlp_spans`, `otlp_metrics` and `otlp_logs`, as `otlp_proto`.
+    /// topics, `otlp_spans`, `otlp_metrics` and `otlp_logs`, as `otlp_proto`
+    /// (Rotel writes spans to `otlp_traces` unless told otherwise: list it).
     #[serde(default = "default_topics")]
     pub topics: Vec<TopicConfig>,
     /// Where a group with no committed offset starts: `"latest"` (the

@@ -245,3 +245,88 @@ topics = {{ spans = "down-spans", metrics = "down-metrics", logs = "down-logs", 
     );
     stop(weir);
 }
+
+/// Scenario: a Kafka source reads 40 messages of 512 spans from one broker
+/// into a Kafka sink whose broker (another one) is down, with
+/// `max_in_flight = "1MiB"` and a 2 s delivery timeout; after a while the
+/// sink's broker is started again.
+/// Guarantees: the sink fails the batches and the source sends them again
+/// (`weir_kafka_redeliveries_total` rises) instead of skipping them; the
+/// source pauses its partitions (`weir_kafka_pauses_total`) and holds at
+/// most a few MiB meanwhile; once the broker is back every span reaches
+/// the sink's topic.
+#[test]
+fn a_failing_sink_makes_the_source_redeliver_and_pause() {
+    let upstream = Broker::start();
+    upstream.create_topic("in", 2);
+    let mut downstream = Broker::start();
+    downstream.create_topic("out", 1);
+    produce(&upstream, "in", &["spans", "40", "512", "redeliver"]);
+    downstream.stop();
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let weir = start(
+        dir.path(),
+        &format!(
+            r#"
+[sources.fleet]
+type = "kafka"
+brokers = "{up}"
+group_id = "redeliver"
+initial_offset = "earliest"
+max_in_flight = "1MiB"
+topics = [{{ topic = "in", signal = "spans" }}]
+
+[sinks.out]
+type = "kafka"
+inputs = ["fleet"]
+brokers = "{down}"
+timeout = "2s"
+topics = {{ spans = "out" }}
+"#,
+            up = upstream.address(),
+            down = downstream.address()
+        ),
+    );
+    let metric = |name: &str| super::metric_sum(&weir.api, name, &[("component", "fleet")]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut peak: f64 = 0.0;
+    loop {
+        peak = peak.max(metric("weir_kafka_in_flight_bytes").unwrap_or(0.0));
+        let redelivered = metric("weir_kafka_redeliveries_total").unwrap_or(0.0);
+        let paused = metric("weir_kafka_pauses_total").unwrap_or(0.0);
+        if redelivered >= 2.0 && paused >= 1.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no redelivery ({redelivered}) or pause ({paused}) within 60 s:\n{}",
+            super::log_tail(&weir)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        peak <= (3 << 20) as f64,
+        "the source held {peak} bytes with max_in_flight = 1MiB"
+    );
+
+    downstream.restart();
+    let (ok, read) = consume(
+        &downstream,
+        "out",
+        &["spans", "--count", "20480", "--deadline", "90"],
+    );
+    assert!(ok, "{read}");
+    let ids: BTreeSet<&str> = read["span_ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(ids.len(), 20480, "distinct spans on the sink's topic");
+    eprintln!(
+        "failing sink: peak in flight {peak} bytes, {} spans written for 20480 distinct",
+        read["spans"]
+    );
+    stop(weir);
+}
