@@ -17,7 +17,8 @@ options:
   --group G       consumer group id (default: a fresh one); reads from the
                   earliest offset
 
-Prints a JSON summary on stdout: {"messages", "keys" (distinct message
+Prints a JSON summary on stdout: {"messages", "largest" (the largest
+message value, in bytes), "keys" (distinct message
 keys, in order of arrival, as text, or `0x` and hex when not UTF-8),
 "spans", "mixed_traces" (messages holding spans of more than one trace), "span_ids" (sorted,
 hex, with repeats), "names" ({name: count}), "tags" ({test.tag: count}),
@@ -57,7 +58,7 @@ def main():
         }
     )
     consumer.subscribe([args.topic])
-    summary = {"messages": 0, "keys": [], "spans": 0, "mixed_traces": 0, "span_ids": [], "names": {}, "tags": {}, "undecodable": 0, "alerts": []}
+    summary = {"messages": 0, "largest": 0, "keys": [], "spans": 0, "mixed_traces": 0, "span_ids": [], "names": {}, "tags": {}, "undecodable": 0, "alerts": []}
 
     def done():
         if args.until is not None:
@@ -76,6 +77,7 @@ def main():
             print(f"consumer: {msg.error()}", file=sys.stderr)
             continue
         summary["messages"] += 1
+        summary["largest"] = max(summary["largest"], len(msg.value() or b""))
         key = text_or_hex(msg.key() or b"")
         if key not in summary["keys"]:
             summary["keys"].append(key)

@@ -120,16 +120,20 @@ fn sink_topics(broker: &Broker, prefix: &str) -> String {
 }
 
 /// Scenario: 5 OTLP/HTTP requests of 200 spans (4 traces) go into Weir,
-/// whose two Kafka sinks write them, one zstd-compressed, one lz4 with a
-/// message per trace; confluent-kafka reads both topics.
-/// Guarantees: once Weir answered 200, every span is on both topics and
+/// whose three Kafka sinks write them: one zstd-compressed, one lz4 with a
+/// message per trace, one with `max_message_bytes = "8KB"` (smaller than
+/// a request); confluent-kafka reads the three topics.
+/// Guarantees: once Weir answered 200, every span is on each topic and
 /// decodes with the official protobuf classes, with its span id and name;
-/// the per-trace sink writes one trace per message, keyed by its trace id.
+/// the per-trace sink writes one trace per message, keyed by its trace id;
+/// batches too large for one message are split, none above the limit and
+/// no span dropped.
 #[test]
 fn what_the_sink_writes_decodes_with_the_official_classes() {
     let broker = Broker::start();
     let plain = sink_topics(&broker, "plain");
     let by_trace = sink_topics(&broker, "bytrace");
+    let small = sink_topics(&broker, "small");
     let dir = tempfile::tempdir().expect("tmp");
     let weir = start(
         dir.path(),
@@ -149,6 +153,13 @@ brokers = "{brokers}"
 compression = "lz4"
 partition_traces_by_id = true
 {by_trace}
+
+[sinks.small]
+type = "kafka"
+inputs = ["otlp"]
+brokers = "{brokers}"
+max_message_bytes = "8KB"
+{small}
 "#,
             brokers = broker.address()
         ),
@@ -162,13 +173,21 @@ partition_traces_by_id = true
     let names: BTreeMap<String, Value> = (0..5)
         .map(|n| (format!("step-{n}"), Value::from(200)))
         .collect();
-    for topic in ["plain-spans", "bytrace-spans"] {
+    for topic in ["plain-spans", "bytrace-spans", "small-spans"] {
         let (ok, read) = consume(&broker, topic, &["spans", "--count", "1000"]);
         assert!(ok, "{topic}: {read}");
         assert_eq!(read["spans"], 1000, "{topic}");
         assert_eq!(read["span_ids"], Value::from(ids.clone()), "{topic}");
         assert_eq!(read["names"], serde_json::to_value(&names).expect("json"));
     }
+    let (_, split) = consume(&broker, "small-spans", &["spans", "--count", "1000"]);
+    let messages = split["messages"].as_u64().expect("messages");
+    let largest = split["largest"].as_u64().expect("largest");
+    assert!(
+        messages >= 10 && largest <= 8000,
+        "5 requests of about 20 KB in messages of at most 8 KB: {messages} messages, \
+         the largest {largest} bytes"
+    );
     let (_, by_trace) = consume(&broker, "bytrace-spans", &["spans", "--count", "1000"]);
     assert_eq!(
         by_trace["mixed_traces"], 0,
