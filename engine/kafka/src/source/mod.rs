@@ -246,14 +246,18 @@ impl State<'_> {
                     let due = self.batcher.take_due(Instant::now());
                     self.ready.extend(due);
                 }
-                message = consumer.recv() => match message {
-                    Ok(m) => self.read(&m),
-                    Err(e) => self.consumer_error(e),
-                },
+                message = consumer.recv() => {
+                    // A rebalance seen in the same poll as this message
+                    // comes first: the message belongs to the new
+                    // assignment.
+                    self.rebalances();
+                    match message {
+                        Ok(m) => self.read(&m),
+                        Err(e) => self.consumer_error(e),
+                    }
+                }
             }
-            for event in self.consumer.context().take_events() {
-                self.rebalanced(event);
-            }
+            self.rebalances();
             self.regulate();
             self.store();
         }
@@ -445,6 +449,13 @@ impl State<'_> {
             self.offsets.finish(token);
         }
         self.in_flight = self.in_flight.saturating_sub(f.bytes);
+    }
+
+    /// Applies the rebalances librdkafka reported since last asked.
+    fn rebalances(&mut self) {
+        for event in self.consumer.context().take_events() {
+            self.rebalanced(event);
+        }
     }
 
     fn rebalanced(&mut self, event: Rebalanced) {

@@ -330,3 +330,78 @@ topics = {{ spans = "out" }}
     );
     stop(weir);
 }
+
+/// Scenario: two Weir instances in one consumer group share a topic of 4
+/// partitions: the first consumes alone, the second joins mid-stream (the
+/// group rebalances and partitions move to it), then the first stops and
+/// the second takes everything over. Each keeps its own store.
+/// Guarantees: every produced span is in one store or the other (the
+/// first commits what it finished before it gives partitions up, and the
+/// second reads on from there); both instances read some; the spans
+/// stored twice are reported.
+#[test]
+fn two_instances_in_one_group_share_and_hand_over_partitions() {
+    let broker = Broker::start();
+    broker.create_topic("shared", 4);
+    let address = broker.address();
+    let producer = std::thread::spawn(move || {
+        let args = ["spans", "200", "20", "share", "--pace", "50"];
+        let mut all = vec![address.as_str(), "shared"];
+        all.extend(args);
+        super::script("kafka_produce.py", &all)
+    });
+    let extra = "[sources.fleet.librdkafka]\n\"session.timeout.ms\" = \"6000\"\n\
+                 \"heartbeat.interval.ms\" = \"500\"";
+    let pipeline = source_to_store(&broker, "shared", "sharing", extra);
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let a = start(dir_a.path(), &pipeline);
+    wait_for_distinct_spans(&a, "share", 200, Duration::from_secs(60));
+    let b = start(dir_b.path(), &pipeline);
+    wait_for_distinct_spans(&b, "share", 200, Duration::from_secs(60));
+    let from_a = count_distinct_spans(&a.api, "share");
+    stop(a);
+    let (ok, produced) = producer.join().expect("producer");
+    assert!(ok, "{produced}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let spans = |api: &str| -> Vec<u64> {
+        super::stored_spans(api, "share")
+            .iter()
+            .map(|s| s.seq)
+            .collect()
+    };
+    let a_spans = {
+        // `a` stopped: read its store with a Weir of its own on its data.
+        let reader = start(
+            dir_a.path(),
+            "[sinks.store]\ntype = \"store\"\ninputs = [\"otlp\"]",
+        );
+        let s = spans(&reader.api);
+        stop(reader);
+        s
+    };
+    loop {
+        let b_spans = spans(&b.api);
+        let all: BTreeSet<u64> = a_spans.iter().chain(&b_spans).copied().collect();
+        if all.len() == 4000 {
+            let twice = a_spans.len() + b_spans.len() - all.len();
+            assert!(!b_spans.is_empty() && from_a > 0);
+            eprintln!(
+                "two instances: first stored {}, second {}, {twice} stored twice, 4000 produced",
+                a_spans.len(),
+                b_spans.len()
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of 4000 spans stored by the two instances:\n{}",
+            all.len(),
+            super::log_tail(&b)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    stop(b);
+}
