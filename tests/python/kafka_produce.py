@@ -4,6 +4,7 @@ official opentelemetry-proto classes, or garbage.
 
 usage: kafka_produce.py BROKERS TOPIC spans COUNT SPANS TAG [options]
        kafka_produce.py BROKERS TOPIC garbage COUNT [options]
+       kafka_produce.py BROKERS TOPIC lines COUNT 0 TAG [options]
 
 spans: COUNT messages, each an ExportTraceServiceRequest (protobuf) of
 SPANS spans, every span with attributes `test.tag = TAG` and `seq` (its
@@ -13,11 +14,14 @@ number, from FIRST * SPANS on), name `op-{seq % 7}`, resource
 message's number (8 bytes), so runs with other tags or FIRSTs never collide.
 garbage: COUNT messages that no OTLP decoder takes (`not protobuf #N` and
 0xff bytes; the first byte has protobuf wire type 6, which does not exist).
+lines: COUNT plain text messages `TAG line N`, as an application logging
+straight to Kafka writes them.
 
 options:
   --first N         number of the first message (default 0)
   --pace MS         wait MS milliseconds between messages (default 0)
   --compression C   none | gzip | snappy | lz4 | zstd (default none)
+  --header K=V      a header on every message (repeatable)
 
 Message keys are the message numbers, so messages spread over partitions.
 Prints a JSON summary on stdout: {"messages", "spans", "first",
@@ -68,13 +72,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("brokers")
     parser.add_argument("topic")
-    parser.add_argument("kind", choices=["spans", "garbage"])
+    parser.add_argument("kind", choices=["spans", "garbage", "lines"])
     parser.add_argument("count", type=int)
     parser.add_argument("spans", type=int, nargs="?", default=0)
     parser.add_argument("tag", nargs="?", default="")
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--pace", type=float, default=0)
     parser.add_argument("--compression", default="none")
+    parser.add_argument("--header", action="append", default=[])
     args = parser.parse_args()
 
     producer = Producer(
@@ -96,9 +101,14 @@ def main():
     for number in range(args.first, args.first + args.count):
         if args.kind == "spans":
             value = request(args.tag, number, args.spans, now)
+        elif args.kind == "lines":
+            value = f"{args.tag} line {number}".encode()
         else:
             value = f"not protobuf #{number} ".encode() + b"\xff" * 12
-        producer.produce(args.topic, value=value, key=str(number).encode(), on_delivery=delivered)
+        headers = [(k, v.encode()) for k, v in (h.split("=", 1) for h in args.header)]
+        producer.produce(
+            args.topic, value=value, key=str(number).encode(), headers=headers, on_delivery=delivered
+        )
         producer.poll(0)
         if args.pace:
             producer.flush(30)

@@ -473,3 +473,112 @@ inputs = ["fleet"]
     );
     stop(weir);
 }
+
+/// Scenario: 30 OTLP messages (10 spans each) with a `tenant` header go to
+/// a topic of 2 partitions read with `metadata = true` and
+/// `headers = ["tenant"]`, and 25 plain text lines with the same header to
+/// a topic read as `text` logs.
+/// Guarantees: each span carries `kafka.topic`, `kafka.partition`,
+/// `kafka.offset` (one distinct offset per message) and
+/// `kafka.header.tenant` on its resource; each line is a log record whose
+/// body is the line, with `kafka.key` and the header as attributes;
+/// `/metrics` shows the consumer lag per partition (0 once read), commits
+/// and the assignment.
+#[test]
+fn kafka_metadata_headers_lines_and_consumer_metrics() {
+    let broker = Broker::start();
+    broker.create_topic("meta", 2);
+    broker.create_topic("lines", 1);
+    produce(
+        &broker,
+        "meta",
+        &["spans", "30", "10", "meta", "--header", "tenant=acme"],
+    );
+    produce(
+        &broker,
+        "lines",
+        &["lines", "25", "0", "app", "--header", "tenant=acme"],
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let weir = start(
+        dir.path(),
+        &format!(
+            r#"
+[sources.fleet]
+type = "kafka"
+brokers = "{}"
+group_id = "meta"
+initial_offset = "earliest"
+metadata = true
+headers = ["tenant"]
+topics = [
+  {{ topic = "meta", signal = "spans" }},
+  {{ topic = "lines", signal = "logs", encoding = "text" }},
+]
+[sources.fleet.librdkafka]
+"statistics.interval.ms" = "500"
+
+[sinks.store]
+type = "store"
+inputs = ["fleet"]
+"#,
+            broker.address()
+        ),
+    );
+    super::wait_for_distinct_spans(&weir, "meta", 300, Duration::from_secs(60));
+    let rows = super::sql(
+        &weir.api,
+        "SELECT count(*), count(DISTINCT resource_attributes['kafka.partition'] || '/' || \
+         resource_attributes['kafka.offset']), min(resource_attributes['kafka.topic']), \
+         min(resource_attributes['kafka.header.tenant']) FROM spans",
+    );
+    assert_eq!(rows, ["300,30,meta,acme"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let lines = loop {
+        let lines = super::sql(
+            &weir.api,
+            "SELECT body, attributes['kafka.key'], attributes['kafka.header.tenant'], \
+             attributes['kafka.topic'] FROM logs ORDER BY CAST(attributes['kafka.key'] AS INT)",
+        );
+        if lines.len() >= 25 || Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let expected: Vec<String> = (0..25)
+        .map(|n| format!("app line {n},{n},acme,lines"))
+        .collect();
+    assert_eq!(lines, expected);
+    let metric = |name: &str, labels: &[(&str, &str)]| {
+        let mut all = vec![("component", "fleet")];
+        all.extend_from_slice(labels);
+        super::metric_sum(&weir.api, name, &all)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let lag: Vec<Option<f64>> = ["0", "1"]
+            .iter()
+            .map(|p| {
+                metric(
+                    "weir_kafka_consumer_lag",
+                    &[("topic", "meta"), ("partition", p)],
+                )
+            })
+            .collect();
+        let commits = metric("weir_kafka_commits_total", &[("outcome", "ok")]);
+        if lag.iter().all(|l| *l == Some(0.0)) && commits.is_some_and(|c| c >= 1.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lag {lag:?}, commits {commits:?} after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(metric("weir_kafka_rebalances_total", &[("kind", "assign")]).is_some_and(|n| n >= 1.0));
+    assert_eq!(
+        metric("weir_kafka_messages_total", &[("topic", "meta")]),
+        Some(30.0)
+    );
+    stop(weir);
+}
