@@ -55,16 +55,20 @@ struct Route {
     encoding: Encoding,
 }
 
-/// A `kafka` source, configured and not yet connected.
+/// A `kafka` source: its consumer, made (and its settings checked by
+/// librdkafka) when the pipeline is built; it connects once it runs.
 pub struct KafkaSource {
     name: Arc<str>,
     config: KafkaSourceConfig,
     exact: HashMap<String, Route>,
     patterns: Vec<(Regex, Route)>,
+    consumer: StreamConsumer<context::SourceContext>,
+    dead_letters: DeadLetters,
 }
 
 impl KafkaSource {
-    /// Checks `config` (see [`KafkaSourceConfig`]).
+    /// Checks `config` (see [`KafkaSourceConfig`]) and makes the consumer;
+    /// a setting librdkafka refuses is an error here, before anything runs.
     pub fn new(name: &str, config: KafkaSourceConfig) -> Result<Self, ComponentError> {
         let mut exact = HashMap::new();
         let mut patterns = Vec::new();
@@ -83,73 +87,72 @@ impl KafkaSource {
             }
         }
         Ok(KafkaSource {
+            consumer: consumer(name, &config)?,
+            dead_letters: dead_letters(name, &config)?,
             name: Arc::from(name),
             config,
             exact,
             patterns,
         })
     }
+}
 
-    fn consumer(&self) -> Result<StreamConsumer<context::SourceContext>, ComponentError> {
-        let c = &self.config;
-        let mut cfg = crate::client::config(&self.name, &c.brokers, &c.librdkafka);
-        cfg.set("group.id", &c.group_id)
-            .set("enable.auto.commit", "true")
-            .set("enable.auto.offset.store", "false")
-            .set(
-                "auto.commit.interval.ms",
-                c.commit_interval.as_millis().max(1).to_string(),
-            )
-            .set(
-                "auto.offset.reset",
-                match c.initial_offset {
-                    InitialOffset::Earliest => "earliest",
-                    InitialOffset::Latest => "latest",
-                },
-            )
-            .set("enable.partition.eof", "false");
-        // What librdkafka prefetches counts towards the memory held: a
-        // quarter of max_in_flight, unless set.
-        if !c.librdkafka.contains_key("queued.max.messages.kbytes") {
-            let kb = (c.max_in_flight / 4 / 1024).clamp(1024, 2_097_151);
-            cfg.set("queued.max.messages.kbytes", kb.to_string());
-        }
-        if !c.librdkafka.contains_key("statistics.interval.ms") {
-            cfg.set("statistics.interval.ms", "5000");
-        }
-        cfg.create_with_context(context::SourceContext::new(&self.name))
-            .map_err(|e| {
-                ComponentError::config(&*self.name, format!("cannot make a Kafka consumer: {e}"))
-            })
+/// The consumer of `c`, with the settings Weir's guarantees rest on.
+fn consumer(
+    name: &str,
+    c: &KafkaSourceConfig,
+) -> Result<StreamConsumer<context::SourceContext>, ComponentError> {
+    let mut cfg = crate::client::config(name, &c.brokers, &c.librdkafka);
+    cfg.set("group.id", &c.group_id)
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set(
+            "auto.commit.interval.ms",
+            c.commit_interval.as_millis().max(1).to_string(),
+        )
+        .set(
+            "auto.offset.reset",
+            match c.initial_offset {
+                InitialOffset::Earliest => "earliest",
+                InitialOffset::Latest => "latest",
+            },
+        )
+        .set("enable.partition.eof", "false");
+    // What librdkafka prefetches counts towards the memory held: a quarter
+    // of max_in_flight, unless set.
+    if !c.librdkafka.contains_key("queued.max.messages.kbytes") {
+        let kb = (c.max_in_flight / 4 / 1024).clamp(1024, 2_097_151);
+        cfg.set("queued.max.messages.kbytes", kb.to_string());
     }
+    if !c.librdkafka.contains_key("statistics.interval.ms") {
+        cfg.set("statistics.interval.ms", "5000");
+    }
+    cfg.create_with_context(context::SourceContext::new(name))
+        .map_err(|e| ComponentError::config(name, format!("cannot make a Kafka consumer: {e}")))
+}
 
-    fn dead_letters(
-        &self,
-    ) -> Result<Option<(FutureProducer<crate::client::LogContext>, String)>, ComponentError> {
-        let Some(topic) = &self.config.dead_letter_topic else {
-            return Ok(None);
-        };
-        let c = &self.config;
-        let producer = crate::client::config(&self.name, &c.brokers, &c.librdkafka)
-            .set("acks", "all")
-            .create_with_context(crate::client::LogContext {
-                component: self.name.to_string(),
-            })
-            .map_err(|e| {
-                ComponentError::config(
-                    &*self.name,
-                    format!("cannot make the dead-letter producer: {e}"),
-                )
-            })?;
-        Ok(Some((producer, topic.clone())))
-    }
+/// The producer and topic undecodable messages are copied to, if any.
+type DeadLetters = Option<(FutureProducer<crate::client::LogContext>, String)>;
+
+fn dead_letters(name: &str, c: &KafkaSourceConfig) -> Result<DeadLetters, ComponentError> {
+    let Some(topic) = &c.dead_letter_topic else {
+        return Ok(None);
+    };
+    let producer = crate::client::config(name, &c.brokers, &c.librdkafka)
+        .set("acks", "all")
+        .create_with_context(crate::client::LogContext {
+            component: name.to_string(),
+        })
+        .map_err(|e| {
+            ComponentError::config(name, format!("cannot make the dead-letter producer: {e}"))
+        })?;
+    Ok(Some((producer, topic.clone())))
 }
 
 #[async_trait]
 impl Source for KafkaSource {
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), ComponentError> {
-        let consumer = self.consumer()?;
-        let dead_letters = self.dead_letters()?;
+        let consumer = &self.consumer;
         let topics: Vec<&str> = self
             .config
             .topics
@@ -175,8 +178,7 @@ impl Source for KafkaSource {
         ));
         let mut state = State {
             source: &self,
-            consumer: &consumer,
-            dead_letters,
+            consumer,
             attach: Attach {
                 metadata: self.config.metadata,
                 headers: self.config.headers.clone(),
@@ -205,7 +207,6 @@ impl Source for KafkaSource {
 struct State<'a> {
     source: &'a KafkaSource,
     consumer: &'a StreamConsumer<context::SourceContext>,
-    dead_letters: Option<(FutureProducer<crate::client::LogContext>, String)>,
     /// The Kafka attributes added to what messages carry.
     attach: Attach,
     offsets: Offsets,
@@ -358,7 +359,7 @@ impl State<'_> {
                 "kafka: a message does not decode; it is skipped");
         }
         let bytes = m.value.len();
-        let Some((producer, dlq)) = &self.dead_letters else {
+        let Some((producer, dlq)) = &self.source.dead_letters else {
             self.finish(Finished {
                 tokens: vec![token],
                 bytes,
