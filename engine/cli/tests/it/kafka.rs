@@ -300,6 +300,16 @@ fn stop(mut weir: Weir) {
     assert_eq!(status.code(), Some(0), "{}", log_tail(&weir));
 }
 
+/// The distinct span ids (hex) a `kafka_consume.py spans` summary lists.
+fn span_ids(read: &Value) -> std::collections::BTreeSet<String> {
+    read["span_ids"]
+        .as_array()
+        .expect("span ids")
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
 /// Scenario: a broker with a topic and 20 messages is stopped (SIGKILL)
 /// and started again on its data.
 /// Guarantees: the harness's broker keeps topics, messages and a consumer

@@ -227,12 +227,7 @@ topics = {{ spans = "down-spans", metrics = "down-metrics", logs = "down-logs", 
     }
     let (ok, read) = consume(&broker, "down-spans", &["spans", "--count", "12"]);
     assert!(ok, "{read}");
-    let ids: BTreeSet<String> = read["span_ids"]
-        .as_array()
-        .expect("ids")
-        .iter()
-        .filter_map(|v| v.as_str().map(str::to_string))
-        .collect();
+    let ids = super::span_ids(&read);
     let expected: BTreeSet<String> = (5000..5004u64)
         .chain(6000..6008)
         .map(|id| format!("{id:016x}"))
@@ -317,13 +312,11 @@ topics = {{ spans = "out" }}
         &["spans", "--count", "20480", "--deadline", "90"],
     );
     assert!(ok, "{read}");
-    let ids: BTreeSet<&str> = read["span_ids"]
-        .as_array()
-        .expect("ids")
-        .iter()
-        .filter_map(|v| v.as_str())
-        .collect();
-    assert_eq!(ids.len(), 20480, "distinct spans on the sink's topic");
+    assert_eq!(
+        super::span_ids(&read).len(),
+        20480,
+        "distinct spans on the sink's topic"
+    );
     eprintln!(
         "failing sink: peak in flight {peak} bytes, {} spans written for 20480 distinct",
         read["spans"]
