@@ -2,8 +2,9 @@
 # compare-kafka.sh - Weir's Kafka source and sink, the OTLP path and Rotel's
 # Kafka exporter, measured in one run on this machine.
 #
-# The broker is tansu (a Kafka-compatible broker, one process, SQLite
-# storage), started in a temporary directory on a free loopback port. In turn:
+# The broker is tansu (a Kafka-compatible broker, one process; topics in
+# memory, or in SQLite), started in a temporary directory on a free loopback
+# port. In turn:
 #
 #   otlp        weir-loadgen -> Weir otlp -> blackhole: the reference
 #               throughput of the OTLP/gRPC path (as compare-rotel.sh).
@@ -43,7 +44,7 @@ CONCURRENCY=16
 CONNECTIONS=4
 BATCH=512
 PARTITIONS=4
-STORAGE=sqlite
+STORAGE=memory
 SKIP=""
 PIN=""
 RECORD=""
@@ -69,8 +70,9 @@ pre-filled topic into a blackhole and into the store, a plain confluent-kafka
 client against the same broker, and Rotel's Kafka exporter fed the same load.
 The broker is tansu. Prints spans/s, CPU and peak RSS of each, and the
 ratios against the targets. Writes nothing outside a temporary directory
-unless --record is given. About 6 minutes with defaults; the broker's files
-take about 0.5 GB per million spans written, in the temporary directory.
+unless --record is given. About 5 minutes with defaults; the broker holds
+about 0.5 GB per million spans written (in memory, or in the temporary
+directory with --storage sqlite).
 
 Options:
   --duration D         measured run of each OTLP load (default 30s)
@@ -80,8 +82,9 @@ Options:
                        (comma-separated; the weir sink and the kafka ->
                        blackhole runs always run)
   --partitions N       partitions of each topic (default 4)
-  --storage S          tansu's storage: sqlite (default; a file in the
-                       temporary directory) or memory
+  --storage S          tansu's storage: memory (default) or sqlite (a file
+                       in the temporary directory; on 2 cores it caps any
+                       reader near 66k spans/s, and the run takes ~25 min)
   --concurrency N      load generator: requests in flight (default 16)
   --connections N      load generator: HTTP/2 connections (default 4)
   --batch-size N       spans per request, so per message of Weir's sink
