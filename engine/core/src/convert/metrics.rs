@@ -96,7 +96,8 @@ fn points(m: &Metric) -> Box<dyn Iterator<Item = Point<'_>> + '_> {
     }
 }
 
-fn point_count(m: &Metric) -> usize {
+/// How many data points `m` holds: the rows it makes.
+pub fn point_count(m: &Metric) -> usize {
     match &m.data {
         None => 0,
         Some(metric::Data::Gauge(g)) => g.data_points.len(),

@@ -64,6 +64,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
 pub use check::MAX_REQUEST_BYTES;
+pub use metrics::point_count;
 
 /// A conversion failed.
 #[derive(Debug, thiserror::Error)]

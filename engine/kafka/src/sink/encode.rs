@@ -211,7 +211,7 @@ fn by_resource(
                     .scope_metrics
                     .iter()
                     .flat_map(|s| &s.metrics)
-                    .map(points)
+                    .map(convert::point_count)
                     .sum();
                 add(attrs(r.resource.as_ref().map(|r| &r.attributes)), n);
             }
@@ -230,18 +230,6 @@ fn by_resource(
 
 fn attrs(a: Option<&Vec<KeyValue>>) -> &[KeyValue] {
     a.map_or(&[], Vec::as_slice)
-}
-
-fn points(m: &opentelemetry_proto::tonic::metrics::v1::Metric) -> usize {
-    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-    match &m.data {
-        Some(Data::Gauge(g)) => g.data_points.len(),
-        Some(Data::Sum(s)) => s.data_points.len(),
-        Some(Data::Histogram(h)) => h.data_points.len(),
-        Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
-        Some(Data::Summary(s)) => s.data_points.len(),
-        None => 0,
-    }
 }
 
 /// A stable key for a resource: FNV-1a (64 bits, hex) of its attributes

@@ -197,22 +197,26 @@ async fn settle(
     ack: Ack,
 ) {
     let mut failure = refused;
+    let (mut delivered, mut failed, mut delivered_bytes) = (0u64, 0u64, 0u64);
     for (delivery, bytes) in deliveries {
         match delivery.await {
             Ok(Ok(_)) => {
-                metrics::produced(name, topic, "delivered").increment(1);
-                metrics::produced_bytes(name, topic).increment(bytes as u64);
+                delivered += 1;
+                delivered_bytes += bytes as u64;
             }
             Ok(Err((e, _))) => {
-                metrics::produced(name, topic, "failed").increment(1);
+                failed += 1;
                 failure.get_or_insert_with(|| e.to_string());
             }
             Err(_) => {
-                metrics::produced(name, topic, "failed").increment(1);
+                failed += 1;
                 failure.get_or_insert_with(|| "the producer stopped".to_string());
             }
         }
     }
+    metrics::produced(name, topic, "delivered").increment(delivered);
+    metrics::produced(name, topic, "failed").increment(failed);
+    metrics::produced_bytes(name, topic).increment(delivered_bytes);
     if let Some(reason) = failure {
         warn!(component = name, topic, error = %reason, "kafka: the broker did not take a batch; it is failed so that it is sent again");
         ack.fail(format!("Kafka topic `{topic}`: {reason}"));

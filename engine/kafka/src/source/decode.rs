@@ -7,10 +7,9 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
-use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message as _;
-use weir_core::convert::json;
+use weir_core::convert::{self, json};
 
 use super::config::{Encoding, TopicSignal};
 
@@ -76,14 +75,7 @@ impl Decoded {
                 .iter()
                 .flat_map(|r| &r.scope_metrics)
                 .flat_map(|s| &s.metrics)
-                .map(|m| match &m.data {
-                    Some(Data::Gauge(g)) => g.data_points.len(),
-                    Some(Data::Sum(s)) => s.data_points.len(),
-                    Some(Data::Histogram(h)) => h.data_points.len(),
-                    Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
-                    Some(Data::Summary(s)) => s.data_points.len(),
-                    None => 0,
-                })
+                .map(convert::point_count)
                 .sum(),
             Decoded::Line(_) => 1,
         }

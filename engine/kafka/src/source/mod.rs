@@ -190,6 +190,7 @@ impl Source for KafkaSource {
             paused: false,
             finished_tx,
             topics: HashMap::new(),
+            in_flight_gauge: crate::metrics::in_flight(&self.name),
             last_logged: HashMap::new(),
         };
         state.consume(finished_rx, &batches_tx, &cx.shutdown).await;
@@ -201,6 +202,15 @@ impl Source for KafkaSource {
         info!(component = %self.name, "kafka consumer stopped");
         Ok(())
     }
+}
+
+/// A topic the source has read from: its name (shared by the tokens of its
+/// messages), its route, and its metric handles.
+struct SeenTopic {
+    name: Arc<str>,
+    route: Option<Route>,
+    messages: metrics::Counter,
+    read_bytes: metrics::Counter,
 }
 
 /// The consumer loop's state.
@@ -216,8 +226,10 @@ struct State<'a> {
     in_flight: usize,
     paused: bool,
     finished_tx: mpsc::UnboundedSender<Finished>,
-    /// Topic names seen, interned, with their route.
-    topics: HashMap<String, (Arc<str>, Option<Route>)>,
+    /// The topics seen.
+    topics: HashMap<String, SeenTopic>,
+    /// `weir_kafka_in_flight_bytes` of this source.
+    in_flight_gauge: metrics::Gauge,
     /// When each partition (or the consumer, partition -1) last logged a
     /// problem, and how many it kept quiet since.
     last_logged: HashMap<(String, i32), (Instant, u64)>,
@@ -291,11 +303,12 @@ impl State<'_> {
 
     /// Decodes one message and adds its records to a batch.
     fn read(&mut self, m: &rdkafka::message::BorrowedMessage<'_>) {
-        let (topic, route) = self.route(m.topic());
+        let seen = self.topic(m.topic());
+        let (topic, route) = (seen.name.clone(), seen.route);
         let value = m.payload().unwrap_or_default();
         let bytes = value.len();
-        crate::metrics::messages(&self.source.name, &topic).increment(1);
-        crate::metrics::read_bytes(&self.source.name, &topic).increment(bytes as u64);
+        seen.messages.increment(1);
+        seen.read_bytes.increment(bytes as u64);
         let token = self.offsets.read(&topic, m.partition(), m.offset());
         self.in_flight += bytes;
         let headers: Vec<(&str, &[u8])> = m
@@ -331,20 +344,27 @@ impl State<'_> {
         }
     }
 
-    fn route(&mut self, topic: &str) -> (Arc<str>, Option<Route>) {
-        if let Some((name, route)) = self.topics.get(topic) {
-            return (name.clone(), *route);
+    /// What the loop keeps of `topic`: found by name on each message, made
+    /// (route matched, metric handles resolved) on its first.
+    fn topic(&mut self, topic: &str) -> &SeenTopic {
+        let source = self.source;
+        if !self.topics.contains_key(topic) {
+            let route = source.exact.get(topic).copied().or_else(|| {
+                source
+                    .patterns
+                    .iter()
+                    .find(|(re, _)| re.is_match(topic))
+                    .map(|(_, r)| *r)
+            });
+            let seen = SeenTopic {
+                name: Arc::from(topic),
+                route,
+                messages: crate::metrics::messages(&source.name, topic),
+                read_bytes: crate::metrics::read_bytes(&source.name, topic),
+            };
+            self.topics.insert(topic.to_string(), seen);
         }
-        let route = self.source.exact.get(topic).copied().or_else(|| {
-            self.source
-                .patterns
-                .iter()
-                .find(|(re, _)| re.is_match(topic))
-                .map(|(_, r)| *r)
-        });
-        let name: Arc<str> = Arc::from(topic);
-        self.topics.insert(topic.to_string(), (name.clone(), route));
-        (name, route)
+        &self.topics[topic]
     }
 
     /// A message that does not decode: counted, logged (once a minute per
@@ -481,7 +501,7 @@ impl State<'_> {
     /// Pauses every partition above `max_in_flight`, resumes below half.
     fn regulate(&mut self) {
         let limit = usize::try_from(self.source.config.max_in_flight).unwrap_or(usize::MAX);
-        crate::metrics::in_flight(&self.source.name).set(self.in_flight as f64);
+        self.in_flight_gauge.set(self.in_flight as f64);
         let pause = if !self.paused && self.in_flight >= limit {
             crate::metrics::pauses(&self.source.name).increment(1);
             true
