@@ -168,10 +168,14 @@ fn line(msg: &Message<'_>, encoding: Encoding, attach: &Attach) -> LogRecord {
     if attach.metadata {
         attributes.extend(metadata(msg));
     }
+    // A timestamp the time column cannot hold (before 1970, after 2262)
+    // leaves the time unset rather than costing the line: the observed time
+    // still says when it arrived.
     let time = msg
         .timestamp_ms
+        .and_then(|t| t.checked_mul(1_000_000))
         .filter(|t| *t > 0)
-        .map_or(0, |t| (t as u64).saturating_mul(1_000_000));
+        .map_or(0, |t| t as u64);
     LogRecord {
         time_unix_nano: time,
         observed_time_unix_nano: now_ns(),
@@ -323,6 +327,26 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// Guarantees: a line whose message timestamp is past 2262 (beyond the
+    /// time column) or before 1970 is kept, with its time unset and its
+    /// observed time set.
+    #[test]
+    fn hostile_timestamps_keep_the_line() {
+        for ts in [i64::MAX / 10, i64::MAX, -5] {
+            let m = Message {
+                timestamp_ms: Some(ts),
+                ..msg(b"x")
+            };
+            let Decoded::Line(record) =
+                decode(&m, TopicSignal::Logs, Encoding::Text, &Attach::default()).expect("decodes")
+            else {
+                panic!("a line expected")
+            };
+            assert_eq!(record.time_unix_nano, 0, "{ts}");
+            assert!(record.observed_time_unix_nano > 0);
+        }
     }
 
     /// Guarantees: a text line becomes a log record whose body is the
