@@ -22,6 +22,8 @@ options:
   --pace MS         wait MS milliseconds between messages (default 0)
   --compression C   none | gzip | snappy | lz4 | zstd (default none)
   --header K=V      a header on every message (repeatable)
+  --future          spans start and end after the year 2262 (2**63 ns and
+                    more), which no nanosecond timestamp column holds
 
 Message keys are the message numbers, so messages spread over partitions.
 Prints a JSON summary on stdout: {"messages", "spans", "first",
@@ -80,6 +82,7 @@ def main():
     parser.add_argument("--pace", type=float, default=0)
     parser.add_argument("--compression", default="none")
     parser.add_argument("--header", action="append", default=[])
+    parser.add_argument("--future", action="store_true")
     args = parser.parse_args()
 
     producer = Producer(
@@ -97,7 +100,7 @@ def main():
         if err is not None:
             failed.append(str(err))
 
-    now = time.time_ns()
+    now = 2**63 if args.future else time.time_ns()
     for number in range(args.first, args.first + args.count):
         if args.kind == "spans":
             value = request(args.tag, number, args.spans, now)

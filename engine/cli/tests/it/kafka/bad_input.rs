@@ -59,6 +59,55 @@ fn undecodable_messages_are_counted_dead_lettered_and_skipped() {
     stop(weir);
 }
 
+/// Scenario: a partition holds 3 good OTLP messages of 100 spans, one whose
+/// 100 spans are stamped after the year 2262, then one good message.
+/// Guarantees: the spans of 2262 are refused one by one and counted in
+/// `weir_kafka_rejected_records_total` (not a decode error), and they
+/// stall nothing: the 400 good spans are all stored.
+#[test]
+fn spans_stamped_after_2262_are_refused_one_by_one() {
+    let broker = Broker::start();
+    broker.create_topic("future", 1);
+    produce(&broker, "future", &["spans", "3", "100", "future"]);
+    produce(
+        &broker,
+        "future",
+        &["spans", "1", "100", "future", "--first", "3", "--future"],
+    );
+    produce(
+        &broker,
+        "future",
+        &["spans", "1", "100", "future", "--first", "4"],
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let weir = start(
+        dir.path(),
+        &source_to_store(&broker, "future", "future", ""),
+    );
+    wait_for_distinct_spans(&weir, "future", 400, Duration::from_secs(60));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let rejected = loop {
+        let rejected = metric_sum(
+            &weir.api,
+            "weir_kafka_rejected_records_total",
+            &[("component", "fleet"), ("signal", "spans")],
+        );
+        if rejected.is_some() || std::time::Instant::now() > deadline {
+            break rejected;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(rejected, Some(100.0), "rejected spans");
+    assert_eq!(count_spans(&weir.api, "future"), 400);
+    let errors = metric_sum(
+        &weir.api,
+        "weir_kafka_decode_errors_total",
+        &[("component", "fleet")],
+    );
+    assert_eq!(errors, None, "no decode error");
+    stop(weir);
+}
+
 /// Scenario: a source reads a topic that does not exist on the broker.
 /// Guarantees: Weir logs a warning or an error naming the topic, keeps
 /// running and serves its API (no crash), and stops cleanly.
