@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod config;
 mod encode;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,8 +15,8 @@ use async_trait::async_trait;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
 use tracing::{info, warn};
 use weir_core::metrics::component::ComponentMetrics;
 use weir_core::{Ack, ComponentError, Signal, Sink, SinkContext};
@@ -111,58 +112,108 @@ impl KafkaSink {
 
 #[async_trait]
 impl Sink for KafkaSink {
+    /// Encodes up to one batch per core at once, on blocking threads, and
+    /// hands the messages to the producer in the order the batches came.
     async fn run(self: Box<Self>, mut cx: SinkContext) -> Result<(), ComponentError> {
         info!(component = %self.name, brokers = %self.config.brokers, "kafka producer started");
-        let component = ComponentMetrics::new(self.name.clone());
-        let permits = Arc::new(Semaphore::new(self.config.max_in_flight));
+        let this: Arc<KafkaSink> = Arc::from(self);
+        let component = ComponentMetrics::new(this.name.clone());
+        let permits = Arc::new(Semaphore::new(this.config.max_in_flight));
+        let parallel = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let mut encoding: VecDeque<Encoding> = VecDeque::new();
         let mut waiting = JoinSet::new();
-        while let Some(batch) = cx.input.recv().await {
-            while waiting.try_join_next().is_some() {}
-            let Ok(permit) = permits.clone().acquire_owned().await else {
+        let mut open = true;
+        loop {
+            let room = open && encoding.len() < parallel;
+            if !room && encoding.is_empty() {
                 break;
-            };
-            let (signal, data, ack) = batch.into_parts();
-            let topic: Arc<str> = Arc::from(self.config.topics.of(signal));
-            let Encoded {
-                messages,
-                too_large,
-            } = match self.messages(signal, &data) {
-                Ok(e) => e,
-                Err(e) => {
-                    component.errors("encode").increment(1);
-                    warn!(component = %self.name, %signal, error = %e, "kafka: a batch cannot be encoded; it is refused");
-                    ack.reject(e);
-                    continue;
-                }
-            };
-            if too_large > 0 {
-                metrics::produced(&self.name, &topic, "too_large").increment(too_large as u64);
-                warn!(component = %self.name, %signal, records = too_large,
-                    max_message_bytes = self.config.max_message_bytes,
-                    "kafka: records larger than max_message_bytes on their own are refused");
             }
-            let mut deliveries = Vec::with_capacity(messages.len());
-            let mut refused = None;
-            for m in messages {
-                let bytes = m.value.len();
-                match enqueue(&self.producer, &topic, m).await {
-                    Ok(d) => deliveries.push((d, bytes)),
-                    Err(e) => {
-                        refused = Some(e.to_string());
-                        break;
+            tokio::select! {
+                biased;
+                batch = cx.input.recv(), if room => match batch {
+                    Some(batch) => {
+                        let (signal, data, ack) = batch.into_parts();
+                        let sink = this.clone();
+                        let task = tokio::task::spawn_blocking(move || sink.messages(signal, &data));
+                        encoding.push_back(Encoding { signal, ack, task });
                     }
+                    None => open = false,
+                },
+                done = async { (&mut encoding.front_mut().expect("checked").task).await },
+                    if !encoding.is_empty() => {
+                    let Encoding { signal, ack, .. } = encoding.pop_front().expect("checked");
+                    let encoded = done.unwrap_or_else(|e| Err(format!("encoding stopped: {e}")));
+                    while waiting.try_join_next().is_some() {}
+                    let Ok(permit) = permits.clone().acquire_owned().await else {
+                        break;
+                    };
+                    this.produce(&component, signal, encoded, ack, permit, &mut waiting)
+                        .await;
                 }
             }
-            let name = self.name.clone();
-            waiting.spawn(async move {
-                let _permit = permit;
-                settle(&name, &topic, deliveries, refused, too_large, ack).await;
-            });
         }
         // The input is closed: what is out gets its answer, or its timeout.
         while waiting.join_next().await.is_some() {}
-        let _ = self.producer.flush(Duration::from_secs(5));
+        let _ = this.producer.flush(Duration::from_secs(5));
         Ok(())
+    }
+}
+
+/// A batch being encoded: its signal, its acknowledgement, and the task.
+struct Encoding {
+    signal: Signal,
+    ack: Ack,
+    task: JoinHandle<Result<Encoded, String>>,
+}
+
+impl KafkaSink {
+    /// Hands one encoded batch's messages to the producer, and starts
+    /// waiting for their delivery reports in `waiting`.
+    async fn produce(
+        &self,
+        component: &ComponentMetrics,
+        signal: Signal,
+        encoded: Result<Encoded, String>,
+        ack: Ack,
+        permit: OwnedSemaphorePermit,
+        waiting: &mut JoinSet<()>,
+    ) {
+        let topic: Arc<str> = Arc::from(self.config.topics.of(signal));
+        let Encoded {
+            messages,
+            too_large,
+        } = match encoded {
+            Ok(e) => e,
+            Err(e) => {
+                component.errors("encode").increment(1);
+                warn!(component = %self.name, %signal, error = %e, "kafka: a batch cannot be encoded; it is refused");
+                ack.reject(e);
+                return;
+            }
+        };
+        if too_large > 0 {
+            metrics::produced(&self.name, &topic, "too_large").increment(too_large as u64);
+            warn!(component = %self.name, %signal, records = too_large,
+                max_message_bytes = self.config.max_message_bytes,
+                "kafka: records larger than max_message_bytes on their own are refused");
+        }
+        let mut deliveries = Vec::with_capacity(messages.len());
+        let mut refused = None;
+        for m in messages {
+            let bytes = m.value.len();
+            match enqueue(&self.producer, &topic, m).await {
+                Ok(d) => deliveries.push((d, bytes)),
+                Err(e) => {
+                    refused = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        let name = self.name.clone();
+        waiting.spawn(async move {
+            let _permit = permit;
+            settle(&name, &topic, deliveries, refused, too_large, ack).await;
+        });
     }
 }
 

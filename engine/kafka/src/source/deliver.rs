@@ -4,13 +4,15 @@
 //! could not take is sent again with backoff until it is taken or the
 //! source stops. Only then are its messages finished.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, warn};
+use weir_core::convert::{ConvertError, Converted};
 use weir_core::{Ack, AckStatus, AckWaiter, Batch, Output, Shutdown, Signal};
 
 use super::batcher::Outgoing;
@@ -48,51 +50,100 @@ impl Deliver {
 }
 
 /// Sends each batch of `batches` in order, until the channel closes; then
-/// waits for the acknowledgements still out.
+/// waits for the acknowledgements still out. Up to one conversion per core
+/// runs at once, on blocking threads, so that a source reading faster than
+/// one core converts is not held to one core; batches still leave in the
+/// order they came.
 pub(crate) async fn run(mut batches: mpsc::Receiver<Outgoing>, d: Deliver) {
+    let parallel = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mut converting: VecDeque<JoinHandle<Converting>> = VecDeque::new();
     let mut waiting = JoinSet::new();
-    while let Some(out) = batches.recv().await {
-        while waiting.try_join_next().is_some() {}
-        let signal = out.request.signal();
-        let converted = match out.request.convert() {
-            Ok(c) => c,
-            Err(e) => {
-                // Not a state that passes: sending it again would fail again.
-                warn!(component = %d.name, %signal, messages = out.tokens.len(), error = %e,
-                    "kafka: these messages cannot be converted to rows; they are skipped");
-                metrics::rejected_records(&d.name, signal).increment(out.tokens.len() as u64);
-                d.finish(out.tokens, out.bytes);
-                continue;
+    let mut open = true;
+    loop {
+        let room = open && converting.len() < parallel;
+        if !room && converting.is_empty() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            out = batches.recv(), if room => match out {
+                Some(out) => converting.push_back(tokio::task::spawn_blocking(move || Converting {
+                    signal: out.request.signal(),
+                    converted: out.request.convert(),
+                    tokens: out.tokens,
+                    bytes: out.bytes,
+                })),
+                None => open = false,
+            },
+            done = async { converting.front_mut().expect("checked").await }, if !converting.is_empty() => {
+                converting.pop_front();
+                if !send(&d, done, &mut waiting).await {
+                    return;
+                }
             }
-        };
-        if converted.rejected > 0 {
-            metrics::rejected_records(&d.name, signal).increment(converted.rejected);
-            debug!(component = %d.name, %signal, rejected = converted.rejected,
-                reason = converted.rejection.as_deref().unwrap_or(""), "kafka: records refused");
         }
-        if converted.batch.num_rows() == 0 || !d.output.wants(signal) {
-            d.finish(out.tokens, out.bytes);
-            continue;
-        }
-        let data = converted.batch;
-        let (ack, waiter) = Ack::new();
-        if d.output
-            .send(Batch::new(signal, data.clone(), ack))
-            .await
-            .is_err()
-        {
-            return; // The pipeline stopped: the messages are read again later.
-        }
-        waiting.spawn(acknowledged(
-            d.clone(),
-            signal,
-            data,
-            out.tokens,
-            out.bytes,
-            waiter,
-        ));
     }
     while waiting.join_next().await.is_some() {}
+}
+
+/// One batch's conversion, with the messages it was made of.
+struct Converting {
+    signal: Signal,
+    converted: Result<Converted, ConvertError>,
+    tokens: Vec<Token>,
+    bytes: usize,
+}
+
+/// Sends one converted batch into the pipeline and starts waiting for its
+/// acknowledgement; `false` once the pipeline has stopped (the messages are
+/// read again at the next start).
+async fn send(
+    d: &Deliver,
+    done: Result<Converting, tokio::task::JoinError>,
+    waiting: &mut JoinSet<()>,
+) -> bool {
+    while waiting.try_join_next().is_some() {}
+    let Ok(Converting {
+        signal,
+        converted,
+        tokens,
+        bytes,
+    }) = done
+    else {
+        // The conversion panicked: the pipeline is going down with it.
+        return false;
+    };
+    let converted = match converted {
+        Ok(c) => c,
+        Err(e) => {
+            // Not a state that passes: sending it again would fail again.
+            warn!(component = %d.name, %signal, messages = tokens.len(), error = %e,
+                "kafka: these messages cannot be converted to rows; they are skipped");
+            metrics::rejected_records(&d.name, signal).increment(tokens.len() as u64);
+            d.finish(tokens, bytes);
+            return true;
+        }
+    };
+    if converted.rejected > 0 {
+        metrics::rejected_records(&d.name, signal).increment(converted.rejected);
+        debug!(component = %d.name, %signal, rejected = converted.rejected,
+            reason = converted.rejection.as_deref().unwrap_or(""), "kafka: records refused");
+    }
+    if converted.batch.num_rows() == 0 || !d.output.wants(signal) {
+        d.finish(tokens, bytes);
+        return true;
+    }
+    let data = converted.batch;
+    let (ack, waiter) = Ack::new();
+    if d.output
+        .send(Batch::new(signal, data.clone(), ack))
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    waiting.spawn(acknowledged(d.clone(), signal, data, tokens, bytes, waiter));
+    true
 }
 
 /// Waits for one batch's acknowledgement, sending it again while it fails.

@@ -124,6 +124,14 @@ fn consumer(
         let kb = (c.max_in_flight / 4 / 1024).clamp(1024, 2_097_151);
         cfg.set("queued.max.messages.kbytes", kb.to_string());
     }
+    // Once that prefetch queue is full, librdkafka waits this long before
+    // it fetches again (1 s by default): a consumer that drains the queue
+    // faster than that then idles for the rest of the second, which capped
+    // the source at a fraction of what it decodes. A short wait costs one
+    // check of the queue each time.
+    if !c.librdkafka.contains_key("fetch.queue.backoff.ms") {
+        cfg.set("fetch.queue.backoff.ms", "10");
+    }
     if !c.librdkafka.contains_key("statistics.interval.ms") {
         cfg.set("statistics.interval.ms", "5000");
     }
