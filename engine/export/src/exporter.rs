@@ -1,0 +1,69 @@
+//! [`Exporter`]: what a backend implements to receive Weir's rows.
+//!
+//! An exporter turns one batch of rows of one signal into the requests its
+//! backend takes (cutting them so that none exceeds the backend's limit),
+//! sends them, and reads the answers. It does not retry: the sink around it
+//! retries what may pass ([`ExportError::Retryable`]), with backoff, jitter
+//! and the backend's own `Retry-After` / `RetryInfo`, and drops and counts
+//! what cannot ([`ExportError::Permanent`]).
+
+use std::time::Duration;
+
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use weir_core::Signal;
+
+/// What the backend made of one batch it took.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exported {
+    /// Records the backend refused for good while taking the rest (OTLP's
+    /// `partial_success`, samples a remote-write receiver rejected): they
+    /// are counted as dropped, with [`Exported::rejection`] logged.
+    pub rejected: u64,
+    /// The backend's reason, when `rejected > 0`.
+    pub rejection: Option<String>,
+}
+
+/// Why a batch did not reach its backend.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExportError {
+    /// A failure that may pass: no connection, a timeout, gRPC
+    /// `UNAVAILABLE` / `RESOURCE_EXHAUSTED`, HTTP 408, 429, 502, 503, 504
+    /// (and other 5xx where the protocol says so). Sent again later.
+    #[error("{reason}")]
+    Retryable {
+        /// What happened, naming the backend's URL.
+        reason: String,
+        /// How long the backend asked to wait (`Retry-After`,
+        /// `RetryInfo`), if it did.
+        after: Option<Duration>,
+    },
+    /// The backend refused the data and would refuse it again (HTTP 400,
+    /// 401, 403, 404, 413, gRPC `INVALID_ARGUMENT`...): dropped, counted
+    /// and logged with the reason.
+    #[error("{reason}")]
+    Permanent {
+        /// The backend's answer, naming its URL.
+        reason: String,
+        /// The records refused.
+        records: u64,
+    },
+}
+
+impl ExportError {
+    /// Whether sending the same rows again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ExportError::Retryable { .. })
+    }
+}
+
+/// A backend Weir sends rows to.
+#[async_trait]
+pub trait Exporter: Send + Sync + 'static {
+    /// Sends `rows` (of `signal`, in Weir's Arrow schema for it) to the
+    /// backend: `Ok` once the backend has taken them (some may have been
+    /// refused, see [`Exported`]). The same rows may be passed again after
+    /// a [`ExportError::Retryable`] error; a request the backend answered
+    /// before the error may then arrive twice (at least once).
+    async fn export(&self, signal: Signal, rows: &RecordBatch) -> Result<Exported, ExportError>;
+}

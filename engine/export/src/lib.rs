@@ -1,0 +1,14 @@
+//! Weir's sinks to external backends. Each sink type is one folder with its
+//! config beside it; what they share is here:
+//!
+//! * [`exporter`]: the [`Exporter`] trait a backend implements (send one
+//!   batch of rows, and say whether a failure may pass), and its errors.
+//!
+//! A batch's acknowledgement is released only once the backend answered
+//! (or, with a disk queue, once the batch is fsynced in the queue); a
+//! failure that may pass is retried with backoff, one that cannot (the
+//! backend refused the data) is dropped and counted, never silently.
+
+pub mod exporter;
+
+pub use exporter::{ExportError, Exported, Exporter};
