@@ -41,7 +41,8 @@
 //!
 //! `docs/store.md` describes the layout on disk and the guarantees.
 
-pub mod wal;
+/// The write-ahead log (its own crate, shared with the sinks' disk queues).
+pub use weir_wal as wal;
 
 mod append;
 mod checkpoint;

@@ -104,15 +104,17 @@ pub(crate) fn wal_bytes(bytes: u64) {
     WAL_BYTES.with([]).set(bytes as f64);
 }
 
-/// A group of `records` was written to the WAL in `bytes`.
-pub(crate) fn wal_written(bytes: u64, records: u64) {
-    WAL_WRITTEN_BYTES.with([]).increment(bytes);
-    WAL_WRITTEN_RECORDS.with([]).increment(records);
-}
-
-/// An fsync of the WAL took `took`.
-pub(crate) fn wal_fsynced(took: Duration) {
-    WAL_FSYNC_SECONDS.with([]).record(took.as_secs_f64());
+/// A group written to the WAL, or an fsync of it.
+pub(crate) fn wal_event(event: weir_wal::WalEvent) {
+    match event {
+        weir_wal::WalEvent::Written { bytes, records } => {
+            WAL_WRITTEN_BYTES.with([]).increment(bytes);
+            WAL_WRITTEN_RECORDS.with([]).increment(records);
+        }
+        weir_wal::WalEvent::Fsynced(took) => {
+            WAL_FSYNC_SECONDS.with([]).record(took.as_secs_f64());
+        }
+    }
 }
 
 /// Bytes of a table's rows waiting in memory.

@@ -55,6 +55,7 @@ pub(crate) async fn recover(
         segment_size: tuning.wal_segment_size,
     };
     let (mut wal, records, report) = blocking("open the WAL", move || Ok(Wal::open(opts)?)).await?;
+    wal.set_observer(Box::new(crate::obs::wal_event));
     if report.truncated_bytes > 0 || report.problem.is_some() {
         warn!(
             dir = %wal_dir.display(),

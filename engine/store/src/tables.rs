@@ -6,21 +6,6 @@
 
 use weir_core::Signal;
 
-/// A stable one-byte id of `table` (written in the write-ahead log).
-pub(crate) fn wal_id(table: Signal) -> u8 {
-    match table {
-        Signal::Logs => 1,
-        Signal::Spans => 2,
-        Signal::Metrics => 3,
-        Signal::Alerts => 4,
-    }
-}
-
-/// The table of WAL id `id`.
-pub(crate) fn from_wal_id(id: u8) -> Option<Signal> {
-    Signal::ALL.into_iter().find(|t| wal_id(*t) == id)
-}
-
 /// The table called exactly `name` (no aliases: `traces` is not a table).
 pub(crate) fn named(name: &str) -> Option<Signal> {
     Signal::ALL.into_iter().find(|t| t.as_str() == name)
@@ -40,20 +25,18 @@ pub(crate) fn index(table: Signal) -> usize {
 mod tests {
     use super::*;
 
-    /// Guarantees: WAL ids and names lead back to their table, indexes are
-    /// distinct and fit per-table arrays, and unknown ids and names (and
-    /// the `traces` alias of `spans`) are no table.
+    /// Guarantees: names lead back to their table, indexes are distinct and
+    /// fit per-table arrays, and unknown names (and the `traces` alias of
+    /// `spans`) are no table.
     #[test]
-    fn ids_names_and_indexes() {
+    fn names_and_indexes() {
         for t in Signal::ALL {
-            assert_eq!(from_wal_id(wal_id(t)), Some(t));
             assert_eq!(named(t.as_str()), Some(t));
             assert!(index(t) < Signal::ALL.len());
         }
         let mut slots: Vec<usize> = Signal::ALL.into_iter().map(index).collect();
         slots.dedup();
         assert_eq!(slots.len(), Signal::ALL.len());
-        assert_eq!(from_wal_id(0), None);
         assert_eq!(named("traces"), None);
     }
 }

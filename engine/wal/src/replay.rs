@@ -56,7 +56,7 @@ pub(super) fn scan(data: &Buffer, first_lsn: Lsn) -> Result<Scan, HeaderError> {
                 "a record with LSN {lsn} where LSN {expected} was expected"
             ));
         }
-        let Some(table) = crate::tables::from_wal_id(table_id) else {
+        let Some(table) = super::table_of(table_id) else {
             break Some(format!("a record of unknown table id {table_id}"));
         };
         if flags & FLAG_NEW_STREAM != 0 {
@@ -115,7 +115,7 @@ mod tests {
     use weir_core::Signal;
 
     use super::*;
-    use crate::wal::format::{ALIGN, encode_header, push_record};
+    use crate::format::{ALIGN, encode_header, push_record};
 
     fn batch() -> RecordBatch {
         let dict: DictionaryArray<Int32Type> = vec!["a", "b", "a"].into_iter().collect();
@@ -156,7 +156,7 @@ mod tests {
             push_record(
                 &mut segment,
                 1,
-                crate::tables::wal_id(Signal::Logs),
+                crate::table_id(Signal::Logs),
                 FLAG_NEW_STREAM,
                 &[&damaged[..]],
             )

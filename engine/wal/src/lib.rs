@@ -1,6 +1,6 @@
-//! The write-ahead log: every batch the store accepts is written here, and
-//! forced to disk per the fsync policy, before it is acknowledged; on start
-//! the log is replayed to rebuild what was in memory.
+//! The write-ahead log: every batch the store accepts (or a sink queues) is
+//! written here, and forced to disk per the fsync policy, before it is
+//! acknowledged; on start the log is replayed to rebuild what was in memory.
 //!
 //! ```text
 //! append(group) ──encode (Arrow IPC)──▶ one write ──▶ one fsync ──▶ Ok(lsns) ─▶ ack
@@ -138,8 +138,6 @@ use arrow::record_batch::RecordBatch;
 use tracing::{debug, warn};
 use weir_core::Signal;
 
-use crate::obs;
-
 pub use error::WalError;
 /// When appended records are forced to disk (the `[store] fsync` setting).
 pub use weir_config::FsyncPolicy;
@@ -233,6 +231,54 @@ pub struct Wal {
     /// "storage full".
     #[cfg(test)]
     fail_write_after: Option<usize>,
+    /// Told of each write and fsync, for the owner's metrics.
+    observer: Option<Observer>,
+}
+
+/// What a [`Wal`] tells its observer (see [`Wal::set_observer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalEvent {
+    /// A group of `records` was written in `bytes`.
+    Written {
+        /// Bytes written.
+        bytes: u64,
+        /// Records in the group.
+        records: u64,
+    },
+    /// A segment was forced to disk; it took this long.
+    Fsynced(std::time::Duration),
+}
+
+/// A function told of each [`WalEvent`].
+pub type Observer = Box<dyn Fn(WalEvent) + Send + Sync>;
+
+/// The byte that names `table` in a record (see the format above).
+pub(crate) fn table_id(table: Signal) -> u8 {
+    match table {
+        Signal::Logs => 1,
+        Signal::Spans => 2,
+        Signal::Metrics => 3,
+        Signal::Alerts => 4,
+    }
+}
+
+/// The table a record's byte names, if any.
+pub(crate) fn table_of(id: u8) -> Option<Signal> {
+    Signal::ALL.into_iter().find(|t| table_id(*t) == id)
+}
+
+#[cfg(test)]
+mod table_ids {
+    use super::*;
+
+    /// Guarantees: each table's id leads back to it, and 0 is no table.
+    #[test]
+    fn ids_lead_back_to_their_table() {
+        for t in Signal::ALL {
+            assert_eq!(table_of(table_id(t)), Some(t));
+        }
+        assert_eq!(table_of(0), None);
+    }
 }
 
 /// A segment that is no longer written.
@@ -302,10 +348,23 @@ impl Wal {
             _lock: lock,
             #[cfg(test)]
             fail_write_after: None,
+            observer: None,
         };
         debug!(dir = %wal.dir.display(), records = report.records, segments = report.segments,
             next_lsn = wal.next_lsn, "WAL replayed");
         Ok((wal, records, report))
+    }
+
+    /// Tells `observer` of every write and fsync from now on (the owner's
+    /// metrics: the store's `weir_store_wal_*`, a sink queue's own).
+    pub fn set_observer(&mut self, observer: Observer) {
+        self.observer = Some(observer);
+    }
+
+    fn observe(&self, event: WalEvent) {
+        if let Some(o) = &self.observer {
+            o(event);
+        }
     }
 
     /// Appends `entries` as consecutive records and returns the LSN of each,
@@ -362,7 +421,10 @@ impl Wal {
                 } else {
                     self.active = Some(active);
                 }
-                obs::wal_written(written, end - first);
+                self.observe(WalEvent::Written {
+                    bytes: written,
+                    records: end - first,
+                });
                 self.keep_buffer(buf);
                 Ok((first..end).collect())
             }
@@ -487,7 +549,7 @@ impl Wal {
         if self.fsync == FsyncPolicy::Always {
             let started = Instant::now();
             file.sync_data().map_err(|e| ("fsync WAL segment", e))?;
-            obs::wal_fsynced(started.elapsed());
+            self.observe(WalEvent::Fsynced(started.elapsed()));
         }
         Ok(())
     }
@@ -589,7 +651,7 @@ fn encode_group(
         let buffers = stream.encoder.encode(batch).map_err(encode_error)?;
         let mut parts: Vec<&[u8]> = buffers.iter().map(Buffer::as_slice).collect();
         parts.push(&IPC_END);
-        format::push_record(buf, lsn, crate::tables::wal_id(table), flags, &parts)
+        format::push_record(buf, lsn, table_id(table), flags, &parts)
             .map_err(|format::TooLarge(bytes)| WalError::RecordTooLarge { table, bytes })?;
     }
     Ok(())
