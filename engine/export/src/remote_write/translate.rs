@@ -601,3 +601,187 @@ fn json(value: Option<&any_value::Value>) -> serde_json::Value {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, ResourceMetrics, ScopeMetrics, number_data_point,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+
+    fn string(key: &str, value: &str) -> KeyValue {
+        KeyValue {
+            key: key.to_string(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(value.to_string())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// One gauge `name` of `points`, under a resource and scope.
+    fn gauge_rows(
+        resource: Vec<KeyValue>,
+        scope: &str,
+        name: &str,
+        points: Vec<NumberDataPoint>,
+    ) -> RecordBatch {
+        let request = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: resource,
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics {
+                    scope: Some(InstrumentationScope {
+                        name: scope.to_string(),
+                        ..Default::default()
+                    }),
+                    metrics: vec![Metric {
+                        name: name.to_string(),
+                        data: Some(metric::Data::Gauge(Gauge {
+                            data_points: points,
+                        })),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        weir_core::convert::metrics_to_batch(&request)
+            .expect("converts")
+            .batch
+    }
+
+    fn point(time_unix_nano: u64, value: f64, attributes: Vec<KeyValue>) -> NumberDataPoint {
+        NumberDataPoint {
+            time_unix_nano,
+            attributes,
+            value: Some(number_data_point::Value::AsDouble(value)),
+            ..Default::default()
+        }
+    }
+
+    fn labels(series: &Series) -> Vec<(&str, &str)> {
+        series
+            .labels
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect()
+    }
+
+    /// Guarantees: the `ALERTS` series the `rules` processor records (a
+    /// gauge of scope `weir.rules`, the rule's labels as attributes, its
+    /// `service_name` as the resource's `service.name`) goes out as
+    /// `ALERTS{alertname, alertstate, job, ...}` with its labels sorted.
+    #[test]
+    fn recorded_alerts_series() {
+        let rows = gauge_rows(
+            vec![string("service.name", "checkout")],
+            "weir.rules",
+            "ALERTS",
+            vec![point(
+                1_700_000_000_000_000_000,
+                1.0,
+                vec![
+                    string("alertname", "HighLatency"),
+                    string("alertstate", "firing"),
+                    string("severity", "page"),
+                ],
+            )],
+        );
+        let out = translate(&rows, &Settings::default()).expect("translates");
+        assert_eq!(out.rejected, 0);
+        assert_eq!(out.series.len(), 1, "no target_info for service.name alone");
+        assert_eq!(
+            labels(&out.series[0]),
+            [
+                ("__name__", "ALERTS"),
+                ("alertname", "HighLatency"),
+                ("alertstate", "firing"),
+                ("job", "checkout"),
+                ("otel_scope_name", "weir.rules"),
+                ("severity", "page"),
+            ]
+        );
+        assert_eq!(
+            out.series[0].value,
+            Value::Float(Sample {
+                value: 1.0,
+                timestamp: 1_700_000_000_000
+            })
+        );
+    }
+
+    /// Guarantees: attributes that become the same label name are joined
+    /// with `;` in key order; a point attribute wins over a promoted
+    /// resource attribute; `job` and `instance` win over point attributes;
+    /// empty values are left out.
+    #[test]
+    fn label_collisions_and_precedence() {
+        let rows = gauge_rows(
+            vec![
+                string("service.name", "api"),
+                string("service.instance.id", "i-1"),
+                string("region", "eu"),
+                string("zone", "eu-1a"),
+            ],
+            "",
+            "m",
+            vec![point(
+                1_000_000_000,
+                2.0,
+                vec![
+                    string("a.b", "dot"),
+                    string("a_b", "underscore"),
+                    string("zone", "point-zone"),
+                    string("job", "spoofed"),
+                    string("empty", ""),
+                ],
+            )],
+        );
+        let settings = Settings {
+            resource_to_labels: vec!["region".to_string(), "zone".to_string()],
+            ..Settings::default()
+        };
+        let out = translate(&rows, &settings).expect("translates");
+        assert_eq!(
+            labels(&out.series[0]),
+            [
+                ("__name__", "m"),
+                ("a_b", "dot;underscore"),
+                ("instance", "i-1"),
+                ("job", "api"),
+                ("region", "eu"),
+                ("zone", "point-zone"),
+            ]
+        );
+    }
+
+    /// Guarantees: a point without a time is refused and counted, the
+    /// others of the batch still go.
+    #[test]
+    fn points_without_time_are_counted() {
+        let rows = gauge_rows(
+            vec![],
+            "",
+            "m",
+            vec![point(0, 1.0, vec![]), point(2_000_000, 3.0, vec![])],
+        );
+        let out = translate(&rows, &Settings::default()).expect("translates");
+        assert_eq!(out.rejected, 1);
+        assert!(out.rejection.is_some_and(|r| r.contains("no time")));
+        assert_eq!(out.series.len(), 1);
+        assert_eq!(
+            out.series[0].value,
+            Value::Float(Sample {
+                value: 3.0,
+                timestamp: 2
+            })
+        );
+    }
+}

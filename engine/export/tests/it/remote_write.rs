@@ -741,3 +741,73 @@ async fn large_batches_are_split_and_delta_sums_counted() {
     // 12 + 7 classic series of every_kind, target_info, and 100 gauges.
     assert_eq!(total, 12 + 7 + 1 + 100);
 }
+
+/// Guarantees: a series sent once and then not seen for `stale_after` gets
+/// one staleness marker (Prometheus' NaN) with the next batch, and only
+/// one.
+#[tokio::test]
+async fn series_gone_for_stale_after_get_one_marker() {
+    let (url, received) = receiver(StatusCode::NO_CONTENT, None, "").await;
+    let exporter = RemoteWriteExporter::new(
+        "prom",
+        &PrometheusRemoteWriteConfig {
+            stale_after: Duration::from_millis(50),
+            ..config(&url, HistogramMode::Native)
+        },
+    )
+    .expect("exporter");
+    let batch = |name: &str| {
+        rows(
+            &otlp::Group::new([otlp::gauge(name, vec![otlp::int_point(recent(1), 1)])])
+                .service("worker")
+                .metrics(),
+        )
+    };
+    exporter
+        .export(Signal::Metrics, &batch("old"))
+        .await
+        .expect("export");
+    // The scenario is time passing beyond stale_after.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    exporter
+        .export(Signal::Metrics, &batch("new"))
+        .await
+        .expect("export");
+    exporter
+        .export(Signal::Metrics, &batch("new"))
+        .await
+        .expect("export");
+
+    let received = received.lock().expect("lock");
+    let decoded: Vec<WriteRequest> = received
+        .iter()
+        .map(|(_, body)| {
+            let raw = snap::raw::Decoder::new()
+                .decompress_vec(body)
+                .expect("snappy");
+            WriteRequest::decode(&raw[..]).expect("a WriteRequest")
+        })
+        .collect();
+    let markers = |request: &WriteRequest| -> Vec<String> {
+        request
+            .timeseries
+            .iter()
+            .filter(|ts| {
+                ts.samples
+                    .iter()
+                    .any(|s| s.value.to_bits() == 0x7ff0_0000_0000_0002)
+            })
+            .map(|ts| {
+                ts.labels
+                    .iter()
+                    .find(|l| l.name == "__name__")
+                    .map(|l| l.value.clone())
+                    .unwrap_or_default()
+            })
+            .collect()
+    };
+    assert_eq!(decoded.len(), 3);
+    assert!(markers(&decoded[0]).is_empty());
+    assert_eq!(markers(&decoded[1]), ["old"]);
+    assert!(markers(&decoded[2]).is_empty(), "a second marker");
+}
