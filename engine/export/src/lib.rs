@@ -3,6 +3,9 @@
 //!
 //! * [`exporter`]: the [`Exporter`] trait a backend implements (send one
 //!   batch of rows, and say whether a failure may pass), and its errors.
+//! * [`remote_write`]: the Prometheus remote-write 1.0 exporter (Prometheus,
+//!   Mimir, VictoriaMetrics): rows -> series as Prometheus' OTLP receiver
+//!   makes them, snappy-compressed requests within the receiver's limits.
 //!
 //! A batch's acknowledgement is released only once the backend answered
 //! (or, with a disk queue, once the batch is fsynced in the queue); a
@@ -10,5 +13,6 @@
 //! backend refused the data) is dropped and counted, never silently.
 
 pub mod exporter;
+pub mod remote_write;
 
 pub use exporter::{ExportError, Exported, Exporter};

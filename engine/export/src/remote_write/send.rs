@@ -1,0 +1,121 @@
+//! One remote-write request over HTTP, and what its answer means: 2xx
+//! taken; 5xx and 429 may pass (with the receiver's `Retry-After`, in
+//! seconds or as an HTTP date); other 4xx refused for good; no connection
+//! or no answer in time may pass. Every reason names the URL.
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+
+/// The most bytes of a refusal's body quoted in its reason.
+const BODY_QUOTE_BYTES: usize = 512;
+
+/// How one request ended, when the receiver did not take it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// Worth another try, after at least this long if the receiver said.
+    Retryable(String, Option<Duration>),
+    /// The receiver refused the samples and would refuse them again.
+    Refused(String),
+}
+
+/// Posts `body` (a snappy-compressed `WriteRequest`) to `url`.
+pub(crate) async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    headers: &HeaderMap,
+    timeout: Duration,
+    body: Vec<u8>,
+) -> Result<(), Failure> {
+    let request = client
+        .post(url)
+        .headers(headers.clone())
+        .timeout(timeout)
+        .body(body);
+    let response = match request.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let what = if e.is_timeout() {
+                format!(
+                    "no answer from {url} within {}",
+                    humantime::format_duration(timeout)
+                )
+            } else {
+                format!("cannot send to {url}")
+            };
+            return Err(Failure::Retryable(
+                format!("{what}: {}", error_chain(&e)),
+                None,
+            ));
+        }
+    };
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let after = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| retry_after(v, SystemTime::now()));
+    let body = response.bytes().await.unwrap_or_default();
+    let quoted = String::from_utf8_lossy(&body[..body.len().min(BODY_QUOTE_BYTES)]);
+    let quoted = quoted.trim();
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        Err(Failure::Retryable(
+            format!("{url} answered HTTP {status}: {quoted}"),
+            after,
+        ))
+    } else {
+        Err(Failure::Refused(format!(
+            "{url} refused the samples with HTTP {status}: {quoted}"
+        )))
+    }
+}
+
+/// A `Retry-After` value: a number of seconds, or an HTTP date (then the
+/// time left until it from `now`, zero if it passed).
+pub(crate) fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// An error and its sources, joined with `: `.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Guarantees: `Retry-After` reads as seconds or as an HTTP date
+    /// relative to now; garbage reads as nothing.
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").expect("valid date");
+        assert_eq!(retry_after("2", now), Some(Duration::from_secs(2)));
+        assert_eq!(retry_after(" 120 ", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after("soon", now), None);
+    }
+}

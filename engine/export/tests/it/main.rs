@@ -1,0 +1,5 @@
+//! weir-export's end-to-end tests: each exporter against real backends and
+//! small HTTP servers that answer as a backend may. One test binary for the
+//! crate, a module per exporter.
+
+mod remote_write;
