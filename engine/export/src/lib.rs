@@ -6,6 +6,12 @@
 //! * [`remote_write`]: the Prometheus remote-write 1.0 exporter (Prometheus,
 //!   Mimir, VictoriaMetrics): rows -> series as Prometheus' OTLP receiver
 //!   makes them, snappy-compressed requests within the receiver's limits.
+//! * [`settings`]: the keys every external sink shares (batching,
+//!   `max_in_flight`, `retry`, `queue`).
+//! * [`ExportSink`] (`sink.rs`): the sink an exporter runs in: the queue
+//!   (`queue.rs`: in memory, or on disk in the store's WAL format),
+//!   requests gathered from batches, retries with backoff and jitter.
+//! * The `weir_export_*` metrics ([`metrics`]).
 //!
 //! A batch's acknowledgement is released only once the backend answered
 //! (or, with a disk queue, once the batch is fsynced in the queue); a
@@ -13,6 +19,16 @@
 //! backend refused the data) is dropped and counted, never silently.
 
 pub mod exporter;
+pub mod metrics;
+mod queue;
+pub mod settings;
+mod sink;
+
 pub mod remote_write;
+#[cfg(test)]
+mod tests;
 
 pub use exporter::{ExportError, Exported, Exporter};
+pub use queue::QueueError;
+pub use settings::{AckMode, QueueConfig, RetryConfig, SendSettings};
+pub use sink::ExportSink;
