@@ -3,6 +3,9 @@
 //!
 //! * [`exporter`]: the [`Exporter`] trait a backend implements (send one
 //!   batch of rows, and say whether a failure may pass), and its errors.
+//! * `http`: one request over HTTP and what its answer means (taken, may
+//!   pass, refused), for the exporters that speak HTTP; `headers`: the
+//!   user's headers, given, from the environment or from files.
 //! * [`remote_write`]: the Prometheus remote-write 1.0 exporter (Prometheus,
 //!   Mimir, VictoriaMetrics): rows -> series as Prometheus' OTLP receiver
 //!   makes them, snappy-compressed requests within the receiver's limits.
@@ -13,6 +16,8 @@
 //! backend refused the data) is dropped and counted, never silently.
 
 pub mod exporter;
+mod headers;
+mod http;
 pub mod remote_write;
 
 pub use exporter::{ExportError, Exported, Exporter};
