@@ -9,6 +9,9 @@
 //! * [`remote_write`]: the Prometheus remote-write 1.0 exporter (Prometheus,
 //!   Mimir, VictoriaMetrics): rows -> series as Prometheus' OTLP receiver
 //!   makes them, snappy-compressed requests within the receiver's limits.
+//! * [`loki`]: the Grafana Loki push exporter: log records -> streams
+//!   labelled as Loki's own OTLP ingestion labels them, structured
+//!   metadata, snappy protobuf or JSON requests.
 //!
 //! A batch's acknowledgement is released only once the backend answered
 //! (or, with a disk queue, once the batch is fsynced in the queue); a
@@ -18,6 +21,7 @@
 pub mod exporter;
 mod headers;
 mod http;
+pub mod loki;
 pub mod remote_write;
 
 pub use exporter::{ExportError, Exported, Exporter};
