@@ -3,9 +3,15 @@
 //!
 //! * [`exporter`]: the [`Exporter`] trait a backend implements (send one
 //!   batch of rows, and say whether a failure may pass), and its errors.
+//! * `http`: one request over HTTP and what its answer means (taken, may
+//!   pass, refused), for the exporters that speak HTTP; `headers`: the
+//!   user's headers, given, from the environment or from files.
 //! * [`remote_write`]: the Prometheus remote-write 1.0 exporter (Prometheus,
 //!   Mimir, VictoriaMetrics): rows -> series as Prometheus' OTLP receiver
 //!   makes them, snappy-compressed requests within the receiver's limits.
+//! * [`loki`]: the Grafana Loki push exporter: log records -> streams
+//!   labelled as Loki's own OTLP ingestion labels them, structured
+//!   metadata, snappy protobuf or JSON requests.
 //! * [`settings`]: the keys every external sink shares (batching,
 //!   `max_in_flight`, `retry`, `queue`).
 //! * [`ExportSink`] (`sink.rs`): the sink an exporter runs in: the queue
@@ -19,12 +25,15 @@
 //! backend refused the data) is dropped and counted, never silently.
 
 pub mod exporter;
+mod headers;
+mod http;
+pub mod loki;
 pub mod metrics;
 mod queue;
+pub mod remote_write;
 pub mod settings;
 mod sink;
 
-pub mod remote_write;
 #[cfg(test)]
 mod tests;
 

@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use weir_config::{Problem, values};
 
+use crate::headers::UserHeaders;
+
 /// Where and how metrics are sent with Prometheus remote write 1.0
 /// (Prometheus with `--web.enable-remote-write-receiver`, Mimir, Cortex,
 /// Thanos receive, VictoriaMetrics...).
@@ -152,48 +154,18 @@ impl PrometheusRemoteWriteConfig {
     /// What is wrong across keys: a header named twice, a header Weir sets
     /// itself, an empty tenant.
     pub fn problems(&self) -> Vec<Problem> {
-        let mut problems = Vec::new();
-        let mut seen: BTreeMap<String, &str> = BTreeMap::new();
-        let all = [
-            ("headers", self.headers.keys().collect::<Vec<_>>()),
-            ("headers_from_env", self.headers_from_env.keys().collect()),
-            ("headers_from_file", self.headers_from_file.keys().collect()),
-        ];
-        for (key, names) in all {
-            for name in names {
-                let lower = name.to_ascii_lowercase();
-                if RESERVED_HEADERS.contains(&lower.as_str()) {
-                    problems.push(Problem {
-                        key: format!("{key}.{name}"),
-                        message: format!("`{name}` is set by the remote-write protocol"),
-                        help: "remove it; Weir sends it with the value the protocol requires"
-                            .to_string(),
-                    });
-                }
-                if lower == "x-scope-orgid" && self.tenant.is_some() {
-                    problems.push(Problem {
-                        key: format!("{key}.{name}"),
-                        message: "`X-Scope-OrgID` is set twice: here and by `tenant`".to_string(),
-                        help: "keep one of them".to_string(),
-                    });
-                }
-                if let Some(first) = seen.insert(lower, key) {
-                    problems.push(Problem {
-                        key: format!("{key}.{name}"),
-                        message: format!("header `{name}` is also set in `{first}`"),
-                        help: "set each header in one place".to_string(),
-                    });
-                }
-            }
+        self.user_headers()
+            .problems(&RESERVED_HEADERS, "the remote-write protocol")
+    }
+
+    /// The user's headers and tenant.
+    pub(crate) fn user_headers(&self) -> UserHeaders<'_> {
+        UserHeaders {
+            headers: &self.headers,
+            from_env: &self.headers_from_env,
+            from_file: &self.headers_from_file,
+            tenant: self.tenant.as_deref(),
         }
-        if self.tenant.as_deref().is_some_and(|t| t.trim().is_empty()) {
-            problems.push(Problem {
-                key: "tenant".to_string(),
-                message: "the tenant is empty".to_string(),
-                help: "name the tenant, or remove the key to send none".to_string(),
-            });
-        }
-        problems
     }
 }
 

@@ -13,7 +13,7 @@
 //! 3. the series are cut into `WriteRequest`s of at most
 //!    `max_samples_per_request` samples and `max_request_bytes` bytes,
 //!    each snappy-compressed (block format);
-//! 4. [`send`]: each is posted with the protocol's headers. A refusal (4xx
+//! 4. [`http`](crate::http): each is posted with the protocol's headers. A refusal (4xx
 //!    but 429) drops that request's points and the others still go; a
 //!    failure that may pass (5xx, 429, no connection, timeout) ends the
 //!    export with [`ExportError::Retryable`], and the sink sends the whole
@@ -26,12 +26,9 @@ pub mod config;
 mod histogram;
 mod names;
 pub mod proto;
-mod send;
 mod stale;
 mod translate;
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -42,8 +39,8 @@ use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, Hea
 use weir_core::{ComponentError, Signal};
 
 use crate::exporter::{ExportError, Exported, Exporter};
+use crate::http::{self, Failure, RetryOn};
 use proto::{TimeSeries, WriteRequest};
-use send::Failure;
 use stale::{MAX_TRACKED_SERIES, Staleness};
 use translate::{STALE_NAN, Series, Settings, Value};
 
@@ -174,8 +171,16 @@ impl Exporter for RemoteWriteExporter {
                     reason: format!("{}: cannot compress a request: {e}", self.url),
                     records: request.points,
                 })?;
-            match send::post(&self.client, &self.url, &self.headers, self.timeout, body).await {
-                Ok(()) => sent_any = true,
+            let sent = http::post(
+                &self.client,
+                &self.url,
+                &self.headers,
+                self.timeout,
+                body,
+                RetryOn::ServerErrors,
+            );
+            match sent.await {
+                Ok(_) => sent_any = true,
                 Err(Failure::Retryable(reason, after)) => {
                     return Err(ExportError::Retryable { reason, after });
                 }
@@ -318,55 +323,7 @@ fn request_headers(
     component: &str,
     config: &PrometheusRemoteWriteConfig,
 ) -> Result<HeaderMap, ComponentError> {
-    let mut values: BTreeMap<&str, (String, String)> = BTreeMap::new();
-    for (name, value) in &config.headers {
-        values.insert(name, (value.clone(), "`headers`".to_string()));
-    }
-    for (name, variable) in &config.headers_from_env {
-        let value = std::env::var(variable).map_err(|_| {
-            ComponentError::config(
-                component,
-                format!(
-                    "`headers_from_env`: header `{name}` is read from the environment variable \
-                     `{variable}`, which is not set (or not UTF-8); set it before starting Weir"
-                ),
-            )
-        })?;
-        values.insert(name, (value, format!("environment variable `{variable}`")));
-    }
-    for (name, path) in &config.headers_from_file {
-        let value = read_secret(path).map_err(|e| {
-            ComponentError::config(
-                component,
-                format!(
-                    "`headers_from_file`: header `{name}` is read from `{}`, which cannot be \
-                     read: {e}",
-                    path.display()
-                ),
-            )
-        })?;
-        values.insert(name, (value, format!("file `{}`", path.display())));
-    }
-    if let Some(tenant) = &config.tenant {
-        values.insert("X-Scope-OrgID", (tenant.clone(), "`tenant`".to_string()));
-    }
-
-    let mut map = HeaderMap::new();
-    for (name, (value, from)) in values {
-        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-            ComponentError::config(
-                component,
-                format!("`{name}` is not a valid HTTP header name"),
-            )
-        })?;
-        let value = HeaderValue::from_str(&value).map_err(|_| {
-            ComponentError::config(
-                component,
-                format!("the value of header `{name}` (from {from}) is not a valid header value"),
-            )
-        })?;
-        map.insert(header, value);
-    }
+    let mut map = config.user_headers().resolve(component)?;
     map.insert(CONTENT_ENCODING, HeaderValue::from_static("snappy"));
     map.insert(
         CONTENT_TYPE,
@@ -377,11 +334,6 @@ fn request_headers(
         HeaderValue::from_static(PROTOCOL_VERSION),
     );
     Ok(map)
-}
-
-/// A secret in a file, without the whitespace around it.
-fn read_secret(path: &Path) -> std::io::Result<String> {
-    Ok(std::fs::read_to_string(path)?.trim().to_string())
 }
 
 #[cfg(test)]

@@ -2,4 +2,5 @@
 //! small HTTP servers that answer as a backend may. One test binary for the
 //! crate, a module per exporter.
 
+mod loki;
 mod remote_write;

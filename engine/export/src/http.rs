@@ -1,10 +1,13 @@
-//! One remote-write request over HTTP, and what its answer means: 2xx
-//! taken; 5xx and 429 may pass (with the receiver's `Retry-After`, in
-//! seconds or as an HTTP date); other 4xx refused for good; no connection
-//! or no answer in time may pass. Every reason names the URL.
+//! One request to a backend over HTTP, and what its answer means: 2xx
+//! taken; the statuses of [`RetryOn`] may pass (with the receiver's
+//! `Retry-After`, in seconds or as an HTTP date); other 4xx and 5xx refused
+//! for good, quoting the first bytes of the body; no connection or no
+//! answer in time may pass. Every reason names the URL. The exporters that
+//! speak HTTP (remote write, Loki, OTLP/HTTP) share it.
 
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
@@ -16,18 +19,37 @@ const BODY_QUOTE_BYTES: usize = 512;
 pub(crate) enum Failure {
     /// Worth another try, after at least this long if the receiver said.
     Retryable(String, Option<Duration>),
-    /// The receiver refused the samples and would refuse them again.
+    /// The receiver refused the request and would refuse it again.
     Refused(String),
 }
 
-/// Posts `body` (a snappy-compressed `WriteRequest`) to `url`.
+/// Which answers besides no answer at all may pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RetryOn {
+    /// Every 5xx and 429 (remote write, Loki).
+    ServerErrors,
+}
+
+impl RetryOn {
+    fn may_pass(self, status: StatusCode) -> bool {
+        match self {
+            RetryOn::ServerErrors => {
+                status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
+            }
+        }
+    }
+}
+
+/// Posts `body` to `url` with `headers`, waiting at most `timeout`; the
+/// body of a 2xx answer is returned.
 pub(crate) async fn post(
     client: &reqwest::Client,
     url: &str,
     headers: &HeaderMap,
     timeout: Duration,
     body: Vec<u8>,
-) -> Result<(), Failure> {
+    retry_on: RetryOn,
+) -> Result<Bytes, Failure> {
     let request = client
         .post(url)
         .headers(headers.clone())
@@ -52,7 +74,12 @@ pub(crate) async fn post(
     };
     let status = response.status();
     if status.is_success() {
-        return Ok(());
+        return response.bytes().await.map_err(|e| {
+            Failure::Retryable(
+                format!("{url} answered HTTP {status} but its body cannot be read: {e}"),
+                None,
+            )
+        });
     }
     let after = response
         .headers()
@@ -62,14 +89,14 @@ pub(crate) async fn post(
     let body = response.bytes().await.unwrap_or_default();
     let quoted = String::from_utf8_lossy(&body[..body.len().min(BODY_QUOTE_BYTES)]);
     let quoted = quoted.trim();
-    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+    if retry_on.may_pass(status) {
         Err(Failure::Retryable(
             format!("{url} answered HTTP {status}: {quoted}"),
             after,
         ))
     } else {
         Err(Failure::Refused(format!(
-            "{url} refused the samples with HTTP {status}: {quoted}"
+            "{url} refused the request with HTTP {status}: {quoted}"
         )))
     }
 }
@@ -86,7 +113,7 @@ pub(crate) fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 }
 
 /// An error and its sources, joined with `: `.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -100,6 +127,19 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Guarantees: every 5xx and 429 may pass; no other 4xx does.
+    #[test]
+    fn which_statuses_may_pass() {
+        let passes =
+            |on: RetryOn, code: u16| on.may_pass(StatusCode::from_u16(code).expect("valid status"));
+        for code in [429, 500, 501, 502, 503, 504] {
+            assert!(passes(RetryOn::ServerErrors, code), "{code}");
+        }
+        for code in [400, 401, 403, 404, 413] {
+            assert!(!passes(RetryOn::ServerErrors, code), "{code}");
+        }
+    }
 
     /// Guarantees: `Retry-After` reads as seconds or as an HTTP date
     /// relative to now; garbage reads as nothing.
