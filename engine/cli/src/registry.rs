@@ -21,6 +21,8 @@ pub fn builtins() -> Registry {
         .sink::<weir_sinks::AlertmanagerSinkConfig>("alertmanager")
         .sink::<weir_sinks::WebhookSinkConfig>("webhook")
         .sink::<weir_kafka::KafkaSinkConfig>("kafka")
+        .sink::<weir_export::PrometheusRemoteWriteConfig>("prometheus_remote_write")
+        .sink::<weir_export::LokiConfig>("loki")
 }
 
 /// Reads and checks the pipeline file at `path` with the built-in types.
@@ -61,7 +63,9 @@ mod tests {
                 "store",
                 "alertmanager",
                 "webhook",
-                "kafka"
+                "kafka",
+                "prometheus_remote_write",
+                "loki"
             ]
         );
     }

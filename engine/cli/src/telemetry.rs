@@ -31,6 +31,7 @@ fn describe_metrics() {
     weir_sources::otlp::metrics::describe();
     weir_sinks::alerts::metrics::describe();
     weir_kafka::metrics::describe();
+    weir_export::metrics::describe();
     weir_store::obs::describe();
     weir_query::metrics::describe();
     weir_rules::metrics::describe();

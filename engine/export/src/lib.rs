@@ -38,6 +38,8 @@ mod sink;
 mod tests;
 
 pub use exporter::{ExportError, Exported, Exporter};
+pub use loki::LokiConfig;
+pub use remote_write::PrometheusRemoteWriteConfig;
 pub use queue::QueueError;
 pub use settings::{AckMode, QueueConfig, RetryConfig, SendSettings};
 pub use sink::ExportSink;
