@@ -12,6 +12,9 @@
 //! * [`loki`]: the Grafana Loki push exporter: log records -> streams
 //!   labelled as Loki's own OTLP ingestion labels them, structured
 //!   metadata, snappy protobuf or JSON requests.
+//! * [`otlp`]: the OTLP exporter over gRPC or HTTP (protobuf or JSON),
+//!   requests cut to the receiver's limit, the specification's retry
+//!   rules and `partial_success`.
 //!
 //! A batch's acknowledgement is released only once the backend answered
 //! (or, with a disk queue, once the batch is fsynced in the queue); a
@@ -22,6 +25,7 @@ pub mod exporter;
 mod headers;
 mod http;
 pub mod loki;
+pub mod otlp;
 pub mod remote_write;
 
 pub use exporter::{ExportError, Exported, Exporter};
