@@ -560,3 +560,73 @@ async fn partial_success_is_counted() {
         assert_eq!(exported.rejection.as_deref(), Some(message));
     }
 }
+
+/// A CA and a certificate it signed for `localhost`: (CA PEM, server
+/// certificate PEM, server key PEM).
+fn private_ca() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
+        .expect("CA certificate");
+    let key = KeyPair::generate().expect("server key");
+    let server = CertificateParams::new(vec!["localhost".to_string()])
+        .expect("server params")
+        .signed_by(&key, &ca)
+        .expect("server certificate");
+    (ca.pem(), server.pem(), key.serialize_pem())
+}
+
+/// Guarantees: over gRPC with TLS, a receiver whose certificate a private
+/// CA signed is trusted with `tls.ca_file`, and the rows arrive; without
+/// it the handshake fails and the export is retryable.
+#[tokio::test]
+async fn grpc_over_tls_trusts_the_ca_file() {
+    let (ca, cert, key) = private_ca();
+    let receiver = Receiver {
+        got: Arc::default(),
+        answer: Arc::new(ok),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let server = tonic::transport::Server::builder()
+        .tls_config(
+            tonic::transport::ServerTlsConfig::new()
+                .identity(tonic::transport::Identity::from_pem(cert, key)),
+        )
+        .expect("server TLS")
+        .add_service(TraceServiceServer::new(receiver.clone()));
+    tokio::spawn(server.serve_with_incoming(TcpIncoming::from(listener)));
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca).expect("write CA");
+    let endpoint = format!("https://localhost:{port}");
+    let mut config = OtlpConfig::new(&endpoint);
+    config.tls.ca_file = Some(ca_file);
+    assert!(config.problems().is_empty());
+    let exporter = OtlpExporter::new("otlp", &config).expect("exporter");
+    exporter
+        .export(Signal::Spans, &span_rows())
+        .await
+        .expect("taken over TLS");
+    let want = Got::Spans(convert::batch_to_spans(&span_rows()).expect("spans"));
+    assert_eq!(
+        receiver
+            .got()
+            .into_iter()
+            .map(|(_, g)| g)
+            .collect::<Vec<_>>(),
+        [want]
+    );
+
+    let untrusting = OtlpExporter::new("otlp", &OtlpConfig::new(&endpoint)).expect("exporter");
+    let error = untrusting
+        .export(Signal::Spans, &span_rows())
+        .await
+        .expect_err("unknown CA");
+    assert!(error.is_retryable(), "{error:?}");
+    assert_eq!(receiver.got().len(), 1);
+}
