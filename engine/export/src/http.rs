@@ -28,6 +28,9 @@ pub(crate) enum Failure {
 pub(crate) enum RetryOn {
     /// Every 5xx and 429 (remote write, Loki).
     ServerErrors,
+    /// 429, 502, 503 and 504 only, as the OTLP/HTTP specification lists
+    /// them; another 5xx is refused for good.
+    Unavailable,
 }
 
 impl RetryOn {
@@ -36,6 +39,7 @@ impl RetryOn {
             RetryOn::ServerErrors => {
                 status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
             }
+            RetryOn::Unavailable => matches!(status.as_u16(), 429 | 502 | 503 | 504),
         }
     }
 }
@@ -128,7 +132,8 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 mod tests {
     use super::*;
 
-    /// Guarantees: every 5xx and 429 may pass; no other 4xx does.
+    /// Guarantees: remote write and Loki retry every 5xx and 429, OTLP only
+    /// 429, 502, 503 and 504; no 4xx but 429 passes.
     #[test]
     fn which_statuses_may_pass() {
         let passes =
@@ -136,8 +141,15 @@ mod tests {
         for code in [429, 500, 501, 502, 503, 504] {
             assert!(passes(RetryOn::ServerErrors, code), "{code}");
         }
+        for code in [429, 502, 503, 504] {
+            assert!(passes(RetryOn::Unavailable, code), "{code}");
+        }
+        for code in [500, 501, 505] {
+            assert!(!passes(RetryOn::Unavailable, code), "{code}");
+        }
         for code in [400, 401, 403, 404, 413] {
             assert!(!passes(RetryOn::ServerErrors, code), "{code}");
+            assert!(!passes(RetryOn::Unavailable, code), "{code}");
         }
     }
 

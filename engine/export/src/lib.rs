@@ -12,6 +12,9 @@
 //! * [`loki`]: the Grafana Loki push exporter: log records -> streams
 //!   labelled as Loki's own OTLP ingestion labels them, structured
 //!   metadata, snappy protobuf or JSON requests.
+//! * [`otlp`]: the OTLP exporter over gRPC or HTTP (protobuf or JSON),
+//!   requests cut to the receiver's limit, the specification's retry
+//!   rules and `partial_success`.
 //! * [`settings`]: the keys every external sink shares (batching,
 //!   `max_in_flight`, `retry`, `queue`).
 //! * [`ExportSink`] (`sink.rs`): the sink an exporter runs in: the queue
@@ -29,6 +32,7 @@ mod headers;
 mod http;
 pub mod loki;
 pub mod metrics;
+pub mod otlp;
 mod queue;
 pub mod remote_write;
 pub mod settings;

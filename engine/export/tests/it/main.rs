@@ -3,4 +3,5 @@
 //! crate, a module per exporter.
 
 mod loki;
+mod otlp;
 mod remote_write;

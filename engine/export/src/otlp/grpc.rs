@@ -1,0 +1,167 @@
+//! OTLP/gRPC: one export call per request over a tonic channel, and what
+//! its status means under the OTLP specification's retry rules.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+use tonic::codec::CompressionEncoding;
+use tonic::metadata::MetadataMap;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::{Code, Status};
+use tonic_types::StatusExt as _;
+use weir_core::ComponentError;
+
+use super::Export;
+use super::config::{Compression, OtlpConfig};
+use crate::http::Failure;
+
+/// A gRPC receiver.
+#[derive(Debug)]
+pub(crate) struct Grpc {
+    url: String,
+    endpoint: Endpoint,
+    /// Connected lazily at the first call (a channel needs the runtime).
+    channel: OnceLock<Channel>,
+    headers: HeaderMap,
+    compression: Option<CompressionEncoding>,
+}
+
+impl Grpc {
+    /// The receiver of `config`, with the resolved `headers` as metadata
+    /// and `ca` (PEM) trusted besides the system's roots.
+    pub(crate) fn new(
+        component: &str,
+        config: &OtlpConfig,
+        headers: HeaderMap,
+        ca: Option<Vec<u8>>,
+    ) -> Result<Self, ComponentError> {
+        let url = config.endpoint.clone();
+        let mut endpoint = Endpoint::from_shared(url.clone())
+            .map_err(|e| ComponentError::config(component, format!("`endpoint` `{url}`: {e}")))?
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")))
+            .map_err(|e| ComponentError::internal(component, format!("user agent: {e}")))?;
+        if url.starts_with("https://") {
+            let mut tls = ClientTlsConfig::new().with_native_roots();
+            if let Some(pem) = ca {
+                tls = tls.ca_certificate(Certificate::from_pem(pem));
+            }
+            endpoint = endpoint.tls_config(tls).map_err(|e| {
+                ComponentError::config(component, format!("TLS towards `{url}`: {e}"))
+            })?;
+        }
+        let compression = match config.compression {
+            Compression::None => None,
+            Compression::Gzip => Some(CompressionEncoding::Gzip),
+            Compression::Zstd => Some(CompressionEncoding::Zstd),
+        };
+        Ok(Grpc {
+            url,
+            endpoint,
+            channel: OnceLock::new(),
+            headers,
+            compression,
+        })
+    }
+
+    /// Sends one request; `Ok` carries its `partial_success`.
+    pub(crate) async fn send<R: Export>(
+        &self,
+        request: R,
+    ) -> Result<Option<(u64, String)>, Failure> {
+        let channel = self
+            .channel
+            .get_or_init(|| self.endpoint.connect_lazy())
+            .clone();
+        let request = tonic::Request::from_parts(
+            MetadataMap::from_headers(self.headers.clone()),
+            tonic::Extensions::default(),
+            request,
+        );
+        match R::call(channel, self.compression, request).await {
+            Ok(response) => Ok(R::partial_success(response.get_ref())),
+            Err(status) => Err(failure(&self.url, &status)),
+        }
+    }
+}
+
+/// What a status means: the codes the OTLP specification lists as
+/// retryable may pass (`RESOURCE_EXHAUSTED` only when the receiver says
+/// when to retry), after the receiver's `RetryInfo`; others are refused.
+pub(crate) fn failure(url: &str, status: &Status) -> Failure {
+    let after: Option<Duration> = status.get_details_retry_info().and_then(|r| r.retry_delay);
+    let reason = format!(
+        "{url} answered gRPC {:?}: {}",
+        status.code(),
+        status.message()
+    );
+    let may_pass = match status.code() {
+        Code::Unavailable
+        | Code::Cancelled
+        | Code::Aborted
+        | Code::DeadlineExceeded
+        | Code::OutOfRange
+        | Code::DataLoss => true,
+        Code::ResourceExhausted => after.is_some(),
+        _ => false,
+    };
+    if may_pass {
+        Failure::Retryable(reason, after)
+    } else {
+        Failure::Refused(reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic_types::ErrorDetails;
+
+    /// Guarantees: the OTLP specification's retryable codes may pass with
+    /// the receiver's delay, `RESOURCE_EXHAUSTED` only with `RetryInfo`,
+    /// and every other code is refused.
+    #[test]
+    fn codes_as_the_specification_says() {
+        let url = "http://c:4317";
+        let plain = |code| failure(url, &Status::new(code, "x"));
+        for code in [
+            Code::Unavailable,
+            Code::Cancelled,
+            Code::Aborted,
+            Code::DeadlineExceeded,
+            Code::OutOfRange,
+            Code::DataLoss,
+        ] {
+            assert!(
+                matches!(plain(code), Failure::Retryable(_, None)),
+                "{code:?}"
+            );
+        }
+        for code in [
+            Code::ResourceExhausted,
+            Code::InvalidArgument,
+            Code::Unauthenticated,
+            Code::PermissionDenied,
+            Code::NotFound,
+            Code::Unimplemented,
+            Code::Internal,
+        ] {
+            assert!(matches!(plain(code), Failure::Refused(_)), "{code:?}");
+        }
+        let exhausted = Status::with_error_details(
+            Code::ResourceExhausted,
+            "slow down",
+            ErrorDetails::with_retry_info(Some(Duration::from_secs(4))),
+        );
+        let Failure::Retryable(reason, after) = failure(url, &exhausted) else {
+            panic!("not retryable");
+        };
+        assert_eq!(after, Some(Duration::from_secs(4)));
+        assert!(
+            reason.contains(url) && reason.contains("slow down"),
+            "{reason}"
+        );
+    }
+}
