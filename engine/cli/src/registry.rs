@@ -21,6 +21,7 @@ pub fn builtins() -> Registry {
         .sink::<weir_sinks::AlertmanagerSinkConfig>("alertmanager")
         .sink::<weir_sinks::WebhookSinkConfig>("webhook")
         .sink::<weir_kafka::KafkaSinkConfig>("kafka")
+        .sink::<weir_export::OtlpConfig>("otlp")
         .sink::<weir_export::PrometheusRemoteWriteConfig>("prometheus_remote_write")
         .sink::<weir_export::LokiConfig>("loki")
 }
@@ -64,6 +65,7 @@ mod tests {
                 "alertmanager",
                 "webhook",
                 "kafka",
+                "otlp",
                 "prometheus_remote_write",
                 "loki"
             ]

@@ -43,7 +43,8 @@ mod tests;
 
 pub use exporter::{ExportError, Exported, Exporter};
 pub use loki::LokiConfig;
-pub use remote_write::PrometheusRemoteWriteConfig;
+pub use otlp::OtlpConfig;
 pub use queue::QueueError;
+pub use remote_write::PrometheusRemoteWriteConfig;
 pub use settings::{AckMode, QueueConfig, RetryConfig, SendSettings};
 pub use sink::ExportSink;

@@ -17,6 +17,9 @@
 //!   feature pulls in the engine (`weir-cli`); without it the kit depends on
 //!   `opentelemetry-proto` and `serde_json` only, so the engine's own crates
 //!   can use the builders in their tests.
+//! * `backends` (cargo feature `backends`): Debian's Prometheus and
+//!   VictoriaMetrics started on `127.0.0.1`, stopped and restarted with
+//!   their data.
 //! * `kafka` (cargo feature `kafka`): a real Kafka-compatible broker
 //!   (tansu) started on `127.0.0.1`, stopped and restarted with its data.
 //!
@@ -35,3 +38,6 @@ pub mod engine;
 
 #[cfg(feature = "kafka")]
 pub mod kafka;
+
+#[cfg(feature = "backends")]
+pub mod backends;

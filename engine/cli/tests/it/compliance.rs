@@ -72,6 +72,25 @@ fn fixtures() -> BTreeMap<(ComponentKind, &'static str), &'static str> {
             "inputs = [\"source_otlp.spans\"]\nbrokers = \"{kafka}\"\n\
              topics = { spans = \"compliance_spans\" }",
         ),
+        // The external sinks: nothing listens there either; they retry,
+        // and still count what they received. Their disk queues take the
+        // batches at once (without a queue a batch is acknowledged only
+        // once the backend took it, and the OTLP client would wait).
+        (
+            (Sink, "otlp"),
+            "inputs = [\"source_otlp\"]\nendpoint = \"http://127.0.0.1:9\"\n\
+             queue = { max_size = \"16MiB\", dir = \"{dir}/queue-otlp\" }",
+        ),
+        (
+            (Sink, "prometheus_remote_write"),
+            "inputs = [\"processor_rules.metrics\"]\nurl = \"http://127.0.0.1:9/api/v1/write\"\n\
+             queue = { max_size = \"16MiB\", dir = \"{dir}/queue-prw\" }",
+        ),
+        (
+            (Sink, "loki"),
+            "inputs = [\"source_otlp.logs\"]\nurl = \"http://127.0.0.1:9\"\n\
+             queue = { max_size = \"16MiB\", dir = \"{dir}/queue-loki\" }",
+        ),
     ])
 }
 

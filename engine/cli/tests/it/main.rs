@@ -7,6 +7,8 @@
 //!   standard `weir_component_*` metrics.
 //! * [`cli`]: `weir validate`, `weir run`, `--help` and exit codes.
 //! * [`durability`]: `kill -9` under load, and a full disk.
+//! * [`export`]: the external sinks against real backends: an outage and a
+//!   `kill -9` with the disk queue.
 //! * [`kafka`]: the Kafka source and sink against a real broker (tansu) and
 //!   real clients (confluent-kafka): interop, at least once, bad input.
 //! * [`plugin`]: `weir plugin new` / `build` in every language, run.
@@ -17,6 +19,7 @@ mod cli;
 mod common;
 mod compliance;
 mod durability;
+mod export;
 mod kafka;
 mod plugin;
 mod rules;

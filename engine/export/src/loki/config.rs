@@ -177,7 +177,6 @@ const RESERVED_HEADERS: [&str; 3] = ["content-encoding", "content-type", "conten
 const PUSH_PATH: &str = "/loki/api/v1/push";
 
 impl LokiConfig {
-
     /// The shared keys, for the sink.
     pub fn send(&self) -> crate::settings::SendSettings {
         crate::settings::SendSettings {

@@ -74,6 +74,44 @@ pub struct OtlpConfig {
         deserialize_with = "values::request_size"
     )]
     pub max_request_bytes: u64,
+    /// The most records gathered into one export (which the exporter may
+    /// still cut into several requests), from 1 to 1000000. Default 8192.
+    #[serde(
+        default = "crate::settings::default_max_batch_records",
+        deserialize_with = "crate::settings::batch_records"
+    )]
+    pub max_batch_records: usize,
+    /// The most bytes of rows (in memory) gathered into one export.
+    /// Default `"8MiB"`.
+    #[serde(
+        default = "crate::settings::default_max_batch_bytes",
+        deserialize_with = "values::byte_size"
+    )]
+    pub max_batch_bytes: u64,
+    /// How long the first batch of an export waits for more before it is
+    /// sent anyway. Default `"200ms"`.
+    #[serde(
+        default = "crate::settings::default_batch_timeout",
+        deserialize_with = "values::positive_duration"
+    )]
+    pub batch_timeout: Duration,
+    /// Exports out at once, from 1 to 256 (batches may then land out of
+    /// order). Default 4.
+    #[serde(
+        default = "crate::settings::default_max_in_flight",
+        deserialize_with = "crate::settings::in_flight"
+    )]
+    pub max_in_flight: usize,
+    /// How a failure that may pass is retried (`initial_backoff`,
+    /// `max_backoff`, `max_elapsed`). Default `{ initial_backoff = "1s",
+    /// max_backoff = "30s", max_elapsed = "5m" }`.
+    #[serde(default)]
+    pub retry: crate::settings::RetryConfig,
+    /// A bounded queue on disk before the backend (`max_size`, `dir`,
+    /// `ack`), which rides out outages and restarts. Default: none (batches
+    /// wait in memory, and are acknowledged once the backend took them).
+    #[serde(default)]
+    pub queue: Option<crate::settings::QueueConfig>,
 }
 
 /// The OTLP transport and encoding.
@@ -132,6 +170,17 @@ const RESERVED_HEADERS: [&str; 5] = [
 ];
 
 impl OtlpConfig {
+    /// The shared keys, for the sink.
+    pub fn send(&self) -> crate::settings::SendSettings {
+        crate::settings::SendSettings {
+            max_batch_records: self.max_batch_records,
+            max_batch_bytes: self.max_batch_bytes,
+            batch_timeout: self.batch_timeout,
+            max_in_flight: self.max_in_flight,
+            retry: self.retry.clone(),
+            queue: self.queue.clone(),
+        }
+    }
     /// A config sending to `endpoint` with every default.
     pub fn new(endpoint: impl Into<String>) -> Self {
         OtlpConfig {
@@ -145,6 +194,12 @@ impl OtlpConfig {
             tls: TlsConfig::default(),
             timeout: default_timeout(),
             max_request_bytes: default_max_request_bytes(),
+            max_batch_records: crate::settings::default_max_batch_records(),
+            max_batch_bytes: crate::settings::default_max_batch_bytes(),
+            batch_timeout: crate::settings::default_batch_timeout(),
+            max_in_flight: crate::settings::default_max_in_flight(),
+            retry: crate::settings::RetryConfig::default(),
+            queue: None,
         }
     }
 
@@ -170,6 +225,38 @@ impl OtlpConfig {
             from_file: &self.headers_from_file,
             tenant: self.tenant.as_deref(),
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl weir_config::ComponentConfig for OtlpConfig {
+    fn accepts(&self) -> weir_core::SignalSet {
+        weir_core::SignalSet::TELEMETRY
+    }
+
+    fn outputs(&self, _input: weir_core::SignalSet) -> weir_core::SignalSet {
+        weir_core::SignalSet::NONE
+    }
+
+    fn problems(&self) -> Vec<Problem> {
+        let mut problems = OtlpConfig::problems(self);
+        problems.extend(self.send().problems());
+        problems
+    }
+
+    /// The OTLP exporter behind the shared sink (queue, batching, retries).
+    async fn build(
+        &self,
+        cx: &mut weir_config::BuildContext<'_>,
+    ) -> Result<weir_core::Built, weir_core::ComponentError> {
+        let exporter = super::OtlpExporter::new(cx.name(), self)?;
+        let sink = crate::ExportSink::new(
+            cx.name(),
+            std::sync::Arc::new(exporter),
+            self.send(),
+            cx.state_dir(),
+        )?;
+        Ok(weir_core::Built::Sink(Box::new(sink)))
     }
 }
 

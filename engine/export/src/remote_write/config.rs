@@ -172,7 +172,6 @@ const RESERVED_HEADERS: [&str; 4] = [
 ];
 
 impl PrometheusRemoteWriteConfig {
-
     /// The shared keys, for the sink.
     pub fn send(&self) -> crate::settings::SendSettings {
         crate::settings::SendSettings {

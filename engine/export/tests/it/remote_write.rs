@@ -7,9 +7,6 @@
 //! `WEIR_TEST_VICTORIA_METRICS` (`scripts/test` sets them), else `PATH`.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,122 +27,10 @@ use weir_core::Signal;
 use weir_export::remote_write::proto::WriteRequest;
 use weir_export::remote_write::{HistogramMode, PrometheusRemoteWriteConfig, RemoteWriteExporter};
 use weir_export::{ExportError, Exporter};
+use weir_testkit::backends::{free_port, prometheus, victoria_metrics};
 use weir_testkit::{kv, otlp};
 
 // ---- servers ----
-
-/// A port nothing listens on (bound, then released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind port 0")
-        .port()
-}
-
-fn binary(variable: &str, name: &str) -> PathBuf {
-    std::env::var_os(variable).map_or_else(|| PathBuf::from(name), PathBuf::from)
-}
-
-/// A backend process, stopped when dropped.
-struct Backend {
-    child: Child,
-    base: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Backend {
-    async fn start(
-        program: PathBuf,
-        args: impl Fn(&std::path::Path, u16) -> Vec<String>,
-        ready: &str,
-    ) -> Backend {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        let log = std::fs::File::create(dir.path().join("log")).expect("log file");
-        let child = Command::new(&program)
-            .args(args(dir.path(), port))
-            .stdout(Stdio::from(log.try_clone().expect("log handle")))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-        let mut backend = Backend {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            dir,
-        };
-        backend.wait_ready(ready).await;
-        backend
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
-    }
-
-    /// Polls `path` until it answers 200.
-    async fn wait_ready(&mut self, path: &str) {
-        let url = format!("{}{path}", self.base);
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("backend exited with {status}:\n{}", self.log());
-            }
-            let answer = client.get(&url).send().await;
-            if answer.is_ok_and(|r| r.status().is_success()) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{url} not ready:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-/// Debian's Prometheus with the remote-write receiver and native
-/// histograms.
-async fn prometheus() -> Backend {
-    Backend::start(
-        binary("WEIR_TEST_PROMETHEUS", "prometheus"),
-        |dir, port| {
-            let config = dir.join("prometheus.yml");
-            std::fs::write(&config, "global:\n  scrape_interval: 1h\n").expect("write config");
-            vec![
-                format!("--config.file={}", config.display()),
-                format!("--storage.tsdb.path={}", dir.join("data").display()),
-                format!("--web.listen-address=127.0.0.1:{port}"),
-                "--web.enable-remote-write-receiver".to_string(),
-                "--enable-feature=native-histograms".to_string(),
-            ]
-        },
-        "/-/ready",
-    )
-    .await
-}
-
-/// Debian's VictoriaMetrics.
-async fn victoria_metrics() -> Backend {
-    Backend::start(
-        binary("WEIR_TEST_VICTORIA_METRICS", "victoria-metrics"),
-        |dir, port| {
-            vec![
-                format!("-httpListenAddr=127.0.0.1:{port}"),
-                format!("-storageDataPath={}", dir.join("data").display()),
-            ]
-        },
-        "/health",
-    )
-    .await
-}
 
 /// A receiver that answers every request with `status`, `headers` and
 /// `body`, and keeps the requests' headers and bodies.
@@ -442,13 +327,13 @@ fn float_of(value: &Json) -> f64 {
 /// exponential histograms as native histograms (count, sum, quantile).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_reads_back_every_kind() {
-    let prom = prometheus().await;
+    let prom = prometheus();
     let t = recent(60);
     let at_ms = (t / NANOS_PER_MS) as i64;
     let exporter = RemoteWriteExporter::new(
         "prom",
         &config(
-            &format!("{}/api/v1/write", prom.base),
+            &format!("{}/api/v1/write", prom.base()),
             HistogramMode::Native,
         ),
     )
@@ -461,7 +346,7 @@ async fn prometheus_reads_back_every_kind() {
 
     let mut got = BTreeMap::new();
     for (labels, value) in prom_query(
-        &prom.base,
+        &prom.base(),
         r#"{__name__=~".+", __name__!="payload_size_bytes"}"#,
         at_ms,
     )
@@ -472,20 +357,20 @@ async fn prometheus_reads_back_every_kind() {
     assert_eq!(got, expected_classic(false));
 
     // The exponential histogram is one native histogram series.
-    let native = prom_query(&prom.base, "payload_size_bytes", at_ms).await;
+    let native = prom_query(&prom.base(), "payload_size_bytes", at_ms).await;
     let mut labels = common_labels();
     labels.insert("__name__".to_string(), "payload_size_bytes".to_string());
     assert_eq!(native.len(), 1, "{native:?}");
     assert_eq!(native[0].0, labels);
     assert_eq!(native[0].1[1]["count"], "7");
     assert_eq!(native[0].1[1]["sum"], "30");
-    let count = prom_query(&prom.base, "histogram_count(payload_size_bytes)", at_ms).await;
+    let count = prom_query(&prom.base(), "histogram_count(payload_size_bytes)", at_ms).await;
     assert_eq!(float_of(&count[0].1), 7.0);
-    let sum = prom_query(&prom.base, "histogram_sum(payload_size_bytes)", at_ms).await;
+    let sum = prom_query(&prom.base(), "histogram_sum(payload_size_bytes)", at_ms).await;
     assert_eq!(float_of(&sum[0].1), 30.0);
     // The median (rank 3.5 of 7) is in bucket (2, 4] holding ranks 3..4.
     let median = prom_query(
-        &prom.base,
+        &prom.base(),
         "histogram_quantile(0.5, payload_size_bytes)",
         at_ms,
     )
@@ -496,7 +381,7 @@ async fn prometheus_reads_back_every_kind() {
     // The classic histogram answers histogram_quantile as Prometheus
     // interpolates: rank 2.5 of 10 is in (0.1, 0.5] holding ranks 3..5.
     let q = prom_query(
-        &prom.base,
+        &prom.base(),
         "histogram_quantile(0.25, http_server_duration_seconds_bucket)",
         at_ms,
     )
@@ -510,13 +395,13 @@ async fn prometheus_reads_back_every_kind() {
 /// value before it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_recorded_value_marks_the_series_stale() {
-    let prom = prometheus().await;
+    let prom = prometheus();
     let t = recent(60);
     let later = t + 10_000 * NANOS_PER_MS;
     let exporter = RemoteWriteExporter::new(
         "prom",
         &config(
-            &format!("{}/api/v1/write", prom.base),
+            &format!("{}/api/v1/write", prom.base()),
             HistogramMode::Native,
         ),
     )
@@ -540,12 +425,17 @@ async fn no_recorded_value_marks_the_series_stale() {
         .export(Signal::Metrics, &rows(&request))
         .await
         .expect("export");
-    let before = prom_query(&prom.base, "queue_depth", (t / NANOS_PER_MS) as i64 + 5000).await;
+    let before = prom_query(
+        &prom.base(),
+        "queue_depth",
+        (t / NANOS_PER_MS) as i64 + 5000,
+    )
+    .await;
     assert_eq!(before.len(), 1);
     assert_eq!(float_of(&before[0].1), 5.0);
     assert_eq!(before[0].0.get("job").map(String::as_str), Some("worker"));
     let after = prom_query(
-        &prom.base,
+        &prom.base(),
         "queue_depth",
         (later / NANOS_PER_MS) as i64 + 1000,
     )
@@ -558,11 +448,14 @@ async fn no_recorded_value_marks_the_series_stale() {
 /// configured.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn victoria_metrics_reads_back_every_kind_as_classic() {
-    let vm = victoria_metrics().await;
+    let vm = victoria_metrics();
     let t = recent(120);
     let exporter = RemoteWriteExporter::new(
         "vm",
-        &config(&format!("{}/api/v1/write", vm.base), HistogramMode::Classic),
+        &config(
+            &format!("{}/api/v1/write", vm.base()),
+            HistogramMode::Classic,
+        ),
     )
     .expect("exporter");
     let exported = exporter
@@ -577,7 +470,7 @@ async fn victoria_metrics_reads_back_every_kind_as_classic() {
         // VictoriaMetrics makes ingested rows searchable within a second or
         // so: poll its raw export until every series is there.
         let text = reqwest::Client::new()
-            .get(format!("{}/api/v1/export", vm.base))
+            .get(format!("{}/api/v1/export", vm.base()))
             .query(&[("match[]", r#"{__name__=~".+"}"#)])
             .send()
             .await
