@@ -27,6 +27,47 @@
 //! failure that may pass is retried with backoff, one that cannot (the
 //! backend refused the data) is dropped and counted, never silently.
 
+/// Implements `weir_config::ComponentConfig` for the config of an external
+/// sink: it takes `$accepts`, emits nothing, adds the shared keys'
+/// problems to its own, and builds `$exporter` behind an [`ExportSink`].
+/// The config has the shared keys (see [`settings`]) and a `send()`
+/// returning them.
+macro_rules! export_sink_config {
+    ($config:ty, $exporter:ty, $accepts:expr) => {
+        #[async_trait::async_trait]
+        impl weir_config::ComponentConfig for $config {
+            fn accepts(&self) -> weir_core::SignalSet {
+                $accepts
+            }
+
+            fn outputs(&self, _input: weir_core::SignalSet) -> weir_core::SignalSet {
+                weir_core::SignalSet::NONE
+            }
+
+            fn problems(&self) -> Vec<weir_config::Problem> {
+                let mut problems = <$config>::problems(self);
+                problems.extend(self.send().problems());
+                problems
+            }
+
+            async fn build(
+                &self,
+                cx: &mut weir_config::BuildContext<'_>,
+            ) -> Result<weir_core::Built, weir_core::ComponentError> {
+                let exporter = <$exporter>::new(cx.name(), self)?;
+                let sink = $crate::ExportSink::new(
+                    cx.name(),
+                    std::sync::Arc::new(exporter),
+                    self.send(),
+                    cx.state_dir(),
+                )?;
+                Ok(weir_core::Built::Sink(Box::new(sink)))
+            }
+        }
+    };
+}
+pub(crate) use export_sink_config;
+
 pub mod exporter;
 mod headers;
 mod http;

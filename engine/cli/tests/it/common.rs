@@ -145,3 +145,19 @@ pub fn otlp_spans(base: u64, service: &str, offsets: &[u64]) -> String {
     });
     otlp::spans_json(&Group::new(spans).service(service).spans())
 }
+
+/// The last 40 lines Weir logged.
+pub fn log_tail(weir: &Weir) -> String {
+    let lines = weir.lines.lock().expect("lock");
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// Stops Weir with SIGTERM and checks it exits 0.
+pub fn stop(mut weir: Weir) {
+    Command::new("kill")
+        .args(["-TERM", &weir.child.id().to_string()])
+        .status()
+        .expect("kill");
+    let status = weir.child.wait().expect("exit");
+    assert_eq!(status.code(), Some(0), "{}", log_tail(&weir));
+}

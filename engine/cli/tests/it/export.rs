@@ -4,14 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use weir_testkit::backends::{Backend, victoria_metrics};
 use weir_testkit::otlp::{self, Group};
 use weir_testkit::time::SECOND;
 
-use crate::common::{self, Weir};
+use crate::common::{self, Weir, log_tail, stop};
 
 /// How long the backend is down while the load goes on (the issue's
 /// outage: a minute).
@@ -167,19 +166,4 @@ fn an_outage_and_a_kill_9_lose_nothing_acknowledged() {
     // max_in_flight (4) requests' worth of points.
     assert!(twice <= 4 * 100, "{twice} points arrived twice");
     stop(weir);
-}
-
-fn log_tail(weir: &Weir) -> String {
-    let lines = weir.lines.lock().expect("lock");
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
-/// Stops Weir with SIGTERM and checks it exits 0.
-fn stop(mut weir: Weir) {
-    Command::new("kill")
-        .args(["-TERM", &weir.child.id().to_string()])
-        .status()
-        .expect("kill");
-    let status = weir.child.wait().expect("exit");
-    assert_eq!(status.code(), Some(0), "{}", log_tail(&weir));
 }

@@ -28,6 +28,7 @@ use serde_json::Value;
 use weir_testkit::kafka::Broker;
 
 use crate::common::{self, Weir};
+pub(crate) use crate::common::{log_tail, stop};
 
 /// The test venv's Python (confluent-kafka, opentelemetry-proto).
 fn python() -> String {
@@ -282,22 +283,6 @@ fn wait_for_line(
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// The last lines Weir logged, for failure messages.
-fn log_tail(weir: &Weir) -> String {
-    let lines = weir.lines.lock().expect("lock");
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
-/// Stops Weir with SIGTERM and checks it exits 0.
-fn stop(mut weir: Weir) {
-    Command::new("kill")
-        .args(["-TERM", &weir.child.id().to_string()])
-        .status()
-        .expect("kill");
-    let status = weir.child.wait().expect("exit");
-    assert_eq!(status.code(), Some(0), "{}", log_tail(&weir));
 }
 
 /// The distinct span ids (hex) a `kafka_consume.py spans` summary lists.

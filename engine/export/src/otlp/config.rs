@@ -228,37 +228,11 @@ impl OtlpConfig {
     }
 }
 
-#[async_trait::async_trait]
-impl weir_config::ComponentConfig for OtlpConfig {
-    fn accepts(&self) -> weir_core::SignalSet {
-        weir_core::SignalSet::TELEMETRY
-    }
-
-    fn outputs(&self, _input: weir_core::SignalSet) -> weir_core::SignalSet {
-        weir_core::SignalSet::NONE
-    }
-
-    fn problems(&self) -> Vec<Problem> {
-        let mut problems = OtlpConfig::problems(self);
-        problems.extend(self.send().problems());
-        problems
-    }
-
-    /// The OTLP exporter behind the shared sink (queue, batching, retries).
-    async fn build(
-        &self,
-        cx: &mut weir_config::BuildContext<'_>,
-    ) -> Result<weir_core::Built, weir_core::ComponentError> {
-        let exporter = super::OtlpExporter::new(cx.name(), self)?;
-        let sink = crate::ExportSink::new(
-            cx.name(),
-            std::sync::Arc::new(exporter),
-            self.send(),
-            cx.state_dir(),
-        )?;
-        Ok(weir_core::Built::Sink(Box::new(sink)))
-    }
-}
+crate::export_sink_config!(
+    OtlpConfig,
+    super::OtlpExporter,
+    weir_core::SignalSet::TELEMETRY
+);
 
 #[cfg(test)]
 mod tests {

@@ -224,37 +224,11 @@ impl PrometheusRemoteWriteConfig {
     }
 }
 
-#[async_trait::async_trait]
-impl weir_config::ComponentConfig for PrometheusRemoteWriteConfig {
-    fn accepts(&self) -> weir_core::SignalSet {
-        weir_core::SignalSet::only(weir_core::Signal::Metrics)
-    }
-
-    fn outputs(&self, _input: weir_core::SignalSet) -> weir_core::SignalSet {
-        weir_core::SignalSet::NONE
-    }
-
-    fn problems(&self) -> Vec<Problem> {
-        let mut problems = PrometheusRemoteWriteConfig::problems(self);
-        problems.extend(self.send().problems());
-        problems
-    }
-
-    /// The remote-write exporter behind the shared sink (queue, batching, retries).
-    async fn build(
-        &self,
-        cx: &mut weir_config::BuildContext<'_>,
-    ) -> Result<weir_core::Built, weir_core::ComponentError> {
-        let exporter = super::RemoteWriteExporter::new(cx.name(), self)?;
-        let sink = crate::ExportSink::new(
-            cx.name(),
-            std::sync::Arc::new(exporter),
-            self.send(),
-            cx.state_dir(),
-        )?;
-        Ok(weir_core::Built::Sink(Box::new(sink)))
-    }
-}
+crate::export_sink_config!(
+    PrometheusRemoteWriteConfig,
+    super::RemoteWriteExporter,
+    weir_core::SignalSet::only(weir_core::Signal::Metrics)
+);
 
 #[cfg(test)]
 mod tests {
