@@ -1,7 +1,8 @@
-//! Real metrics backends as child processes on `127.0.0.1`: Debian's
+//! Real backends and peers as child processes on `127.0.0.1`: Debian's
 //! Prometheus (remote-write receiver on) and VictoriaMetrics, each with its
 //! data in a temporary directory, killed when dropped, and restartable on
-//! the same port with the same data (an outage, then the backend back).
+//! the same port with the same data (an outage, then the backend back);
+//! and Rotel, a Rust OTLP collector, as a peer that receives and exports.
 //!
 //! The binaries come from `WEIR_TEST_PROMETHEUS` and
 //! `WEIR_TEST_VICTORIA_METRICS` (set by `scripts/test`), else from `PATH`.
@@ -184,4 +185,81 @@ fn get_status(port: u16, path: &str) -> Option<u16> {
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).ok()?;
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// Rotel (the `rotel` package's `rotel-agent`, a Rust OTLP collector) as a
+/// child process, killed when dropped: OTLP/gRPC and OTLP/HTTP receivers on
+/// free ports, and the exporter its `args` choose.
+pub struct Rotel {
+    child: Child,
+    /// Its OTLP/gRPC receiver, `127.0.0.1:PORT`.
+    pub grpc: String,
+    /// Its OTLP/HTTP receiver, `127.0.0.1:PORT`.
+    pub http: String,
+    log: PathBuf,
+}
+
+impl Rotel {
+    /// Starts `rotel-agent start` from the `rotel` package of `python`
+    /// (the test venv), logging to `log`, with `args` after the receivers'
+    /// endpoints (`--exporter otlp --otlp-exporter-endpoint ...`), and
+    /// waits until both receivers accept connections.
+    pub fn start(python: &str, log: &Path, args: &[&str]) -> Rotel {
+        let out = Command::new(python)
+            .args([
+                "-c",
+                "import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), 'rotel-agent'))",
+            ])
+            .output()
+            .expect("python runs");
+        assert!(
+            out.status.success(),
+            "the test venv has no `rotel` package: run `scripts/test`"
+        );
+        let agent = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let grpc = format!("127.0.0.1:{}", free_port());
+        let http = format!("127.0.0.1:{}", free_port());
+        let file = std::fs::File::create(log).expect("rotel log");
+        let child = Command::new(agent)
+            .args([
+                "start",
+                "--otlp-grpc-endpoint",
+                &grpc,
+                "--otlp-http-endpoint",
+                &http,
+            ])
+            .args(args)
+            .stdout(Stdio::from(file.try_clone().expect("rotel log")))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .expect("rotel starts");
+        let rotel = Rotel {
+            child,
+            grpc,
+            http,
+            log: log.to_path_buf(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(&rotel.grpc).is_err() || TcpStream::connect(&rotel.http).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "rotel did not start listening:\n{}",
+                rotel.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        rotel
+    }
+
+    /// What it logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Rotel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
+use weir_testkit::backends::Rotel;
 use weir_testkit::engine::{self, Weir};
 use weir_testkit::kv;
 
@@ -200,9 +201,22 @@ async fn python_sdk_records_are_all_queryable_from_the_store() {
     .await
     .expect("senders");
     let api = weir.api_addr.expect("api bound");
+    assert_store_holds_what_was_sent(api, &[rec_grpc, rec_http]).await;
+    let report = weir.stop().await;
+    assert!(report.is_clean(), "weir stopped with errors: {report:?}");
+}
 
+/// Checks that the store behind `api` holds exactly the records the SDK
+/// exported (the files `send.py` wrote): `count(*)` of each table, and
+/// every span's trace and span id, start and end time, name and int
+/// attribute, every log's time, body, severity and attribute, and every
+/// point's times, value and attribute.
+async fn assert_store_holds_what_was_sent(
+    api: std::net::SocketAddr,
+    records: &[std::path::PathBuf],
+) {
     let mut sent: Vec<serde_json::Value> = Vec::new();
-    for file in [&rec_grpc, &rec_http] {
+    for file in records {
         let text = std::fs::read_to_string(file).expect("the sender's record");
         sent.extend(
             text.lines()
@@ -218,7 +232,11 @@ async fn python_sdk_records_are_all_queryable_from_the_store() {
     let (spans, logs, points) = (of("span"), of("log"), of("point"));
     assert_eq!(
         (spans.len(), logs.len(), points.len()),
-        (2 * COUNT, 2 * COUNT, 2 * COUNT),
+        (
+            records.len() * COUNT,
+            records.len() * COUNT,
+            records.len() * COUNT
+        ),
         "the SDK exported what it was asked to"
     );
 
@@ -278,7 +296,70 @@ async fn python_sdk_records_are_all_queryable_from_the_store() {
         lines(points, &keys),
         "metric points read back equal"
     );
+}
 
-    let report = weir.stop().await;
-    assert!(report.is_clean(), "weir stopped with errors: {report:?}");
+/// Scenario: the Python SDK sends 250 spans, 250 logs and 250 metric points
+/// over gRPC to a first Weir whose `otlp` sink forwards them over gRPC to
+/// Rotel (OTLP receiver, OTLP exporter), which exports them to a second
+/// Weir with the embedded store.
+/// Guarantees: the second Weir's store holds exactly what the SDK exported
+/// to the first, for all three signals (counts and content, as above).
+#[tokio::test(flavor = "multi_thread")]
+async fn python_sdk_through_weir_rotel_weir_arrives_equal() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let last = start_with_store(&dir.path().join("data")).await;
+    let last_grpc = format!("http://{}", last.listener("otlp/grpc").expect("grpc"));
+    let rotel = Rotel::start(
+        &python(),
+        &dir.path().join("rotel.log"),
+        &["--exporter", "otlp", "--otlp-exporter-endpoint", &last_grpc],
+    );
+    let first = engine::start(&format!(
+        r#"
+[api]
+address = "127.0.0.1:0"
+
+[sources.otlp]
+type = "otlp"
+grpc_address = "127.0.0.1:0"
+http_address = "127.0.0.1:0"
+
+[sinks.rotel]
+type = "otlp"
+inputs = ["otlp"]
+endpoint = "http://{}"
+batch_timeout = "50ms"
+"#,
+        rotel.grpc
+    ))
+    .await;
+    let grpc = format!("http://{}", first.listener("otlp/grpc").expect("grpc"));
+    let record = dir.path().join("sent.jsonl");
+    let sent = record.clone();
+    tokio::task::spawn_blocking(move || send_recording("grpc", &grpc, "forwarded", Some(&sent)))
+        .await
+        .expect("sender");
+    // Rotel answers before it exports: wait until the last Weir has it all.
+    let api = last.api_addr.expect("api bound");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    for table in ["spans", "logs", "metrics"] {
+        loop {
+            let rows = sql(api, &format!("SELECT count(*) AS n FROM {table}")).await;
+            if rows[0]["n"].as_u64().unwrap_or(0) >= COUNT as u64 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{table}: {} of {COUNT} arrived; rotel's log:\n{}",
+                rows[0]["n"],
+                rotel.log()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    assert_store_holds_what_was_sent(api, &[record]).await;
+    for weir in [first, last] {
+        let report = weir.stop().await;
+        assert!(report.is_clean(), "weir stopped with errors: {report:?}");
+    }
 }

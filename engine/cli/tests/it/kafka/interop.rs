@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use weir_testkit::backends::Rotel;
 use weir_testkit::kafka::Broker;
 use weir_testkit::otlp::{self, Group};
 use weir_testkit::time::{MILLI, now_ns};
@@ -339,63 +340,23 @@ alerts_encoding = "alertmanager_webhook"
     stop(weir);
 }
 
-/// A Rotel collector (the `rotel` package of the test venv) with its Kafka
-/// exporter, killed on drop.
-struct Rotel {
-    child: std::process::Child,
-    http: String,
-}
-
-impl Drop for Rotel {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Rotel {
-    /// Starts Rotel with OTLP/HTTP on a free port, exporting to `broker`'s
-    /// topics `otlp_spans` (the Collector's default; Rotel's own is
-    /// `otlp_traces`), `otlp_metrics` and `otlp_logs`, protobuf, and waits
-    /// until it accepts connections.
-    fn start(broker: &Broker, dir: &std::path::Path) -> Rotel {
-        let out = std::process::Command::new(super::python())
-            .args([
-                "-c",
-                "import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), 'rotel-agent'))",
-            ])
-            .output()
-            .expect("python runs");
-        assert!(
-            out.status.success(),
-            "the test venv has no `rotel` package: run `scripts/test`"
-        );
-        let agent = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let http = format!("127.0.0.1:{port}");
-        let log = std::fs::File::create(dir.join("rotel.log")).expect("rotel log");
-        let child = std::process::Command::new(agent)
-            .args(["start", "--otlp-http-endpoint", &http])
-            .args(["--otlp-grpc-endpoint", "127.0.0.1:0", "--exporter", "kafka"])
-            .args(["--kafka-exporter-brokers", &broker.address()])
-            // Rotel's default traces topic is `otlp_traces`; the
-            // Collector's, which Weir reads by default, `otlp_spans`.
-            .args(["--kafka-exporter-traces-topic", "otlp_spans"])
-            .stdout(log.try_clone().expect("rotel log"))
-            .stderr(log)
-            .spawn()
-            .expect("rotel starts");
-        let rotel = Rotel { child, http };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(&rotel.http).is_err() {
-            assert!(Instant::now() < deadline, "rotel did not start listening");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        rotel
-    }
+/// Rotel with OTLP/HTTP on a free port, exporting to `broker`'s topics
+/// `otlp_spans` (the Collector's default; Rotel's own is `otlp_traces`),
+/// `otlp_metrics` and `otlp_logs`, protobuf.
+fn rotel_to_kafka(broker: &Broker, dir: &std::path::Path) -> Rotel {
+    let brokers = broker.address();
+    Rotel::start(
+        &super::python(),
+        &dir.join("rotel.log"),
+        &[
+            "--exporter",
+            "kafka",
+            "--kafka-exporter-brokers",
+            &brokers,
+            "--kafka-exporter-traces-topic",
+            "otlp_spans",
+        ],
+    )
 }
 
 /// How many rows of `table` carry `test.tag = tag`.
@@ -421,7 +382,7 @@ fn python_sdk_through_rotel_lands_in_the_store() {
         broker.create_topic(topic, 2);
     }
     let dir = tempfile::tempdir().expect("tmp");
-    let rotel = Rotel::start(&broker, dir.path());
+    let rotel = rotel_to_kafka(&broker, dir.path());
     let weir = start(
         dir.path(),
         &format!(
