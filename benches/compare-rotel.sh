@@ -6,7 +6,9 @@
 # loopback ports. weir-loadgen sends spans over OTLP/gRPC flat out: a warm-up
 # run, then the measured run. The script prints spans/s, latency, server CPU
 # and peak RSS for each, and the ratio Weir/Rotel (target: >= 1.5 with the
-# blackhole pipeline, >= 1.0 with `--pipeline store`).
+# blackhole pipeline, >= 1.0 with `--pipeline store`, >= 1.5 with
+# `--pipeline forward`, where both forward over OTLP/gRPC to a downstream
+# Weir with a blackhole and are judged by what reaches it).
 #
 # Run `benches/compare-rotel.sh --help` for the options.
 set -euo pipefail
@@ -47,7 +49,10 @@ Options:
   --only weir|rotel   run one server only
   --pipeline P        Weir's pipeline: `blackhole` (default; otlp -> blackhole,
                       like Rotel's) or `store` (otlp -> the embedded store,
-                      answered once the WAL is fsynced), from benches/pipelines/
+                      answered once the WAL is fsynced) or `forward` (otlp ->
+                      the otlp sink with a disk queue -> a downstream Weir;
+                      Rotel: --exporter otlp to the same downstream; judged
+                      by the spans that reach it), from benches/pipelines/
   --concurrency N     requests in flight (default 16)
   --connections N     HTTP/2 connections (default 4)
   --batch-size N      spans per request (default 512)
@@ -83,7 +88,7 @@ while (($#)); do
     --duration) DURATION="${2:?--duration needs a value}"; shift 2 ;;
     --warmup) WARMUP="${2:?--warmup needs a value}"; shift 2 ;;
     --only) ONLY="${2:?--only needs weir or rotel}"; shift 2 ;;
-    --pipeline) PIPELINE="${2:?--pipeline needs blackhole or store}"; shift 2 ;;
+    --pipeline) PIPELINE="${2:?--pipeline needs blackhole, store or forward}"; shift 2 ;;
     --concurrency) CONCURRENCY="${2:?--concurrency needs a value}"; shift 2 ;;
     --connections) CONNECTIONS="${2:?--connections needs a value}"; shift 2 ;;
     --batch-size) BATCH="${2:?--batch-size needs a value}"; shift 2 ;;
@@ -110,8 +115,8 @@ both | weir | rotel) ;;
 *) die "--only takes weir or rotel, not '$ONLY'" ;;
 esac
 case "$PIPELINE" in
-blackhole | store) ;;
-*) die "--pipeline takes blackhole or store, not '$PIPELINE'" ;;
+blackhole | store | forward) ;;
+*) die "--pipeline takes blackhole, store or forward, not '$PIPELINE'" ;;
 esac
 [[ "$CONCURRENCY" =~ ^[1-9][0-9]*$ ]] || die "--concurrency must be a positive integer, got '$CONCURRENCY'"
 [[ "$CONNECTIONS" =~ ^[1-9][0-9]*$ ]] || die "--connections must be a positive integer, got '$CONNECTIONS'"
@@ -132,6 +137,9 @@ SERVER_PID=""
 KEEP_WORK=0
 
 cleanup() {
+    if [[ -n "${DOWN_PID:-}" ]]; then
+        kill -TERM "$DOWN_PID" 2>/dev/null || true
+    fi
     if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill -TERM "$SERVER_PID" 2>/dev/null || true
         sleep 1
@@ -239,6 +247,46 @@ busy_ticks() {
 
 TICKS="$(getconf CLK_TCK 2>/dev/null || echo 100)"
 
+# With --pipeline forward: the downstream receiver both servers forward to
+# (a Weir, otlp -> blackhole), started once, and what it has received.
+DOWN_PID=""
+DOWN_GRPC=""
+DOWN_API=""
+start_downstream() {
+    DOWN_GRPC="$(free_port)"; DOWN_API="$(free_port)"
+    local http
+    http="$(free_port)"
+    sed -e "s/127\.0\.0\.1:14317/127.0.0.1:$DOWN_GRPC/" \
+        -e "s/127\.0\.0\.1:14318/127.0.0.1:$http/" \
+        -e "s/127\.0\.0\.1:18888/127.0.0.1:$DOWN_API/" \
+        "$ROOT/benches/pipelines/blackhole.toml" >"$WORK/downstream.toml"
+    note "downstream: a Weir with a blackhole on 127.0.0.1:$DOWN_GRPC"
+    "$WEIR_BIN" run "$WORK/downstream.toml" >"$WORK/downstream.log" 2>&1 &
+    DOWN_PID=$!
+    wait_port "$DOWN_GRPC" "$DOWN_PID" "$WORK/downstream.log"
+    wait_port "$DOWN_API" "$DOWN_PID" "$WORK/downstream.log"
+}
+down_received() {
+    curl -s "http://127.0.0.1:$DOWN_API/metrics" |
+        awk '/^weir_component_received_records_total\{/ && /component="null"/ { n += $2 } END { printf "%.0f", n }'
+}
+# Waits until the downstream count has not moved for 2 s; prints the count
+# and the seconds it kept growing.
+down_settle() {
+    local last now since start grew
+    start="$(date +%s.%N)"; last="$(down_received)"; since="$start"; grew="$start"
+    while :; do
+        sleep 0.2
+        now="$(down_received)"
+        if [[ "$now" != "$last" ]]; then
+            last="$now"; since="$(date +%s.%N)"; grew="$since"
+        elif awk -v a="$since" -v b="$(date +%s.%N)" 'BEGIN { exit !(b - a >= 2) }'; then
+            break
+        fi
+    done
+    awk -v n="$last" -v a="$start" -v b="$grew" 'BEGIN { printf "%s %.3f", n, b - a }'
+}
+
 # run_server NAME GRPC_PORT LOG -- COMMAND...: starts the server, warms it up, measures it, stops it.
 # Writes the measured run's summary to $WORK/NAME.json and "server-CPU-ticks peak-RSS-kB
 # machine-busy-ticks" to $WORK/NAME.server.
@@ -255,7 +303,10 @@ run_server() {
     note "$name: warm-up for $WARMUP"
     "${load[@]}" --duration "$WARMUP" >"$WORK/$name.warmup.json" 2>>"$WORK/$name.loadgen.log" ||
         { KEEP_WORK=1; die "$name: the warm-up run failed (log: $WORK/$name.loadgen.log)"; }
-    local cpu_before cpu_after busy_before busy_after
+    local cpu_before cpu_after busy_before busy_after landed_before landed_after
+    if [[ -n "$DOWN_PID" ]]; then
+        landed_before="$(down_settle)"
+    fi
     cpu_before="$(cpu_ticks "$SERVER_PID")"
     busy_before="$(busy_ticks)"
     note "$name: measuring for $DURATION"
@@ -264,25 +315,45 @@ run_server() {
     cpu_after="$(cpu_ticks "$SERVER_PID")"
     busy_after="$(busy_ticks)"
     kill -0 "$SERVER_PID" 2>/dev/null || { KEEP_WORK=1; die "$name: the server died during the run (log: $log)"; }
+    if [[ -n "$DOWN_PID" ]]; then
+        # What reached the downstream receiver during the run and while
+        # the server kept forwarding after it (that time counts).
+        landed_after="$(down_settle)"
+        echo "${landed_before%% *} $landed_after" >"$WORK/$name.landed"
+        cpu_after="$(cpu_ticks "$SERVER_PID")"
+    fi
     local hwm
     hwm="$(awk '/^VmHWM:/ { print $2 }' "/proc/$SERVER_PID/status")"
     stop_server
     echo "$((cpu_after - cpu_before)) $hwm $((busy_after - busy_before))" >"$WORK/$name.server"
 }
 
+if [[ "$PIPELINE" == forward ]]; then
+    [[ -x "${WEIR_BIN:-}" ]] || WEIR_BIN="$BIN_DIR/weir"
+    [[ -x "$WEIR_BIN" ]] || die "--pipeline forward runs a downstream Weir: build it with cargo build --profile bench -p weir-cli"
+    command -v curl >/dev/null || die "--pipeline forward reads the downstream Weir's /metrics with curl"
+    start_downstream
+fi
+
 if [[ "$ONLY" != rotel ]]; then
     grpc="$(free_port)"; http="$(free_port)"; api="$(free_port)"
     sed -e "s/127\.0\.0\.1:14317/127.0.0.1:$grpc/" \
+        -e "s/127\.0\.0\.1:19317/127.0.0.1:${DOWN_GRPC:-19317}/" \
         -e "s/127\.0\.0\.1:14318/127.0.0.1:$http/" \
         -e "s/127\.0\.0\.1:18888/127.0.0.1:$api/" \
         -e "s|\"weir-bench-data\"|\"$WORK/weir-data\"|" \
+        -e "s|\"weir-bench-data/queue\"|\"$WORK/weir-queue\"|" \
         "$ROOT/benches/pipelines/$PIPELINE.toml" >"$WORK/weir.toml"
     run_server weir "$grpc" "$WORK/weir.log" -- "$WEIR_BIN" run "$WORK/weir.toml"
 fi
 
 if [[ "$ONLY" != weir ]]; then
     grpc="$(free_port)"; http="$(free_port)"
-    run_server rotel "$grpc" "$WORK/rotel.log" -- "$ROTEL_BIN" start --exporter blackhole \
+    exporter=(--exporter blackhole)
+    if [[ "$PIPELINE" == forward ]]; then
+        exporter=(--exporter otlp --otlp-exporter-endpoint "http://127.0.0.1:$DOWN_GRPC")
+    fi
+    run_server rotel "$grpc" "$WORK/rotel.log" -- "$ROTEL_BIN" start "${exporter[@]}" \
         --otlp-grpc-endpoint "127.0.0.1:$grpc" --otlp-http-endpoint "127.0.0.1:$http" \
         --pid-file "$WORK/rotel.pid" --log-file "$WORK/rotel-agent.log"
 fi
@@ -306,9 +377,21 @@ for name in names:
     loadgen_cores = (s.get("loadgen_cpu_secs") or 0) / elapsed
     # Whatever else ran on the machine meanwhile (other builds, tests): it skews the numbers.
     other_cores = max(busy_ticks / ticks / elapsed - cores - loadgen_cores, 0.0)
+    answered = s["records_per_sec"]
+    spans = answered
+    landed_path = os.path.join(work, name + ".landed")
+    drain = None
+    if os.path.exists(landed_path):
+        with open(landed_path) as f:
+            before, after, drain = (float(x) for x in f.read().split())
+        # Forwarding: judged by what reached the downstream receiver, over
+        # the run and the time the server kept forwarding after it.
+        spans = (after - before) / (elapsed + drain)
     rows[name] = {
         "label": os.environ.get("WEIR_LABEL", "weir") if name == "weir" else rotel_label,
-        "spans": s["records_per_sec"],
+        "spans": spans,
+        "answered": answered,
+        "drain": drain,
         "p50": s["latency_ms"]["p50"],
         "p99": s["latency_ms"]["p99"],
         "errors": s["requests_failed"],
@@ -330,6 +413,10 @@ for r in rows.values():
     print(f"{r['label']:<16} {r['spans']:>12,.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['errors']:>7} "
           f"{r['cores']:>13.2f} {r['per_core']:>13,.0f} {r['rss_mb']:>12.1f} {r['loadgen_cores']:>14.2f}")
 for r in rows.values():
+    if r["drain"] is not None:
+        print(f"  {r['label']}: {r['spans']:,.0f} spans/s reached the downstream receiver "
+              f"(answered {r['answered']:,.0f}/s; it kept forwarding {r['drain']:.1f} s after the load)")
+for r in rows.values():
     if r["error_kinds"]:
         print(f"  {r['label']} errors: {r['error_kinds']}")
 for r in rows.values():
@@ -342,6 +429,7 @@ if "weir" in rows and "rotel" in rows and rows["rotel"]["spans"] > 0:
     # Forwarding to a blackhole, Weir should be 1.5x Rotel; storing durably
     # (WAL fsynced before the answer) it should at least match Rotel's
     # pass-through.
+    # Forwarding with a disk queue, 1.5x Rotel's forwarding.
     target = 1.0 if rows["weir"]["label"].endswith("/store") else 1.5
     verdict = "meets" if ratio >= target else "below"
     print(f"\nweir / rotel: {ratio:.2f}x spans/s ({verdict} the {target:.1f}x target); "

@@ -222,6 +222,38 @@ async fn without_a_queue_a_batch_failing_too_long_is_failed_back() {
     r.task.await.expect("the sink stops");
 }
 
+/// Guarantees: without a queue, a backend that never answers does not make
+/// the sink hold more and more: once its bound in memory is reached it takes
+/// nothing more from its input (which then fills: the pipeline is held
+/// back).
+#[tokio::test]
+async fn without_a_queue_a_stuck_backend_holds_the_pipeline_back() {
+    let exporter = Arc::new(Scripted::default());
+    *exporter.down.lock().expect("lock") = true;
+    let mut s = settings();
+    s.max_batch_bytes = 64 << 10;
+    s.max_in_flight = 1;
+    let r = start(&exporter, s);
+    let mut taken = 0;
+    loop {
+        let (ack, _waiter) = Ack::new();
+        let batch = Batch::new(Signal::Metrics, rows(taken..taken + 1000), ack);
+        if tokio::time::timeout(Duration::from_millis(500), r.input.send(batch))
+            .await
+            .is_err()
+        {
+            break;
+        }
+        taken += 1000;
+        assert!(taken < 1_000_000, "the sink never stopped taking batches");
+    }
+    // 8 KiB batches: the memory bound (max_batch_bytes x (max_in_flight +
+    // 1) = 128 KiB, about 16 batches), the input channel (4) and the batch
+    // in hand; never more.
+    assert!(taken <= 32_000, "the sink took {taken} rows");
+    r.task.abort();
+}
+
 fn queued(dir: &std::path::Path, max_size: u64, ack: AckMode) -> SendSettings {
     SendSettings {
         queue: Some(QueueConfig {

@@ -569,6 +569,48 @@ async fn unreachable_receiver_is_retryable() {
     assert!(error.to_string().contains(&url), "{error}");
 }
 
+/// Guarantees: a receiver that takes the request and never answers ends
+/// the export at `timeout` with a retryable error naming the URL and the
+/// wait, instead of holding the sink forever.
+#[tokio::test]
+async fn a_receiver_that_never_answers_times_out_retryably() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!(
+        "http://{}/api/v1/write",
+        listener.local_addr().expect("address")
+    );
+    let app = Router::new().route(
+        "/api/v1/write",
+        post(|| async { std::future::pending::<StatusCode>().await }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let exporter = RemoteWriteExporter::new(
+        "prom",
+        &PrometheusRemoteWriteConfig {
+            timeout: Duration::from_millis(300),
+            ..config(&url, HistogramMode::Native)
+        },
+    )
+    .expect("exporter");
+    let started = std::time::Instant::now();
+    let error = exporter
+        .export(Signal::Metrics, &rows(&every_kind(recent(10))))
+        .await
+        .expect_err("no answer");
+    assert!(error.is_retryable(), "{error:?}");
+    assert!(
+        error.to_string().contains(&url) && error.to_string().contains("300ms"),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
 /// Guarantees: a batch larger than `max_request_bytes` goes out in several
 /// requests, none over the limit, together holding every series once; a
 /// delta sum is not sent but counted with its reason.
