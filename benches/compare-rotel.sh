@@ -373,13 +373,19 @@ for name in names:
     with open(os.path.join(work, name + ".server")) as f:
         cpu_ticks, hwm_kb, busy_ticks = (float(x) for x in f.read().split())
     elapsed = max(s["elapsed_secs"], 1e-9)
-    cores = cpu_ticks / ticks / elapsed
+    landed_path = os.path.join(work, name + ".landed")
+    # Forwarding: the server's CPU is read after it stopped forwarding, so
+    # it is spread over the run and that drain.
+    busy_secs = elapsed
+    if os.path.exists(landed_path):
+        with open(landed_path) as f:
+            busy_secs = elapsed + float(f.read().split()[2])
+    cores = cpu_ticks / ticks / busy_secs
     loadgen_cores = (s.get("loadgen_cpu_secs") or 0) / elapsed
     # Whatever else ran on the machine meanwhile (other builds, tests): it skews the numbers.
     other_cores = max(busy_ticks / ticks / elapsed - cores - loadgen_cores, 0.0)
     answered = s["records_per_sec"]
     spans = answered
-    landed_path = os.path.join(work, name + ".landed")
     drain = None
     if os.path.exists(landed_path):
         with open(landed_path) as f:
@@ -397,7 +403,7 @@ for name in names:
         "errors": s["requests_failed"],
         "error_kinds": ", ".join(f"{k}: {v['count']}" for k, v in s["errors"].items()),
         "cores": cores,
-        "per_core": s["records_per_sec"] / cores if cores > 0 else float("nan"),
+        "per_core": spans / cores if cores > 0 else float("nan"),
         "rss_mb": hwm_kb / 1024,
         "loadgen_cores": loadgen_cores,
         "other_cores": other_cores,
@@ -420,7 +426,10 @@ for r in rows.values():
     if r["error_kinds"]:
         print(f"  {r['label']} errors: {r['error_kinds']}")
 for r in rows.values():
-    if r["other_cores"] > 0.2:
+    if r["drain"] is not None:
+        print(f"  other processes (the downstream receiver among them) used {r['other_cores']:.2f} cores "
+              f"during the {r['label']} run")
+    elif r["other_cores"] > 0.2:
         print(f"  warning: other processes used {r['other_cores']:.2f} cores during the {r['label']} run; "
               "its numbers are skewed, run again on a quiet machine")
 ratio = None
