@@ -96,7 +96,7 @@ fn unknown_component_type() {
     assert_eq!(label(&d), "did you mean `file`?");
     assert_eq!(
         help(&d),
-        "valid sink types: `blackhole`, `file`, `store`, `alertmanager`, `webhook`, `kafka`"
+        "valid sink types: `blackhole`, `file`, `store`, `alertmanager`, `webhook`, `kafka`, `otlp`, `prometheus_remote_write`, `loki`"
     );
 }
 
