@@ -24,6 +24,74 @@ pub struct Exported {
     pub rejection: Option<String>,
 }
 
+/// What the requests of one export came to, request by request: records
+/// dropped before or while sending (with the first reason), records the
+/// backend refused (with its first refusal), and whether any request was
+/// taken. The exporters that cut a batch into several requests use it.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    rejected: u64,
+    rejection: Option<String>,
+    refused: u64,
+    refusal: Option<String>,
+    sent_any: bool,
+}
+
+impl Tally {
+    /// A tally starting with `rejected` records dropped for `rejection`.
+    pub(crate) fn new(rejected: u64, rejection: Option<String>) -> Self {
+        Tally {
+            rejected,
+            rejection,
+            ..Tally::default()
+        }
+    }
+
+    /// `records` more dropped, for `reason` if none was given yet.
+    pub(crate) fn reject(&mut self, records: u64, reason: impl FnOnce() -> String) {
+        self.rejected += records;
+        self.rejection.get_or_insert_with(reason);
+    }
+
+    /// A request the backend took.
+    pub(crate) fn taken(&mut self) {
+        self.sent_any = true;
+    }
+
+    /// A request of `records` the backend refused for good.
+    pub(crate) fn refused(&mut self, records: u64, reason: String) {
+        self.refused += records;
+        self.refusal.get_or_insert(reason);
+    }
+
+    /// The export's outcome: refused for good when the backend took no
+    /// request and refused one; else taken, with the refused records
+    /// counted among the rejected ones.
+    pub(crate) fn finish(self) -> Result<Exported, ExportError> {
+        let Tally {
+            mut rejected,
+            mut rejection,
+            refused,
+            refusal,
+            sent_any,
+        } = self;
+        if let Some(reason) = refusal {
+            if !sent_any {
+                return Err(ExportError::Permanent {
+                    reason,
+                    records: refused + rejected,
+                });
+            }
+            rejected += refused;
+            rejection.get_or_insert(reason);
+        }
+        Ok(Exported {
+            rejected,
+            rejection,
+        })
+    }
+}
+
 /// Why a batch did not reach its backend.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExportError {

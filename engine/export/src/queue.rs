@@ -61,6 +61,8 @@ struct Disk {
 
 struct State {
     pending: VecDeque<Entry>,
+    /// Records of the pending entries (kept, not summed on each change).
+    pending_records: usize,
     /// Row bytes of what is pending or out.
     held: u64,
     /// The next id in memory mode.
@@ -143,6 +145,7 @@ impl Queue {
         let mut state = State::new(done_through);
         for r in records.into_iter().filter(|r| r.lsn > done_through) {
             state.held += rows_bytes(&r.batch);
+            state.pending_records += r.batch.num_rows();
             state.pending.push_back(Entry {
                 id: r.lsn,
                 signal: r.table,
@@ -274,6 +277,7 @@ impl Queue {
             let mut state = self.state();
             for e in entries {
                 state.held += rows_bytes(&e.rows);
+                state.pending_records += e.rows.num_rows();
                 state.pending.push_back(e);
             }
         }
@@ -304,6 +308,7 @@ impl Queue {
                             let taken: Vec<Entry> = state.pending.drain(..n).collect();
                             for e in &taken {
                                 state.out.insert(e.id);
+                                state.pending_records -= e.rows.num_rows();
                             }
                             drop(state);
                             self.update_gauges();
@@ -388,9 +393,8 @@ impl Queue {
     fn update_gauges(&self) {
         let (records, held, oldest) = {
             let state = self.state();
-            let records: usize = state.pending.iter().map(|e| e.rows.num_rows()).sum();
             let oldest = state.pending.front().map(|e| e.since.elapsed());
-            (records, state.held, oldest)
+            (state.pending_records, state.held, oldest)
         };
         let bytes = match &self.disk {
             Some(_) => self.disk_bytes.load(Ordering::Relaxed),
@@ -404,6 +408,7 @@ impl State {
     fn new(done_through: u64) -> Self {
         State {
             pending: VecDeque::new(),
+            pending_records: 0,
             held: 0,
             next_id: 0,
             out: BTreeSet::new(),

@@ -43,7 +43,7 @@ use async_trait::async_trait;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue};
 use weir_core::{ComponentError, Signal};
 
-use crate::exporter::{ExportError, Exported, Exporter};
+use crate::exporter::{ExportError, Exported, Exporter, Tally};
 use crate::http::{self, Failure, RetryOn};
 use request::{Json, Protobuf};
 use streams::Settings;
@@ -132,24 +132,22 @@ impl Exporter for LokiExporter {
                 records: all_rows,
             })?;
         let streams = streams::streams(&request, &self.settings);
-        let mut rejected = streams.rejected;
-        let mut rejection = streams.rejection.map(|r| format!("{}: {r}", self.url));
+        let mut tally = Tally::new(
+            streams.rejected,
+            streams.rejection.map(|r| format!("{}: {r}", self.url)),
+        );
         let cut = match self.encoding {
             Encoding::Protobuf => request::cut::<Protobuf>(streams.streams, self.max_request_bytes),
             Encoding::Json => request::cut::<Json>(streams.streams, self.max_request_bytes),
         };
         if cut.too_large > 0 {
-            rejected += cut.too_large;
-            rejection.get_or_insert_with(|| {
+            tally.reject(cut.too_large, || {
                 format!(
                     "{}: a log entry is larger than max_request_bytes ({} bytes) on its own",
                     self.url, self.max_request_bytes
                 )
             });
         }
-        let mut refused_entries = 0u64;
-        let mut refusal = None;
-        let mut sent_any = false;
         for request in cut.requests {
             let body = self
                 .compress(request.body)
@@ -166,29 +164,13 @@ impl Exporter for LokiExporter {
                 RetryOn::ServerErrors,
             );
             match sent.await {
-                Ok(_) => sent_any = true,
+                Ok(_) => tally.taken(),
                 Err(Failure::Retryable(reason, after)) => {
                     return Err(ExportError::Retryable { reason, after });
                 }
-                Err(Failure::Refused(reason)) => {
-                    refused_entries += request.entries;
-                    refusal.get_or_insert(reason);
-                }
+                Err(Failure::Refused(reason)) => tally.refused(request.entries, reason),
             }
         }
-        if let Some(reason) = refusal {
-            if !sent_any {
-                return Err(ExportError::Permanent {
-                    reason,
-                    records: refused_entries + rejected,
-                });
-            }
-            rejected += refused_entries;
-            rejection.get_or_insert(reason);
-        }
-        Ok(Exported {
-            rejected,
-            rejection,
-        })
+        tally.finish()
     }
 }

@@ -51,7 +51,7 @@ use tonic::transport::Channel;
 use weir_core::convert::{self, ConvertError, json};
 use weir_core::{ComponentError, Signal};
 
-use crate::exporter::{ExportError, Exported, Exporter};
+use crate::exporter::{ExportError, Exported, Exporter, Tally};
 use crate::http::Failure;
 use split::Request;
 
@@ -105,16 +105,13 @@ impl OtlpExporter {
     /// Sends `request` cut to the size limit, request by request.
     async fn send<R: Export>(&self, request: R) -> Result<Exported, ExportError> {
         let split = split::split(request, self.max_request_bytes);
-        let mut rejected = split.too_large;
-        let mut rejection = (rejected > 0).then(|| {
+        let too_large = (split.too_large > 0).then(|| {
             format!(
                 "{}: a record is larger than max_request_bytes ({} bytes) on its own",
                 self.endpoint, self.max_request_bytes
             )
         });
-        let mut refused_rows = 0u64;
-        let mut refusal = None;
-        let mut sent_any = false;
+        let mut tally = Tally::new(split.too_large, too_large);
         for (request, rows) in split.requests {
             let sent = match &self.transport {
                 Transport::Grpc(grpc) => grpc.send(request).await,
@@ -122,35 +119,18 @@ impl OtlpExporter {
             };
             match sent {
                 Ok(partial) => {
-                    sent_any = true;
+                    tally.taken();
                     if let Some((count, message)) = partial {
-                        rejected += count;
-                        rejection.get_or_insert(message);
+                        tally.reject(count, || message);
                     }
                 }
                 Err(Failure::Retryable(reason, after)) => {
                     return Err(ExportError::Retryable { reason, after });
                 }
-                Err(Failure::Refused(reason)) => {
-                    refused_rows += rows;
-                    refusal.get_or_insert(reason);
-                }
+                Err(Failure::Refused(reason)) => tally.refused(rows, reason),
             }
         }
-        if let Some(reason) = refusal {
-            if !sent_any {
-                return Err(ExportError::Permanent {
-                    reason,
-                    records: refused_rows + rejected,
-                });
-            }
-            rejected += refused_rows;
-            rejection.get_or_insert(reason);
-        }
-        Ok(Exported {
-            rejected,
-            rejection,
-        })
+        tally.finish()
     }
 }
 

@@ -38,7 +38,7 @@ use prost::Message as _;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use weir_core::{ComponentError, Signal};
 
-use crate::exporter::{ExportError, Exported, Exporter};
+use crate::exporter::{ExportError, Exported, Exporter, Tally};
 use crate::http::{self, Failure, RetryOn};
 use proto::{TimeSeries, WriteRequest};
 use stale::{MAX_TRACKED_SERIES, Staleness};
@@ -145,25 +145,20 @@ impl Exporter for RemoteWriteExporter {
                 reason: format!("{}: the rows cannot be read: {e}", self.url),
                 records: all_rows,
             })?;
-        let mut rejected = translation.rejected;
-        let mut rejection = translation.rejection;
+        let mut tally = Tally::new(translation.rejected, translation.rejection);
         let mut series = translation.series;
         let now = Instant::now();
         let expired = self.staleness_markers(&mut series, now);
 
         let cut = cut(series, self.max_samples, self.max_request_bytes);
         if cut.too_large > 0 {
-            rejected += cut.too_large;
-            rejection.get_or_insert_with(|| {
+            tally.reject(cut.too_large, || {
                 format!(
                     "{}: a series is larger than max_request_bytes ({} bytes) on its own",
                     self.url, self.max_request_bytes
                 )
             });
         }
-        let mut refused_points = 0u64;
-        let mut refusal = None;
-        let mut sent_any = false;
         for request in cut.requests {
             let body = snap::raw::Encoder::new()
                 .compress_vec(&request.body)
@@ -180,34 +175,18 @@ impl Exporter for RemoteWriteExporter {
                 RetryOn::ServerErrors,
             );
             match sent.await {
-                Ok(_) => sent_any = true,
+                Ok(_) => tally.taken(),
                 Err(Failure::Retryable(reason, after)) => {
                     return Err(ExportError::Retryable { reason, after });
                 }
-                Err(Failure::Refused(reason)) => {
-                    refused_points += request.points;
-                    refusal.get_or_insert(reason);
-                }
+                Err(Failure::Refused(reason)) => tally.refused(request.points, reason),
             }
         }
         self.staleness
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .forget(&expired, now);
-        if let Some(reason) = refusal {
-            if !sent_any {
-                return Err(ExportError::Permanent {
-                    reason,
-                    records: refused_points + rejected,
-                });
-            }
-            rejected += refused_points;
-            rejection.get_or_insert(reason);
-        }
-        Ok(Exported {
-            rejected,
-            rejection,
-        })
+        tally.finish()
     }
 }
 
