@@ -259,38 +259,8 @@ fi
 
 # --- helpers ----------------------------------------------------------------
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-# Waits until 127.0.0.1:$1 accepts connections, or fails if process $2 dies or 30 s pass.
-wait_port() {
-    local port="$1" pid="$2" log="$3" i
-    for ((i = 0; i < 300; i++)); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            return 0
-        fi
-        if ! kill -0 "$pid" 2>/dev/null; then
-            KEEP_WORK=1
-            tail -n 20 "$log" >&2 || true
-            die "a server exited before listening on port $port (log: $log)"
-        fi
-        sleep 0.1
-    done
-    KEEP_WORK=1
-    tail -n 20 "$log" >&2 || true
-    die "nothing listens on 127.0.0.1:$port after 30 s (log: $log)"
-}
-
-# CPU ticks (user + system) used so far by process $1.
-cpu_ticks() {
-    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
-}
-
-# CPU ticks all processes of the machine have used so far (user, nice, system, irq, softirq, steal).
-busy_ticks() {
-    awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
-}
+# free_port, wait_port, cpu_ticks, busy_ticks
+source "$ROOT/benches/lib.sh"
 
 TICKS="$(getconf CLK_TCK 2>/dev/null || echo 100)"
 

@@ -200,33 +200,8 @@ fi
 
 # --- helpers ----------------------------------------------------------------
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-# Waits until 127.0.0.1:$1 accepts connections, or fails if process $2 dies or 30 s pass.
-wait_port() {
-    local port="$1" pid="$2" log="$3" i
-    for ((i = 0; i < 300; i++)); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            return 0
-        fi
-        if ! kill -0 "$pid" 2>/dev/null; then
-            KEEP_WORK=1
-            tail -n 20 "$log" >&2 || true
-            die "the server exited before listening on port $port (log: $log)"
-        fi
-        sleep 0.1
-    done
-    KEEP_WORK=1
-    tail -n 20 "$log" >&2 || true
-    die "nothing listens on 127.0.0.1:$port after 30 s (log: $log)"
-}
-
-# CPU ticks (user + system) used so far by process $1.
-cpu_ticks() {
-    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
-}
+# free_port, wait_port, cpu_ticks, busy_ticks, settle
+source "$ROOT/benches/lib.sh"
 
 stop_server() {
     local pid="$SERVER_PID" i
@@ -238,11 +213,6 @@ stop_server() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     SERVER_PID=""
-}
-
-# CPU ticks all processes of the machine have used so far (user, nice, system, irq, softirq, steal).
-busy_ticks() {
-    awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
 }
 
 TICKS="$(getconf CLK_TCK 2>/dev/null || echo 100)"
@@ -270,22 +240,6 @@ down_received() {
     curl -s "http://127.0.0.1:$DOWN_API/metrics" |
         awk '/^weir_component_received_records_total\{/ && /component="null"/ { n += $2 } END { printf "%.0f", n }'
 }
-# Waits until the downstream count has not moved for 2 s; prints the count
-# and the seconds it kept growing.
-down_settle() {
-    local last now since start grew
-    start="$(date +%s.%N)"; last="$(down_received)"; since="$start"; grew="$start"
-    while :; do
-        sleep 0.2
-        now="$(down_received)"
-        if [[ "$now" != "$last" ]]; then
-            last="$now"; since="$(date +%s.%N)"; grew="$since"
-        elif awk -v a="$since" -v b="$(date +%s.%N)" 'BEGIN { exit !(b - a >= 2) }'; then
-            break
-        fi
-    done
-    awk -v n="$last" -v a="$start" -v b="$grew" 'BEGIN { printf "%s %.3f", n, b - a }'
-}
 
 # run_server NAME GRPC_PORT LOG -- COMMAND...: starts the server, warms it up, measures it, stops it.
 # Writes the measured run's summary to $WORK/NAME.json and "server-CPU-ticks peak-RSS-kB
@@ -305,7 +259,7 @@ run_server() {
         { KEEP_WORK=1; die "$name: the warm-up run failed (log: $WORK/$name.loadgen.log)"; }
     local cpu_before cpu_after busy_before busy_after landed_before landed_after
     if [[ -n "$DOWN_PID" ]]; then
-        landed_before="$(down_settle)"
+        landed_before="$(settle down_received)"
     fi
     cpu_before="$(cpu_ticks "$SERVER_PID")"
     busy_before="$(busy_ticks)"
@@ -318,7 +272,7 @@ run_server() {
     if [[ -n "$DOWN_PID" ]]; then
         # What reached the downstream receiver during the run and while
         # the server kept forwarding after it (that time counts).
-        landed_after="$(down_settle)"
+        landed_after="$(settle down_received)"
         echo "${landed_before%% *} $landed_after" >"$WORK/$name.landed"
         cpu_after="$(cpu_ticks "$SERVER_PID")"
     fi

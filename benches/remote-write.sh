@@ -58,9 +58,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
+# free_port, cpu_ticks, settle
+source "$ROOT/benches/lib.sh"
 wait_http() {
     local url="$1" i
     for ((i = 0; i < 300; i++)); do
@@ -69,26 +68,9 @@ wait_http() {
     done
     die "$url does not answer"
 }
-cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 samples() {
     curl -s "http://127.0.0.1:$VM_PORT/metrics" |
         awk '/^vm_rows_inserted_total\{type="promremotewrite"\}/ { print $2 }'
-}
-# Waits until the sample count has not moved for 2 s; prints it and the
-# seconds it kept growing.
-settle() {
-    local start last now since grew
-    start="$(date +%s.%N)"; last="$(samples)"; since="$start"; grew="$start"
-    while :; do
-        sleep 0.2
-        now="$(samples)"
-        if [[ "$now" != "$last" ]]; then
-            last="$now"; since="$(date +%s.%N)"; grew="$since"
-        elif awk -v a="$since" -v b="$(date +%s.%N)" 'BEGIN { exit !(b - a >= 2) }'; then
-            break
-        fi
-    done
-    awk -v n="$last" -v a="$start" -v b="$grew" 'BEGIN { printf "%s %.3f", n, b - a }'
 }
 
 VM_PORT="$(free_port)"
@@ -108,11 +90,11 @@ load=("$BIN_DIR/weir-loadgen" --endpoint "http://127.0.0.1:$GRPC" --protocol grp
     --batch-size "$BATCH" --concurrency "$CONCURRENCY" --rate 0 --output json)
 note "warm-up for $WARMUP"
 "${load[@]}" --duration "$WARMUP" >"$WORK/warmup.json" 2>>"$WORK/loadgen.log"
-read -r before _ <<<"$(settle)"
+read -r before _ <<<"$(settle samples)"
 weir0="$(cpu_ticks "$WEIR_PID")"; vm0="$(cpu_ticks "$VM_PID")"
 note "measuring for $DURATION"
 "${load[@]}" --duration "$DURATION" >"$WORK/run.json" 2>>"$WORK/loadgen.log"
-read -r after drain <<<"$(settle)"
+read -r after drain <<<"$(settle samples)"
 weir1="$(cpu_ticks "$WEIR_PID")"; vm1="$(cpu_ticks "$VM_PID")"
 python3 - "$WORK/run.json" "$before" "$after" "$drain" "$((weir1 - weir0))" "$((vm1 - vm0))" "$(getconf CLK_TCK)" <<'PY'
 import json, sys
