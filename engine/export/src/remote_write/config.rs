@@ -9,6 +9,7 @@ use weir_config::{Problem, values};
 
 use crate::headers::UserHeaders;
 
+crate::settings::external_sink_config! {
 /// Where and how metrics are sent with Prometheus remote write 1.0
 /// (Prometheus with `--web.enable-remote-write-receiver`, Mimir, Cortex,
 /// Thanos receive, VictoriaMetrics...).
@@ -92,44 +93,7 @@ pub struct PrometheusRemoteWriteConfig {
         deserialize_with = "samples_per_request"
     )]
     pub max_samples_per_request: usize,
-    /// The most records gathered into one export (which the exporter may
-    /// still cut into several requests), from 1 to 1000000. Default 8192.
-    #[serde(
-        default = "crate::settings::default_max_batch_records",
-        deserialize_with = "crate::settings::batch_records"
-    )]
-    pub max_batch_records: usize,
-    /// The most bytes of rows (in memory) gathered into one export.
-    /// Default `"8MiB"`.
-    #[serde(
-        default = "crate::settings::default_max_batch_bytes",
-        deserialize_with = "values::byte_size"
-    )]
-    pub max_batch_bytes: u64,
-    /// How long the first batch of an export waits for more before it is
-    /// sent anyway. Default `"200ms"`.
-    #[serde(
-        default = "crate::settings::default_batch_timeout",
-        deserialize_with = "values::positive_duration"
-    )]
-    pub batch_timeout: Duration,
-    /// Exports out at once, from 1 to 256 (batches may then land out of
-    /// order). Default 4.
-    #[serde(
-        default = "crate::settings::default_max_in_flight",
-        deserialize_with = "crate::settings::in_flight"
-    )]
-    pub max_in_flight: usize,
-    /// How a failure that may pass is retried (`initial_backoff`,
-    /// `max_backoff`, `max_elapsed`). Default `{ initial_backoff = "1s",
-    /// max_backoff = "30s", max_elapsed = "5m" }`.
-    #[serde(default)]
-    pub retry: crate::settings::RetryConfig,
-    /// A bounded queue on disk before the backend (`max_size`, `dir`,
-    /// `ack`), which rides out outages and restarts. Default: none (batches
-    /// wait in memory, and are acknowledged once the backend took them).
-    #[serde(default)]
-    pub queue: Option<crate::settings::QueueConfig>,
+}
 }
 
 /// How exponential histograms are sent.
@@ -172,17 +136,6 @@ const RESERVED_HEADERS: [&str; 4] = [
 ];
 
 impl PrometheusRemoteWriteConfig {
-    /// The shared keys, for the sink.
-    pub fn send(&self) -> crate::settings::SendSettings {
-        crate::settings::SendSettings {
-            max_batch_records: self.max_batch_records,
-            max_batch_bytes: self.max_batch_bytes,
-            batch_timeout: self.batch_timeout,
-            max_in_flight: self.max_in_flight,
-            retry: self.retry.clone(),
-            queue: self.queue.clone(),
-        }
-    }
     /// A config sending to `url` with every default.
     pub fn new(url: impl Into<String>) -> Self {
         PrometheusRemoteWriteConfig {
