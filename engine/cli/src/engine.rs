@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tracing::info;
 use weir_config::{BuildContext, Component, Plan, Shared};
 use weir_core::{ComponentError, Shutdown};
-use weir_query::SqlService;
+use weir_query::{Credentials, PostgresServer, SqlService};
 use weir_runtime::{ExitReport, Node, Running, Topology};
 use weir_store::Store;
 
@@ -37,7 +37,8 @@ pub struct Started {
     /// The embedded store, when the pipeline has a `store` sink.
     pub store: Option<Arc<Store>>,
     api_stop: Shutdown,
-    api: Option<JoinHandle<()>>,
+    /// The API server and the SQL protocol servers, stopped by `api_stop`.
+    api: Vec<JoinHandle<()>>,
     shutdown_timeout: Duration,
 }
 
@@ -77,22 +78,58 @@ impl Engine {
         }
         let store = shared.resources.get::<Store>();
         let Shared {
-            listeners,
+            mut listeners,
             api_routes,
             hooks,
             ..
         } = shared;
+        let api_stop = Shutdown::new();
+        let mut background = Vec::new();
+        let sql = match &store {
+            Some(store) => {
+                let http = match &api_listener {
+                    Some(listener) => Some(listener.local_addr()?),
+                    None => None,
+                };
+                let problems = plan.query.exposure_problems(http);
+                if let Some(first) = problems.first() {
+                    anyhow::bail!("{first}");
+                }
+                let credentials = Credentials::from_config(&plan.query.auth)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let store = store.clone();
+                let service = Arc::new(SqlService::new(
+                    Arc::new(move |ctx| store.register(ctx)),
+                    &plan.query,
+                ));
+                if let Some(config) = &plan.query.postgres {
+                    let server = PostgresServer::bind(config, service.clone(), credentials.clone())
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    listeners.insert("query/postgres".to_string(), server.local_addr()?);
+                    let stop = api_stop.clone();
+                    background.push(tokio::spawn(server.serve(async move { stop.wait().await })));
+                }
+                Some((service, credentials))
+            }
+            None => {
+                if plan.query.postgres.is_some() || plan.query.flight.is_some() {
+                    anyhow::bail!(
+                        "`[query.postgres]` and `[query.flight]` serve the embedded store, but \
+                         this pipeline has no `store` sink: add one, or remove those tables"
+                    );
+                }
+                None
+            }
+        };
         let reloader = Reloader::new(plan.clone(), hooks);
         let topology = Topology::new(nodes).context("wiring the pipeline")?;
         let running = topology.start();
-        let api_stop = Shutdown::new();
         let (api_addr, api) = if let Some(listener) = api_listener {
             let addr = listener.local_addr()?;
             let mut routes = api_routes;
-            if let Some(store) = &store {
-                let store = store.clone();
-                let sql = SqlService::new(Arc::new(move |ctx| store.register(ctx)), &plan.query);
-                routes.push(Arc::new(sql).router());
+            if let Some((service, credentials)) = &sql {
+                routes.push(service.clone().router(credentials.clone()));
             }
             let app = crate::api::router(metrics, running.readiness(), routes);
             let stop = api_stop.clone();
@@ -105,9 +142,10 @@ impl Engine {
                 }
             });
             info!(address = %addr, sql = store.is_some(), "API listening (/metrics, /healthz, /readyz, /api/v1/rules, /api/v1/alerts, /rules/NAME, /api/v1/sql)");
-            (Some(addr), Some(task))
+            background.push(task);
+            (Some(addr), background)
         } else {
-            (None, None)
+            (None, background)
         };
         for (what, addr) in &listeners {
             info!(listener = %what, address = %addr, "listening");
@@ -183,7 +221,7 @@ impl Started {
 async fn finish(
     store: Option<Arc<Store>>,
     api_stop: Shutdown,
-    api: Option<JoinHandle<()>>,
+    api: Vec<JoinHandle<()>>,
     mut report: ExitReport,
 ) -> ExitReport {
     stop_api(api_stop, api).await;
@@ -196,9 +234,9 @@ async fn finish(
     report
 }
 
-async fn stop_api(stop: Shutdown, api: Option<JoinHandle<()>>) {
+async fn stop_api(stop: Shutdown, api: Vec<JoinHandle<()>>) {
     stop.trigger();
-    if let Some(task) = api {
+    for task in api {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
 }

@@ -159,7 +159,8 @@ pub use rule_tests::{
     PipelineTest, SeriesInput, SeriesKind, TestSpec,
 };
 pub use settings::{
-    ApiConfig, FsyncPolicy, QueryConfig, RetentionConfig, RuntimeConfig, StoreConfig,
+    ApiConfig, FlightConfig, FsyncPolicy, PostgresConfig, QueryAuthConfig, QueryConfig, QueryUser,
+    RetentionConfig, RuntimeConfig, Secret, ServerTlsConfig, StoreConfig,
 };
 
 use diagnostic::Report;

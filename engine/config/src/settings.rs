@@ -247,7 +247,9 @@ impl Default for StoreConfig {
     }
 }
 
-/// `[query]`: limits of the SQL endpoints, per query.
+/// `[query]`: the SQL endpoints (HTTP on the API server, and optionally
+/// the Postgres wire protocol and Arrow Flight SQL), their limits and who
+/// may use them.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct QueryConfig {
@@ -265,6 +267,147 @@ pub struct QueryConfig {
         deserialize_with = "values::byte_size"
     )]
     pub memory_limit: u64,
+    /// The most memory all running queries may use together, over every
+    /// endpoint: a size. A query that would take more fails, and the
+    /// others go on. Default `"2GiB"`.
+    #[serde(
+        default = "default_total_query_memory",
+        deserialize_with = "values::byte_size"
+    )]
+    pub total_memory_limit: u64,
+    /// How many queries may run at once, over every endpoint. A query
+    /// beyond it waits for a slot until its `timeout`, then fails with an
+    /// error saying so. Default `16`.
+    #[serde(default = "default_max_concurrent_queries")]
+    pub max_concurrent: usize,
+    /// Who may query: users with passwords (Postgres, and Flight SQL's
+    /// handshake) and bearer tokens (HTTP and Flight SQL). With none, the
+    /// endpoints are open, which Weir allows only on loopback addresses.
+    #[serde(default)]
+    pub auth: QueryAuthConfig,
+    /// `[query.postgres]`: serve the Postgres wire protocol (psql, Grafana's
+    /// PostgreSQL data source, psycopg, JDBC). Off unless the table is given.
+    #[serde(default)]
+    pub postgres: Option<PostgresConfig>,
+    /// `[query.flight]`: serve Arrow Flight SQL (ADBC, pyarrow.flight). Off
+    /// unless the table is given.
+    #[serde(default)]
+    pub flight: Option<FlightConfig>,
+}
+
+/// `[query.auth]`: the credentials the SQL endpoints accept. Secrets are
+/// read from the environment or from files when Weir starts, never
+/// written in the pipeline file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct QueryAuthConfig {
+    /// Users and their passwords, such as
+    /// `[{ name = "grafana", password = { env = "WEIR_GRAFANA_PASSWORD" } }]`.
+    /// Postgres clients sign in with them (SCRAM-SHA-256), Flight SQL
+    /// clients with basic authentication, HTTP clients with
+    /// `Authorization: Basic`.
+    #[serde(default)]
+    pub users: Vec<QueryUser>,
+    /// Bearer tokens, such as `[{ file = "/run/secrets/weir-sql-token" }]`,
+    /// accepted as `Authorization: Bearer TOKEN` by HTTP and Flight SQL.
+    #[serde(default)]
+    pub tokens: Vec<Secret>,
+}
+
+impl QueryAuthConfig {
+    /// Whether any credential is configured.
+    pub fn is_enabled(&self) -> bool {
+        !self.users.is_empty() || !self.tokens.is_empty()
+    }
+}
+
+/// A user of the SQL endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct QueryUser {
+    /// The user name.
+    pub name: String,
+    /// Where the password is read from.
+    pub password: Secret,
+}
+
+/// Where a secret is read from when Weir starts: `{ env = "VARIABLE" }` or
+/// `{ file = "PATH" }` (the file's content without surrounding whitespace).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum Secret {
+    /// An environment variable.
+    Env(String),
+    /// A file.
+    File(PathBuf),
+}
+
+impl Secret {
+    /// The secret's value, or what the user must fix, naming where it was
+    /// looked for.
+    pub fn read(&self) -> Result<String, String> {
+        match self {
+            Secret::Env(name) => match std::env::var(name) {
+                Ok(value) if !value.is_empty() => Ok(value),
+                Ok(_) => Err(format!("the environment variable `{name}` is empty")),
+                Err(_) => Err(format!(
+                    "the environment variable `{name}` is not set (or not UTF-8); set it before \
+                     starting Weir"
+                )),
+            },
+            Secret::File(path) => match std::fs::read_to_string(path) {
+                Ok(value) if !value.trim().is_empty() => Ok(value.trim().to_string()),
+                Ok(_) => Err(format!("the file `{}` is empty", path.display())),
+                Err(e) => Err(format!("cannot read `{}`: {e}", path.display())),
+            },
+        }
+    }
+}
+
+/// A certificate and its private key, both PEM files, for serving TLS.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct ServerTlsConfig {
+    /// The certificate chain, PEM.
+    pub cert_file: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1), PEM.
+    pub key_file: PathBuf,
+}
+
+/// `[query.postgres]`: the Postgres wire protocol endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct PostgresConfig {
+    /// The `"IP:PORT"` to listen on. Default `"127.0.0.1:5432"`. Any
+    /// address other than a loopback one needs `[query.auth] users`.
+    #[serde(
+        default = "default_postgres_address",
+        deserialize_with = "values::socket_addr"
+    )]
+    pub address: SocketAddr,
+    /// The most client connections at once; more are refused. Default `64`.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Serve TLS with this certificate (clients asking `sslmode=require`).
+    /// Default: no TLS.
+    #[serde(default)]
+    pub tls: Option<ServerTlsConfig>,
+}
+
+/// `[query.flight]`: the Arrow Flight SQL endpoint (gRPC).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct FlightConfig {
+    /// The `"IP:PORT"` to listen on. Default `"127.0.0.1:50051"`. Any
+    /// address other than a loopback one needs `[query.auth]`.
+    #[serde(
+        default = "default_flight_address",
+        deserialize_with = "values::socket_addr"
+    )]
+    pub address: SocketAddr,
+    /// Serve TLS with this certificate. Default: no TLS.
+    #[serde(default)]
+    pub tls: Option<ServerTlsConfig>,
 }
 
 fn default_query_timeout() -> Duration {
@@ -273,12 +416,80 @@ fn default_query_timeout() -> Duration {
 fn default_query_memory() -> u64 {
     1 << 30
 }
+fn default_total_query_memory() -> u64 {
+    2 << 30
+}
+fn default_max_concurrent_queries() -> usize {
+    16
+}
+fn default_max_connections() -> usize {
+    64
+}
+fn default_postgres_address() -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 5432))
+}
+fn default_flight_address() -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 50051))
+}
+
+impl QueryConfig {
+    /// What is wrong with exposing the SQL endpoints as configured: an
+    /// endpoint bound to an address other than loopback while no credential
+    /// is configured. `http` is where the HTTP endpoint listens, when SQL is
+    /// served there.
+    pub fn exposure_problems(&self, http: Option<SocketAddr>) -> Vec<String> {
+        let mut problems = Vec::new();
+        let open = |address: &SocketAddr| !address.ip().is_loopback();
+        if self.max_concurrent == 0 {
+            problems.push("`[query] max_concurrent` must be at least 1".to_string());
+        }
+        if let Some(postgres) = &self.postgres {
+            if open(&postgres.address) && self.auth.users.is_empty() {
+                problems.push(format!(
+                    "`[query.postgres] address` is {}, reachable from other hosts, but \
+                     `[query.auth] users` is empty: add a user with a password, or listen on \
+                     127.0.0.1",
+                    postgres.address
+                ));
+            }
+            if postgres.max_connections == 0 {
+                problems.push("`[query.postgres] max_connections` must be at least 1".to_string());
+            }
+        }
+        if let Some(flight) = &self.flight
+            && open(&flight.address)
+            && !self.auth.is_enabled()
+        {
+            problems.push(format!(
+                "`[query.flight] address` is {}, reachable from other hosts, but `[query.auth]` \
+                 has no users or tokens: add one, or listen on 127.0.0.1",
+                flight.address
+            ));
+        }
+        if let Some(address) = http
+            && open(&address)
+            && !self.auth.is_enabled()
+        {
+            problems.push(format!(
+                "`[api] address` is {address}, reachable from other hosts, and serves SQL at \
+                 /api/v1/sql, but `[query.auth]` has no users or tokens: add one, or listen on \
+                 127.0.0.1"
+            ));
+        }
+        problems
+    }
+}
 
 impl Default for QueryConfig {
     fn default() -> Self {
         QueryConfig {
             timeout: default_query_timeout(),
             memory_limit: default_query_memory(),
+            total_memory_limit: default_total_query_memory(),
+            max_concurrent: default_max_concurrent_queries(),
+            auth: QueryAuthConfig::default(),
+            postgres: None,
+            flight: None,
         }
     }
 }

@@ -50,6 +50,15 @@ pub enum QueryError {
     /// The query ran longer than `[query] timeout` and was cancelled.
     #[error("query cancelled: it ran longer than the {} timeout (`[query] timeout`): narrow the time range, add a LIMIT, or raise the timeout", humanize(*.0))]
     Timeout(Duration),
+    /// Weir is busy: every query slot (`[query] max_concurrent`) stayed
+    /// taken until the query's deadline, or the queries running together
+    /// hold all of `[query] total_memory_limit`. Worth trying again later
+    /// (HTTP 503).
+    #[error("{0}")]
+    Overloaded(String),
+    /// The credentials are missing or wrong (HTTP 401).
+    #[error("{0}")]
+    Unauthorized(String),
     /// The tables could not be registered for the query (the store failed):
     /// Weir's side, not the query's.
     #[error("could not open the tables for this query: {0}")]
@@ -63,7 +72,8 @@ impl QueryError {
     /// The stable, machine-readable name of the error's kind, sent as
     /// `"kind"` next to the message: `bad_request`, `not_acceptable`,
     /// `syntax`, `plan`, `refused`, `unsupported`, `execution`,
-    /// `resources_exhausted`, `timeout`, `tables`, `internal`.
+    /// `resources_exhausted`, `timeout`, `overloaded`, `unauthorized`,
+    /// `tables`, `internal`.
     pub fn kind(&self) -> &'static str {
         match self {
             QueryError::BadRequest(_) => "bad_request",
@@ -75,6 +85,8 @@ impl QueryError {
             QueryError::Execution(_) => "execution",
             QueryError::ResourcesExhausted { .. } => "resources_exhausted",
             QueryError::Timeout(_) => "timeout",
+            QueryError::Overloaded(_) => "overloaded",
+            QueryError::Unauthorized(_) => "unauthorized",
             QueryError::Tables(_) => "tables",
             QueryError::Internal(_) => "internal",
         }
@@ -91,6 +103,8 @@ impl QueryError {
     pub fn status(&self) -> StatusCode {
         match self {
             QueryError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            QueryError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            QueryError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             e if e.is_user_error() => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -113,6 +127,9 @@ impl QueryError {
             | DataFusionError::Configuration(_) => QueryError::Plan(message),
             DataFusionError::NotImplemented(_) => QueryError::Unsupported(message),
             DataFusionError::Execution(_) => QueryError::Execution(message),
+            DataFusionError::ResourcesExhausted(inner) if inner.contains(TOTAL_MEMORY_KEY) => {
+                QueryError::Overloaded(message)
+            }
             DataFusionError::ResourcesExhausted(_) => QueryError::ResourcesExhausted {
                 message,
                 limit: memory_limit,
@@ -135,6 +152,10 @@ impl QueryError {
         }
     }
 }
+
+/// What the error of the memory shared by all queries names, to tell it
+/// from one query's own limit.
+pub(crate) const TOTAL_MEMORY_KEY: &str = "`[query] total_memory_limit`";
 
 /// The deepest DataFusion error of a chain: wrappers (context, diagnostics,
 /// shared, collections) and errors carried through Arrow are looked through.
@@ -170,7 +191,7 @@ fn root(error: &DataFusionError) -> &DataFusionError {
 pub(crate) struct TimedOut(pub(crate) Duration);
 
 /// `4 MiB`, `1 GiB`, `1000 bytes`: a size as users write it in the config.
-fn bytes(size: u64) -> String {
+pub(crate) fn bytes(size: u64) -> String {
     const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
     for (unit, name) in UNITS {
         if size >= unit && size.is_multiple_of(unit) {
@@ -181,7 +202,7 @@ fn bytes(size: u64) -> String {
 }
 
 /// `1.5s`, `30s`, `2m`: a duration as users write it in the config.
-fn humanize(duration: Duration) -> String {
+pub(crate) fn humanize(duration: Duration) -> String {
     let millis = duration.as_millis();
     if millis.is_multiple_of(60_000) && millis > 0 {
         format!("{}m", millis / 60_000)

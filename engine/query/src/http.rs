@@ -24,6 +24,7 @@ use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Deserialize;
 
+use crate::auth::{Credentials, Presented};
 use crate::encode::{Encoder, Format};
 use crate::error::QueryError;
 use crate::metrics;
@@ -36,13 +37,101 @@ pub const TABLES_PATH: &str = "/api/v1/tables";
 
 impl SqlService {
     /// `POST /api/v1/sql` and `GET /api/v1/tables`, to merge into Weir's API
-    /// server.
-    pub fn router(self: Arc<Self>) -> Router {
+    /// server, behind [`guard`]: the credentials of `[query.auth]` when
+    /// there are any, and the browser checks always.
+    pub fn router(self: Arc<Self>, credentials: Arc<Credentials>) -> Router {
         Router::new()
             .route(SQL_PATH, post(sql))
             .route(TABLES_PATH, get(tables))
             .with_state(self)
+            .layer(axum::middleware::from_fn_with_state(credentials, guard))
     }
+}
+
+/// What every SQL request passes before it is read:
+///
+/// - a request a browser sends from another site (`Sec-Fetch-Site:
+///   cross-site`, or an `Origin` whose host is not the `Host` asked for) is
+///   refused, so a web page cannot make its visitor's browser query Weir;
+/// - without credentials (loopback only), the `Host` must be a loopback
+///   name or address, so a DNS-rebinding page cannot pose as Weir's origin;
+/// - with credentials, `Authorization: Bearer TOKEN` or `Basic` (a
+///   `[query.auth]` user) is required.
+async fn guard(
+    State(credentials): State<Arc<Credentials>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = request.headers();
+    if let Some(reason) = cross_site(headers) {
+        return error_response(&QueryError::Refused(reason));
+    }
+    if credentials.required() {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(Credentials::parse_header);
+        let admitted = match &presented {
+            Some((token, None)) => credentials.admits(Presented::Token(token)),
+            Some((user, Some(password))) => credentials.admits(Presented::Password(user, password)),
+            None => false,
+        };
+        if !admitted {
+            let mut response = error_response(&QueryError::Unauthorized(
+                "the SQL endpoint needs credentials: send `Authorization: Bearer TOKEN` (a \
+                 `[query.auth] tokens` entry) or `Authorization: Basic` with a `[query.auth] \
+                 users` entry"
+                    .to_string(),
+            ));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"weir\", Basic realm=\"weir\""),
+            );
+            return response;
+        }
+    } else if let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok())
+        && !is_loopback_host(host)
+    {
+        return error_response(&QueryError::Refused(format!(
+            "Host `{host}` is not this Weir's: without `[query.auth]` the SQL endpoint answers \
+             only requests to a loopback address (localhost, 127.0.0.1, [::1])"
+        )));
+    }
+    next.run(request).await
+}
+
+/// Why the request looks like a browser's from another site, if it does.
+fn cross_site(headers: &HeaderMap) -> Option<String> {
+    let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if value("sec-fetch-site") == Some("cross-site") {
+        return Some("cross-site requests from a browser are refused".to_string());
+    }
+    let origin = value("origin")?;
+    let origin_host = origin
+        .split_once("://")
+        .map_or(origin, |(_, rest)| rest)
+        .trim_end_matches('/');
+    match value("host") {
+        Some(host) if host.eq_ignore_ascii_case(origin_host) => None,
+        _ => Some(format!(
+            "a request from the page at `{origin}` is refused: browsers may query Weir only from \
+             its own origin"
+        )),
+    }
+}
+
+/// Whether `host` (a `Host` header: a name or address, maybe with a port)
+/// is a loopback one.
+fn is_loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or(rest)
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The JSON form of a query request.
@@ -345,6 +434,53 @@ async fn list_tables(service: &SqlService) -> Result<serde_json::Value, QueryErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Loopback names and addresses, with or without a port, are loopback;
+    /// a rebinding page's name is not.
+    #[test]
+    fn loopback_hosts_are_recognised() {
+        for host in [
+            "localhost",
+            "localhost:8888",
+            "127.0.0.1:8888",
+            "[::1]:8888",
+            "[::1]",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in ["evil.example:8888", "10.0.0.1", "127.0.0.1.evil.example"] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
+    /// A browser's request from another origin is refused; one from Weir's
+    /// own page or from a tool without `Origin` is not.
+    #[test]
+    fn cross_site_requests_are_seen() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (k, v) in pairs {
+                map.insert(*k, HeaderValue::from_static(v));
+            }
+            map
+        };
+        assert!(cross_site(&headers(&[("host", "127.0.0.1:8888")])).is_none());
+        assert!(
+            cross_site(&headers(&[
+                ("host", "127.0.0.1:8888"),
+                ("origin", "http://127.0.0.1:8888")
+            ]))
+            .is_none()
+        );
+        assert!(
+            cross_site(&headers(&[
+                ("host", "127.0.0.1:8888"),
+                ("origin", "https://evil.example")
+            ]))
+            .is_some()
+        );
+        assert!(cross_site(&headers(&[("sec-fetch-site", "cross-site")])).is_some());
+    }
 
     fn headers(pairs: &[(header::HeaderName, &'static str)]) -> HeaderMap {
         let mut map = HeaderMap::new();

@@ -27,15 +27,21 @@
 //!
 //! The user documentation is `docs/sql.md`.
 
+pub mod auth;
 pub mod client;
 pub mod encode;
 pub mod error;
 pub mod functions;
 pub mod http;
+mod memory;
 pub mod metrics;
+pub mod postgres;
 pub mod service;
+mod tls;
 
+pub use auth::Credentials;
 pub use client::{ClientError, OutputFormat};
 pub use encode::Format;
 pub use error::QueryError;
+pub use postgres::PostgresServer;
 pub use service::{Register, SqlService};

@@ -1,7 +1,6 @@
 //! [`SqlService`]: one fresh, limited, read-only DataFusion session per query.
 
 use std::future::Future;
-use std::num::NonZeroUsize;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -12,16 +11,19 @@ use arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
-use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
+use datafusion::execution::memory_pool::GreedyMemoryPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::RecordBatchStream;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::Stream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
 use crate::error::{QueryError, TimedOut};
 use crate::functions;
+use crate::memory::QueryPool;
 
 /// Registers tables into a fresh per-query [`SessionContext`] (the store
 /// implements it with a closure). It may register functions too.
@@ -29,11 +31,21 @@ pub type Register = Arc<dyn Fn(&SessionContext) -> datafusion::error::Result<()>
 
 /// The SQL service: plans and runs read-only queries over the tables that
 /// [`Register`] provides, each in its own session with its own memory pool
-/// and deadline, and serves them over HTTP ([`SqlService::router`]).
+/// and deadline, and serves them over HTTP ([`SqlService::router`]), the
+/// Postgres wire protocol ([`crate::postgres`]) and Arrow Flight SQL
+/// ([`crate::flight`]). Every endpoint shares the limits: each query's own
+/// memory and time, and across queries a total memory pool and a number of
+/// query slots.
 pub struct SqlService {
     register: Register,
     timeout: Duration,
     memory_limit: u64,
+    total_memory_limit: u64,
+    max_concurrent: usize,
+    /// The memory every running query draws on.
+    total_memory: Arc<GreedyMemoryPool>,
+    /// A permit per running query.
+    slots: Arc<Semaphore>,
     /// Shared by every query: the object stores and the file caches. Each
     /// query gets its own memory pool on top.
     runtime: Arc<RuntimeEnv>,
@@ -67,10 +79,18 @@ impl SqlService {
                 Arc::new(RuntimeEnv::default())
             }
         };
+        let total_memory_limit = config.total_memory_limit;
+        let max_concurrent = config.max_concurrent.max(1);
         SqlService {
             register,
             timeout: config.timeout,
             memory_limit: config.memory_limit,
+            total_memory_limit,
+            max_concurrent,
+            total_memory: Arc::new(GreedyMemoryPool::new(
+                usize::try_from(total_memory_limit).unwrap_or(usize::MAX),
+            )),
+            slots: Arc::new(Semaphore::new(max_concurrent)),
             runtime,
         }
     }
@@ -85,21 +105,32 @@ impl SqlService {
         self.memory_limit
     }
 
-    /// A fresh session for one query: its own memory pool of
-    /// `memory_limit` bytes, Weir's functions, and the tables of
+    /// A fresh session for one query (or one Postgres connection, which
+    /// runs one query at a time): its own memory pool of `memory_limit`
+    /// bytes drawing on the total, Weir's functions, and the tables of
     /// [`Register`].
     pub fn context(&self) -> Result<SessionContext, QueryError> {
-        let limit = usize::try_from(self.memory_limit).unwrap_or(usize::MAX);
-        let top_consumers = NonZeroUsize::new(5).unwrap_or(NonZeroUsize::MIN);
-        let pool = Arc::new(TrackConsumersPool::new(
-            GreedyMemoryPool::new(limit),
-            top_consumers,
+        self.session(true)
+    }
+
+    /// A session as [`SqlService::context`] makes, without DataFusion's
+    /// `information_schema` (the Postgres endpoint registers its own, with
+    /// Postgres' type names).
+    pub fn postgres_context(&self) -> Result<SessionContext, QueryError> {
+        self.session(false)
+    }
+
+    fn session(&self, information_schema: bool) -> Result<SessionContext, QueryError> {
+        let pool = Arc::new(QueryPool::new(
+            self.memory_limit,
+            self.total_memory.clone(),
+            self.total_memory_limit,
         ));
         let runtime = RuntimeEnvBuilder::from_runtime_env(&self.runtime)
             .with_memory_pool(pool)
             .build_arc()
             .map_err(|e| QueryError::Internal(e.strip_backtrace()))?;
-        let config = SessionConfig::new().with_information_schema(true);
+        let config = SessionConfig::new().with_information_schema(information_schema);
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(runtime)
@@ -111,20 +142,80 @@ impl SqlService {
         Ok(ctx)
     }
 
-    /// Plans and starts a read-only query with the limits; the stream yields
-    /// batches (for HTTP, later Flight SQL / pgwire).
+    /// Plans and starts a read-only query with the limits, in a fresh
+    /// session; the stream yields batches.
     ///
-    /// The timeout covers planning and the whole stream: once it passes, the
-    /// stream ends with an error that [`QueryError::from_datafusion`] turns
-    /// into [`QueryError::Timeout`]. Dropping the stream cancels the query.
+    /// The timeout covers waiting for a query slot, planning and the whole
+    /// stream: once it passes, the stream ends with an error that
+    /// [`QueryError::from_datafusion`] turns into [`QueryError::Timeout`].
+    /// Dropping the stream cancels the query and frees its slot.
     pub async fn execute(&self, sql: &str) -> Result<SendableRecordBatchStream, QueryError> {
+        let deadline = self.deadline();
+        let ctx = self.context()?;
+        let classify = |e: DataFusionError| QueryError::from_datafusion(&e, self.memory_limit);
+        let planned = tokio::time::timeout_at(deadline, ctx.state().create_logical_plan(sql)).await;
+        let plan = match planned {
+            Ok(plan) => plan.map_err(classify)?,
+            Err(_) => return Err(QueryError::Timeout(self.timeout)),
+        };
+        self.run(&ctx, plan, deadline).await
+    }
+
+    /// Runs `plan`, planned in `ctx` (a session from [`SqlService::context`]),
+    /// with the same checks and limits as [`SqlService::execute`]: what the
+    /// Postgres and Flight SQL endpoints use once they have planned a
+    /// statement themselves (with their parameters bound).
+    pub async fn execute_plan(
+        &self,
+        ctx: &SessionContext,
+        plan: LogicalPlan,
+    ) -> Result<SendableRecordBatchStream, QueryError> {
+        self.run(ctx, plan, self.deadline()).await
+    }
+
+    /// Refuses anything but a query: what every endpoint answers to DDL,
+    /// DML, `COPY` and statements.
+    pub fn check_read_only(plan: &LogicalPlan) -> Result<(), QueryError> {
+        read_only().verify_plan(plan).map_err(|e| {
+            QueryError::Refused(format!(
+                "{} (Weir's SQL endpoints are read-only: only queries are allowed)",
+                e.strip_backtrace()
+            ))
+        })
+    }
+
+    fn deadline(&self) -> Instant {
         let now = Instant::now();
         // A timeout too large to add (a config of centuries) means no limit.
-        let deadline = now
-            .checked_add(self.timeout)
-            .unwrap_or_else(|| now + Duration::from_secs(10 * 365 * 24 * 3600));
-        let planned = tokio::time::timeout_at(deadline, self.plan(sql)).await;
-        let stream = match planned {
+        now.checked_add(self.timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(10 * 365 * 24 * 3600))
+    }
+
+    async fn run(
+        &self,
+        ctx: &SessionContext,
+        plan: LogicalPlan,
+        deadline: Instant,
+    ) -> Result<SendableRecordBatchStream, QueryError> {
+        Self::check_read_only(&plan)?;
+        let slot = match tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned()).await
+        {
+            Ok(Ok(slot)) => slot,
+            Ok(Err(_)) => return Err(QueryError::Internal("the query service is closed".into())),
+            Err(_) => {
+                return Err(QueryError::Overloaded(format!(
+                    "all {} query slots (`[query] max_concurrent`) stayed taken for the whole \
+                     {:?} timeout: try again when fewer queries run",
+                    self.max_concurrent, self.timeout
+                )));
+            }
+        };
+        let classify = |e: DataFusionError| QueryError::from_datafusion(&e, self.memory_limit);
+        let started = async {
+            let frame = ctx.execute_logical_plan(plan).await.map_err(classify)?;
+            frame.execute_stream().await.map_err(classify)
+        };
+        let stream = match tokio::time::timeout_at(deadline, started).await {
             Ok(stream) => stream?,
             Err(_) => return Err(QueryError::Timeout(self.timeout)),
         };
@@ -133,25 +224,8 @@ impl SqlService {
             inner: Some(stream),
             sleep: Box::pin(tokio::time::sleep_until(deadline)),
             timeout: self.timeout,
+            slot: Some(slot),
         }))
-    }
-
-    async fn plan(&self, sql: &str) -> Result<SendableRecordBatchStream, QueryError> {
-        let ctx = self.context()?;
-        let classify = |e: DataFusionError| QueryError::from_datafusion(&e, self.memory_limit);
-        let plan = ctx
-            .state()
-            .create_logical_plan(sql)
-            .await
-            .map_err(classify)?;
-        read_only().verify_plan(&plan).map_err(|e| {
-            QueryError::Refused(format!(
-                "{} (the SQL endpoint is read-only: only queries are allowed)",
-                e.strip_backtrace()
-            ))
-        })?;
-        let frame = ctx.execute_logical_plan(plan).await.map_err(classify)?;
-        frame.execute_stream().await.map_err(classify)
     }
 }
 
@@ -164,13 +238,15 @@ fn read_only() -> SQLOptions {
         .with_allow_statements(false)
 }
 
-/// A query's stream with its deadline: past it, the stream yields one
-/// timeout error, drops the query (cancelling its tasks) and ends.
+/// A query's stream with its deadline and its slot: past the deadline, the
+/// stream yields one timeout error, drops the query (cancelling its tasks)
+/// and ends. The slot is freed when the stream ends or is dropped.
 struct Deadline {
     schema: SchemaRef,
     inner: Option<SendableRecordBatchStream>,
     sleep: Pin<Box<Sleep>>,
     timeout: Duration,
+    slot: Option<OwnedSemaphorePermit>,
 }
 
 impl Stream for Deadline {
@@ -183,12 +259,14 @@ impl Stream for Deadline {
         };
         if this.sleep.as_mut().poll(cx).is_ready() {
             this.inner = None;
+            this.slot = None;
             let error = DataFusionError::External(Box::new(TimedOut(this.timeout)));
             return Poll::Ready(Some(Err(error)));
         }
         let next = inner.as_mut().poll_next(cx);
         if let Poll::Ready(None) = next {
             this.inner = None;
+            this.slot = None;
         }
         next
     }
@@ -209,6 +287,7 @@ mod tests {
         let config = weir_config::QueryConfig {
             timeout,
             memory_limit: 64 << 20,
+            ..Default::default()
         };
         SqlService::new(Arc::new(|_| Ok(())), &config)
     }

@@ -414,6 +414,7 @@ pub fn config(timeout: Duration, memory_limit: u64) -> QueryConfig {
     QueryConfig {
         timeout,
         memory_limit,
+        ..QueryConfig::default()
     }
 }
 
@@ -428,9 +429,31 @@ pub async fn serve(service: SqlService) -> String {
         .await
         .expect("bind 127.0.0.1:0");
     let address = listener.local_addr().expect("bound address");
-    let router = Arc::new(service).router();
+    let router = Arc::new(service).router(Arc::new(weir_query::Credentials::default()));
     tokio::spawn(async move {
         axum::serve(listener, router).await.expect("server runs");
     });
     format!("http://{address}")
+}
+
+/// The integer `sql` returns (one row, one column) over the fixtures as of
+/// `now`, through the SQL service itself: what other endpoints are
+/// compared with.
+pub async fn count(sql: &str, now: u64) -> serde_json::Value {
+    use futures::TryStreamExt;
+    let service = SqlService::new(Tables::at(now).register(), &QueryConfig::default());
+    let batches: Vec<RecordBatch> = service
+        .execute(sql)
+        .await
+        .expect("plans")
+        .try_collect()
+        .await
+        .expect("runs");
+    let column = arrow::compute::cast(batches[0].column(0), &arrow::datatypes::DataType::Int64)
+        .expect("an integer");
+    let values = column
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .expect("Int64");
+    serde_json::json!(values.value(0))
 }

@@ -4,8 +4,10 @@
 //! * [`client`]: `weir sql`'s client against a real server.
 //! * [`golden`]: golden SQL cases and the documented examples.
 //! * [`http`]: `POST /api/v1/sql` and `GET /api/v1/tables` end to end.
+//! * [`postgres`]: the Postgres wire endpoint against psql and psycopg.
 
 mod client;
 mod common;
 mod golden;
 mod http;
+mod postgres;
