@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tracing::info;
 use weir_config::{BuildContext, Component, Plan, Shared};
 use weir_core::{ComponentError, Shutdown};
-use weir_query::{Credentials, PostgresServer, SqlService};
+use weir_query::{Credentials, FlightServer, PostgresServer, SqlService};
 use weir_runtime::{ExitReport, Node, Running, Topology};
 use weir_store::Store;
 
@@ -107,6 +107,14 @@ impl Engine {
                         .await
                         .map_err(|e| anyhow::anyhow!("{e}"))?;
                     listeners.insert("query/postgres".to_string(), server.local_addr()?);
+                    let stop = api_stop.clone();
+                    background.push(tokio::spawn(server.serve(async move { stop.wait().await })));
+                }
+                if let Some(config) = &plan.query.flight {
+                    let server = FlightServer::bind(config, service.clone(), credentials.clone())
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    listeners.insert("query/flight".to_string(), server.local_addr()?);
                     let stop = api_stop.clone();
                     background.push(tokio::spawn(server.serve(async move { stop.wait().await })));
                 }

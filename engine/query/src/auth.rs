@@ -4,7 +4,7 @@
 //! the users' passwords, Flight SQL with basic authentication (answered
 //! with a session token) or a bearer token, HTTP with either header.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -21,8 +21,20 @@ pub struct Credentials {
     /// Configured bearer tokens, as SHA-256 digests.
     tokens: Vec<[u8; 32]>,
     /// Tokens handed out by Flight SQL's handshake, as SHA-256 digests.
-    sessions: Mutex<HashSet<[u8; 32]>>,
+    sessions: Mutex<Sessions>,
 }
+
+/// Handed-out tokens, the newest [`MAX_SESSIONS`]: a client signing in
+/// again and again cannot grow them without bound.
+#[derive(Default)]
+struct Sessions {
+    tokens: HashSet<[u8; 32]>,
+    order: VecDeque<[u8; 32]>,
+}
+
+/// How many handed-out tokens are remembered; the oldest is forgotten
+/// first (its client signs in again).
+const MAX_SESSIONS: usize = 10_000;
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -74,7 +86,7 @@ impl Credentials {
         Ok(Arc::new(Credentials {
             users,
             tokens,
-            sessions: Mutex::new(HashSet::new()),
+            sessions: Mutex::new(Sessions::default()),
         }))
     }
 
@@ -103,7 +115,8 @@ impl Credentials {
                 .is_some_and(|expected| same(expected.as_bytes(), password.as_bytes())),
             Presented::Token(token) => {
                 let token = digest(token);
-                self.tokens.iter().any(|t| same(t, &token)) || self.sessions.lock().contains(&token)
+                self.tokens.iter().any(|t| same(t, &token))
+                    || self.sessions.lock().tokens.contains(&token)
             }
         }
     }
@@ -114,7 +127,17 @@ impl Credentials {
         // rand's thread generator is a CSPRNG seeded by the system.
         let bytes: [u8; 32] = rand::random();
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-        self.sessions.lock().insert(digest(&token));
+        if self.required() {
+            let mut sessions = self.sessions.lock();
+            let key = digest(&token);
+            sessions.tokens.insert(key);
+            sessions.order.push_back(key);
+            while sessions.order.len() > MAX_SESSIONS {
+                if let Some(old) = sessions.order.pop_front() {
+                    sessions.tokens.remove(&old);
+                }
+            }
+        }
         token
     }
 

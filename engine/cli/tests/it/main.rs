@@ -13,6 +13,8 @@
 //!   real clients (confluent-kafka): interop, at least once, bad input.
 //! * [`plugin`]: `weir plugin new` / `build` in every language, run.
 //! * [`rules`]: a `rules` processor in `weir run`, `weir test`, reloads.
+//! * [`sql_protocols`]: Postgres, Flight SQL and HTTP over a running Weir,
+//!   behind `[query.auth]`.
 
 mod alerts;
 mod cli;
@@ -23,3 +25,4 @@ mod export;
 mod kafka;
 mod plugin;
 mod rules;
+mod sql_protocols;

@@ -125,7 +125,6 @@ mod tests {
         }
         for sql in [
             "INSERT INTO spans VALUES (1)",
-            "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/passwd'",
             "COPY spans TO '/tmp/x.csv'",
             "DROP TABLE spans",
             "SET datafusion.execution.target_partitions = 1",

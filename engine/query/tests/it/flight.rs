@@ -1,0 +1,132 @@
+//! The Arrow Flight SQL endpoint against real clients: the ADBC Flight SQL
+//! driver (into pyarrow and pandas) and pyarrow.flight, over the realistic
+//! fixtures, with basic authentication exchanged for a bearer token.
+//!
+//! `scripts/test` installs them and sets `WEIR_TEST_PYTHON`.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use weir_config::{FlightConfig, QueryAuthConfig, QueryConfig, QueryUser, Secret};
+use weir_query::{Credentials, FlightServer, SqlService};
+
+use crate::common::{self, Tables};
+
+const USER: &str = "analyst";
+const PASSWORD: &str = "s3cret-flight";
+
+/// Scenario: ADBC connects with a user and password, queries into Arrow
+/// and pandas with and without parameters, lists catalogs, tables and
+/// their schemas; pyarrow.flight signs in for a token and fetches a
+/// statement; statements that write are refused, a wrong password and a
+/// missing token are refused. Guarantees: every answer equals the
+/// fixtures' and the session goes on serving after refusals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adbc_and_pyarrow_flight() {
+    let now = common::now_ns();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let password = dir.path().join("password");
+    std::fs::write(&password, PASSWORD).expect("write the password");
+    let credentials = Credentials::from_config(&QueryAuthConfig {
+        users: vec![QueryUser {
+            name: USER.into(),
+            password: Secret::File(password),
+        }],
+        tokens: vec![],
+    })
+    .expect("credentials");
+    let service = Arc::new(SqlService::new(
+        Tables::at(now).register(),
+        &QueryConfig::default(),
+    ));
+    let config = FlightConfig {
+        address: "127.0.0.1:0".parse().expect("address"),
+        tls: None,
+    };
+    let server = FlightServer::bind(&config, service, credentials)
+        .await
+        .expect("binds");
+    let port = server.local_addr().expect("bound").port();
+    tokio::spawn(server.serve(std::future::pending()));
+
+    let python = std::env::var("WEIR_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "WEIR_TEST_PYTHON is not set: run the suite with `scripts/test`, which installs \
+             the ADBC Flight SQL driver and pyarrow into a venv and sets it"
+        )
+    });
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/flight/clients.py");
+    let mut command = Command::new(python);
+    command
+        .arg(script)
+        .args([port.to_string(), USER.into(), PASSWORD.into()]);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("joins")
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "clients.py failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+
+    assert_eq!(out["arrow_columns"], json!(["service_name", "spans"]));
+    assert_eq!(
+        out["arrow_rows"],
+        json!([["cart", 23], ["checkout", 43], ["frontend", 43]])
+    );
+    assert_eq!(
+        out["param"],
+        common::count(
+            "SELECT count(*) FROM spans WHERE service_name = 'checkout'",
+            now
+        )
+        .await
+    );
+    assert_eq!(out["pandas_shape"], json!([5, 4]), "{out}");
+    assert!(
+        out["pandas_dtypes"]["start_time"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("datetime64[ns")),
+        "{out}"
+    );
+    assert_eq!(out["tables"], json!(["logs", "metrics", "spans"]));
+    let spans_schema: Vec<&str> = out["spans_schema"]
+        .as_array()
+        .expect("names")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for column in ["start_time", "trace_id", "attributes", "duration_ns"] {
+        assert!(
+            spans_schema.contains(&column),
+            "{column} in {spans_schema:?}"
+        );
+    }
+    assert_eq!(out["table_types"], json!(["TABLE"]));
+    assert_eq!(out["vendor"], "Weir");
+    for (statement, error) in out["refused"].as_object().expect("refused") {
+        assert!(
+            error.as_str().is_some_and(|e| e.contains("read-only")),
+            "{statement}: {error}"
+        );
+    }
+    assert!(!Path::new("/tmp/weir-flight.csv").exists());
+    assert_eq!(out["after_errors"], 2);
+    assert!(
+        out["wrong_password"]
+            .as_str()
+            .is_some_and(
+                |e| e.to_lowercase().contains("unauthenticated") || e.contains("credentials")
+            ),
+        "{out}"
+    );
+    assert_eq!(
+        out["pyarrow_flight"],
+        common::count("SELECT count(*) FROM logs", now).await
+    );
+    assert!(out["no_token"].is_string(), "{out}");
+}
