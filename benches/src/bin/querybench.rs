@@ -10,6 +10,8 @@
 //!         cold query, warm queries, count(*) check, EXPLAIN ANALYZE summary,
 //!         the same GROUP BY over every row
 //!  run:   fill, then `query` in a child process
+//!  protocols: (a filled store) the one-hour GROUP BY and a full scan over
+//!         HTTP JSON, HTTP Arrow IPC, Postgres and Flight SQL
 //! ```
 //!
 //! `benches/README.md` says how to run it and what it measures.
@@ -21,6 +23,8 @@
 mod data;
 #[path = "querybench/fill.rs"]
 mod fill;
+#[path = "querybench/protocols.rs"]
+mod protocols;
 #[path = "querybench/query.rs"]
 mod query;
 
@@ -46,6 +50,9 @@ enum Command {
     Fill(FillArgs),
     /// Open a filled store as `weir run` does and time the queries.
     Query(QueryArgs),
+    /// The one-hour GROUP BY and a full scan through every SQL endpoint
+    /// (HTTP JSON, HTTP Arrow IPC, Postgres, Flight SQL) of a filled store.
+    Protocols(ProtocolsArgs),
     /// `fill`, then `query` in a new process.
     Run {
         #[command(flatten)]
@@ -119,6 +126,17 @@ pub struct QueryArgs {
     options: QueryOptions,
 }
 
+/// Arguments of the protocols step.
+#[derive(Debug, Clone, Args)]
+pub struct ProtocolsArgs {
+    /// The store directory a `fill` made.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Repetitions of each query on each endpoint (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -134,6 +152,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Fill(args) => runtime.block_on(fill::run(&args)).map(|_| ()),
         Command::Query(args) => runtime.block_on(query::run(&args)),
+        Command::Protocols(args) => runtime.block_on(protocols::run(&args)),
         Command::Run { fill, query } => runtime
             .block_on(fill::run(&fill))
             .and_then(|dir| query::in_child(&dir, &query)),

@@ -130,3 +130,53 @@ async fn adbc_and_pyarrow_flight() {
     );
     assert!(out["no_token"].is_string(), "{out}");
 }
+
+/// Scenario: the endpoint with a certificate; the ADBC driver trusting it.
+/// Guarantees: the client signs in and queries over TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pyarrow_flight_over_tls() {
+    let now = common::now_ns();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tls = crate::postgres::self_signed(dir.path());
+    let cert = tls.cert_file.clone();
+    let service = Arc::new(SqlService::new(
+        Tables::at(now).register(),
+        &QueryConfig::default(),
+    ));
+    let config = FlightConfig {
+        address: "127.0.0.1:0".parse().expect("address"),
+        tls: Some(tls),
+    };
+    let server = FlightServer::bind(&config, service, Arc::new(Credentials::default()))
+        .await
+        .expect("binds");
+    let port = server.local_addr().expect("bound").port();
+    tokio::spawn(server.serve(std::future::pending()));
+    let python = std::env::var("WEIR_TEST_PYTHON").expect("WEIR_TEST_PYTHON is set");
+    let script = format!(
+        r#"
+import adbc_driver_flightsql.dbapi as flightsql
+from adbc_driver_flightsql import DatabaseOptions
+root = open({cert:?}).read()
+with flightsql.connect("grpc+tls://127.0.0.1:{port}", db_kwargs={{DatabaseOptions.TLS_ROOT_CERTS.value: root}}) as conn:
+    cur = conn.cursor()
+    cur.execute("SELECT count(*) AS n FROM spans")
+    print(cur.fetch_arrow_table().to_pylist()[0]["n"])
+"#,
+        cert = cert.display().to_string()
+    );
+    let mut command = Command::new(python);
+    command.args(["-c", &script]);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("joins")
+        .expect("python runs");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        common::count("SELECT count(*) FROM spans", now)
+            .await
+            .to_string(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

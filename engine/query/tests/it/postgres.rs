@@ -22,6 +22,15 @@ const PASSWORD: &str = "correct horse battery staple";
 /// A Postgres endpoint over the fixtures as of `now`, with the user
 /// `grafana`; its port and the secrets' directory (kept alive).
 async fn serve(now: u64, config: QueryConfig) -> (u16, tempfile::TempDir) {
+    serve_with(now, config, None).await
+}
+
+/// [`serve`], with TLS when `tls` is given.
+async fn serve_with(
+    now: u64,
+    config: QueryConfig,
+    tls: Option<weir_config::ServerTlsConfig>,
+) -> (u16, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let password = dir.path().join("password");
     std::fs::write(&password, format!("{PASSWORD}\n")).expect("write the password");
@@ -37,7 +46,7 @@ async fn serve(now: u64, config: QueryConfig) -> (u16, tempfile::TempDir) {
     let postgres = PostgresConfig {
         address: "127.0.0.1:0".parse().expect("address"),
         max_connections: 8,
-        tls: None,
+        tls,
     };
     let server = PostgresServer::bind(&postgres, service, credentials)
         .await
@@ -392,5 +401,88 @@ async fn psycopg_and_grafana_queries() {
             .and_then(|t| t.parse::<f64>().ok())
             .is_some_and(|t| t % 60.0 == 0.0)),
         "buckets fall on minutes: {series}"
+    );
+}
+
+/// A self-signed certificate for `localhost` and 127.0.0.1 in `dir`, made
+/// with the openssl command.
+pub fn self_signed(dir: &Path) -> weir_config::ServerTlsConfig {
+    let cert_file = dir.join("cert.pem");
+    let key_file = dir.join("key.pem");
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key_file)
+        .arg("-out")
+        .arg(&cert_file)
+        .output()
+        .expect("openssl runs");
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    weir_config::ServerTlsConfig {
+        cert_file,
+        key_file,
+    }
+}
+
+/// Scenario: the endpoint with a certificate, psql asking
+/// `sslmode=require`. Guarantees: the session is encrypted (psql's
+/// `\conninfo` says SSL) and queries answer; a certificate file that does
+/// not exist stops the bind with an error naming the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_over_tls() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let tls = self_signed(certs.path());
+    let (port, _dir) = serve_with(common::now_ns(), QueryConfig::default(), Some(tls)).await;
+    let mut command = Command::new("psql");
+    command
+        .arg(format!(
+            "host=127.0.0.1 port={port} user={USER} dbname=weir sslmode=require connect_timeout=10"
+        ))
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-c",
+            "\\conninfo",
+            "-c",
+            "SELECT count(*) FROM logs",
+        ])
+        .env("PGPASSWORD", PASSWORD);
+    let out = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("joins")
+        .expect("psql runs");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("SSL connection"), "{stdout}");
+    let logs = common::count("SELECT count(*) FROM logs", common::now_ns()).await;
+    assert!(
+        stdout.trim_end().ends_with(&logs.to_string()),
+        "{stdout} vs {logs}"
+    );
+
+    let missing = weir_config::ServerTlsConfig {
+        cert_file: certs.path().join("nope.pem"),
+        key_file: certs.path().join("key.pem"),
+    };
+    let postgres = PostgresConfig {
+        address: "127.0.0.1:0".parse().expect("address"),
+        max_connections: 1,
+        tls: Some(missing),
+    };
+    let service = Arc::new(SqlService::new(
+        Tables::at(common::now_ns()).register(),
+        &QueryConfig::default(),
+    ));
+    let error = PostgresServer::bind(&postgres, service, Arc::new(Credentials::default()))
+        .await
+        .expect_err("a missing certificate");
+    assert!(
+        error.contains("[query.postgres] tls") && error.contains("nope.pem"),
+        "{error}"
     );
 }
