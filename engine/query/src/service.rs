@@ -1,6 +1,5 @@
 //! [`SqlService`]: one fresh, limited, read-only DataFusion session per query.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -17,9 +16,9 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::RecordBatchStream;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use crate::error::{QueryError, TimedOut};
 use crate::functions;
@@ -219,13 +218,7 @@ impl SqlService {
             Ok(stream) => stream?,
             Err(_) => return Err(QueryError::Timeout(self.timeout)),
         };
-        Ok(Box::pin(Deadline {
-            schema: stream.schema(),
-            inner: Some(stream),
-            sleep: Box::pin(tokio::time::sleep_until(deadline)),
-            timeout: self.timeout,
-            slot: Some(slot),
-        }))
+        Ok(pump(stream, deadline, self.timeout, slot))
     }
 }
 
@@ -238,41 +231,91 @@ fn read_only() -> SQLOptions {
         .with_allow_statements(false)
 }
 
-/// A query's stream with its deadline and its slot: past the deadline, the
-/// stream yields one timeout error, drops the query (cancelling its tasks)
-/// and ends. The slot is freed when the stream ends or is dropped.
-struct Deadline {
-    schema: SchemaRef,
-    inner: Option<SendableRecordBatchStream>,
-    sleep: Pin<Box<Sleep>>,
+/// How many batches a query may run ahead of its client.
+const AHEAD: usize = 2;
+
+/// Runs the query's stream on a task of its own, a few batches ahead of
+/// the client, so that the deadline is the engine's to enforce: once it
+/// passes, the task drops the query (cancelling its work and freeing its
+/// memory and slot) whether or not the client is still reading — a client
+/// that stopped reading does not hold a query open. The client's stream
+/// ends with the timeout error after the batches already produced.
+fn pump(
+    stream: SendableRecordBatchStream,
+    deadline: Instant,
     timeout: Duration,
-    slot: Option<OwnedSemaphorePermit>,
+    slot: OwnedSemaphorePermit,
+) -> SendableRecordBatchStream {
+    let schema = stream.schema();
+    let (tx, rx) = tokio::sync::mpsc::channel(AHEAD);
+    let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = timed_out.clone();
+    tokio::spawn(async move {
+        let _slot = slot;
+        let mut stream = stream;
+        loop {
+            let next = match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(Some(next)) => next,
+                Ok(None) => return,
+                Err(_) => {
+                    flag.store(true, std::sync::atomic::Ordering::Release);
+                    return;
+                }
+            };
+            let failed = next.is_err();
+            match tokio::time::timeout_at(deadline, tx.send(next)).await {
+                Ok(Ok(())) if !failed => {}
+                // Failed, or the client went away: the query ends.
+                Ok(_) => return,
+                // The client did not take the batch before the deadline.
+                Err(_) => {
+                    flag.store(true, std::sync::atomic::Ordering::Release);
+                    return;
+                }
+            }
+        }
+    });
+    Box::pin(Pumped {
+        schema,
+        rx: Some(rx),
+        timed_out,
+        timeout,
+    })
 }
 
-impl Stream for Deadline {
+/// The client's side of [`pump`].
+struct Pumped {
+    schema: SchemaRef,
+    rx: Option<tokio::sync::mpsc::Receiver<datafusion::error::Result<RecordBatch>>>,
+    timed_out: Arc<std::sync::atomic::AtomicBool>,
+    timeout: Duration,
+}
+
+impl Stream for Pumped {
     type Item = datafusion::error::Result<RecordBatch>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        let Some(inner) = this.inner.as_mut() else {
+        let Some(rx) = this.rx.as_mut() else {
             return Poll::Ready(None);
         };
-        if this.sleep.as_mut().poll(cx).is_ready() {
-            this.inner = None;
-            this.slot = None;
-            let error = DataFusionError::External(Box::new(TimedOut(this.timeout)));
-            return Poll::Ready(Some(Err(error)));
+        match rx.poll_recv(cx) {
+            Poll::Ready(Some(item)) => Poll::Ready(Some(item)),
+            Poll::Ready(None) => {
+                this.rx = None;
+                if this.timed_out.load(std::sync::atomic::Ordering::Acquire) {
+                    let error = DataFusionError::External(Box::new(TimedOut(this.timeout)));
+                    Poll::Ready(Some(Err(error)))
+                } else {
+                    Poll::Ready(None)
+                }
+            }
+            Poll::Pending => Poll::Pending,
         }
-        let next = inner.as_mut().poll_next(cx);
-        if let Poll::Ready(None) = next {
-            this.inner = None;
-            this.slot = None;
-        }
-        next
     }
 }
 
-impl RecordBatchStream for Deadline {
+impl RecordBatchStream for Pumped {
     fn schema(&self) -> SchemaRef {
         Arc::clone(&self.schema)
     }
@@ -330,6 +373,48 @@ mod tests {
                 .state()
                 .aggregate_functions()
                 .contains_key("sum_buckets")
+        );
+    }
+
+    /// A client that stops reading does not hold its query: at the
+    /// deadline the query is dropped and its slot freed (the next query
+    /// runs with `max_concurrent = 1`), and the stalled client, if it reads
+    /// again, gets the batches already made and then the timeout.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_stops_reading_is_cancelled_at_the_deadline() {
+        let config = weir_config::QueryConfig {
+            timeout: Duration::from_millis(400),
+            max_concurrent: 1,
+            ..Default::default()
+        };
+        let service = SqlService::new(Arc::new(|_| Ok(())), &config);
+        let mut stalled = service
+            .execute("SELECT x FROM generate_series(1, 1000000000) AS t(x)")
+            .await
+            .expect("plans");
+        let first = stalled.next().await.expect("a batch").expect("rows");
+        assert!(first.num_rows() > 0);
+        // The client stops reading; its query still holds the only slot.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let next: Vec<RecordBatch> = service
+            .execute("SELECT 1 AS one")
+            .await
+            .expect("the slot was freed at the deadline")
+            .try_collect()
+            .await
+            .expect("runs");
+        assert_eq!(next[0].num_rows(), 1);
+        let mut ended = None;
+        while let Some(item) = stalled.next().await {
+            if let Err(e) = item {
+                ended = Some(e);
+                break;
+            }
+        }
+        let error = ended.expect("the stalled stream ends with an error");
+        assert_eq!(
+            QueryError::from_datafusion(&error, 0),
+            QueryError::Timeout(Duration::from_millis(400))
         );
     }
 }
