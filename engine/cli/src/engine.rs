@@ -62,9 +62,17 @@ impl Engine {
         } else {
             None
         };
+        let api_tls = match &plan.api.tls {
+            Some(tls) if plan.api.enabled => Some(
+                weir_query::tls::acceptor(tls, "[api] tls").map_err(|e| anyhow::anyhow!("{e}"))?,
+            ),
+            _ => None,
+        };
         let external_url = match (&plan.api.external_url, &api_listener) {
             (Some(url), _) => url.clone(),
-            (None, Some(listener)) => format!("http://{}", listener.local_addr()?),
+            (None, Some(listener)) => {
+                format!("{}://{}", plan.api.scheme(), listener.local_addr()?)
+            }
             (None, None) => plan.api.external_url(),
         };
         let mut shared = Shared {
@@ -141,14 +149,21 @@ impl Engine {
             }
             let app = crate::api::router(metrics, running.readiness(), routes);
             let stop = api_stop.clone();
-            let task = tokio::spawn(async move {
-                let served = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move { stop.wait().await })
-                    .await;
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "the API server failed");
+            let task = match api_tls {
+                Some(acceptor) => {
+                    tokio::spawn(crate::api::serve_tls(listener, app, acceptor, async move {
+                        stop.wait().await
+                    }))
                 }
-            });
+                None => tokio::spawn(async move {
+                    let served = axum::serve(listener, app)
+                        .with_graceful_shutdown(async move { stop.wait().await })
+                        .await;
+                    if let Err(e) = served {
+                        tracing::error!(error = %e, "the API server failed");
+                    }
+                }),
+            };
             info!(address = %addr, sql = store.is_some(), "API listening (/metrics, /healthz, /readyz, /api/v1/rules, /api/v1/alerts, /rules/NAME, /api/v1/sql)");
             background.push(task);
             (Some(addr), background)

@@ -27,14 +27,25 @@ pub struct ApiConfig {
     /// bound (the port chosen, when `address` has port 0).
     #[serde(default, deserialize_with = "values::optional_http_url")]
     pub external_url: Option<String>,
+    /// Serve HTTPS with this certificate and key (PEM files), such as
+    /// `{ cert_file = "weir.crt", key_file = "weir.key" }`. Default: plain
+    /// HTTP.
+    #[serde(default)]
+    pub tls: Option<ServerTlsConfig>,
 }
 
 impl ApiConfig {
-    /// [`external_url`](Self::external_url), or `http://` and the address.
+    /// [`external_url`](Self::external_url), or the scheme (`https://` with
+    /// `tls`) and the address.
     pub fn external_url(&self) -> String {
         self.external_url
             .clone()
-            .unwrap_or_else(|| format!("http://{}", self.address))
+            .unwrap_or_else(|| format!("{}://{}", self.scheme(), self.address))
+    }
+
+    /// `https` with `tls`, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 }
 
@@ -52,6 +63,7 @@ impl Default for ApiConfig {
             address: default_api_address(),
             enabled: default_enabled(),
             external_url: None,
+            tls: None,
         }
     }
 }

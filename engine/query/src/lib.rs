@@ -38,7 +38,7 @@ mod memory;
 pub mod metrics;
 pub mod postgres;
 pub mod service;
-mod tls;
+pub mod tls;
 
 pub use auth::Credentials;
 pub use client::{ClientError, OutputFormat};

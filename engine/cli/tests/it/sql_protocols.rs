@@ -247,3 +247,132 @@ inputs = ["otlp"]
         "{stderr}"
     );
 }
+
+/// Scenario: `[api] tls` with a self-signed certificate. Guarantees: the
+/// API answers over HTTPS to a client trusting the certificate (health and
+/// SQL), and alerts would link back with `https://`.
+#[test]
+fn the_api_serves_https() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key, ca) = certificate(dir.path());
+    let config = dir.path().join("weir.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[api]
+address = "127.0.0.1:0"
+tls = {{ cert_file = "{cert}", key_file = "{key}" }}
+[store]
+path = "{data}"
+[sources.otlp]
+type = "otlp"
+grpc_address = "127.0.0.1:0"
+http_address = "127.0.0.1:0"
+[sinks.store]
+type = "store"
+inputs = ["otlp"]
+"#,
+            cert = cert.display(),
+            key = key.display(),
+            data = dir.path().join("data").display()
+        ),
+    )
+    .expect("pipeline");
+    let weir = common::start(&config);
+    let pem = std::fs::read(&ca).expect("ca");
+    let client = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
+        .build()
+        .expect("client");
+    let port = weir.api.rsplit_once(':').expect("host:port").1;
+    let health = client
+        .get(format!("https://localhost:{port}/healthz"))
+        .send()
+        .expect("https answers");
+    assert_eq!(health.status().as_u16(), 200);
+    let sql = client
+        .post(format!("https://localhost:{port}/api/v1/sql?format=csv"))
+        .body("SELECT 40 + 2 AS answer")
+        .send()
+        .expect("https answers");
+    assert_eq!(sql.text().expect("body"), "answer\n42\n");
+    let plain = reqwest::blocking::Client::new()
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send();
+    assert!(
+        plain.map(|r| !r.status().is_success()).unwrap_or(true),
+        "plain HTTP is not served"
+    );
+    common::stop(weir);
+}
+
+/// A test CA and a certificate it signed for `localhost` and 127.0.0.1,
+/// made with the openssl command: (certificate, key, CA certificate).
+fn certificate(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let path = |name: &str| dir.join(name);
+    std::fs::write(
+        path("leaf.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("extensions");
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=weir-test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "leaf.csr",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            "cert.pem",
+        ],
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (path("cert.pem"), path("key.pem"), path("ca.pem"))
+}
