@@ -288,10 +288,18 @@ pub struct QueryConfig {
     )]
     pub total_memory_limit: u64,
     /// How many queries may run at once, over every endpoint. A query
-    /// beyond it waits for a slot until its `timeout`, then fails with an
-    /// error saying so. Default `16`.
+    /// beyond it waits for a slot (at most `queue_timeout`), then fails
+    /// with an error saying so. Default `16`.
     #[serde(default = "default_max_concurrent_queries")]
     pub max_concurrent: usize,
+    /// How long a query waits for a slot when `max_concurrent` queries run:
+    /// a duration above zero. The wait counts in the query's `timeout`.
+    /// Default `"5s"`.
+    #[serde(
+        default = "default_queue_timeout",
+        deserialize_with = "values::positive_duration"
+    )]
+    pub queue_timeout: Duration,
     /// Who may query: users with passwords (Postgres, and Flight SQL's
     /// handshake) and bearer tokens (HTTP and Flight SQL). With none, the
     /// endpoints are open, which Weir allows only on loopback addresses.
@@ -434,6 +442,9 @@ fn default_total_query_memory() -> u64 {
 fn default_max_concurrent_queries() -> usize {
     16
 }
+fn default_queue_timeout() -> Duration {
+    Duration::from_secs(5)
+}
 fn default_max_connections() -> usize {
     64
 }
@@ -499,6 +510,7 @@ impl Default for QueryConfig {
             memory_limit: default_query_memory(),
             total_memory_limit: default_total_query_memory(),
             max_concurrent: default_max_concurrent_queries(),
+            queue_timeout: default_queue_timeout(),
             auth: QueryAuthConfig::default(),
             postgres: None,
             flight: None,

@@ -41,6 +41,7 @@ pub struct SqlService {
     memory_limit: u64,
     total_memory_limit: u64,
     max_concurrent: usize,
+    queue_timeout: Duration,
     /// The memory every running query draws on.
     total_memory: Arc<GreedyMemoryPool>,
     /// A permit per running query.
@@ -86,6 +87,7 @@ impl SqlService {
             memory_limit: config.memory_limit,
             total_memory_limit,
             max_concurrent,
+            queue_timeout: config.queue_timeout,
             total_memory: Arc::new(GreedyMemoryPool::new(
                 usize::try_from(total_memory_limit).unwrap_or(usize::MAX),
             )),
@@ -197,17 +199,21 @@ impl SqlService {
         deadline: Instant,
     ) -> Result<SendableRecordBatchStream, QueryError> {
         Self::check_read_only(&plan)?;
-        let slot = match tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned()).await
-        {
+        let queue_deadline = Instant::now()
+            .checked_add(self.queue_timeout)
+            .map_or(deadline, |d| d.min(deadline));
+        let waited = tokio::time::timeout_at(queue_deadline, self.slots.clone().acquire_owned());
+        let slot = match waited.await {
             Ok(Ok(slot)) => slot,
             Ok(Err(_)) => return Err(QueryError::Internal("the query service is closed".into())),
-            Err(_) => {
+            Err(_) if queue_deadline < deadline => {
                 return Err(QueryError::Overloaded(format!(
-                    "all {} query slots (`[query] max_concurrent`) stayed taken for the whole \
-                     {:?} timeout: try again when fewer queries run",
-                    self.max_concurrent, self.timeout
+                    "all {} query slots (`[query] max_concurrent`) stayed taken for {:?} \
+                     (`[query] queue_timeout`): try again when fewer queries run",
+                    self.max_concurrent, self.queue_timeout
                 )));
             }
+            Err(_) => return Err(QueryError::Timeout(self.timeout)),
         };
         let classify = |e: DataFusionError| QueryError::from_datafusion(&e, self.memory_limit);
         let started = async {
@@ -416,5 +422,36 @@ mod tests {
             QueryError::from_datafusion(&error, 0),
             QueryError::Timeout(Duration::from_millis(400))
         );
+    }
+
+    /// Query slots: with one slot taken, a query waits `queue_timeout`
+    /// for it, then fails with `overloaded`, naming the setting; once the
+    /// slot is free, queries run again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queries_beyond_the_slots_are_overloaded() {
+        let config = weir_config::QueryConfig {
+            timeout: Duration::from_secs(30),
+            max_concurrent: 1,
+            queue_timeout: Duration::from_millis(200),
+            ..Default::default()
+        };
+        let service = SqlService::new(Arc::new(|_| Ok(())), &config);
+        let endless = "SELECT x FROM generate_series(1, 1000000000) AS t(x)";
+        let holder = service.execute(endless).await.expect("runs");
+        let started = std::time::Instant::now();
+        let c = service.execute("SELECT 1").await.map(drop);
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        drop(holder);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        service
+            .execute("SELECT 1")
+            .await
+            .expect("the slot is free once the holder is dropped");
+        match c {
+            Err(QueryError::Overloaded(message)) => {
+                assert!(message.contains("max_concurrent"), "{message}")
+            }
+            other => panic!("c: {other:?}"),
+        }
     }
 }

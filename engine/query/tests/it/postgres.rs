@@ -314,6 +314,7 @@ async fn psycopg_and_grafana_queries() {
         now,
     )
     .await;
+    assert_eq!(out["param_simple"], expected);
     assert_eq!(out["param_text"], expected);
     assert_eq!(out["param_binary"], expected);
     assert_eq!(out["prepared"], serde_json::json!([23, 43]));

@@ -33,6 +33,14 @@ def main():
         out["simple"] = [list(r) for r in cur.fetchall()]
         out["simple_columns"] = [d.name for d in cur.description]
 
+        # Simple protocol with parameters: psycopg's client-side binding
+        # (ClientCursor) sends the values in the SQL text.
+        cur = psycopg.ClientCursor(conn)
+        cur.execute(
+            "SELECT count(*) FROM spans WHERE service_name = %s AND kind = %s", ("checkout", 2)
+        )
+        out["param_simple"] = cur.fetchone()[0]
+
         # Extended protocol, a parameter, text and binary results.
         for binary in (False, True):
             cur = conn.cursor(binary=binary)
