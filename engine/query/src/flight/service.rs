@@ -4,7 +4,7 @@ use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
 
 use arrow::record_batch::RecordBatch;
-use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::encode::{DictionaryHandling, FlightDataEncoderBuilder};
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
@@ -129,7 +129,7 @@ impl FlightSql {
         descriptor: FlightDescriptor,
     ) -> Result<Response<FlightInfo>, Status> {
         let (_, plan) = self.plan(prepared).await?;
-        let schema = hydrated(plan.schema().as_arrow());
+        let schema = plan.schema().as_arrow().clone();
         let info = FlightInfo::new()
             .try_with_schema(&schema)
             .map_err(|e| Status::internal(format!("cannot encode the schema: {e}")))?
@@ -154,6 +154,7 @@ impl FlightSql {
         });
         let flight = FlightDataEncoderBuilder::new()
             .with_schema(schema)
+            .with_dictionary_handling(DictionaryHandling::Resend)
             .build(batches)
             .map_err(Status::from);
         Ok(Response::new(Box::pin(flight)))
@@ -355,7 +356,7 @@ impl FlightSqlService for FlightSql {
                 .map_err(|e: arrow::error::ArrowError| Status::internal(e.to_string()))?;
             Ok(bytes)
         };
-        let dataset_schema = schema_bytes(&hydrated(plan.schema().as_arrow()))?;
+        let dataset_schema = schema_bytes(plan.schema().as_arrow())?;
         let parameters = parameter_schema(&plan)?;
         let parameter_schema = if parameters.fields().is_empty() {
             Default::default()
@@ -518,7 +519,7 @@ impl FlightSqlService for FlightSql {
         let mut builder = query.into_builder();
         for (name, schema) in &tables {
             builder
-                .append(CATALOG, SCHEMA, name, "TABLE", &hydrated(schema))
+                .append(CATALOG, SCHEMA, name, "TABLE", schema)
                 .map_err(|e| Status::internal(e.to_string()))?;
         }
         Ok(one_batch(builder.schema(), builder.build()))
@@ -546,33 +547,6 @@ impl FlightSqlService for FlightSql {
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
-}
-
-/// `schema` as the stream sends it: the encoder sends dictionary columns
-/// (Weir's low-cardinality strings) as their values, so the schema a
-/// client is told of must say so too.
-fn hydrated(schema: &arrow::datatypes::Schema) -> arrow::datatypes::Schema {
-    use arrow::datatypes::{DataType, Field};
-    fn field(f: &Field) -> Field {
-        f.clone().with_data_type(data_type(f.data_type()))
-    }
-    fn data_type(t: &DataType) -> DataType {
-        match t {
-            DataType::Dictionary(_, value) => data_type(value),
-            DataType::List(f) => DataType::List(Arc::new(field(f))),
-            DataType::LargeList(f) => DataType::LargeList(Arc::new(field(f))),
-            DataType::FixedSizeList(f, n) => DataType::FixedSizeList(Arc::new(field(f)), *n),
-            DataType::Map(f, sorted) => DataType::Map(Arc::new(field(f)), *sorted),
-            DataType::Struct(fields) => {
-                DataType::Struct(fields.iter().map(|f| Arc::new(field(f))).collect())
-            }
-            other => other.clone(),
-        }
-    }
-    arrow::datatypes::Schema::new_with_metadata(
-        schema.fields().iter().map(|f| field(f)).collect::<Vec<_>>(),
-        schema.metadata().clone(),
-    )
 }
 
 /// The parameters of `plan` as a schema of fields `$1`, `$2`, ... (typed

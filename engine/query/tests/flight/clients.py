@@ -58,6 +58,12 @@ def main():
         out["pandas_shape"] = list(df.shape)
         out["pandas_dtypes"] = {k: str(v) for k, v in df.dtypes.items()}
 
+        # Every column, nested dictionaries (resource attributes) included.
+        cur.execute("SELECT * FROM spans LIMIT 7")
+        star = cur.fetch_arrow_table()
+        out["star"] = [star.num_rows, star.num_columns]
+        out["star_resource"] = str(star.column("resource_attributes")[0])
+
         objects = conn.adbc_get_objects(depth="tables").read_all().to_pylist()
         names = []
         for catalog in objects:

@@ -93,6 +93,14 @@ async fn adbc_and_pyarrow_flight() {
             .is_some_and(|t| t.starts_with("datetime64[ns")),
         "{out}"
     );
+    assert_eq!(out["star"][0], 7, "{out}");
+    assert!(out["star"][1].as_u64().is_some_and(|n| n > 20), "{out}");
+    assert!(
+        out["star_resource"]
+            .as_str()
+            .is_some_and(|r| r.contains("service.name")),
+        "{out}"
+    );
     assert_eq!(out["tables"], json!(["logs", "metrics", "spans"]));
     let spans_schema: Vec<&str> = out["spans_schema"]
         .as_array()
