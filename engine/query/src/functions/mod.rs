@@ -12,6 +12,7 @@
 //!
 //! They are documented for users in `docs/sql.md`.
 
+pub mod caps;
 mod histogram;
 mod names;
 
@@ -41,8 +42,10 @@ pub fn aggregate_functions() -> Vec<AggregateUDF> {
     vec![AggregateUDF::from(histogram::SumBuckets::new())]
 }
 
-/// Registers every Weir function into `ctx`.
+/// Registers every Weir function into `ctx`, and caps DataFusion's
+/// functions that could allocate without bound ([`caps`]).
 pub fn register(ctx: &SessionContext) {
+    caps::register(ctx);
     for udf in scalar_functions() {
         ctx.register_udf(udf);
     }
