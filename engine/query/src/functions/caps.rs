@@ -125,7 +125,7 @@ fn lengths(arg: &ColumnarValue, rows: usize) -> Result<Vec<i64>> {
     let array = arrow::compute::cast(&array, &DataType::LargeUtf8)?;
     let strings = array.as_string::<i64>();
     Ok((0..strings.len())
-        .map(|i| i64::try_from(strings.value_length(i)).unwrap_or(i64::MAX))
+        .map(|i| strings.value_length(i))
         .collect())
 }
 
