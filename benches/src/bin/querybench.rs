@@ -135,6 +135,10 @@ pub struct ProtocolsArgs {
     /// Repetitions of each query on each endpoint (the median is reported).
     #[arg(long, default_value_t = 3)]
     repeat: usize,
+    /// Only these endpoints (comma-separated: in-process, json, arrow,
+    /// postgres, flight), e.g. to profile one. Default: all.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 fn main() -> ExitCode {

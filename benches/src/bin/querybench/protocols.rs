@@ -46,6 +46,17 @@ impl Endpoint {
         Endpoint::Flight,
     ];
 
+    /// The name `--only` takes.
+    fn key(self) -> &'static str {
+        match self {
+            Endpoint::InProcess => "in-process",
+            Endpoint::HttpJson => "json",
+            Endpoint::HttpArrow => "arrow",
+            Endpoint::Postgres => "postgres",
+            Endpoint::Flight => "flight",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Endpoint::InProcess => "in process",
@@ -105,6 +116,9 @@ pub async fn run(args: &ProtocolsArgs) -> anyhow::Result<()> {
     for (label, sql) in [("one-hour GROUP BY", &small), ("full scan", &large)] {
         println!("protocols: {label}: {sql}");
         for endpoint in Endpoint::ALL {
+            if !args.only.is_empty() && !args.only.iter().any(|o| o == endpoint.key()) {
+                continue;
+            }
             let mut times = Vec::with_capacity(args.repeat);
             let mut rows = 0;
             for _ in 0..args.repeat {
