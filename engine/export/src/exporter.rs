@@ -134,4 +134,12 @@ pub trait Exporter: Send + Sync + 'static {
     /// a [`ExportError::Retryable`] error; a request the backend answered
     /// before the error may then arrive twice (at least once).
     async fn export(&self, signal: Signal, rows: &RecordBatch) -> Result<Exported, ExportError>;
+
+    /// Checks once, when the sink starts, what cannot heal by waiting: a
+    /// backend whose TLS certificate does not verify. `Err` (what to fix)
+    /// stops the start; a backend that is down or unreachable is not an
+    /// error here (it is logged, and the sink retries as it sends).
+    async fn preflight(&self) -> Result<(), String> {
+        Ok(())
+    }
 }

@@ -44,6 +44,47 @@ impl RetryOn {
     }
 }
 
+/// How long the start-time check waits for a backend.
+pub(crate) const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether an error's text (its whole chain) says the TLS handshake failed
+/// on the certificate: a failure no retry mends.
+pub(crate) fn is_certificate_failure(chain: &str) -> bool {
+    let lower = chain.to_ascii_lowercase();
+    [
+        "certificate",
+        "unknownissuer",
+        "notvalidforname",
+        "badsignature",
+    ]
+    .iter()
+    .any(|needle| lower.contains(needle))
+}
+
+/// The start-time check of an HTTPS backend (see
+/// [`crate::Exporter::preflight`]): a `HEAD` request, whose answer, any
+/// status, proves the TLS handshake.
+pub(crate) async fn preflight(client: &reqwest::Client, url: &str) -> Result<(), String> {
+    if !url.starts_with("https://") {
+        return Ok(());
+    }
+    match client.head(url).timeout(PREFLIGHT_TIMEOUT).send().await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let chain = error_chain(&e);
+            if is_certificate_failure(&chain) {
+                Err(format!(
+                    "the TLS handshake with {url} failed on its certificate: {chain}; trust the \
+                     CA that signed it with `tls.ca_file`, or fix the endpoint's host name"
+                ))
+            } else {
+                tracing::warn!(url, error = %chain, "the backend cannot be reached now; the sink will retry as it sends");
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Posts `body` to `url` with `headers`, waiting at most `timeout`; the
 /// body of a 2xx answer is returned.
 pub(crate) async fn post(

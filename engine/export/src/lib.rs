@@ -55,6 +55,9 @@ macro_rules! export_sink_config {
                 cx: &mut weir_config::BuildContext<'_>,
             ) -> Result<weir_core::Built, weir_core::ComponentError> {
                 let exporter = <$exporter>::new(cx.name(), self)?;
+                $crate::Exporter::preflight(&exporter)
+                    .await
+                    .map_err(|e| weir_core::ComponentError::config(cx.name(), e))?;
                 let sink = $crate::ExportSink::new(
                     cx.name(),
                     std::sync::Arc::new(exporter),

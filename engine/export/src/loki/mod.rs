@@ -118,6 +118,10 @@ impl LokiExporter {
 
 #[async_trait]
 impl Exporter for LokiExporter {
+    async fn preflight(&self) -> Result<(), String> {
+        crate::http::preflight(&self.client, &self.url).await
+    }
+
     async fn export(&self, signal: Signal, rows: &RecordBatch) -> Result<Exported, ExportError> {
         let all_rows = rows.num_rows() as u64;
         if signal != Signal::Logs {

@@ -66,6 +66,34 @@ impl Grpc {
         })
     }
 
+    /// The start-time check (see [`crate::Exporter::preflight`]): over
+    /// TLS, a connection whose handshake fails on the certificate is an
+    /// error; one that cannot be made now is not.
+    pub(crate) async fn preflight(&self) -> Result<(), String> {
+        if !self.url.starts_with("https://") {
+            return Ok(());
+        }
+        let connected =
+            tokio::time::timeout(crate::http::PREFLIGHT_TIMEOUT, self.endpoint.connect()).await;
+        match connected {
+            Ok(Ok(_)) | Err(_) => Ok(()),
+            Ok(Err(e)) => {
+                let chain = crate::http::error_chain(&e);
+                if crate::http::is_certificate_failure(&chain) {
+                    Err(format!(
+                        "the TLS handshake with {} failed on its certificate: {chain}; trust \
+                         the CA that signed it with `tls.ca_file`, or fix the endpoint's host \
+                         name",
+                        self.url
+                    ))
+                } else {
+                    tracing::warn!(url = %self.url, error = %chain, "the backend cannot be reached now; the sink will retry as it sends");
+                    Ok(())
+                }
+            }
+        }
+    }
+
     /// Sends one request; `Ok` carries its `partial_success`.
     pub(crate) async fn send<R: Export>(
         &self,

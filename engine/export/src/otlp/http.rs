@@ -24,6 +24,11 @@ pub(crate) struct Http {
 }
 
 impl Http {
+    /// The start-time check (see [`crate::Exporter::preflight`]).
+    pub(crate) async fn preflight(&self) -> Result<(), String> {
+        crate::http::preflight(&self.client, &self.base).await
+    }
+
     /// The receiver of `config`, with the resolved `headers` and `ca`
     /// (PEM) trusted besides the system's roots.
     pub(crate) fn new(

@@ -164,6 +164,13 @@ impl Exporter for OtlpExporter {
             }),
         }
     }
+
+    async fn preflight(&self) -> Result<(), String> {
+        match &self.transport {
+            Transport::Grpc(grpc) => grpc.preflight().await,
+            Transport::Http(http) => http.preflight().await,
+        }
+    }
 }
 
 /// What differs between the three signals' export calls.

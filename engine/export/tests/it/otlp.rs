@@ -609,6 +609,10 @@ async fn grpc_over_tls_trusts_the_ca_file() {
     assert!(config.problems().is_empty());
     let exporter = OtlpExporter::new("otlp", &config).expect("exporter");
     exporter
+        .preflight()
+        .await
+        .expect("the start-time check passes");
+    exporter
         .export(Signal::Spans, &span_rows())
         .await
         .expect("taken over TLS");
@@ -623,10 +627,72 @@ async fn grpc_over_tls_trusts_the_ca_file() {
     );
 
     let untrusting = OtlpExporter::new("otlp", &OtlpConfig::new(&endpoint)).expect("exporter");
+    let refused = untrusting
+        .preflight()
+        .await
+        .expect_err("an unknown CA stops the start");
+    assert!(
+        refused.contains("certificate") && refused.contains("tls.ca_file"),
+        "{refused}"
+    );
     let error = untrusting
         .export(Signal::Spans, &span_rows())
         .await
         .expect_err("unknown CA");
     assert!(error.is_retryable(), "{error:?}");
     assert_eq!(receiver.got().len(), 1);
+}
+
+/// Guarantees: over HTTPS (a real TLS server: `openssl s_server`), the
+/// start-time check refuses a certificate the sink cannot verify, saying
+/// to set `tls.ca_file`, and passes once the CA is trusted; a backend
+/// that is down is not refused (the sink retries it).
+#[tokio::test]
+async fn https_certificate_failures_stop_the_start() {
+    let (ca, cert, key) = private_ca();
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, pem) in [("ca.pem", &ca), ("cert.pem", &cert), ("key.pem", &key)] {
+        std::fs::write(dir.path().join(name), pem).expect("write PEM");
+    }
+    let port = weir_testkit::backends::free_port();
+    let mut server = std::process::Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(dir.path().join("cert.pem"))
+        .arg("-key")
+        .arg(dir.path().join("key.pem"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "s_server did not listen"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let endpoint = format!("https://localhost:{port}");
+    let mut config = OtlpConfig::new(&endpoint);
+    config.protocol = Protocol::HttpProtobuf;
+    let untrusting = OtlpExporter::new("otlp", &config).expect("exporter");
+    let refused = untrusting.preflight().await.expect_err("an unknown CA");
+    assert!(
+        refused.contains("certificate") && refused.contains("tls.ca_file"),
+        "{refused}"
+    );
+    config.tls.ca_file = Some(dir.path().join("ca.pem"));
+    let trusting = OtlpExporter::new("otlp", &config).expect("exporter");
+    trusting.preflight().await.expect("the CA is trusted");
+    let _ = server.kill();
+    let _ = server.wait();
+    let down = OtlpExporter::new("otlp", &config).expect("exporter");
+    down.preflight()
+        .await
+        .expect("a backend that is down is not refused");
 }
