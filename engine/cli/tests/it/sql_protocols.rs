@@ -15,16 +15,12 @@ const TOKEN: &str = "http-token-2";
 fn pipeline(dir: &Path, postgres: &str) -> std::path::PathBuf {
     std::fs::write(dir.join("password"), PASSWORD).expect("password");
     std::fs::write(dir.join("token"), format!("{TOKEN}\n")).expect("token");
-    let config = dir.join("weir.toml");
-    std::fs::write(
-        &config,
-        format!(
+    store_pipeline(
+        dir,
+        &format!(
             r#"
 [api]
 address = "127.0.0.1:0"
-
-[store]
-path = "{store}"
 
 [query.auth]
 users = [{{ name = "grafana", password = {{ file = "{password}" }} }}]
@@ -35,6 +31,23 @@ address = "{postgres}"
 
 [query.flight]
 address = "127.0.0.1:0"
+"#,
+            password = dir.join("password").display(),
+            token = dir.join("token").display(),
+        ),
+    )
+}
+
+/// Writes `weir.toml` in `dir`: `settings` (the engine's tables), then the
+/// store in `dir/data` fed by an OTLP source on port 0.
+fn store_pipeline(dir: &Path, settings: &str) -> std::path::PathBuf {
+    let config = dir.join("weir.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{settings}
+[store]
+path = "{store}"
 
 [sources.otlp]
 type = "otlp"
@@ -45,9 +58,7 @@ http_address = "127.0.0.1:0"
 type = "store"
 inputs = ["otlp"]
 "#,
-            store = dir.join("data").display(),
-            password = dir.join("password").display(),
-            token = dir.join("token").display(),
+            store = dir.join("data").display()
         ),
     )
     .expect("pipeline");
@@ -212,29 +223,10 @@ fn base64_encode(bytes: &[u8]) -> String {
 #[test]
 fn open_endpoints_beyond_loopback_stop_the_start() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("weir.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[api]
-address = "127.0.0.1:0"
-[store]
-path = "{}"
-[query.postgres]
-address = "0.0.0.0:0"
-[sources.otlp]
-type = "otlp"
-grpc_address = "127.0.0.1:0"
-http_address = "127.0.0.1:0"
-[sinks.store]
-type = "store"
-inputs = ["otlp"]
-"#,
-            dir.path().join("data").display()
-        ),
-    )
-    .expect("pipeline");
+    let config = store_pipeline(
+        dir.path(),
+        "[api]\naddress = \"127.0.0.1:0\"\n[query.postgres]\naddress = \"0.0.0.0:0\"\n",
+    );
     let out = Command::new(common::WEIR)
         .arg("run")
         .arg(&config)
@@ -255,30 +247,14 @@ inputs = ["otlp"]
 fn the_api_serves_https() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (cert, key, ca) = certificate(dir.path());
-    let config = dir.path().join("weir.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[api]
-address = "127.0.0.1:0"
-tls = {{ cert_file = "{cert}", key_file = "{key}" }}
-[store]
-path = "{data}"
-[sources.otlp]
-type = "otlp"
-grpc_address = "127.0.0.1:0"
-http_address = "127.0.0.1:0"
-[sinks.store]
-type = "store"
-inputs = ["otlp"]
-"#,
-            cert = cert.display(),
-            key = key.display(),
-            data = dir.path().join("data").display()
+    let config = store_pipeline(
+        dir.path(),
+        &format!(
+            "[api]\naddress = \"127.0.0.1:0\"\ntls = {{ cert_file = \"{}\", key_file = \"{}\" }}\n",
+            cert.display(),
+            key.display()
         ),
-    )
-    .expect("pipeline");
+    );
     let weir = common::start(&config);
     let pem = std::fs::read(&ca).expect("ca");
     let client = reqwest::blocking::Client::builder()

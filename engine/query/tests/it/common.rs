@@ -457,3 +457,30 @@ pub async fn count(sql: &str, now: u64) -> serde_json::Value {
         .expect("Int64");
     serde_json::json!(values.value(0))
 }
+
+/// Runs `tests/SCRIPT ARGS` with the suite's Python (`WEIR_TEST_PYTHON`,
+/// which `scripts/test` sets up with the SQL clients) and returns the JSON
+/// document it prints; a failed script fails the test with its stderr.
+pub async fn python_json(script: &str, args: Vec<String>) -> serde_json::Value {
+    let python = std::env::var("WEIR_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "WEIR_TEST_PYTHON is not set: run the suite with `scripts/test`, which installs \
+             psycopg, pyarrow and the ADBC Flight SQL driver into a venv and sets it"
+        )
+    });
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(script);
+    let mut command = std::process::Command::new(python);
+    command.arg(&path).args(args);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("joins")
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "{script} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON")
+}

@@ -51,27 +51,11 @@ async fn adbc_and_pyarrow_flight() {
     let port = server.local_addr().expect("bound").port();
     tokio::spawn(server.serve(std::future::pending()));
 
-    let python = std::env::var("WEIR_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "WEIR_TEST_PYTHON is not set: run the suite with `scripts/test`, which installs \
-             the ADBC Flight SQL driver and pyarrow into a venv and sets it"
-        )
-    });
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/flight/clients.py");
-    let mut command = Command::new(python);
-    command
-        .arg(script)
-        .args([port.to_string(), USER.into(), PASSWORD.into()]);
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .expect("joins")
-        .expect("python runs");
-    assert!(
-        output.status.success(),
-        "clients.py failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let out: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let out: Value = common::python_json(
+        "flight/clients.py",
+        vec![port.to_string(), USER.into(), PASSWORD.into()],
+    )
+    .await;
 
     assert_eq!(out["arrow_columns"], json!(["service_name", "spans"]));
     assert_eq!(

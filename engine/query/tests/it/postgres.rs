@@ -231,15 +231,6 @@ async fn limits_end_queries_with_clear_errors() {
     assert_eq!(text(&next.stdout), "1\n", "{}", text(&next.stderr));
 }
 
-fn python() -> String {
-    std::env::var("WEIR_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "WEIR_TEST_PYTHON is not set: run the suite with `scripts/test`, which installs \
-             psycopg into a venv and sets it"
-        )
-    })
-}
-
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/postgres")
 }
@@ -275,30 +266,22 @@ fn rfc3339(ns: u64) -> String {
 async fn psycopg_and_grafana_queries() {
     let now = common::now_ns();
     let (port, _dir) = serve(now, QueryConfig::default()).await;
-    let script = fixtures().join("clients.py");
     let grafana = fixtures().join("grafana");
     let from = rfc3339(now - 3_600_000_000_000);
     let to = rfc3339(now + 60_000_000_000);
-    let mut command = Command::new(python());
-    command.arg(&script).args([
-        "127.0.0.1",
-        &port.to_string(),
-        USER,
-        PASSWORD,
-        grafana.to_str().expect("utf-8 path"),
-        &from,
-        &to,
-    ]);
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .expect("joins")
-        .expect("python runs");
-    assert!(
-        output.status.success(),
-        "clients.py failed:\n{}",
-        text(&output.stderr)
-    );
-    let out: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let out: Value = common::python_json(
+        "postgres/clients.py",
+        vec![
+            "127.0.0.1".into(),
+            port.to_string(),
+            USER.into(),
+            PASSWORD.into(),
+            grafana.to_str().expect("utf-8 path").into(),
+            from.clone(),
+            to.clone(),
+        ],
+    )
+    .await;
 
     assert_eq!(
         out["simple"],
