@@ -64,7 +64,8 @@ impl Engine {
         };
         let api_tls = match &plan.api.tls {
             Some(tls) if plan.api.enabled => Some(
-                weir_query::tls::acceptor(tls, "[api] tls").map_err(|e| anyhow::anyhow!("{e}"))?,
+                weir_query::tls::acceptor(tls, "[api] tls", &[b"h2", b"http/1.1"])
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
             ),
             _ => None,
         };

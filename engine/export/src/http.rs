@@ -49,7 +49,7 @@ pub(crate) const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Whether an error's text (its whole chain) says the TLS handshake failed
 /// on the certificate: a failure no retry mends.
-pub(crate) fn is_certificate_failure(chain: &str) -> bool {
+fn is_certificate_failure(chain: &str) -> bool {
     let lower = chain.to_ascii_lowercase();
     [
         "certificate",
@@ -70,18 +70,22 @@ pub(crate) async fn preflight(client: &reqwest::Client, url: &str) -> Result<(),
     }
     match client.head(url).timeout(PREFLIGHT_TIMEOUT).send().await {
         Ok(_) => Ok(()),
-        Err(e) => {
-            let chain = error_chain(&e);
-            if is_certificate_failure(&chain) {
-                Err(format!(
-                    "the TLS handshake with {url} failed on its certificate: {chain}; trust the \
-                     CA that signed it with `tls.ca_file`, or fix the endpoint's host name"
-                ))
-            } else {
-                tracing::warn!(url, error = %chain, "the backend cannot be reached now; the sink will retry as it sends");
-                Ok(())
-            }
-        }
+        Err(e) => judge_preflight(url, &e),
+    }
+}
+
+/// What a failed start-time check means: a certificate failure stops the
+/// start (what to fix); anything else is logged and left to the retries.
+pub(crate) fn judge_preflight(url: &str, error: &dyn std::error::Error) -> Result<(), String> {
+    let chain = error_chain(error);
+    if is_certificate_failure(&chain) {
+        Err(format!(
+            "the TLS handshake with {url} failed on its certificate: {chain}; trust the CA \
+             that signed it with `tls.ca_file`, or fix the endpoint's host name"
+        ))
+    } else {
+        tracing::warn!(url, error = %chain, "the backend cannot be reached now; the sink will retry as it sends");
+        Ok(())
     }
 }
 

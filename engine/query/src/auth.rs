@@ -121,6 +121,19 @@ impl Credentials {
         }
     }
 
+    /// Whether the `Authorization` value `header` (Bearer or Basic) lets
+    /// its bearer in: anything when no credential is configured.
+    pub fn admits_header(&self, header: Option<&str>) -> bool {
+        if !self.required() {
+            return true;
+        }
+        match header.and_then(Self::parse_header) {
+            Some((token, None)) => self.admits(Presented::Token(&token)),
+            Some((user, Some(password))) => self.admits(Presented::Password(&user, &password)),
+            None => false,
+        }
+    }
+
     /// A fresh token for a signed-in client (Flight SQL's handshake): 32
     /// random bytes, base64.
     pub fn new_session(&self) -> String {

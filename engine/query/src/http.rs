@@ -24,7 +24,7 @@ use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Deserialize;
 
-use crate::auth::{Credentials, Presented};
+use crate::auth::Credentials;
 use crate::encode::{Encoder, Format};
 use crate::error::QueryError;
 use crate::metrics;
@@ -69,14 +69,8 @@ async fn guard(
     if credentials.required() {
         let presented = headers
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(Credentials::parse_header);
-        let admitted = match &presented {
-            Some((token, None)) => credentials.admits(Presented::Token(token)),
-            Some((user, Some(password))) => credentials.admits(Presented::Password(user, password)),
-            None => false,
-        };
-        if !admitted {
+            .and_then(|v| v.to_str().ok());
+        if !credentials.admits_header(presented) {
             let mut response = error_response(&QueryError::Unauthorized(
                 "the SQL endpoint needs credentials: send `Authorization: Bearer TOKEN` (a \
                  `[query.auth] tokens` entry) or `Authorization: Basic` with a `[query.auth] \

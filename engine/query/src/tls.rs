@@ -38,17 +38,19 @@ pub fn load(
     Ok((certs, private))
 }
 
-/// A TLS acceptor for `config` (`key` names the setting in errors); with
-/// ALPN for HTTP/2 and HTTP/1.1, which the Postgres protocol ignores.
-pub fn acceptor(config: &ServerTlsConfig, key: &str) -> Result<TlsAcceptor, String> {
+/// A TLS acceptor for `config` (`key` names the setting in errors),
+/// offering the application protocols `alpn` (empty: none, as Postgres).
+pub fn acceptor(
+    config: &ServerTlsConfig,
+    key: &str,
+    alpn: &[&[u8]],
+) -> Result<TlsAcceptor, String> {
     let (certs, private) = load(config, key)?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let mut server = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .and_then(|b| b.with_no_client_auth().with_single_cert(certs, private))
         .map_err(|e| format!("`{key}`: the certificate and key do not make a TLS server: {e}"))?;
-    if key.starts_with("[api]") {
-        server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    }
+    server.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(TlsAcceptor::from(Arc::new(server)))
 }

@@ -77,20 +77,7 @@ impl Grpc {
             tokio::time::timeout(crate::http::PREFLIGHT_TIMEOUT, self.endpoint.connect()).await;
         match connected {
             Ok(Ok(_)) | Err(_) => Ok(()),
-            Ok(Err(e)) => {
-                let chain = crate::http::error_chain(&e);
-                if crate::http::is_certificate_failure(&chain) {
-                    Err(format!(
-                        "the TLS handshake with {} failed on its certificate: {chain}; trust \
-                         the CA that signed it with `tls.ca_file`, or fix the endpoint's host \
-                         name",
-                        self.url
-                    ))
-                } else {
-                    tracing::warn!(url = %self.url, error = %chain, "the backend cannot be reached now; the sink will retry as it sends");
-                    Ok(())
-                }
-            }
+            Ok(Err(e)) => crate::http::judge_preflight(&self.url, &e),
         }
     }
 

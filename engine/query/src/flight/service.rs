@@ -30,7 +30,7 @@ use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::handle::Prepared;
-use crate::auth::{Credentials, Presented};
+use crate::auth::Credentials;
 use crate::error::QueryError;
 use crate::service::SqlService;
 
@@ -73,22 +73,11 @@ impl FlightSql {
     /// Refuses a call without valid credentials.
     #[allow(clippy::result_large_err)]
     fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        if !self.credentials.required() {
-            return Ok(());
-        }
         let presented = request
             .metadata()
             .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(Credentials::parse_header);
-        let admitted = match &presented {
-            Some((token, None)) => self.credentials.admits(Presented::Token(token)),
-            Some((user, Some(password))) => {
-                self.credentials.admits(Presented::Password(user, password))
-            }
-            None => false,
-        };
-        if admitted {
+            .and_then(|v| v.to_str().ok());
+        if self.credentials.admits_header(presented) {
             Ok(())
         } else {
             Err(Status::unauthenticated(

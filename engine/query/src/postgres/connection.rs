@@ -154,34 +154,25 @@ pub(crate) fn user_error(error: &QueryError) -> PgWireError {
     )))
 }
 
-/// Parses `sql` as Postgres does (with the catalog rewrites). SQL only
+/// Parses `sql` (already through [`super::rewrite`]) as Postgres does
+/// (with the catalog rewrites). SQL only
 /// DataFusion's own dialect reads (`CREATE EXTERNAL TABLE`, `COPY ... TO`)
 /// is recognised too, to be refused as a statement rather than reported
 /// as a syntax error.
 fn parse(parser: &PostgresCompatibilityParser, sql: &str) -> PgWireResult<Vec<Statement>> {
-    let sql = super::rewrite::rewrite(sql);
-    let sql = sql.as_ref();
-    match parser.parse(sql) {
-        Ok(statements) => Ok(statements),
-        Err(error) => match datafusion::sql::parser::DFParser::parse_sql(sql) {
-            Ok(statements)
-                if statements
-                    .iter()
-                    .any(|s| !matches!(s, DfStatement::Statement(inner) if matches!(**inner, Statement::Query(_)))) =>
-            {
-                let first = statements
-                    .iter()
+    parser.parse(sql).map_err(|error| {
+        let dialect_only = datafusion::sql::parser::DFParser::parse_sql(sql)
+            .ok()
+            .and_then(|statements| {
+                statements
+                    .into_iter()
                     .find(|s| !matches!(s, DfStatement::Statement(_)))
-                    .map(|s| s.to_string())
-                    .unwrap_or_default();
-                Err(refused(format!(
-                    "`{}` is refused: Weir's SQL endpoints are read-only: only queries are allowed",
-                    first.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
-                )))
-            }
-            _ => Err(syntax(error)),
-        },
-    }
+            });
+        match dialect_only {
+            Some(statement) => refused(super::gate::read_only_refusal(&statement.to_string(), 3)),
+            None => syntax(error),
+        }
+    })
 }
 
 fn refused(reason: String) -> PgWireError {
@@ -219,7 +210,8 @@ impl SimpleQueryHandler for Simple {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let this = &self.0;
-        let statements = parse(&this.parser.sql, query)?;
+        let query = super::rewrite::rewrite(query);
+        let statements = parse(&this.parser.sql, &query)?;
         if statements.is_empty() {
             return Ok(vec![Response::EmptyQuery]);
         }

@@ -56,10 +56,7 @@ pub(crate) fn judge(statement: &Statement) -> Verdict {
         | Statement::Commit { .. }
         | Statement::Rollback { .. } => Verdict::Session,
         Statement::Set(set) => judge_set(set),
-        other => Verdict::Refused(format!(
-            "`{}` is refused: Weir's SQL endpoints are read-only: only queries are allowed",
-            first_words(&other.to_string())
-        )),
+        other => Verdict::Refused(read_only_refusal(&other.to_string(), 2)),
     }
 }
 
@@ -84,10 +81,16 @@ fn judge_set(set: &Set) -> Verdict {
     }
 }
 
-/// The statement's first two words, to name it in an error without echoing
-/// a whole query.
-fn first_words(sql: &str) -> String {
-    sql.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+/// The refusal of a statement that is not a query, naming it by its first
+/// `words` words rather than echoing it whole.
+pub(crate) fn read_only_refusal(sql: &str, words: usize) -> String {
+    format!(
+        "`{}` is refused: Weir's SQL endpoints are read-only: only queries are allowed",
+        sql.split_whitespace()
+            .take(words)
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
 }
 
 #[cfg(test)]

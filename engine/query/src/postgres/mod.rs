@@ -71,7 +71,7 @@ impl PostgresServer {
         credentials: Arc<Credentials>,
     ) -> Result<Self, String> {
         let tls = match &config.tls {
-            Some(tls) => Some(tls::acceptor(tls, "[query.postgres] tls")?),
+            Some(tls) => Some(tls::acceptor(tls, "[query.postgres] tls", &[])?),
             None => None,
         };
         let listener = TcpListener::bind(config.address).await.map_err(|e| {
