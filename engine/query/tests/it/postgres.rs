@@ -470,3 +470,39 @@ async fn psql_over_tls() {
         "{error}"
     );
 }
+
+/// Scenario: a client holds every connection `max_connections` allows
+/// (8 here) without ever signing in. Guarantees: one more client is
+/// refused rather than queued, and once the idle sockets close, clients
+/// are served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sockets_cannot_hold_more_than_max_connections() {
+    let (port, _dir) = serve(common::now_ns(), QueryConfig::default()).await;
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("connects"),
+        );
+    }
+    // Each idle socket has been accepted (and holds its slot) once a
+    // ninth connection is accepted and closed at once.
+    let refused = psql(port, USER, PASSWORD, &["-c", "SELECT 1"]).await;
+    assert!(!refused.status.success(), "a ninth client was served");
+    drop(idle);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let served = psql(port, USER, PASSWORD, &["-c", "SELECT 1"]).await;
+        if served.status.success() {
+            assert_eq!(text(&served.stdout), "1\n");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "clients are not served again: {}",
+            text(&served.stderr)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
