@@ -3,7 +3,9 @@
 //! A rule whose query is one aggregation over one table's rows (`SELECT
 //! labels, agg(...) FROM t WHERE ... GROUP BY labels HAVING ...`, the shape
 //! of nearly every alert) need not rescan its whole window at each
-//! evaluation. Event time is cut into panes of `every`. Rows are aggregated
+//! evaluation. Event time is cut into panes of `every`, each open at its
+//! start and closed at its end (`(s, s + every]`, as a window is: see
+//! [`crate::window`]). Rows are aggregated
 //! as they arrive: the rows of a pane are gathered (shared by every rule of
 //! a group) and, every [`FLUSH_ROWS`] rows and at the evaluation that first
 //! needs the pane, go once through the aggregation's *partial* phase
@@ -274,7 +276,8 @@ impl Panes {
         }
     }
 
-    /// The states of the panes starting in `[start, end)`, each pane's
+    /// The states of the panes starting in `[start, end)` (the rows of
+    /// `(start, end]`), each pane's
     /// merged into one batch first (the pane is complete: later windows
     /// reuse the merged states), or the first failure among them.
     pub(crate) async fn window(
@@ -403,9 +406,11 @@ impl Pending {
     }
 }
 
-/// The start of the pane of `every` that holds `t`.
+/// The start `s` of the pane `(s, s + every]` that holds `t`: a row
+/// stamped exactly at a multiple of `every` belongs to the pane that ends
+/// there, as it belongs to the window that ends there.
 pub(crate) fn pane_of(t: UnixNanos, every: i64) -> UnixNanos {
-    t.div_euclid(every.max(1)) * every.max(1)
+    t.saturating_sub(1).div_euclid(every.max(1)) * every.max(1)
 }
 
 /// The rows of `batch` by the pane of `every` their event time (column
@@ -453,15 +458,19 @@ mod tests {
 
     #[test]
     fn batches_are_cut_by_pane() {
-        let batch = logs(&[(1, "a"), (31, "b"), (2, "c"), (65, "d")]);
+        let batch = logs(&[(1, "a"), (31, "b"), (2, "c"), (65, "d"), (30, "e")]);
         let time = batch.schema().index_of("time").unwrap();
         let panes = split_by_pane(&batch, time, 30 * S);
         let starts: Vec<_> = panes.iter().map(|(s, b)| (*s / S, b.num_rows())).collect();
-        assert_eq!(starts, [(0, 2), (30, 1), (60, 1)]);
+        // (0, 30] holds 1, 2 and 30; (30, 60] holds 31; (60, 90] holds 65.
+        assert_eq!(starts, [(0, 3), (30, 1), (60, 1)]);
         // One pane: the batch itself, not a copy.
         let whole = split_by_pane(&logs(&[(1, "a"), (2, "b")]), time, 30 * S);
         assert_eq!(whole.len(), 1);
         assert_eq!(whole[0].1.num_rows(), 2);
         assert_eq!(pane_of(-1, 30), -30);
+        assert_eq!(pane_of(0, 30), -30);
+        assert_eq!(pane_of(30, 30), 0);
+        assert_eq!(pane_of(31, 30), 30);
     }
 }

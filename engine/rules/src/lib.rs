@@ -10,7 +10,7 @@
 //!  RecordBatch ──RuleGroup::push──▶ WindowBuffer (one per table the rules read;
 //!                                    watermark, late rows counted, bounded)
 //!  RuleGroup::next_due ──▶ t ──RuleGroup::evaluate(t)──▶ each rule: SQL over
-//!        │                          [t - window - offset, t - offset)
+//!        │                          (t - window - offset, t - offset]
 //!        │                          rows: label columns + `value`
 //!        ├─ recording rule ──▶ one gauge point per row ──▶ a `metrics` RecordBatch
 //!        └─ alert rule ──▶ templating ──▶ AlertLifecycle (inactive → pending →

@@ -344,7 +344,8 @@ impl RulesProcessor {
         self.group.advance_watermark(tail);
         self.evaluate_due(out).await;
         if tail < target {
-            let due = target.div_euclid(self.every) * self.every;
+            // The last evaluation the watermark at `target` allows.
+            let due = target.saturating_sub(1).div_euclid(self.every) * self.every;
             self.group.resume_after(due.saturating_sub(self.every));
             self.group.advance_watermark(target);
             self.evaluate_due(out).await;

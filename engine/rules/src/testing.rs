@@ -10,10 +10,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::{AsArray, RecordBatch, TimestampNanosecondArray};
 use arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
-use arrow::datatypes::TimestampNanosecondType;
+use arrow::datatypes::{DataType, TimestampNanosecondType};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -133,7 +134,8 @@ async fn run(
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        group.advance_watermark(t);
+        // Every row up to `t` is in: the watermark passes `t`.
+        group.advance_watermark(t.saturating_add(1));
         let evaluations = group.evaluate(t).await;
         let mut recorded = BTreeMap::new();
         for e in evaluations {
@@ -456,15 +458,17 @@ fn series_batch(input: &SeriesInput, interval: i64) -> Result<RecordBatch, Strin
         .filter(|(k, _)| k.as_str() != col::SERVICE_NAME)
         .map(|(k, v)| kv(k, v))
         .collect();
+    let mut times = Vec::with_capacity(values.len());
     let points: Vec<NumberDataPoint> = values
         .iter()
         .enumerate()
         .filter_map(|(i, v)| {
             let v = (*v)?;
-            let step = i64::try_from(i).ok()?;
+            let time = i64::try_from(i).ok()?.saturating_mul(interval);
+            times.push(time);
             Some(NumberDataPoint {
                 attributes: attributes.clone(),
-                time_unix_nano: u64::try_from(step.saturating_mul(interval)).ok()?,
+                time_unix_nano: u64::try_from(time).ok()?,
                 value: Some(number_data_point::Value::AsDouble(v)),
                 ..Default::default()
             })
@@ -498,9 +502,27 @@ fn series_batch(input: &SeriesInput, interval: i64) -> Result<RecordBatch, Strin
             ..Default::default()
         }],
     };
-    convert::metrics_to_batch(&request)
+    let batch = convert::metrics_to_batch(&request)
         .map(|c| c.batch)
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    // OTLP reads a time of 0 as "unset"; a series starts at 0, as in
+    // promtool: the times are set here, one per point, in order.
+    with_times(batch, times)
+}
+
+/// `batch` with its time column replaced by `times`.
+fn with_times(batch: RecordBatch, times: Vec<i64>) -> Result<RecordBatch, String> {
+    let schema = batch.schema();
+    let index = schema
+        .index_of(Signal::Metrics.time_column())
+        .map_err(|e| e.to_string())?;
+    let timezone = match schema.field(index).data_type() {
+        DataType::Timestamp(_, tz) => tz.clone(),
+        other => return Err(format!("the time column is {other}")),
+    };
+    let mut columns = batch.columns().to_vec();
+    columns[index] = Arc::new(TimestampNanosecondArray::from(times).with_timezone_opt(timezone));
+    RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())
 }
 
 /// `name{a="1", b="2"}` as the name and the labels.

@@ -9,8 +9,10 @@
 //! * **Watermark.** The buffer tracks the largest event time it has seen;
 //!   the watermark is that time minus the allowed lateness (or later, when
 //!   the caller [advances](WindowBuffer::advance_watermark) it for an idle
-//!   input). A window `[start, end)` is complete once the watermark reaches
-//!   `end`.
+//!   input). Rows may still arrive at the watermark and after it, none
+//!   before it: a window `(start, end]` (open at its start, closed at its
+//!   end, like a Prometheus range since 3.0 and its instant selector) is
+//!   complete once the watermark has passed `end`.
 //! * **Late rows.** A row whose event time is below the watermark (as it
 //!   stood before its batch arrived), or below what was already evicted,
 //!   arrives too late to be folded into windows that may already have been
@@ -313,14 +315,14 @@ impl WindowBuffer {
         self.time_column
     }
 
-    /// The rows with event time in `[start, end)`.
+    /// The rows with event time in `(start, end]`.
     pub fn snapshot(&self, start: UnixNanos, end: UnixNanos) -> Vec<RecordBatch> {
         let mut out = Vec::new();
         for chunk in &self.chunks {
-            if chunk.max < start || chunk.min >= end {
+            if chunk.max <= start || chunk.min > end {
                 continue;
             }
-            if chunk.min >= start && chunk.max < end {
+            if chunk.min > start && chunk.max <= end {
                 out.push(chunk.batch.clone());
                 continue;
             }
@@ -332,7 +334,7 @@ impl WindowBuffer {
             let Some(times) = times else { continue };
             let keep: BooleanArray = times
                 .iter()
-                .map(|t| Some(t.is_some_and(|t| t >= start && t < end)))
+                .map(|t| Some(t.is_some_and(|t| t > start && t <= end)))
                 .collect();
             if let Ok(batch) = filter_record_batch(&chunk.batch, &keep)
                 && batch.num_rows() > 0
@@ -598,7 +600,7 @@ pub(crate) mod tests {
         assert_eq!(buf.stats().late_rows, 2);
     }
 
-    /// Guarantees: a snapshot holds exactly the rows of `[start, end)`, and
+    /// Guarantees: a snapshot holds exactly the rows of `(start, end]`, and
     /// eviction frees rows and makes later arrivals before the horizon late.
     #[test]
     fn snapshot_and_eviction() {
@@ -609,9 +611,11 @@ pub(crate) mod tests {
         );
         buf.push(&logs(&[(10, "a"), (20, "a"), (30, "a")])).unwrap();
         buf.push(&logs(&[(40, "a")])).unwrap();
+        // (20, 40] holds 30 and 40, not 20.
         assert_eq!(rows(&buf.snapshot(20 * S, 40 * S)), 2);
         assert_eq!(rows(&buf.snapshot(0, 100 * S)), 4);
-        assert_eq!(rows(&buf.snapshot(41 * S, 100 * S)), 0);
+        assert_eq!(rows(&buf.snapshot(40 * S, 100 * S)), 0);
+        assert_eq!(rows(&buf.snapshot(0, 10 * S)), 1);
         buf.evict_before(35 * S);
         // The first chunk ends at 30 < 35: gone; the second stays.
         assert_eq!(buf.stats().rows, 1);
@@ -695,7 +699,7 @@ pub(crate) mod tests {
             proptest::prop_assert_eq!(stats.accepted_rows + stats.late_rows, total);
             proptest::prop_assert_eq!(buf.watermark(), max_seen.map(|m| (m - lateness as i64) * S));
             let end = start + len;
-            let want = kept.iter().filter(|t| **t >= start && **t < end).count();
+            let want = kept.iter().filter(|t| **t > start && **t <= end).count();
             proptest::prop_assert_eq!(rows(&buf.snapshot(start * S, end * S)), want);
         }
     }

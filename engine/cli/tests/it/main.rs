@@ -12,6 +12,8 @@
 //! * [`kafka`]: the Kafka source and sink against a real broker (tansu) and
 //!   real clients (confluent-kafka): interop, at least once, bad input.
 //! * [`plugin`]: `weir plugin new` / `build` in every language, run.
+//! * [`prometheus_parity`]: alert rules change state at the same
+//!   evaluations as in promtool, case by case.
 //! * [`rules`]: a `rules` processor in `weir run`, `weir test`, reloads.
 //! * [`sql_protocols`]: Postgres, Flight SQL and HTTP over a running Weir,
 //!   behind `[query.auth]`.
@@ -24,5 +26,6 @@ mod durability;
 mod export;
 mod kafka;
 mod plugin;
+mod prometheus_parity;
 mod rules;
 mod sql_protocols;

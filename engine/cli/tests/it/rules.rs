@@ -179,11 +179,11 @@ name = "too early"
 series = 'depth{service_name="w"}'
 values = "20x5"
 [[tests.alerts]]
-at = "2m"
+at = "1m"
 alert = "Deep"
 expected = [{ labels = { service_name = "w" } }]
 [[tests.recorded]]
-at = "2m"
+at = "1m"
 metric = "depth:max"
 expected = [{ labels = { service_name = "w" }, value = 21.0 }]
 

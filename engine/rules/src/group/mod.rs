@@ -97,7 +97,8 @@ fn tables_of(rules: &[Rule]) -> (SignalSet, SignalSet, SignalSet) {
 
 /// The next multiple of `every` after `last` (or the latest one the
 /// watermark allows, first) whose window, ending `offset` before it, is
-/// complete.
+/// complete: the watermark has passed the window's end, which the window
+/// includes.
 fn next_due(
     watermark: UnixNanos,
     last: Option<UnixNanos>,
@@ -107,9 +108,15 @@ fn next_due(
     let every = every.max(1);
     let next = match last {
         Some(last) => last.saturating_add(every),
-        None => watermark.saturating_add(offset).div_euclid(every) * every,
+        None => {
+            watermark
+                .saturating_add(offset)
+                .saturating_sub(1)
+                .div_euclid(every)
+                * every
+        }
     };
-    (next.saturating_sub(offset) <= watermark).then_some(next)
+    (next.saturating_sub(offset) < watermark).then_some(next)
 }
 
 /// Hands the rows of `pane` to each of `rules` to aggregate.
@@ -459,8 +466,9 @@ impl RuleGroup {
             .map(Rule::reach)
             .max()
             .unwrap_or(self.reach);
+        // The next window is `(t + every - reach, ...]`.
         let horizon = t.saturating_add(self.every).saturating_sub(reach);
-        self.inputs.evict_before(horizon);
+        self.inputs.evict_before(horizon.saturating_add(1));
         out
     }
 }

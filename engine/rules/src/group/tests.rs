@@ -41,7 +41,10 @@ async fn shares_buffers_and_keeps_the_largest_window() {
         .push(Signal::Logs, &logs(&[(100, "a"), (110, "a")]))
         .await
         .unwrap();
+    // The window of 120 includes 120: it is due once the watermark is past.
     group.advance_watermark(120 * S);
+    assert_eq!(group.next_due(), Some(90 * S));
+    group.advance_watermark(120 * S + 1);
     let mut due = group.evaluate_due().await;
     assert_eq!(due.len(), 1);
     let (t, results) = due.remove(0);
@@ -49,14 +52,14 @@ async fn shares_buffers_and_keeps_the_largest_window() {
     assert_eq!(group.buffer_stats()[0].1.accepted_rows, 3);
     let alert = results[0].result.as_ref().unwrap();
     assert_eq!(alert.transitions[0].state, EventState::Firing);
-    assert_eq!(alert.rows, 1, "the 1m window [60, 120) holds 2 rows of `a`");
+    assert_eq!(alert.rows, 1, "the 1m window (60, 120] holds 2 rows of `a`");
     let recorded = results[1].result.as_ref().unwrap();
     let batch = recorded.recorded.as_ref().unwrap();
     let value = batch.column_by_name("value").unwrap();
     let value = arrow::array::AsArray::as_primitive::<arrow::datatypes::Float64Type>(value);
-    assert_eq!(value.value(0), 3.0, "the 2m window [0, 120) holds all 3");
+    assert_eq!(value.value(0), 3.0, "the 2m window (0, 120] holds all 3");
     // Both rules run pane by pane: their partial states stay, the rows
-    // go once aggregated (tick 150 needs only the pane [120, 150)).
+    // go once aggregated (tick 150 needs only the pane (120, 150]).
     assert!(group.rules().iter().all(|r| r.is_incremental()));
     assert_eq!(group.buffer_stats()[0].1.rows, 0);
     assert!(group.rules()[1].pane_bytes() > 0);

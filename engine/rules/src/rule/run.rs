@@ -198,7 +198,7 @@ impl Rule {
         self.lifecycle.as_mut()
     }
 
-    /// Evaluates the rule at `t` over `[t - window - offset, t - offset)`:
+    /// Evaluates the rule at `t` over `(t - window - offset, t - offset]`:
     /// the rows of `buffers` (its group's) or its panes. Touches neither the
     /// buffers nor the due time (the group moves both on, whether this
     /// succeeds or fails); a failed evaluation leaves the alert state as it
@@ -292,7 +292,7 @@ impl Rule {
         }
     }
 
-    /// The query over `[start, end)` from the panes' partial aggregates.
+    /// The query over `(start, end]` from the panes' partial aggregates.
     async fn run_panes(
         &mut self,
         start: UnixNanos,

@@ -123,7 +123,7 @@ mod tests {
             .push(Signal::Logs, &logs(&[(100, "cart"), (101, "cart")]))
             .await
             .unwrap();
-        group.advance_watermark(120 * S);
+        group.advance_watermark(120 * S + 1);
         while let Some(t) = group.next_due() {
             evaluate(&mut group, t).await.unwrap();
         }
@@ -152,7 +152,7 @@ mod tests {
         )
         .await
         .unwrap();
-        same.advance_watermark(150 * S);
+        same.advance_watermark(150 * S + 1);
         let t = same.next_due().unwrap();
         assert_eq!(t, 150 * S);
         let ev = evaluate(&mut same, t).await.unwrap();

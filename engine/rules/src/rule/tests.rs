@@ -168,16 +168,19 @@ async fn alert_rule_lifecycle_over_event_time_windows() {
         (alert.state, alert.active_at, alert.fired_at),
         (AlertState::Firing, 120 * S, Some(150 * S))
     );
-    // No more data: the source is idle and the runtime advances time.
+    // No more data: the source is idle and the runtime advances time. The
+    // window of 240 ends at 240 and includes it: it waits for the
+    // watermark to pass 240.
     group.advance_watermark(240 * S);
     assert_eq!(
         run_due(&mut group).await,
         vec![
             (180, vec![]),
             (210, vec![("cart".into(), EventState::Resolved)]),
-            (240, vec![]),
         ]
     );
+    group.advance_watermark(240 * S + 1);
+    assert_eq!(run_due(&mut group).await, vec![(240, vec![])]);
     assert_eq!(rule(&group).alerts()[0].resolved_at, Some(210 * S));
     let stats = group.buffer_stats();
     assert_eq!(stats[0].1.rows, 0, "everything is behind the next window");
