@@ -327,8 +327,9 @@ async fn main() -> anyhow::Result<()> {
         .filter(|r| r.is_incremental())
         .count();
     println!(
-        "{incremental} of {} rules evaluated pane by pane",
-        args.rules
+        "{incremental} of {} rules evaluated pane by pane, in {} distinct aggregations",
+        args.rules,
+        p.group().aggregations()
     );
     drop(p);
 
@@ -349,7 +350,7 @@ async fn main() -> anyhow::Result<()> {
         if started.elapsed() >= next_sample {
             let stats = p.group().buffer_stats();
             let rows: usize = stats.iter().map(|(_, s)| s.rows).sum();
-            let panes: usize = p.group().rules().iter().map(|r| r.pane_bytes()).sum();
+            let panes = p.group().pane_bytes();
             println!(
                 "  {:>5.0} s: RSS {:.1} MiB, buffered rows {rows}, pane states {:.1} MiB",
                 started.elapsed().as_secs_f64(),

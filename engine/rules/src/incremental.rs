@@ -31,8 +31,8 @@ use arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::DataFusionError;
 use datafusion::execution::TaskContext;
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::{ExecutionPlan, displayable};
 use weir_core::Signal;
 
 use crate::plan::{self, Slot, slot_scan};
@@ -116,6 +116,13 @@ pub(crate) struct PanePlans {
     finish: Arc<dyn ExecutionPlan>,
     /// What `reduce` and `finish` read.
     states: Slot,
+    /// What the partial phase computes, written out: the table, the row-wise
+    /// operators (filters, projections), the grouping and the aggregates,
+    /// and the schema of the states. Rules whose keys are equal aggregate
+    /// the same rows into the same states, whatever they do with them
+    /// after (`HAVING`, the projection, names): they share one
+    /// [`PaneStore`].
+    key: String,
 }
 
 impl PanePlans {
@@ -177,13 +184,24 @@ impl PanePlans {
                 }
             })?
             .data;
+        let key = format!(
+            "{input}\n{}\n{:?}",
+            displayable(partial.as_ref()).indent(true),
+            partial.schema()
+        );
         Ok(Some(PanePlans {
             input,
             partial,
             reduce,
             finish,
             states,
+            key,
         }))
+    }
+
+    /// See the `key` field.
+    pub(crate) fn key(&self) -> &str {
+        &self.key
     }
 
     /// The partial states of `rows` (the rows of one pane), read through
@@ -226,7 +244,7 @@ struct Pane {
     failed: Option<String>,
 }
 
-/// The partial states of one rule, per pane start.
+/// The partial states of one aggregation, per pane start.
 #[derive(Debug, Default)]
 pub(crate) struct Panes {
     panes: BTreeMap<UnixNanos, Pane>,
@@ -276,22 +294,31 @@ impl Panes {
         }
     }
 
-    /// The states of the panes starting in `[start, end)` (the rows of
-    /// `(start, end]`), each pane's
-    /// merged into one batch first (the pane is complete: later windows
-    /// reuse the merged states), or the first failure among them.
-    pub(crate) async fn window(
+    /// Merges the states of every pane starting before `end` into one
+    /// batch each (those panes are complete: every later window reuses the
+    /// merged states).
+    pub(crate) async fn settle(
         &mut self,
         plans: &PanePlans,
         task: &Arc<TaskContext>,
+        end: UnixNanos,
+    ) {
+        for pane in self.panes.range_mut(..end).map(|(_, p)| p) {
+            if pane.states.len() > 1 {
+                Self::reduce(pane, plans, task).await;
+            }
+        }
+    }
+
+    /// The states of the panes starting in `[start, end)` (the rows of
+    /// `(start, end]`), or the first failure among them.
+    pub(crate) fn states(
+        &self,
         start: UnixNanos,
         end: UnixNanos,
     ) -> Result<Vec<RecordBatch>, String> {
         let mut out = Vec::new();
-        for pane in self.panes.range_mut(start..end).map(|(_, p)| p) {
-            if pane.states.len() > 1 {
-                Self::reduce(pane, plans, task).await;
-            }
+        for pane in self.panes.range(start..end).map(|(_, p)| p) {
             if let Some(why) = &pane.failed {
                 return Err(why.clone());
             }
@@ -312,6 +339,107 @@ impl Panes {
             .flat_map(|p| &p.states)
             .map(RecordBatch::get_array_memory_size)
             .sum()
+    }
+}
+
+/// The partial aggregates of one aggregation (one [`PanePlans::key`]),
+/// pane by pane, shared by every rule of a group that runs it: its rows are
+/// aggregated once, whatever the number of rules, and each rule finishes
+/// the states of its own window with its own final plan.
+#[derive(Debug)]
+pub(crate) struct PaneStore {
+    /// The partial and reduce phases (those of the first rule that ran
+    /// the aggregation; they are the same for all).
+    plans: Arc<PanePlans>,
+    /// The context and table slot the phases run with.
+    task: Arc<TaskContext>,
+    slot: Slot,
+    panes: Panes,
+    /// The store holds every row stamped after this time; `None`: every
+    /// row the group has taken.
+    held_after: Option<UnixNanos>,
+    /// The largest `window + query_offset` of the rules that read it.
+    pub(crate) reach: i64,
+}
+
+impl PaneStore {
+    /// An empty store for the aggregation of `plans`, run with `task` over
+    /// `slot`.
+    pub(crate) fn new(plans: Arc<PanePlans>, task: Arc<TaskContext>, slot: Slot) -> PaneStore {
+        PaneStore {
+            plans,
+            task,
+            slot,
+            panes: Panes::default(),
+            held_after: None,
+            reach: 0,
+        }
+    }
+
+    /// See [`PanePlans::key`].
+    pub(crate) fn key(&self) -> &str {
+        self.plans.key()
+    }
+
+    /// The table it aggregates.
+    pub(crate) fn input(&self) -> Signal {
+        self.plans.input
+    }
+
+    /// Since when it holds every row (see the field).
+    pub(crate) fn held_after(&self) -> Option<UnixNanos> {
+        self.held_after
+    }
+
+    /// Records that the rows up to `t` (included) are not all in it.
+    pub(crate) fn missing_through(&mut self, t: Option<UnixNanos>) {
+        self.held_after = self.held_after.max(t);
+    }
+
+    /// Aggregates `rows`, all stamped in the pane starting at `start`.
+    pub(crate) async fn absorb(&mut self, start: UnixNanos, rows: Vec<RecordBatch>) {
+        self.panes
+            .absorb(&self.plans, &self.task, &self.slot, start, rows)
+            .await;
+    }
+
+    /// Aggregates `rows`, whatever their panes of `every`.
+    pub(crate) async fn absorb_any(&mut self, rows: &[RecordBatch], every: i64) {
+        let time = weir_core::schema::schema_for(self.input()).index_of(self.input().time_column());
+        let Ok(time) = time else { return };
+        let mut by_pane: BTreeMap<UnixNanos, Vec<RecordBatch>> = BTreeMap::new();
+        for batch in rows {
+            for (start, rows) in split_by_pane(batch, time, every) {
+                by_pane.entry(start).or_default().push(rows);
+            }
+        }
+        for (start, rows) in by_pane {
+            self.absorb(start, rows).await;
+        }
+    }
+
+    /// See [`Panes::settle`].
+    pub(crate) async fn settle(&mut self, end: UnixNanos) {
+        self.panes.settle(&self.plans, &self.task, end).await;
+    }
+
+    /// See [`Panes::states`].
+    pub(crate) fn states(
+        &self,
+        start: UnixNanos,
+        end: UnixNanos,
+    ) -> Result<Vec<RecordBatch>, String> {
+        self.panes.states(start, end)
+    }
+
+    /// Frees the panes starting before `t`.
+    pub(crate) fn evict_before(&mut self, t: UnixNanos) {
+        self.panes.evict_before(t);
+    }
+
+    /// The bytes the states hold.
+    pub(crate) fn bytes(&self) -> usize {
+        self.panes.bytes()
     }
 }
 

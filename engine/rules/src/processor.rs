@@ -179,10 +179,10 @@ impl RulesProcessor {
     /// Takes new definitions of the rules (see [`RuleGroup::reload`]):
     /// unchanged rules keep their state, changed and new ones start afresh.
     /// On error the rules run on unchanged.
-    pub fn reload(&mut self, config: &RulesConfig) -> Result<ReloadReport, RuleError> {
+    pub async fn reload(&mut self, config: &RulesConfig) -> Result<ReloadReport, RuleError> {
         let configs = rule_configs(config);
         let reach = reach_of(&configs);
-        let report = self.group.reload(configs, &self.settings)?;
+        let report = self.group.reload(configs, &self.settings).await?;
         self.reach = reach;
         self.every = nanos(config.every).max(1);
         self.idle_timeout = Some(config.idle_timeout).filter(|d| !d.is_zero());
@@ -200,16 +200,26 @@ impl RulesProcessor {
     }
 
     /// Applies the definitions a reload left, if any.
-    fn take_reload(&mut self) {
+    async fn take_reload(&mut self) {
         let Some(config) = self.reloads.take() else {
             return;
         };
-        match self.reload(&config) {
+        match self.reload(&config).await {
             Ok(report) => {
                 self.metrics.reloads("ok").increment(1);
                 tracing::info!(component = %self.name, kept = ?report.kept,
                     changed = ?report.changed, added = ?report.added,
                     removed = ?report.removed, "rules reloaded");
+                for rule in self.group.rules() {
+                    if let Some(from) = rule.complete_from()
+                        && self.group.last_evaluation().is_none_or(|t| t < from)
+                    {
+                        tracing::warn!(component = %self.name, rule = %rule.config().name,
+                            whole_from = %crate::time::rfc3339(from),
+                            "the rule's windows reach back before the data the group still holds; \
+                             they are partial until this evaluation time");
+                    }
+                }
             }
             Err(e) => {
                 self.metrics.reloads("invalid").increment(1);
@@ -354,8 +364,9 @@ impl RulesProcessor {
 
     /// The gauges of the panes: they change only when the rules evaluate.
     fn report_panes(&self) {
-        let panes: usize = self.group.rules().iter().map(|r| r.pane_bytes()).sum();
-        self.metrics.pane_bytes().set(panes as f64);
+        self.metrics
+            .pane_bytes()
+            .set(self.group.pane_bytes() as f64);
         let (_, pending) = self.group.pending_size();
         self.metrics.pending_bytes().set(pending as f64);
         for rule in self.group.rules() {
@@ -390,7 +401,7 @@ impl RulesProcessor {
 #[async_trait]
 impl Processor for RulesProcessor {
     async fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> Result<(), ComponentError> {
-        self.take_reload();
+        self.take_reload().await;
         if let Some((_, at)) = self
             .last_input
             .iter_mut()
@@ -419,7 +430,7 @@ impl Processor for RulesProcessor {
     }
 
     async fn tick(&mut self, out: &mut Vec<Batch>) -> Result<(), ComponentError> {
-        self.take_reload();
+        self.take_reload().await;
         let Some(idle) = self.idle_timeout else {
             return Ok(());
         };

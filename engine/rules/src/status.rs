@@ -9,8 +9,10 @@
 //!
 //! Where the JSON differs from Prometheus': times (`lastEvaluation`,
 //! `activeAt`) are event time, as every time of the rules is; a rule also
-//! tells its `window` (seconds) and whether it is evaluated pane by pane
-//! (`incremental`); `file` is the `rules` processor's name.
+//! tells its `window` (seconds), whether it is evaluated pane by pane
+//! (`incremental`) and, while its windows are partial after a reload,
+//! from when they are whole (`windowCompleteFrom`); `file` is the `rules`
+//! processor's name.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -109,6 +111,12 @@ pub struct RuleStatus {
     pub window: f64,
     /// Weir: whether the rule is evaluated pane by pane.
     pub incremental: bool,
+    /// Weir: while the rule's windows are partial (a reload added or
+    /// changed it when the rows its windows reach back to were no longer
+    /// held), the first evaluation time (event time, RFC 3339) whose window
+    /// is whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_complete_from: Option<String>,
 }
 
 /// One active alert, as Prometheus' `Alert`.
@@ -193,6 +201,10 @@ impl RuleStatus {
             kind: if alert { "alerting" } else { "recording" },
             window: config.window.as_secs_f64(),
             incremental: rule.is_incremental(),
+            window_complete_from: rule
+                .complete_from()
+                .filter(|&from| run.is_none_or(|r| r.at < from))
+                .map(rfc3339),
         }
     }
 }

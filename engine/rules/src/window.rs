@@ -111,6 +111,9 @@ pub struct WindowBuffer {
     max_event_time: Option<UnixNanos>,
     advanced_to: Option<UnixNanos>,
     evicted_before: Option<UnixNanos>,
+    /// Rows stamped up to this time (included) may be missing: evicted, or
+    /// taken before the buffer kept rows.
+    lost_through: Option<UnixNanos>,
     stats: BufferStats,
 }
 
@@ -133,6 +136,7 @@ impl WindowBuffer {
             max_event_time: None,
             advanced_to: None,
             evicted_before: None,
+            lost_through: None,
             stats: BufferStats::default(),
         }
     }
@@ -147,6 +151,9 @@ impl WindowBuffer {
     /// Changes, for a reload, whether the buffer keeps rows (dropping those
     /// it holds when it stops) and its limits (rows already held stay).
     pub(crate) fn reshape(&mut self, keep: bool, limits: BufferLimits) {
+        if keep && !self.keep_rows {
+            self.lost_through = self.lost_through.max(self.max_event_time);
+        }
         if !keep {
             self.chunks.clear();
             self.stats.rows = 0;
@@ -154,6 +161,32 @@ impl WindowBuffer {
         }
         self.keep_rows = keep;
         self.limits = limits;
+    }
+
+    /// The buffer holds every row stamped after this time that it took;
+    /// `None`: every row. A buffer that keeps no rows holds none of those
+    /// it took.
+    pub(crate) fn held_after(&self) -> Option<UnixNanos> {
+        if self.keep_rows {
+            self.lost_through
+        } else {
+            self.lost_through.max(self.max_event_time)
+        }
+    }
+
+    /// Whether it keeps the rows it takes.
+    pub(crate) fn keeps_rows(&self) -> bool {
+        self.keep_rows
+    }
+
+    /// The rows stamped up to `t` (included) never reached it.
+    pub(crate) fn missing_through(&mut self, t: Option<UnixNanos>) {
+        self.lost_through = self.lost_through.max(t);
+    }
+
+    /// The largest event time taken.
+    pub(crate) fn max_event_time(&self) -> Option<UnixNanos> {
+        self.max_event_time
     }
 
     /// The buffer's table.
@@ -354,6 +387,7 @@ impl WindowBuffer {
         let mut kept = VecDeque::with_capacity(self.chunks.len());
         for chunk in self.chunks.drain(..) {
             if chunk.max < t {
+                self.lost_through = self.lost_through.max(Some(t.saturating_sub(1)));
                 self.stats.rows -= chunk.batch.num_rows();
                 self.stats.bytes -= chunk.bytes;
             } else {
@@ -423,6 +457,9 @@ impl Inputs {
         self.allowed_lateness = allowed_lateness;
         self.limits = limits;
         let mut old = std::mem::take(&mut self.buffers);
+        // A table read from now on was not taken before: its rows up to the
+        // newest taken of any table are missing.
+        let newest = old.iter().filter_map(WindowBuffer::max_event_time).max();
         for signal in signals.iter() {
             let buffer = match old.iter().position(|b| b.signal() == signal) {
                 Some(i) => {
@@ -436,6 +473,7 @@ impl Inputs {
                     if let Some(t) = self.advanced_to {
                         b.advance_watermark(t);
                     }
+                    b.missing_through(newest);
                     b
                 }
             };
@@ -446,6 +484,11 @@ impl Inputs {
     /// The buffers, one per input table.
     pub fn buffers(&self) -> &[WindowBuffer] {
         &self.buffers
+    }
+
+    /// The buffer of `signal`'s table, if a rule reads it.
+    pub(crate) fn buffer(&self, signal: Signal) -> Option<&WindowBuffer> {
+        self.buffers.iter().find(|b| b.signal() == signal)
     }
 
     /// The counters of each buffer.

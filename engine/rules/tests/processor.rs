@@ -444,8 +444,9 @@ fn recorded(out: &[Batch], metric: &str, at: u64) -> Option<f64> {
 /// changes `CartIsBusy`'s labels.
 /// Guarantees: unchanged rules keep their alert state (the `for` clock
 /// from +30: firing at +90) and their partial aggregates (the count at +60
-/// holds the spans from before the reload); a new rule counts from the
-/// rows still gathered for the open pane on; an invalid reload changes
+/// holds the spans from before the reload); a new rule that aggregates
+/// as `CartIsBusy` does shares its partial aggregates, so its first window
+/// holds the spans from before the reload too; an invalid reload changes
 /// nothing and says why; a changed rule starts afresh; a reload sent
 /// through `reloads()` is taken before the next batch.
 #[tokio::test]
@@ -463,7 +464,7 @@ async fn reload_keeps_the_state_of_unchanged_rules() {
          sql = \"SELECT service_name, CAST(count(*) AS DOUBLE) AS value FROM spans \
          WHERE service_name = 'cart' GROUP BY service_name\"\n"
     );
-    let report = p.reload(&config_of(&added)).expect("valid");
+    let report = p.reload(&config_of(&added)).await.expect("valid");
     assert_eq!(report.kept, ["spans_per_service", "CartIsBusy"]);
     assert_eq!(report.added, ["cart_spans"]);
     assert!(report.changed.is_empty() && report.removed.is_empty());
@@ -477,7 +478,7 @@ async fn reload_keeps_the_state_of_unchanged_rules() {
             "FROM spanz GROUP",
         );
     }
-    let e = p.reload(&broken).expect_err("refused");
+    let e = p.reload(&broken).await.expect_err("refused");
     assert!(e.to_string().contains("spanz"), "{e}");
 
     let mut out = Vec::new();
@@ -494,8 +495,8 @@ async fn reload_keeps_the_state_of_unchanged_rules() {
     assert_eq!(recorded(&out, "spans_per_service", 60), Some(7.0));
     assert_eq!(
         recorded(&out, "cart_spans", 60),
-        Some(4.0),
-        "the span at +35, still gathered, and the three after the reload"
+        Some(7.0),
+        "the new rule runs CartIsBusy's aggregation: its first window is whole"
     );
 
     // Changing the alert's labels makes it another rule: it starts again.

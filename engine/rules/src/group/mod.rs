@@ -4,8 +4,11 @@
 //! reads; a batch is pushed once, whatever the number of rules. The buffer
 //! keeps rows, back to the group's largest `window + query_offset`, only if
 //! a rule that rescans its window reads the table. For the rules evaluated
-//! pane by pane the group gathers each pane's rows once and hands them to
-//! every such rule to aggregate (see [`crate::incremental`]). At each due
+//! pane by pane the group gathers each pane's rows once and aggregates them
+//! once per distinct aggregation (table, filters, grouping and aggregates:
+//! a [`PaneStore`]), however many rules share it, for instance rules that
+//! differ only in their `HAVING` threshold (see [`crate::incremental`]).
+//! At each due
 //! time (the multiples of the group's `every`) every rule is evaluated in
 //! turn, then the buffers are evicted behind the largest window. The rules
 //! of a group have the same `every`, `allowed_lateness` and buffer limits:
@@ -18,7 +21,7 @@ use weir_core::{Signal, SignalSet};
 
 use crate::alert::AlertSettings;
 use crate::error::{EvalError, RuleError, WindowError};
-use crate::incremental::Pending;
+use crate::incremental::{PaneStore, Pending};
 use crate::rule::{Evaluation, Rule, RuleConfig};
 use crate::time::{UnixNanos, nanos};
 use crate::window::{BufferLimits, BufferStats, Inputs, WindowBuffer};
@@ -28,6 +31,9 @@ use crate::window::{BufferLimits, BufferStats, Inputs, WindowBuffer};
 pub struct RuleGroup {
     name: String,
     rules: Vec<Rule>,
+    /// The partial aggregates of the pane-by-pane rules, one store per
+    /// distinct aggregation.
+    stores: Vec<PaneStore>,
     inputs: Inputs,
     /// The tables some rule aggregates pane by pane.
     pane_inputs: SignalSet,
@@ -119,27 +125,75 @@ fn next_due(
     (next.saturating_sub(offset) < watermark).then_some(next)
 }
 
-/// Hands the rows of `pane` to each of `rules` to aggregate.
-async fn absorb_all(rules: &mut [Rule], pane: (Signal, UnixNanos), rows: &[RecordBatch]) {
-    for rule in rules {
-        rule.absorb(pane.0, pane.1, rows.to_vec()).await;
+/// Hands the rows of `pane` to each of `stores` that aggregates its table.
+async fn absorb_all(stores: &mut [PaneStore], pane: (Signal, UnixNanos), rows: &[RecordBatch]) {
+    for store in stores {
+        if store.input() == pane.0 {
+            store.absorb(pane.1, rows.to_vec()).await;
+        }
     }
 }
 
-/// Evaluates each of `rules` at `t` over `buffers`, in order.
+/// Evaluates each of `rules` at `t` over `buffers` and `stores`, in order.
 async fn evaluate_all(
     rules: &mut [Rule],
     t: UnixNanos,
     buffers: &[WindowBuffer],
+    stores: &[PaneStore],
 ) -> Vec<GroupEvaluation> {
     let mut out = Vec::with_capacity(rules.len());
     for rule in rules {
         out.push(GroupEvaluation {
             rule: rule.config().name.clone(),
-            result: rule.evaluate(t, buffers).await,
+            result: rule.evaluate(t, buffers, stores).await,
         });
     }
     out
+}
+
+/// Points each pane-by-pane rule of `rules` at the store of its
+/// aggregation: one taken from `old` when there is one of the same key (it
+/// keeps its partial aggregates), else a new empty one. Returns the stores
+/// and the indices of the new ones.
+fn link_stores(rules: &mut [Rule], mut old: Vec<PaneStore>) -> (Vec<PaneStore>, Vec<usize>) {
+    let mut stores: Vec<PaneStore> = Vec::new();
+    let mut fresh = Vec::new();
+    for rule in rules.iter_mut() {
+        let Some(key) = rule.pane_key().map(str::to_string) else {
+            rule.use_store(None);
+            continue;
+        };
+        let index = match stores.iter().position(|s| s.key() == key) {
+            Some(i) => i,
+            None => {
+                let store = match old.iter().position(|s| s.key() == key) {
+                    Some(i) => old.swap_remove(i),
+                    None => {
+                        let Some(store) = rule.new_store() else {
+                            rule.use_store(None);
+                            continue;
+                        };
+                        fresh.push(stores.len());
+                        store
+                    }
+                };
+                stores.push(store);
+                stores.len() - 1
+            }
+        };
+        rule.use_store(Some(index));
+    }
+    for store in &mut stores {
+        store.reach = 0;
+    }
+    for rule in rules.iter() {
+        if let Some(store) = rule.store().and_then(|i| stores.get_mut(i)) {
+            let reach =
+                nanos(rule.config().window).saturating_add(nanos(rule.config().query_offset));
+            store.reach = store.reach.max(reach);
+        }
+    }
+    (stores, fresh)
 }
 
 /// What a reload did to each rule of a group, by name.
@@ -232,9 +286,11 @@ impl RuleGroup {
             rules.push(Rule::new(config, settings)?);
         }
         let (inputs, keep, pane_inputs) = tables_of(&rules);
+        let (stores, _) = link_stores(&mut rules, Vec::new());
         Ok(RuleGroup {
             name,
             rules,
+            stores,
             inputs: Inputs::new(inputs, keep, lateness, limits),
             pane_inputs,
             pending: Pending::default(),
@@ -248,24 +304,37 @@ impl RuleGroup {
 
     /// Takes new definitions for the group's rules (a config reload). Every
     /// rule whose definition is unchanged ([`crate::RuleId`]) keeps running
-    /// as it was, with its alert state, partial aggregates and rows; changed
-    /// and new rules start afresh (over the rows from now on, plus those
-    /// the buffers still hold); removed ones are dropped. Nothing changes if
-    /// a definition is invalid.
+    /// as it was, with its alert state, partial aggregates and rows; removed
+    /// ones are dropped; nothing changes if a definition is invalid.
+    ///
+    /// Changed and new rules start without alert state, over the data the
+    /// group still holds: the partial aggregates of a rule that runs the
+    /// same aggregation (a changed threshold keeps its history), or else
+    /// the rows a buffer holds, then every row from now on. When that does
+    /// not reach back a whole window, the rule says from when its windows
+    /// are whole ([`Rule::complete_from`], in its status).
     ///
     /// A new `every` or `allowed_lateness` changes every rule's identity:
-    /// the group starts again as a whole.
-    pub fn reload(
+    /// the group starts again as a whole, and its rules' windows are whole
+    /// again only once they have seen a window of new data.
+    pub async fn reload(
         &mut self,
         configs: Vec<RuleConfig>,
         settings: &AlertSettings,
     ) -> Result<ReloadReport, RuleError> {
         let mut new = RuleGroup::new(self.name.clone(), configs, settings)?;
+        // Every gathered row goes into the partial aggregates first: a new
+        // aggregation then starts from the buffers alone, and counts no
+        // row twice.
+        for pane in self.pending.before(UnixNanos::MAX) {
+            self.flush(pane).await;
+        }
         let mut report = ReloadReport::default();
         let mut old: Vec<Rule> = std::mem::take(&mut self.rules);
         let restart = new.every != self.every
             || new.inputs.allowed_lateness() != self.inputs.allowed_lateness();
         let mut rules = Vec::with_capacity(new.rules.len());
+        let mut fresh_rules = Vec::new();
         for rule in std::mem::take(&mut new.rules) {
             let name = rule.config().name.clone();
             match old.iter().position(|o| o.id() == rule.id()) {
@@ -280,22 +349,68 @@ impl RuleGroup {
                         report.added.push(name.clone());
                     }
                     old.retain(|o| o.config().name != name);
+                    fresh_rules.push(rules.len());
                     rules.push(rule);
                 }
             }
         }
         report.removed = old.into_iter().map(|r| r.config().name.clone()).collect();
         if restart {
+            let newest = self
+                .inputs
+                .buffers()
+                .iter()
+                .filter_map(WindowBuffer::max_event_time)
+                .max();
+            for rule in &mut rules {
+                rule.missing_through(newest);
+            }
+            let (stores, _) = link_stores(&mut rules, Vec::new());
             new.rules = rules;
+            new.stores = stores;
             *self = new;
             return Ok(report);
         }
         let (lateness, limits) = (new.inputs.allowed_lateness(), new.inputs.limits());
         let (signals, keep, panes) = tables_of(&rules);
+        // What each table's buffer held before the reload: a new
+        // aggregation starts from its rows.
+        let held: Vec<(Signal, bool)> = self
+            .inputs
+            .buffers()
+            .iter()
+            .map(|b| (b.signal(), b.keeps_rows()))
+            .collect();
         self.inputs.reshape(signals, keep, lateness, limits);
         self.pending.retain(panes);
         self.pane_inputs = panes;
         self.reach = new.reach;
+        let (stores, fresh) = link_stores(&mut rules, std::mem::take(&mut self.stores));
+        self.stores = stores;
+        for i in fresh {
+            let input = self.stores[i].input();
+            let Some(buffer) = self.inputs.buffer(input) else {
+                continue;
+            };
+            let had_rows = held.iter().any(|&(s, keep)| s == input && keep);
+            if had_rows {
+                let rows = buffer.snapshot(UnixNanos::MIN, UnixNanos::MAX);
+                self.stores[i].absorb_any(&rows, self.every).await;
+            }
+            let missing = buffer.held_after();
+            self.stores[i].missing_through(missing);
+        }
+        for i in fresh_rules {
+            let missing = match rules[i].store() {
+                Some(store) => self.stores[store].held_after(),
+                None => rules[i]
+                    .inputs()
+                    .iter()
+                    .filter_map(|s| self.inputs.buffer(s).and_then(WindowBuffer::held_after))
+                    .max(),
+            };
+            rules[i].missing_through(missing);
+        }
         self.rules = rules;
         Ok(report)
     }
@@ -380,18 +495,30 @@ impl RuleGroup {
         (self.rules.len() / self.rules_per_thread.max(1)).clamp(1, self.threads.max(1))
     }
 
-    /// Hands the rows gathered for `pane` to every rule to aggregate.
+    /// Aggregates the rows gathered for `pane` into every store of its
+    /// table, once per store; the stores spread over the threads.
     async fn flush(&mut self, pane: (Signal, UnixNanos)) {
         let rows = self.pending.take(pane);
-        let parts = self.parts();
+        let parts = self.stores.len().clamp(1, self.threads.max(1));
         if parts > 1 {
-            let chunk = self.rules.len().div_ceil(parts);
-            on_threads(self.rules.chunks_mut(chunk).collect(), |part| {
+            let chunk = self.stores.len().div_ceil(parts);
+            on_threads(self.stores.chunks_mut(chunk).collect(), |part| {
                 block_here(absorb_all(part, pane, &rows));
             });
         } else {
-            absorb_all(&mut self.rules, pane, &rows).await;
+            absorb_all(&mut self.stores, pane, &rows).await;
         }
+    }
+
+    /// The bytes of the partial aggregates the group keeps.
+    pub fn pane_bytes(&self) -> usize {
+        self.stores.iter().map(PaneStore::bytes).sum()
+    }
+
+    /// How many distinct aggregations the pane-by-pane rules run (each
+    /// aggregates the rows once, for all the rules that share it).
+    pub fn aggregations(&self) -> usize {
+        self.stores.len()
     }
 
     /// Moves the watermark of every input to at least `to` (idle inputs).
@@ -447,18 +574,27 @@ impl RuleGroup {
         for pane in self.pending.before(t) {
             self.flush(pane).await;
         }
+        for store in &mut self.stores {
+            store.settle(t).await;
+        }
         let parts = self.parts();
         let buffers = self.inputs.buffers();
+        let stores = &self.stores;
         let out = if parts > 1 {
             let chunk = self.rules.len().div_ceil(parts);
             let done = on_threads(self.rules.chunks_mut(chunk).collect(), |part| {
-                block_here(evaluate_all(part, t, buffers))
+                block_here(evaluate_all(part, t, buffers, stores))
             });
             done.into_iter().flatten().collect()
         } else {
-            evaluate_all(&mut self.rules, t, buffers).await
+            evaluate_all(&mut self.rules, t, buffers, stores).await
         };
         self.last_eval = Some(t);
+        // A store's next window is `(t + every - reach, ...]`: its panes
+        // start at or after `t + every - reach`.
+        for store in &mut self.stores {
+            store.evict_before(t.saturating_add(self.every).saturating_sub(store.reach));
+        }
         // Pane-by-pane rules need only the rows of panes still to come.
         let reach = self
             .rules

@@ -223,7 +223,7 @@ pub(super) enum Planned {
     /// Over the rows of the whole window, each evaluation.
     Rescan(Arc<dyn ExecutionPlan>),
     /// Pane by pane (see [`crate::incremental`]).
-    Panes(PanePlans),
+    Panes(Arc<PanePlans>),
 }
 
 /// Plans `config`'s query in `ctx` over `tables`: pane by pane when its
@@ -244,7 +244,7 @@ async fn plan_query(
     if let (true, Some(input), None) = (aligned, inputs.next(), inputs.next())
         && let Some(panes) = PanePlans::new(&plan, input)?
     {
-        return Ok(Planned::Panes(panes));
+        return Ok(Planned::Panes(Arc::new(panes)));
     }
     Ok(Planned::Rescan(plan))
 }

@@ -11,6 +11,7 @@
 //! `ALERTS` series (alert rules).
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
@@ -24,7 +25,7 @@ use crate::alert::{
     Alert, AlertEvent, AlertLifecycle, AlertSettings, AlertState, Instance, label_set_text,
 };
 use crate::error::{EvalError, RuleError};
-use crate::incremental::Panes;
+use crate::incremental::PaneStore;
 use crate::plan;
 use crate::query::{self, Sample};
 use crate::record;
@@ -60,8 +61,13 @@ pub struct Rule {
     /// The query, planned once, and the templates.
     compiled: Compiled,
     lifecycle: Option<AlertLifecycle>,
-    /// The partial aggregates of the panes, when incremental.
-    panes: Panes,
+    /// When incremental: which of its group's [`PaneStore`]s holds its
+    /// partial aggregates (set by the group).
+    store: Option<usize>,
+    /// The rule has every row stamped after this time; `None`: every row
+    /// its group has taken. Set when a reload adds or changes the rule and
+    /// the rows before were no longer held.
+    held_after: Option<UnixNanos>,
     /// How the last evaluation went.
     last_run: Option<LastRun>,
 }
@@ -106,7 +112,8 @@ impl Rule {
             config,
             compiled,
             lifecycle,
-            panes: Panes::default(),
+            store: None,
+            held_after: None,
             last_run: None,
         })
     }
@@ -138,29 +145,53 @@ impl Rule {
         }
     }
 
-    /// The bytes of the partial aggregates the rule keeps.
-    pub fn pane_bytes(&self) -> usize {
-        self.panes.bytes()
+    /// The aggregation it runs pane by pane, if it does: its key (see
+    /// [`crate::incremental::PanePlans::key`]).
+    pub(crate) fn pane_key(&self) -> Option<&str> {
+        match &self.compiled.plan {
+            Planned::Panes(plans) => Some(plans.key()),
+            Planned::Rescan(_) => None,
+        }
     }
 
-    /// Aggregates `rows` of `signal`'s table, stamped in the pane starting
-    /// at `start`, into that pane (pane-by-pane rules reading `signal`;
-    /// others ignore them). A failure is kept with the pane and reported by
-    /// the evaluations whose window holds it.
-    pub(crate) async fn absorb(
-        &mut self,
-        signal: Signal,
-        start: UnixNanos,
-        rows: Vec<RecordBatch>,
-    ) {
-        if let Planned::Panes(plans) = &self.compiled.plan
-            && plans.input == signal
-        {
-            let slot = self.compiled.tables.slot(signal);
-            self.panes
-                .absorb(plans, &self.compiled.task, slot, start, rows)
-                .await;
+    /// An empty store for the aggregation it runs pane by pane, if it does.
+    pub(crate) fn new_store(&self) -> Option<PaneStore> {
+        match &self.compiled.plan {
+            Planned::Panes(plans) => Some(PaneStore::new(
+                Arc::clone(plans),
+                Arc::clone(&self.compiled.task),
+                self.compiled.tables.slot(plans.input).clone(),
+            )),
+            Planned::Rescan(_) => None,
         }
+    }
+
+    /// Points the rule at its group's store `index`.
+    pub(crate) fn use_store(&mut self, index: Option<usize>) {
+        self.store = index;
+    }
+
+    /// The store of its partial aggregates in its group, if incremental.
+    pub(crate) fn store(&self) -> Option<usize> {
+        self.store
+    }
+
+    /// Records that the rule misses the rows stamped up to `t` (included):
+    /// its windows are whole only from [`Rule::complete_from`].
+    pub(crate) fn missing_through(&mut self, t: Option<UnixNanos>) {
+        self.held_after = t;
+    }
+
+    /// The first evaluation time whose window holds every row, when the
+    /// rule misses rows a window needs (it was added or changed by a reload
+    /// after they had gone); `None` when its windows are whole.
+    pub fn complete_from(&self) -> Option<UnixNanos> {
+        let held_after = self.held_after?;
+        let every = nanos(self.config.every).max(1);
+        let from = held_after
+            .saturating_add(nanos(self.config.window))
+            .saturating_add(nanos(self.config.query_offset));
+        Some(from.saturating_add(every - 1).div_euclid(every) * every)
     }
 
     /// The definition.
@@ -207,9 +238,10 @@ impl Rule {
         &mut self,
         t: UnixNanos,
         buffers: &[WindowBuffer],
+        stores: &[PaneStore],
     ) -> Result<Evaluation, EvalError> {
         let started = std::time::Instant::now();
-        let result = self.evaluate_window(t, buffers).await;
+        let result = self.evaluate_window(t, buffers, stores).await;
         self.last_run = Some(LastRun {
             at: t,
             took: started.elapsed(),
@@ -227,11 +259,12 @@ impl Rule {
         &mut self,
         t: UnixNanos,
         buffers: &[WindowBuffer],
+        stores: &[PaneStore],
     ) -> Result<Evaluation, EvalError> {
         let end = t.saturating_sub(nanos(self.config.query_offset));
         let start = end.saturating_sub(nanos(self.config.window));
         let samples = match &self.compiled.plan {
-            Planned::Panes(_) => self.run_panes(start, end).await,
+            Planned::Panes(_) => self.run_panes(stores, start, end).await,
             Planned::Rescan(_) => {
                 for b in buffers {
                     if self.compiled.shape.inputs.contains(b.signal()) {
@@ -292,29 +325,32 @@ impl Rule {
         }
     }
 
-    /// The query over `(start, end]` from the panes' partial aggregates.
+    /// The query over `(start, end]` from the partial aggregates of the
+    /// panes in its store (settled by the group).
     async fn run_panes(
-        &mut self,
+        &self,
+        stores: &[PaneStore],
         start: UnixNanos,
         end: UnixNanos,
     ) -> Result<Vec<Sample>, EvalError> {
-        let Planned::Panes(plans) = &self.compiled.plan else {
-            return Err(EvalError::Internal {
-                rule: self.config.name.clone(),
-                message: "not a pane-by-pane rule".to_string(),
-            });
-        };
-        let states = self
-            .panes
-            .window(plans, &self.compiled.task, start, end)
-            .await;
-        let states = states.map_err(|message| EvalError::Query {
+        let internal = |message: &str| EvalError::Internal {
             rule: self.config.name.clone(),
-            message,
-        })?;
+            message: message.to_string(),
+        };
+        let Planned::Panes(plans) = &self.compiled.plan else {
+            return Err(internal("not a pane-by-pane rule"));
+        };
+        let store = self
+            .store
+            .and_then(|i| stores.get(i))
+            .ok_or_else(|| internal("no pane store"))?;
+        let states = store
+            .states(start, end)
+            .map_err(|message| EvalError::Query {
+                rule: self.config.name.clone(),
+                message,
+            })?;
         let batches = plans.finish(&self.compiled.task, states).await;
-        let every = nanos(self.config.every).max(1);
-        self.panes.evict_before(start.saturating_add(every));
         let batches = batches.map_err(|e| self.query_error(e))?;
         query::samples(&batches).map_err(|e| self.query_error(e))
     }
