@@ -64,8 +64,19 @@ pub struct RulesConfig {
         deserialize_with = "values::duration"
     )]
     pub idle_timeout: Duration,
+    /// How far ahead of Weir's clock a record's time may be: records stamped
+    /// later are dropped and counted in
+    /// `weir_rule_future_records_total`, so that one record from a broken
+    /// clock (a timestamp in 2262) cannot move event time ahead and make
+    /// every later record late. A duration such as `"10m"`, the default.
+    #[serde(default = "default_max_future", deserialize_with = "values::duration")]
+    pub max_future: Duration,
     /// The rules, one `[[processors.NAME.rules]]` table each; at least one.
     pub rules: Vec<RuleSpec>,
+}
+
+fn default_max_future() -> Duration {
+    Duration::from_secs(600)
 }
 
 fn default_idle_timeout() -> Duration {

@@ -332,6 +332,14 @@ impl Panes {
         self.panes = self.panes.split_off(&t);
     }
 
+    /// The earliest event time after `t` its panes may hold rows of.
+    fn earliest_after(&self, t: UnixNanos, every: i64) -> Option<UnixNanos> {
+        // The pane `(s, s + every]` holds rows after `t` when `s > t - every`.
+        let first = t.saturating_sub(every).saturating_add(1);
+        let (&start, _) = self.panes.range(first..).next()?;
+        Some(start.saturating_add(1).max(t.saturating_add(1)))
+    }
+
     /// The bytes the states hold.
     pub(crate) fn bytes(&self) -> usize {
         self.panes
@@ -441,6 +449,12 @@ impl PaneStore {
     pub(crate) fn bytes(&self) -> usize {
         self.panes.bytes()
     }
+
+    /// The earliest event time after `t` its panes of `every` may hold
+    /// rows of.
+    pub(crate) fn earliest_after(&self, t: UnixNanos, every: i64) -> Option<UnixNanos> {
+        self.panes.earliest_after(t, every)
+    }
 }
 
 /// Rows gathered per (table, pane), not yet aggregated: shared by the
@@ -523,6 +537,16 @@ impl Pending {
             .filter(|(_, start)| *start < t)
             .copied()
             .collect()
+    }
+
+    /// The earliest event time after `t` of the rows gathered in panes of
+    /// `every`.
+    pub(crate) fn earliest_after(&self, t: UnixNanos, every: i64) -> Option<UnixNanos> {
+        self.panes
+            .keys()
+            .filter(|(_, start)| start.saturating_add(every) > t)
+            .map(|(_, start)| start.saturating_add(1).max(t.saturating_add(1)))
+            .min()
     }
 
     /// The rows and bytes gathered.

@@ -98,6 +98,20 @@ const REJECTED_RECORDS: CounterDef<2> = CounterDef {
     labels: ["component", "table"],
 };
 
+const FUTURE_RECORDS: CounterDef<2> = CounterDef {
+    name: "weir_rule_future_records_total",
+    help: "Records stamped further ahead of the clock than max_future, dropped, by table.",
+    unit: Some(Unit::Count),
+    labels: ["component", "table"],
+};
+
+const SKIPPED_EVALUATIONS: CounterDef<1> = CounterDef {
+    name: "weir_rule_skipped_evaluations_total",
+    help: "Evaluation times skipped because every window between held no data.",
+    unit: Some(Unit::Count),
+    labels: ["component"],
+};
+
 /// Gives the recorder the help text of the `rules` processor's metrics.
 pub fn describe() {
     EVALUATIONS.describe();
@@ -113,6 +127,8 @@ pub fn describe() {
     BUFFER_BYTES.describe();
     LATE_RECORDS.describe();
     REJECTED_RECORDS.describe();
+    FUTURE_RECORDS.describe();
+    SKIPPED_EVALUATIONS.describe();
 }
 
 /// The metrics of one `rules` processor.
@@ -192,6 +208,16 @@ impl RuleMetrics {
     /// `weir_rule_rejected_records_total{component, table}`.
     pub(crate) fn rejected_records(&self, table: Signal) -> Counter {
         REJECTED_RECORDS.with([self.name(), table.as_str().into()])
+    }
+
+    /// `weir_rule_future_records_total{component, table}`.
+    pub(crate) fn future_records(&self, table: Signal) -> Counter {
+        FUTURE_RECORDS.with([self.name(), table.as_str().into()])
+    }
+
+    /// `weir_rule_skipped_evaluations_total{component}`.
+    pub(crate) fn skipped_evaluations(&self) -> Counter {
+        SKIPPED_EVALUATIONS.with([self.name()])
     }
 
     /// The `component` label's value, sharing the name.

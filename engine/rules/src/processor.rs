@@ -49,6 +49,8 @@ pub struct RulesProcessor {
     state_file: Option<PathBuf>,
     /// See [`RulesConfig::idle_timeout`]; `None` when off.
     idle_timeout: Option<Duration>,
+    /// See [`RulesConfig::max_future`].
+    max_future: Duration,
     /// When the last batch of each input table arrived (wall clock).
     last_input: Vec<(Signal, Instant)>,
     /// The evaluation interval, in nanoseconds.
@@ -157,6 +159,7 @@ impl RulesProcessor {
             reported: Vec::new(),
             state_file: None,
             idle_timeout: Some(config.idle_timeout).filter(|d| !d.is_zero()),
+            max_future: config.max_future,
             every: nanos(config.every).max(1),
             reach,
             settings: settings.clone(),
@@ -186,6 +189,7 @@ impl RulesProcessor {
         self.reach = reach;
         self.every = nanos(config.every).max(1);
         self.idle_timeout = Some(config.idle_timeout).filter(|d| !d.is_zero());
+        self.max_future = config.max_future;
         let now = Instant::now();
         let inputs = self.group.inputs();
         self.last_input.retain(|(s, _)| inputs.contains(*s));
@@ -294,6 +298,8 @@ impl RulesProcessor {
                 .group_evaluation_seconds()
                 .record(took.as_secs_f64());
             due.push((t, evaluations));
+            let skipped = self.group.skip_empty_windows();
+            self.metrics.skipped_evaluations().increment(skipped);
         }
         let evaluated = !due.is_empty();
         for (_, evaluations) in due {
@@ -392,6 +398,9 @@ impl RulesProcessor {
             self.metrics
                 .rejected_records(signal)
                 .increment(stats.rejected_rows.saturating_sub(before.rejected_rows));
+            self.metrics
+                .future_records(signal)
+                .increment(stats.future_rows.saturating_sub(before.future_rows));
             self.reported.retain(|(s, _)| *s != signal);
             self.reported.push((signal, stats));
         }
@@ -409,7 +418,13 @@ impl Processor for RulesProcessor {
         {
             *at = Instant::now();
         }
-        if let Err(e) = self.group.push(batch.signal(), batch.data()).await {
+        // A record may be at most `max_future` ahead of the clock.
+        let not_after = now_nanos().saturating_add(nanos(self.max_future));
+        if let Err(e) = self
+            .group
+            .push_bounded(batch.signal(), batch.data(), Some(not_after))
+            .await
+        {
             // A full buffer: refuse upstream, the client retries later.
             return Err(ComponentError::External {
                 component: self.name.clone(),
@@ -439,11 +454,7 @@ impl Processor for RulesProcessor {
         if self.last_input.iter().all(|(_, at)| at.elapsed() < idle) {
             return Ok(());
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
-        self.advance_idle(now.saturating_sub(nanos(idle)), out)
+        self.advance_idle(now_nanos().saturating_sub(nanos(idle)), out)
             .await;
         Ok(())
     }
@@ -452,6 +463,14 @@ impl Processor for RulesProcessor {
         self.save_state();
         Ok(())
     }
+}
+
+/// The wall clock, in nanoseconds since the Unix epoch.
+fn now_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// The state saved in `path`; `None` when there is no file.

@@ -184,6 +184,16 @@ impl WindowBuffer {
         self.lost_through = self.lost_through.max(t);
     }
 
+    /// The earliest event time after `t` of the rows it holds (`t + 1`
+    /// when a batch holds rows on both sides of `t`).
+    pub(crate) fn earliest_after(&self, t: UnixNanos) -> Option<UnixNanos> {
+        self.chunks
+            .iter()
+            .filter(|c| c.max > t)
+            .map(|c| c.min.max(t.saturating_add(1)))
+            .min()
+    }
+
     /// The largest event time taken.
     pub(crate) fn max_event_time(&self) -> Option<UnixNanos> {
         self.max_event_time

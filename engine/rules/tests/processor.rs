@@ -56,11 +56,16 @@ fn processor_of(pipeline: &str) -> RulesProcessor {
 
 /// Spans of `service` starting `offsets` seconds after [`BASE`].
 fn spans(service: &str, offsets: &[u64]) -> arrow::record_batch::RecordBatch {
-    let spans: Vec<String> = offsets
+    let starts: Vec<u64> = offsets.iter().map(|s| (BASE + s) * 1_000_000_000).collect();
+    spans_at(service, &starts)
+}
+
+/// Spans of `service` starting at `starts` (nanoseconds since the epoch).
+fn spans_at(service: &str, starts: &[u64]) -> arrow::record_batch::RecordBatch {
+    let spans: Vec<String> = starts
         .iter()
         .enumerate()
-        .map(|(i, s)| {
-            let start = (BASE + s) * 1_000_000_000;
+        .map(|(i, &start)| {
             format!(
                 r#"{{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b17{i}",
                     "name":"op","kind":2,"startTimeUnixNano":"{start}",
@@ -519,5 +524,41 @@ async fn reload_keeps_the_state_of_unchanged_rules() {
         recorded(&out, "cart_spans", 120),
         Some(4.0),
         "kept: 95..110"
+    );
+}
+
+/// Scenario: a span stamped now, then one stamped in 2262 (the last time a
+/// nanosecond timestamp holds) by a broken clock, then one a second after
+/// the first.
+/// Guarantees: the one from 2262 is dropped and counted as from the
+/// future; event time stays with the clock (at most `max_future`, 10
+/// minutes by default, ahead), so the span after it is not late.
+#[tokio::test]
+async fn a_record_from_a_broken_clock_does_not_move_event_time() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_nanos() as u64;
+    let mut p = processor();
+    let mut out = Vec::new();
+    for starts in [
+        &[now][..],
+        &[9_223_372_036_000_000_000],
+        &[now + 1_000_000_000],
+    ] {
+        p.process(
+            Batch::new(Signal::Spans, spans_at("cart", starts), Ack::none()),
+            &mut out,
+        )
+        .await
+        .expect("taken");
+    }
+    let stats = p.group().buffer_stats()[0].1;
+    assert_eq!((stats.future_rows, stats.late_rows), (1, 0));
+    assert_eq!(stats.accepted_rows, 2);
+    let watermark = p.group().watermark().expect("a watermark") as u64;
+    assert!(
+        watermark <= now + 600_000_000_000,
+        "event time stays near the clock"
     );
 }

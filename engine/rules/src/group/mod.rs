@@ -41,6 +41,8 @@ pub struct RuleGroup {
     every: i64,
     reach: i64,
     last_eval: Option<UnixNanos>,
+    /// Whether the window of the last evaluation held data.
+    last_held_data: bool,
     /// How many threads the rules' work may spread over, and the fewest
     /// rules worth a thread.
     threads: usize,
@@ -299,6 +301,7 @@ impl RuleGroup {
             every: nanos(every),
             reach,
             last_eval: None,
+            last_held_data: false,
         })
     }
 
@@ -559,13 +562,80 @@ impl RuleGroup {
         next_due(watermark, self.last_eval, self.every, offset)
     }
 
-    /// Evaluates every due time in turn, oldest first.
+    /// Evaluates every due time in turn, oldest first, skipping the runs of
+    /// empty windows (see [`RuleGroup::skip_empty_windows`]).
     pub async fn evaluate_due(&mut self) -> Vec<(UnixNanos, Vec<GroupEvaluation>)> {
         let mut out = Vec::new();
         while let Some(t) = self.next_due() {
             out.push((t, self.evaluate(t).await));
+            self.skip_empty_windows();
         }
         out
+    }
+
+    /// The earliest event time after `t` of the data the group holds:
+    /// buffered rows, partial aggregates, rows gathered for panes.
+    fn earliest_after(&self, t: UnixNanos) -> Option<UnixNanos> {
+        let buffers = self
+            .inputs
+            .buffers()
+            .iter()
+            .filter_map(|b| b.earliest_after(t));
+        let stores = self
+            .stores
+            .iter()
+            .filter_map(|s| s.earliest_after(t, self.every));
+        let pending = self.pending.earliest_after(t, self.every);
+        buffers.chain(stores).chain(pending).min()
+    }
+
+    /// After an evaluation whose window held no data: when the windows of
+    /// the next due times hold none either (a gap in the data, or a record
+    /// stamped long before the others), evaluating each would only repeat
+    /// the empty result, and a gap of a day at `every = "10s"` would hold
+    /// the group up for thousands of evaluations. So the group skips to the
+    /// last due time before the next data (or the watermark) and evaluates
+    /// that one, so that `for` clocks and resolutions move on to it, then
+    /// the window that holds the data. Returns how many due times it
+    /// skipped.
+    pub fn skip_empty_windows(&mut self) -> u64 {
+        let (Some(last), Some(watermark)) = (self.last_eval, self.watermark()) else {
+            return 0;
+        };
+        let every = self.every.max(1);
+        let offset = self
+            .rules
+            .iter()
+            .map(|r| nanos(r.config().query_offset))
+            .min()
+            .unwrap_or(0);
+        // The last window held data (the next, empty or not, is evaluated),
+        // or the next one does: evaluate on.
+        if self.last_held_data
+            || self
+                .earliest_after(last.saturating_add(every).saturating_sub(self.reach))
+                .is_some_and(|d| d <= last.saturating_add(every))
+        {
+            return 0;
+        }
+        // The first due time whose window holds the next data, and the
+        // latest whose window the watermark has completed.
+        let data = self.earliest_after(last).map_or(UnixNanos::MAX, |d| {
+            d.saturating_add(every - 1).div_euclid(every) * every
+        });
+        let complete = watermark
+            .saturating_add(offset)
+            .saturating_sub(1)
+            .div_euclid(every)
+            * every;
+        let target = data.saturating_sub(every).min(complete);
+        // Evaluate `target` (empty) next: skip the ones before it.
+        let resume = target.saturating_sub(every);
+        if resume <= last {
+            return 0;
+        }
+        self.last_eval = Some(resume);
+        u64::try_from((resume - last) / every).unwrap_or(0)
     }
 
     /// Evaluates every rule at `t`, in order, then evicts the rows no later
@@ -590,6 +660,9 @@ impl RuleGroup {
             evaluate_all(&mut self.rules, t, buffers, stores).await
         };
         self.last_eval = Some(t);
+        self.last_held_data = self
+            .earliest_after(t.saturating_sub(self.reach))
+            .is_some_and(|d| d <= t);
         // A store's next window is `(t + every - reach, ...]`: its panes
         // start at or after `t + every - reach`.
         for store in &mut self.stores {

@@ -448,3 +448,34 @@ async fn a_reload_keeps_what_the_group_holds() {
     assert_eq!(status.rules[3].window_complete_from, None, "180 is whole");
     assert!(status.rules[4].window_complete_from.is_some());
 }
+
+/// Scenario: a log stamped 1 s after the epoch, then logs 50 years later,
+/// in a group evaluated every 30 s (an alert over 1 m and a recording rule
+/// over 2 m, both pane by pane).
+/// Guarantees: the group evaluates the windows that hold the old log, one
+/// empty window after them, the last empty one before the new logs and the
+/// one that holds them, and skips the some 53 million empty ones between;
+/// the rules see the new logs as usual.
+#[tokio::test]
+async fn a_gap_in_the_data_is_skipped_not_stepped_through() {
+    let mut group = RuleGroup::new("g", rules(), &AlertSettings::default()).unwrap();
+    group.push(Signal::Logs, &logs(&[(1, "a")])).await.unwrap();
+    assert_eq!(group.evaluate_due().await.len(), 1, "0");
+    // 50 years, a multiple of 30 s.
+    let later: i64 = 50 * 365 * 86_400;
+    group
+        .push(Signal::Logs, &logs(&[(later, "a"), (later + 10, "a")]))
+        .await
+        .unwrap();
+    let due = group.evaluate_due().await;
+    let times: Vec<i64> = due.iter().map(|(t, _)| t / S).collect();
+    assert_eq!(times, [30, 60, 90, 120, 150, later - 30, later]);
+    let (_, last) = due.last().unwrap();
+    assert_eq!(recorded_x(last).len(), 2);
+    let count = last[1].result.as_ref().unwrap();
+    assert_eq!(count.samples.len(), 1);
+    assert_eq!(
+        count.samples[0].value, 1.0,
+        "(later - 2m, later] holds one log"
+    );
+}
