@@ -147,6 +147,11 @@ pub struct Args {
     #[arg(long, default_value_t = 32)]
     pub pool_size: usize,
 
+    /// Build the pool again every second, stamped with the clock, so that the
+    /// records' times follow the wall clock (for rules, whose event time must move on).
+    #[arg(long)]
+    pub live_time: bool,
+
     /// Retry a retryable failure (gRPC UNAVAILABLE, HTTP 429/503, ...) up to N times, waiting
     /// Retry-After when given, else 100 ms doubling. 0 = count it as an error and move on.
     #[arg(long, default_value_t = 0, value_name = "N")]
@@ -230,6 +235,8 @@ pub struct Plan {
     pub max_error_ratio: f64,
     /// Tokio worker threads.
     pub threads: Option<usize>,
+    /// Rebuild the pool every second with the clock's time.
+    pub live_time: bool,
 }
 
 fn parse_mix(s: &str) -> Result<[u32; 3], PlanError> {
@@ -400,6 +407,7 @@ impl Plan {
             output: args.output,
             max_error_ratio: args.max_error_ratio,
             threads: args.threads,
+            live_time: args.live_time,
         })
     }
 }

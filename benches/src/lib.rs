@@ -28,9 +28,9 @@ use std::sync::Arc;
 
 use crate::client::{ConnectError, Transport};
 use crate::config::{GrpcClient, Plan, Protocol};
-use crate::pool::Pool;
+use crate::pool::{Pool, PoolOptions};
 use crate::report::{Summary, process_cpu_time};
-use crate::run::{RunError, run_phase};
+use crate::run::{LivePool, RunError, run_phase};
 
 /// Why a run could not complete.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +71,10 @@ pub async fn transports(plan: &Plan) -> Result<Vec<Transport>, ConnectError> {
 /// Runs `plan` with the ready `pool`: connect, warm up, measure, summarise.
 pub async fn execute(plan: &Plan, pool: Arc<Pool>) -> Result<Summary, LoadgenError> {
     let transports = transports(plan).await?;
+    let pool = Arc::new(LivePool::new(pool));
+    let _restamp = plan
+        .live_time
+        .then(|| Restamp::start(plan.pool.clone(), pool.clone()));
     if let Some(warmup) = &plan.warmup {
         run_phase(&transports, pool.clone(), warmup).await?;
     }
@@ -80,6 +84,43 @@ pub async fn execute(plan: &Plan, pool: Arc<Pool>) -> Result<Summary, LoadgenErr
         .zip(cpu_before)
         .map(|(after, before)| after.saturating_sub(before));
     Ok(Summary::new(plan, &totals, elapsed, cpu))
+}
+
+/// `--live-time`: a thread that builds the pool again every second (its
+/// records stamped from the clock) and swaps it in, until dropped.
+struct Restamp {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Restamp {
+    fn start(options: PoolOptions, pool: Arc<LivePool>) -> Restamp {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut options = options;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                options.seed = options.seed.wrapping_add(1);
+                if let Ok(fresh) = Pool::build(&options) {
+                    pool.replace(fresh);
+                }
+            }
+        });
+        Restamp {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Restamp {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 #[cfg(test)]

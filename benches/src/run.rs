@@ -162,7 +162,7 @@ struct Live {
 
 /// State shared by a phase's workers.
 struct Shared {
-    pool: Arc<Pool>,
+    pool: Arc<LivePool>,
     next: AtomicU64,
     deadline: Option<Instant>,
     max_requests: Option<u64>,
@@ -184,18 +184,46 @@ impl Shared {
     }
 
     /// The next request's body, or `None` when the phase is over.
-    fn next_payload(&self) -> Option<&Payload> {
+    fn next_payload(&self) -> Option<Payload> {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
         if self.max_requests.is_some_and(|n| i >= n) || self.expired() {
             return None;
         }
         let turns = self.schedule.len() as u64;
         let signal = self.schedule[(i % turns) as usize];
-        let payloads = self.pool.payloads(signal);
+        let pool = self.pool.current();
+        let payloads = pool.payloads(signal);
         if payloads.is_empty() {
             return None;
         }
-        Some(&payloads[((i / turns) % payloads.len() as u64) as usize])
+        Some(payloads[((i / turns) % payloads.len() as u64) as usize].clone())
+    }
+}
+
+/// The pool the workers take bodies from: fixed, or rebuilt now and then
+/// (`--live-time`) and swapped in whole.
+#[derive(Debug, Default)]
+pub struct LivePool(std::sync::RwLock<Arc<Pool>>);
+
+impl LivePool {
+    /// A pool that starts as `pool`.
+    pub fn new(pool: Arc<Pool>) -> Self {
+        LivePool(std::sync::RwLock::new(pool))
+    }
+
+    /// The pool now.
+    pub fn current(&self) -> Arc<Pool> {
+        self.0
+            .read()
+            .map_or_else(|poisoned| poisoned.into_inner().clone(), |p| p.clone())
+    }
+
+    /// Swaps in `pool`.
+    pub fn replace(&self, pool: Pool) {
+        match self.0.write() {
+            Ok(mut p) => *p = Arc::new(pool),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(pool),
+        }
     }
 }
 
@@ -213,7 +241,7 @@ pub enum RunError {
 /// Runs one phase with one worker per transport and returns what it saw and how long it took.
 pub async fn run_phase(
     transports: &[Transport],
-    pool: Arc<Pool>,
+    pool: Arc<LivePool>,
     plan: &PhasePlan,
 ) -> Result<(Totals, Duration), RunError> {
     if transports.is_empty() {
@@ -290,7 +318,7 @@ async fn worker(mut transport: Transport, shared: Arc<Shared>) -> Totals {
                 .live
                 .wire_bytes
                 .fetch_add(payload.wire.len() as u64, Ordering::Relaxed);
-            match transport.send(payload).await {
+            match transport.send(&payload).await {
                 Ok(sent) => break Ok(sent),
                 Err(failure) => {
                     totals.record_failure(&failure);

@@ -39,6 +39,11 @@ use weir_core::{Ack, Batch, Processor, Signal};
 use weir_rules::{AlertSettings, RulesProcessor};
 use weir_testkit::time::now_ns;
 
+/// The allocator `weir` runs with (see its `main.rs`), so that the figures
+/// are the engine's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(about = "The cost of alert rules on span ingest (see the source's docs)")]
 struct Args {
@@ -64,6 +69,11 @@ struct Args {
     /// Distinct services.
     #[arg(long, default_value_t = 8)]
     services: usize,
+    /// Print the pipeline of `--rules` rules for `weir run` (OTLP in on
+    /// 127.0.0.1:14317, the API on 127.0.0.1:18888, as
+    /// `benches/rules-network.sh` uses it) and exit.
+    #[arg(long)]
+    print_pipeline: bool,
 }
 
 /// The pipeline text of `n` alert rules: error ratio, p95 latency, request
@@ -265,6 +275,20 @@ fn report_ticks(what: &str, ticks: &mut [f64]) {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.print_pipeline {
+        let otlp = "[sources.otlp]\ntype = \"otlp\"\n";
+        print!(
+            "[api]\naddress = \"127.0.0.1:18888\"\n\n{}",
+            pipeline(args.rules).replacen(
+                otlp,
+                &format!(
+                    "{otlp}grpc_address = \"127.0.0.1:14317\"\nhttp_address = \"127.0.0.1:14318\"\n"
+                ),
+                1
+            )
+        );
+        return Ok(());
+    }
     let evaluations = Evaluations::default();
     metrics::set_global_recorder(evaluations.clone())
         .map_err(|_| anyhow::anyhow!("a metrics recorder is already installed"))?;
