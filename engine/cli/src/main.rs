@@ -106,8 +106,10 @@ enum PluginCommand {
         /// Where to make it (default: a new folder NAME here).
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// Rust only: the `sdk/rust` folder of Weir's source tree (default:
-        /// the one this binary was built from).
+        /// Rust only: depend on the SDK in this folder (the `sdk/rust`
+        /// folder of a Weir source tree, to develop the SDK itself) instead
+        /// of the copy of it written into the project (the default: the
+        /// project then builds anywhere, without Weir's sources).
         #[arg(long)]
         sdk: Option<PathBuf>,
     },

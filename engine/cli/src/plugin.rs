@@ -79,6 +79,83 @@ const WIT: &[(&str, &str)] = &[
     ("clock.wit", include_str!("../../../wit/clock.wit")),
 ];
 
+/// The Rust SDK's sources (`sdk/rust/src`), which `weir plugin new rust`
+/// writes into the project as its `weir-plugin` crate, with the WIT package
+/// ([`WIT`]) and a manifest of its own ([`sdk_manifest`]): the project then
+/// builds wherever it is, with no path into Weir's source tree.
+const SDK_SOURCES: &[(&str, &str)] = &[
+    ("lib.rs", include_str!("../../../sdk/rust/src/lib.rs")),
+    (
+        "harness.rs",
+        include_str!("../../../sdk/rust/src/harness.rs"),
+    ),
+    ("native.rs", include_str!("../../../sdk/rust/src/native.rs")),
+    (
+        "services.rs",
+        include_str!("../../../sdk/rust/src/services.rs"),
+    ),
+    ("text.rs", include_str!("../../../sdk/rust/src/text.rs")),
+];
+
+/// Where the SDK's `lib.rs` finds the WIT package in the source tree, and
+/// where it is in a project's copy.
+const SDK_WIT_PATH: (&str, &str) = ("path: \"../../wit\"", "path: \"wit\"");
+
+/// The workspace's manifest: the versions the SDK's dependencies are
+/// pinned to there are the ones its copy asks for.
+const WORKSPACE_MANIFEST: &str = include_str!("../../../Cargo.toml");
+
+/// The folder of a Rust project that holds its copy of the SDK.
+const SDK_DIR: &str = "weir-plugin";
+
+/// The manifest of the SDK's copy in a project: the SDK's own, with the
+/// workspace's versions written out.
+fn sdk_manifest() -> String {
+    let pinned = |name: &str| {
+        WORKSPACE_MANIFEST
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} = ")))
+            .map(str::to_string)
+            .unwrap_or_else(|| unreachable!("the workspace pins {name}"))
+    };
+    // The workspace writes `serde_json = "1"`; the copy needs it optional.
+    let serde_json = pinned("serde_json");
+    let serde_json = format!(
+        "serde_json = {{ version = \"{}\", optional = true }}",
+        serde_json.split('"').nth(1).unwrap_or("1")
+    );
+    format!(
+        "# Weir's plugin SDK, as `weir plugin new` copied it from Weir {version}:\n\
+         # the `weir:plugin` contract (wit/) behind a small trait. It is part of\n\
+         # this project, so the project builds wherever it is.\n\
+         [package]\nname = \"weir-plugin\"\nversion = \"{version}\"\nedition = \"2024\"\n\
+         publish = false\n\n[dependencies]\n{wit_bindgen}\n{serde_json}\n\n\
+         [features]\ndefault = []\n\
+         # A native test harness: run a plugin against OTLP/JSON logs in `cargo test`.\n\
+         harness = [\"dep:serde_json\"]\n",
+        version = env!("CARGO_PKG_VERSION"),
+        wit_bindgen = pinned("wit-bindgen"),
+    )
+}
+
+/// The files of the SDK's copy in a project, under [`SDK_DIR`].
+fn sdk_files() -> Vec<(PathBuf, String)> {
+    let dir = Path::new(SDK_DIR);
+    let mut files = vec![(dir.join("Cargo.toml"), sdk_manifest())];
+    for (file, text) in SDK_SOURCES {
+        let text = if *file == "lib.rs" {
+            text.replace(SDK_WIT_PATH.0, SDK_WIT_PATH.1)
+        } else {
+            (*text).to_string()
+        };
+        files.push((dir.join("src").join(file), text));
+    }
+    for (file, text) in WIT {
+        files.push((dir.join("wit").join(file), (*text).to_string()));
+    }
+    files
+}
+
 /// The template of each language: (path in the project, text).
 fn template(lang: Lang) -> &'static [(&'static str, &'static str)] {
     match lang {
@@ -105,12 +182,6 @@ fn template(lang: Lang) -> &'static [(&'static str, &'static str)] {
             (".gitignore", include_str!("../templates/python/gitignore")),
         ],
     }
-}
-
-/// The SDK of the source tree this binary was built from, if it is there.
-fn default_sdk() -> Option<PathBuf> {
-    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk/rust");
-    sdk.join("Cargo.toml").is_file().then_some(sdk)
 }
 
 /// Checks a project name: lowercase letters, digits and `-`, starting
@@ -164,18 +235,9 @@ pub fn new_project(
             dir.display()
         )));
     }
-    let sdk = match lang {
-        Lang::Rust => {
-            let sdk = sdk
-                .map(Path::to_path_buf)
-                .or_else(default_sdk)
-                .ok_or_else(|| {
-                    PluginCommandError::Usage(
-                        "where is the weir-plugin SDK? pass --sdk PATH (the `sdk/rust` folder \
-                     of Weir's source tree)"
-                            .into(),
-                    )
-                })?;
+    // Rust: the SDK's copy in the project, or the SDK at `--sdk`.
+    let sdk = match (lang, sdk) {
+        (Lang::Rust, Some(sdk)) => {
             if !sdk.join("Cargo.toml").is_file() {
                 return Err(PluginCommandError::Usage(format!(
                     "{} holds no Cargo.toml: --sdk must name the `sdk/rust` folder of \
@@ -183,10 +245,12 @@ pub fn new_project(
                     sdk.display()
                 )));
             }
-            std::fs::canonicalize(&sdk).map_err(io(format!("resolving {}", sdk.display())))?
+            std::fs::canonicalize(sdk).map_err(io(format!("resolving {}", sdk.display())))?
         }
+        (Lang::Rust, None) => PathBuf::from(SDK_DIR),
         _ => PathBuf::new(),
     };
+    let vendored = lang == Lang::Rust && sdk == Path::new(SDK_DIR);
     let fill = |text: &str| {
         text.replace("{{name}}", name)
             .replace("{{ident}}", &name.replace('-', "_"))
@@ -197,6 +261,13 @@ pub fn new_project(
         .iter()
         .map(|(path, text)| (dir.join(path), fill(text)))
         .collect();
+    if vendored {
+        files.extend(
+            sdk_files()
+                .into_iter()
+                .map(|(path, text)| (dir.join(path), text)),
+        );
+    }
     if lang != Lang::Rust {
         // The Rust SDK carries the WIT package; the other toolchains read
         // it from the project.
@@ -435,5 +506,55 @@ mod tests {
         }
         assert!(tmp.path().join("p-js/wit/world.wit").is_file());
         assert!(detect(tmp.path()).is_err());
+    }
+
+    /// Guarantees: without `--sdk`, a Rust project holds its own copy of
+    /// the SDK (every source file of `sdk/rust/src` and every file of the
+    /// WIT package, the WIT path made the copy's own) and no file of it
+    /// names a path outside the project.
+    #[test]
+    fn a_rust_project_holds_its_sdk() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = tmp.path().join("mine");
+        let files = new_project(Lang::Rust, "mine", &dir, None).expect("made");
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let listed = |folder: &Path, ext: &str| -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(folder)
+                .expect("read")
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.ends_with(ext))
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(
+            listed(&dir.join("weir-plugin/src"), ".rs"),
+            listed(&repo.join("sdk/rust/src"), ".rs")
+        );
+        assert_eq!(
+            listed(&dir.join("weir-plugin/wit"), ".wit"),
+            listed(&repo.join("wit"), ".wit")
+        );
+        let lib = std::fs::read_to_string(dir.join("weir-plugin/src/lib.rs")).expect("lib");
+        assert!(lib.contains(SDK_WIT_PATH.1) && !lib.contains(SDK_WIT_PATH.0));
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).expect("manifest");
+        assert!(
+            manifest.contains(r#"weir-plugin = { path = "weir-plugin" }"#),
+            "{manifest}"
+        );
+        let sdk = std::fs::read_to_string(dir.join("weir-plugin/Cargo.toml")).expect("sdk");
+        assert!(
+            sdk.contains("wit-bindgen = {") && sdk.contains("optional = true"),
+            "{sdk}"
+        );
+        let tree = std::fs::canonicalize(&repo).expect("repo");
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("read");
+            assert!(
+                !text.contains(&*tree.to_string_lossy()) && !text.contains("../"),
+                "{} names a path outside the project",
+                file.display()
+            );
+        }
     }
 }

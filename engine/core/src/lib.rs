@@ -22,6 +22,8 @@
 //! * [`shutdown`] is the signal that asks components to drain and stop.
 //! * [`metrics`] declares Weir's own metrics: how every crate declares its
 //!   set, and the standard metrics of every component.
+//! * [`redact`] makes URLs and errors that may hold secrets fit for logs,
+//!   errors and metric labels.
 
 pub mod ack;
 pub mod batch;
@@ -29,6 +31,7 @@ pub mod component;
 pub mod convert;
 pub mod error;
 pub mod metrics;
+pub mod redact;
 pub mod schema;
 pub mod shutdown;
 pub mod signal;

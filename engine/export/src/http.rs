@@ -7,12 +7,41 @@
 
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
+use weir_core::redact::{self, error_chain};
 
 /// The most bytes of a refusal's body quoted in its reason.
 const BODY_QUOTE_BYTES: usize = 512;
+
+/// The most bytes of a 2xx answer's body read (an OTLP partial success is
+/// a few hundred bytes): a receiver cannot make Weir buffer more.
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+/// The HTTP client of the exporters, with the user's settings in
+/// `builder`: it does not follow redirects (a 3xx is refused, so that
+/// neither a body nor credentials go somewhere the pipeline does not name).
+pub(crate) fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+}
+
+/// The first `max` bytes of `response`'s body (more are not read).
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    max: usize,
+) -> Result<Bytes, reqwest::Error> {
+    let mut body = BytesMut::new();
+    while body.len() < max {
+        match response.chunk().await? {
+            Some(chunk) => body.extend_from_slice(&chunk[..chunk.len().min(max - body.len())]),
+            None => break,
+        }
+    }
+    Ok(body.freeze())
+}
 
 /// How one request ended, when the receiver did not take it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +99,7 @@ pub(crate) async fn preflight(client: &reqwest::Client, url: &str) -> Result<(),
     }
     match client.head(url).timeout(PREFLIGHT_TIMEOUT).send().await {
         Ok(_) => Ok(()),
-        Err(e) => judge_preflight(url, &e),
+        Err(e) => judge_preflight(url, &e.without_url()),
     }
 }
 
@@ -78,13 +107,14 @@ pub(crate) async fn preflight(client: &reqwest::Client, url: &str) -> Result<(),
 /// start (what to fix); anything else is logged and left to the retries.
 pub(crate) fn judge_preflight(url: &str, error: &dyn std::error::Error) -> Result<(), String> {
     let chain = error_chain(error);
+    let url = redact::url(url);
     if is_certificate_failure(&chain) {
         Err(format!(
             "the TLS handshake with {url} failed on its certificate: {chain}; trust the CA \
              that signed it with `tls.ca_file`, or fix the endpoint's host name"
         ))
     } else {
-        tracing::warn!(url, error = %chain, "the backend cannot be reached now; the sink will retry as it sends");
+        tracing::warn!(url = %url, error = %chain, "the backend cannot be reached now; the sink will retry as it sends");
         Ok(())
     }
 }
@@ -104,9 +134,12 @@ pub(crate) async fn post(
         .headers(headers.clone())
         .timeout(timeout)
         .body(body);
+    let shown = redact::url(url);
+    let url = &shown;
     let response = match request.send().await {
         Ok(r) => r,
         Err(e) => {
+            let e = e.without_url();
             let what = if e.is_timeout() {
                 format!(
                     "no answer from {url} within {}",
@@ -123,9 +156,12 @@ pub(crate) async fn post(
     };
     let status = response.status();
     if status.is_success() {
-        return response.bytes().await.map_err(|e| {
+        return read_capped(response, MAX_ANSWER_BYTES).await.map_err(|e| {
             Failure::Retryable(
-                format!("{url} answered HTTP {status} but its body cannot be read: {e}"),
+                format!(
+                    "{url} answered HTTP {status} but its body cannot be read: {}",
+                    error_chain(&e.without_url())
+                ),
                 None,
             )
         });
@@ -135,8 +171,10 @@ pub(crate) async fn post(
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| retry_after(v, SystemTime::now()));
-    let body = response.bytes().await.unwrap_or_default();
-    let quoted = String::from_utf8_lossy(&body[..body.len().min(BODY_QUOTE_BYTES)]);
+    let body = read_capped(response, BODY_QUOTE_BYTES)
+        .await
+        .unwrap_or_default();
+    let quoted = String::from_utf8_lossy(&body);
     let quoted = quoted.trim();
     if retry_on.may_pass(status) {
         Err(Failure::Retryable(
@@ -159,18 +197,6 @@ pub(crate) fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     }
     let at = httpdate::parse_http_date(value).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-/// An error and its sources, joined with `: `.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -465,6 +465,8 @@ pub(crate) struct Pending {
     flush_rows: usize,
     /// The newest pane a row of each table was stamped in.
     newest: BTreeMap<Signal, UnixNanos>,
+    /// The newest pane of each table whose rows (some or all) were taken.
+    taken: BTreeMap<Signal, UnixNanos>,
 }
 
 impl Default for Pending {
@@ -473,6 +475,7 @@ impl Default for Pending {
             panes: BTreeMap::new(),
             flush_rows: FLUSH_ROWS,
             newest: BTreeMap::new(),
+            taken: BTreeMap::new(),
         }
     }
 }
@@ -522,7 +525,16 @@ impl Pending {
 
     /// Takes the rows gathered for `pane`.
     pub(crate) fn take(&mut self, pane: (Signal, UnixNanos)) -> Vec<RecordBatch> {
+        let taken = self.taken.entry(pane.0).or_insert(pane.1);
+        *taken = (*taken).max(pane.1);
         self.panes.remove(&pane).map(|(b, _)| b).unwrap_or_default()
+    }
+
+    /// The start of the newest pane of `signal`'s table whose rows (some or
+    /// all) were taken, if any: rows up to its end may have been
+    /// aggregated already.
+    pub(crate) fn taken_through(&self, signal: Signal) -> Option<UnixNanos> {
+        self.taken.get(&signal).copied()
     }
 
     /// Drops the rows gathered for tables not in `keep`.

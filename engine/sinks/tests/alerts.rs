@@ -241,3 +241,91 @@ async fn alertmanager_gets_postable_alerts_at_each_url() {
     assert_eq!(second[1].0, "/am/api/v2/alerts");
     assert_eq!(second[1].1, body);
 }
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Scenario: a webhook URL with a password in its user information and a
+/// token as its path (as chat webhooks are), at a receiver that answers
+/// with a redirect to another receiver; then the same sink at a receiver
+/// that refuses with a 1 MB body.
+/// Guarantees: the redirect is not followed (the other receiver gets
+/// nothing: neither the alerts nor the credentials leave for a place the
+/// pipeline does not name) and the alerts are refused; neither the
+/// password nor the token appear in a metric label or in the log, which
+/// show the receiver's scheme, host and port; at most 512 bytes of the
+/// refusal's body are quoted.
+#[tokio::test]
+async fn secrets_in_a_url_stay_out_of_metrics_and_logs() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).expect("the only recorder of this binary");
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::DEBUG)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (elsewhere, other) = Recorder::start(&[]).await;
+    let moved = format!("http://{other}/stolen");
+    let app = Router::new()
+        .route(
+            "/{*path}",
+            post(move || {
+                let to = moved.clone();
+                async move { (StatusCode::FOUND, [(axum::http::header::LOCATION, to)]) }
+            }),
+        )
+        .route(
+            "/big",
+            post(|| async { (StatusCode::BAD_REQUEST, "x".repeat(1 << 20)) }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let secret = format!("http://weir:hunter2@{addr}/services/T0/B0/s3cretToken");
+    let sink = WebhookSink::new("hook", &webhook(secret, 3), "").expect("sink");
+    run(Box::new(sink), vec![batch()]).await;
+    assert!(
+        elsewhere.requests().is_empty(),
+        "the redirect is not followed"
+    );
+    let big = WebhookSink::new("big", &webhook(format!("http://{addr}/big"), 3), "").expect("sink");
+    run(Box::new(big), vec![batch()]).await;
+
+    let text = String::from_utf8_lossy(&logs.0.lock().expect("lock")).to_string();
+    let rendered = handle.render();
+    for shown in [&text, &rendered] {
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cretToken"),
+            "{shown}"
+        );
+    }
+    assert!(text.contains("302"), "the refusal is logged: {text}");
+    assert!(
+        rendered.contains(&format!("url=\"http://{addr}/…\"")),
+        "labelled by scheme, host and port: {rendered}"
+    );
+    let longest_x_run = text.split(|c| c != 'x').map(str::len).max().unwrap_or(0);
+    assert!(
+        longest_x_run <= 512,
+        "at most 512 bytes quoted, got {longest_x_run}"
+    );
+    assert!(longest_x_run >= 100, "the body is quoted: {text}");
+}

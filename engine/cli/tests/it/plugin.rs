@@ -22,17 +22,24 @@ fn weir(dir: &Path, args: &[&str]) -> String {
 }
 
 /// Scenario: a user makes a plugin project in each of Rust, JavaScript and
-/// Python with `weir plugin new`, builds each with `weir plugin build`
-/// (which installs componentize-js / componentize-py when missing), and
-/// runs all three in one `weir run` pipeline fed by OTLP/HTTP.
-/// Guarantees: the templates build as they are, the components load and
+/// Python with `weir plugin new`, moves it to another folder, builds each
+/// with `weir plugin build` (which installs componentize-js /
+/// componentize-py when missing), runs the Rust project's tests, and runs
+/// all three in one `weir run` pipeline fed by OTLP/HTTP.
+/// Guarantees: the templates build and test as they are, wherever they
+/// are (the Rust one with its own copy of the SDK), the components load and
 /// run in the engine, each plugin's `config` reaches it, and the request is
 /// answered 200 once every file sink holds the tagged records.
 #[test]
 fn new_build_and_run_in_every_language() {
     let dir = tempfile::tempdir().expect("tmp");
+    let elsewhere = tempfile::tempdir().expect("tmp");
     for lang in LANGS {
-        weir(dir.path(), &["plugin", "new", lang, &format!("tag-{lang}")]);
+        let name = format!("tag-{lang}");
+        // Made in one place and moved to another: nothing in it may point
+        // back (the Rust project carries its copy of the SDK).
+        weir(elsewhere.path(), &["plugin", "new", lang, &name]);
+        std::fs::rename(elsewhere.path().join(&name), dir.path().join(&name)).expect("move");
         let built = weir(dir.path(), &["plugin", "build", &format!("tag-{lang}")]);
         let wasm = dir.path().join(format!("tag-{lang}/tag-{lang}.wasm"));
         assert_eq!(
@@ -42,6 +49,18 @@ fn new_build_and_run_in_every_language() {
         );
         assert!(wasm.is_file());
     }
+    // The Rust project's own tests (the SDK's native harness) pass where it
+    // now is.
+    let tested = Command::new("cargo")
+        .args(["test", "--quiet"])
+        .current_dir(dir.path().join("tag-rust"))
+        .output()
+        .expect("cargo runs");
+    assert!(
+        tested.status.success(),
+        "cargo test in the moved project:\n{}",
+        String::from_utf8_lossy(&tested.stderr)
+    );
 
     let mut pipeline = String::from(
         "[api]\naddress = \"127.0.0.1:0\"\n\n\

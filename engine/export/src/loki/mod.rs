@@ -77,12 +77,9 @@ impl LokiExporter {
         if config.encoding == Encoding::Json && config.compression == Compression::Gzip {
             headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| {
-                ComponentError::internal(component, format!("cannot make an HTTP client: {e}"))
-            })?;
+        let client = crate::http::client_builder().build().map_err(|e| {
+            ComponentError::internal(component, format!("cannot make an HTTP client: {e}"))
+        })?;
         Ok(LokiExporter {
             url: config.push_url(),
             client,

@@ -37,8 +37,9 @@ impl Grpc {
         ca: Option<Vec<u8>>,
     ) -> Result<Self, ComponentError> {
         let url = config.endpoint.clone();
+        let shown = weir_core::redact::url(&url);
         let mut endpoint = Endpoint::from_shared(url.clone())
-            .map_err(|e| ComponentError::config(component, format!("`endpoint` `{url}`: {e}")))?
+            .map_err(|e| ComponentError::config(component, format!("`endpoint` `{shown}`: {e}")))?
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
             .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")))
@@ -49,7 +50,7 @@ impl Grpc {
                 tls = tls.ca_certificate(Certificate::from_pem(pem));
             }
             endpoint = endpoint.tls_config(tls).map_err(|e| {
-                ComponentError::config(component, format!("TLS towards `{url}`: {e}"))
+                ComponentError::config(component, format!("TLS towards `{shown}`: {e}"))
             })?;
         }
         let compression = match config.compression {
@@ -108,7 +109,8 @@ impl Grpc {
 pub(crate) fn failure(url: &str, status: &Status) -> Failure {
     let after: Option<Duration> = status.get_details_retry_info().and_then(|r| r.retry_delay);
     let reason = format!(
-        "{url} answered gRPC {:?}: {}",
+        "{} answered gRPC {:?}: {}",
+        weir_core::redact::url(url),
         status.code(),
         status.message()
     );

@@ -53,8 +53,7 @@ impl Http {
                 headers.insert(CONTENT_ENCODING, HeaderValue::from_static("zstd"));
             }
         }
-        let mut client =
-            reqwest::Client::builder().user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")));
+        let mut client = crate::http::client_builder();
         if let Some(pem) = ca {
             for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
                 ComponentError::config(component, format!("`tls.ca_file` holds no PEM: {e}"))
@@ -84,12 +83,12 @@ impl Http {
         let body = if self.json {
             request
                 .json()
-                .map_err(|e| Failure::Refused(format!("{url}: cannot write OTLP/JSON: {e}")))?
+                .map_err(|e| Failure::Refused(format!("cannot write OTLP/JSON: {e}")))?
         } else {
             request.encode_to_vec()
         };
         let body = compress(self.compression, body)
-            .map_err(|e| Failure::Refused(format!("{url}: cannot compress a request: {e}")))?;
+            .map_err(|e| Failure::Refused(format!("cannot compress a request: {e}")))?;
         let answer = post::post(
             &self.client,
             &url,

@@ -72,12 +72,9 @@ impl RemoteWriteExporter {
         config: &PrometheusRemoteWriteConfig,
     ) -> Result<Self, ComponentError> {
         let headers = request_headers(component, config)?;
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| {
-                ComponentError::internal(component, format!("cannot make an HTTP client: {e}"))
-            })?;
+        let client = crate::http::client_builder().build().map_err(|e| {
+            ComponentError::internal(component, format!("cannot make an HTTP client: {e}"))
+        })?;
         Ok(RemoteWriteExporter {
             url: config.url.clone(),
             client,

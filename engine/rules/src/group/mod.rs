@@ -52,26 +52,14 @@ pub struct RuleGroup {
 /// The fewest rules worth a thread of their own.
 const RULES_PER_THREAD: usize = 8;
 
-/// Runs `work` on each of `parts`, each on a thread of its own, and returns
-/// what they gave in order. On a multi-threaded runtime the calling worker
-/// is handed back to it meanwhile.
+/// Runs `work` on each of `parts` on the rules' worker threads (rayon's
+/// pool: they live as long as the process, so no thread is made per call,
+/// nor an allocator heap per thread), and returns what they gave in order.
+/// On a multi-threaded runtime the calling worker is handed back to it
+/// meanwhile.
 fn on_threads<P: Send, T: Send>(parts: Vec<P>, work: impl Fn(P) -> T + Sync) -> Vec<T> {
-    let run = || {
-        std::thread::scope(|scope| {
-            let work = &work;
-            let handles: Vec<_> = parts
-                .into_iter()
-                .map(|part| scope.spawn(move || work(part)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
-        })
-    };
+    use rayon::iter::{IntoParallelIterator, ParallelIterator};
+    let run = || parts.into_par_iter().map(&work).collect();
     match tokio::runtime::Handle::try_current() {
         Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(run)
@@ -80,13 +68,18 @@ fn on_threads<P: Send, T: Send>(parts: Vec<P>, work: impl Fn(P) -> T + Sync) -> 
     }
 }
 
-/// Runs `future` to completion on this thread, in a runtime of its own: a
-/// rule's plans run over rows in memory and never wait on anything.
+/// Runs `future` to completion on this thread, in the thread's own
+/// runtime (made once per thread): a rule's plans run over rows in memory
+/// and never wait on anything.
 fn block_here<F: std::future::Future>(future: F) -> F::Output {
-    match tokio::runtime::Builder::new_current_thread().build() {
-        Ok(runtime) => runtime.block_on(future),
-        Err(_) => futures::executor::block_on(future),
+    thread_local! {
+        static RUNTIME: Option<tokio::runtime::Runtime> =
+            tokio::runtime::Builder::new_current_thread().build().ok();
     }
+    RUNTIME.with(|runtime| match runtime {
+        Some(runtime) => runtime.block_on(future),
+        None => futures::executor::block_on(future),
+    })
 }
 
 /// The tables `rules` read, those whose rows a buffer keeps (read by a rule
@@ -313,7 +306,8 @@ impl RuleGroup {
     /// Changed and new rules start without alert state, over the data the
     /// group still holds: the partial aggregates of a rule that runs the
     /// same aggregation (a changed threshold keeps its history), or else
-    /// the rows a buffer holds, then every row from now on. When that does
+    /// the rows a buffer holds, or else the rows gathered for the panes in
+    /// progress; then every row from now on. When that does
     /// not reach back a whole window, the rule says from when its windows
     /// are whole ([`Rule::complete_from`], in its status).
     ///
@@ -326,12 +320,6 @@ impl RuleGroup {
         settings: &AlertSettings,
     ) -> Result<ReloadReport, RuleError> {
         let mut new = RuleGroup::new(self.name.clone(), configs, settings)?;
-        // Every gathered row goes into the partial aggregates first: a new
-        // aggregation then starts from the buffers alone, and counts no
-        // row twice.
-        for pane in self.pending.before(UnixNanos::MAX) {
-            self.flush(pane).await;
-        }
         let mut report = ReloadReport::default();
         let mut old: Vec<Rule> = std::mem::take(&mut self.rules);
         let restart = new.every != self.every
@@ -390,17 +378,43 @@ impl RuleGroup {
         self.reach = new.reach;
         let (stores, fresh) = link_stores(&mut rules, std::mem::take(&mut self.stores));
         self.stores = stores;
+        // A new aggregation over a table whose buffer holds rows starts from
+        // those rows, which include the ones gathered for panes: those go to
+        // every other store first, so that no store counts a row twice.
+        let from_buffer: Vec<usize> = fresh
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let input = self.stores[i].input();
+                held.iter().any(|&(s, keep)| s == input && keep)
+            })
+            .collect();
+        if !from_buffer.is_empty() {
+            for pane in self.pending.before(UnixNanos::MAX) {
+                let rows = self.pending.take(pane);
+                for (i, store) in self.stores.iter_mut().enumerate() {
+                    if store.input() == pane.0 && !from_buffer.contains(&i) {
+                        store.absorb(pane.1, rows.clone()).await;
+                    }
+                }
+            }
+        }
         for i in fresh {
             let input = self.stores[i].input();
             let Some(buffer) = self.inputs.buffer(input) else {
                 continue;
             };
-            let had_rows = held.iter().any(|&(s, keep)| s == input && keep);
-            if had_rows {
+            let missing = if from_buffer.contains(&i) {
                 let rows = buffer.snapshot(UnixNanos::MIN, UnixNanos::MAX);
                 self.stores[i].absorb_any(&rows, self.every).await;
-            }
-            let missing = buffer.held_after();
+                buffer.held_after()
+            } else {
+                // It takes the rows still gathered for panes and those to
+                // come; those already aggregated are gone for it.
+                self.pending
+                    .taken_through(input)
+                    .map(|start| start.saturating_add(self.every))
+            };
             self.stores[i].missing_through(missing);
         }
         for i in fresh_rules {

@@ -13,6 +13,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use tokio::sync::Notify;
 use tracing::{debug, warn};
+use weir_core::redact::error_chain;
 
 use super::metrics;
 use super::rows::AlertRow;
@@ -20,6 +21,9 @@ use super::rows::AlertRow;
 /// Turns the alerts of one send into request bodies, each with the number
 /// of alerts it carries.
 pub(crate) type Encode = Arc<dyn Fn(&[AlertRow]) -> Vec<(Vec<u8>, usize)> + Send + Sync>;
+
+/// The most bytes of a refusal's body quoted in its reason.
+const QUOTE_BYTES: usize = 512;
 
 /// Where and how to send.
 #[derive(Clone)]
@@ -35,6 +39,14 @@ pub(crate) struct Receiver {
     /// The most alerts taken from the queue for one send.
     pub max_batch: usize,
     pub encode: Encode,
+}
+
+impl Receiver {
+    /// The URL as logs and metric labels show it (scheme, host and port:
+    /// its path or query may hold a token).
+    pub(crate) fn shown(&self) -> String {
+        weir_core::redact::url(&self.url)
+    }
 }
 
 /// The request headers: JSON, and the user's `headers`.
@@ -148,7 +160,7 @@ pub(crate) async fn run(receiver: Receiver, queue: Arc<Queue>) {
 }
 
 fn gauge(receiver: &Receiver, len: usize) {
-    metrics::queue_length(&receiver.component, &receiver.url).set(len as f64);
+    metrics::queue_length(&receiver.component, &receiver.shown()).set(len as f64);
 }
 
 /// Counts `count` alerts dropped for `reason`.
@@ -175,33 +187,33 @@ async fn send(receiver: &Receiver, body: Vec<u8>, count: usize) {
         let outcome = try_once(receiver, body.clone()).await;
         let (why, after) = match outcome {
             Outcome::Sent => {
-                metrics::sent(&receiver.component, &receiver.url).increment(count as u64);
-                debug!(component = %receiver.component, url = %receiver.url, alerts = count, "alerts sent");
+                metrics::sent(&receiver.component, &receiver.shown()).increment(count as u64);
+                debug!(component = %receiver.component, url = %receiver.shown(), alerts = count, "alerts sent");
                 return;
             }
             Outcome::Refused(why) => {
-                warn!(component = %receiver.component, url = %receiver.url, alerts = count,
+                warn!(component = %receiver.component, url = %receiver.shown(), alerts = count,
                     error = %why, "the receiver refused the alerts; they are dropped");
-                dropped(&receiver.component, &receiver.url, "refused", count);
+                dropped(&receiver.component, &receiver.shown(), "refused", count);
                 return;
             }
             Outcome::Retry(why, after) => (why, after),
         };
         if attempt >= receiver.retry.attempts {
-            warn!(component = %receiver.component, url = %receiver.url, alerts = count,
+            warn!(component = %receiver.component, url = %receiver.shown(), alerts = count,
                 error = %why, attempts = attempt + 1, "cannot send the alerts; they are dropped");
             dropped(
                 &receiver.component,
-                &receiver.url,
+                &receiver.shown(),
                 "retries_exhausted",
                 count,
             );
             return;
         }
         let wait = backoff(&receiver.retry, attempt, after);
-        debug!(component = %receiver.component, url = %receiver.url, error = %why,
+        debug!(component = %receiver.component, url = %receiver.shown(), error = %why,
             wait = ?wait, "sending alerts failed; trying again");
-        metrics::send_retries(&receiver.component, &receiver.url).increment(1);
+        metrics::send_retries(&receiver.component, &receiver.shown()).increment(1);
         tokio::time::sleep(wait).await;
         attempt += 1;
     }
@@ -216,7 +228,7 @@ async fn try_once(receiver: &Receiver, body: bytes::Bytes) -> Outcome {
         .body(body);
     let response = match request.send().await {
         Ok(r) => r,
-        Err(e) => return Outcome::Retry(error_chain(&e), None),
+        Err(e) => return Outcome::Retry(error_chain(&e.without_url()), None),
     };
     let status = response.status();
     if status.is_success() {
@@ -227,8 +239,19 @@ async fn try_once(receiver: &Receiver, body: bytes::Bytes) -> Outcome {
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
-    let text = response.text().await.unwrap_or_default();
-    let text: String = text.trim().chars().take(512).collect();
+    // The first bytes of the body, quoted; no more are read.
+    let mut body = Vec::new();
+    let mut response = response;
+    while body.len() < QUOTE_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                body.extend_from_slice(&chunk[..chunk.len().min(QUOTE_BYTES - body.len())])
+            }
+            _ => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&body);
+    let text = text.trim();
     let why = format!("HTTP {status}: {text}");
     let retryable = status.is_server_error()
         || status == StatusCode::TOO_MANY_REQUESTS
@@ -256,17 +279,6 @@ fn backoff(retry: &RetryConfig, attempt: u32, after: Option<Duration>) -> Durati
     after
         .map(|a| a.min(retry.max_backoff))
         .map_or(jittered, |a| a.max(jittered))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The metrics of the alert sinks (`alertmanager`, `webhook`), labelled by
-//! component and receiver URL: alerts sent, dropped, retried, and waiting.
+//! component and receiver URL (its scheme, host and port only: a path or
+//! query may hold a token): alerts sent, dropped, retried, and waiting.
 
 use std::sync::Arc;
 

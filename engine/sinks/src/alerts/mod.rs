@@ -48,8 +48,11 @@ pub(crate) fn queue_capacity<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D
 
 /// The HTTP client of alert sink `name`.
 pub(crate) fn client(name: &str) -> Result<reqwest::Client, ComponentError> {
+    // No redirects: a 3xx is refused, so that neither the alerts nor the
+    // headers go somewhere the pipeline does not name.
     reqwest::Client::builder()
         .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| ComponentError::internal(name, format!("cannot make an HTTP client: {e}")))
 }
@@ -63,7 +66,7 @@ pub(crate) async fn run(
 ) -> Result<(), ComponentError> {
     let queues: Vec<(String, Arc<Queue>)> = receivers
         .iter()
-        .map(|r| (r.url.clone(), Queue::new(capacity)))
+        .map(|r| (r.shown(), Queue::new(capacity)))
         .collect();
     let mut senders = tokio::task::JoinSet::new();
     for (receiver, (_, queue)) in receivers.into_iter().zip(&queues) {
