@@ -112,10 +112,15 @@ pub(crate) struct PanePlans {
     partial: Arc<dyn ExecutionPlan>,
     /// Partial states (from `states`) to fewer partial states.
     reduce: Arc<dyn ExecutionPlan>,
-    /// Partial states (from `states`) to the query's result.
-    finish: Arc<dyn ExecutionPlan>,
-    /// What `reduce` and `finish` read.
+    /// Partial states (from `states`) to the aggregation's final rows.
+    final_agg: Arc<dyn ExecutionPlan>,
+    /// The aggregation's final rows (from `finals`) to the query's result:
+    /// the rest of the query (`HAVING`, the projection).
+    rest: Arc<dyn ExecutionPlan>,
+    /// What `reduce` and `final_agg` read.
     states: Slot,
+    /// What `rest` reads.
+    finals: Slot,
     /// What the partial phase computes, written out: the table, the row-wise
     /// operators (filters, projections), the grouping and the aggregates,
     /// and the schema of the states. Rules whose keys are equal aggregate
@@ -166,16 +171,19 @@ impl PanePlans {
             first.group_expr().as_final(),
             slot_scan(schema, &states, None)?,
         )?;
-        // Replace the top aggregation (Single, or the Final of the pair) and
-        // everything under it.
-        let finish = Arc::clone(plan)
+        // The rest of the query reads the final rows in place of the top
+        // aggregation (Single, or the Final of the pair) and everything
+        // under it.
+        let finals = Slot::default();
+        let final_rows = slot_scan(final_agg.schema(), &finals, None)?;
+        let rest = Arc::clone(plan)
             .transform_down(|node| {
                 let top = node
                     .downcast_ref::<AggregateExec>()
                     .is_some_and(|a| *a.mode() != AggregateMode::Partial);
                 if top {
                     Ok(Transformed::new(
-                        Arc::clone(&final_agg),
+                        Arc::clone(&final_rows),
                         true,
                         TreeNodeRecursion::Jump,
                     ))
@@ -193,8 +201,10 @@ impl PanePlans {
             input,
             partial,
             reduce,
-            finish,
+            final_agg,
+            rest,
             states,
+            finals,
             key,
         }))
     }
@@ -224,14 +234,23 @@ impl PanePlans {
         plan::run_over(task, &self.reduce, &self.states, states).await
     }
 
-    /// The query's result from the partial `states` of the panes of a
-    /// window.
-    pub(crate) async fn finish(
+    /// The aggregation's final rows from the partial `states` of the panes
+    /// of a window.
+    async fn finalize(
         &self,
         task: &Arc<TaskContext>,
         states: Vec<RecordBatch>,
     ) -> Result<Vec<RecordBatch>, DataFusionError> {
-        plan::run_over(task, &self.finish, &self.states, states).await
+        plan::run_over(task, &self.final_agg, &self.states, states).await
+    }
+
+    /// The query's result from the aggregation's final rows.
+    pub(crate) async fn finish(
+        &self,
+        task: &Arc<TaskContext>,
+        finals: Vec<RecordBatch>,
+    ) -> Result<Vec<RecordBatch>, DataFusionError> {
+        plan::run_over(task, &self.rest, &self.finals, finals).await
     }
 }
 
@@ -368,6 +387,10 @@ pub(crate) struct PaneStore {
     held_after: Option<UnixNanos>,
     /// The largest `window + query_offset` of the rules that read it.
     pub(crate) reach: i64,
+    /// The final rows of each window `(start, end]` the evaluation in
+    /// progress needs, made once for all the rules that read the store
+    /// (see [`PaneStore::prepare`]).
+    finals: Vec<((UnixNanos, UnixNanos), Result<Vec<RecordBatch>, String>)>,
 }
 
 impl PaneStore {
@@ -381,7 +404,47 @@ impl PaneStore {
             panes: Panes::default(),
             held_after: None,
             reach: 0,
+            finals: Vec::new(),
         }
+    }
+
+    /// Makes the final rows of each of `windows` (`(start, end]`), once,
+    /// for the rules about to be evaluated: they differ only in what they
+    /// do with them.
+    pub(crate) async fn prepare(&mut self, windows: &[(UnixNanos, UnixNanos)]) {
+        self.finals.clear();
+        for &(start, end) in windows {
+            let rows = match self.panes.states(start, end) {
+                Ok(states) => self
+                    .plans
+                    .finalize(&self.task, states)
+                    .await
+                    .map_err(|e| e.strip_backtrace().to_string()),
+                Err(why) => Err(why),
+            };
+            self.finals.push(((start, end), rows));
+        }
+    }
+
+    /// The final rows of window `(start, end]`, made by
+    /// [`PaneStore::prepare`], or why they could not be made.
+    pub(crate) fn finals(
+        &self,
+        start: UnixNanos,
+        end: UnixNanos,
+    ) -> Result<Vec<RecordBatch>, String> {
+        self.finals
+            .iter()
+            .find(|(window, _)| *window == (start, end))
+            .map_or_else(
+                || Err("the window's aggregates were not prepared (a bug in Weir)".to_string()),
+                |(_, rows)| rows.clone(),
+            )
+    }
+
+    /// Frees the final rows of the last evaluation.
+    pub(crate) fn clear_finals(&mut self) {
+        self.finals.clear();
     }
 
     /// See [`PanePlans::key`].
@@ -429,15 +492,6 @@ impl PaneStore {
     /// See [`Panes::settle`].
     pub(crate) async fn settle(&mut self, end: UnixNanos) {
         self.panes.settle(&self.plans, &self.task, end).await;
-    }
-
-    /// See [`Panes::states`].
-    pub(crate) fn states(
-        &self,
-        start: UnixNanos,
-        end: UnixNanos,
-    ) -> Result<Vec<RecordBatch>, String> {
-        self.panes.states(start, end)
     }
 
     /// Frees the panes starting before `t`.

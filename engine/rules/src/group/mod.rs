@@ -658,8 +658,31 @@ impl RuleGroup {
         for pane in self.pending.before(t) {
             self.flush(pane).await;
         }
-        for store in &mut self.stores {
-            store.settle(t).await;
+        // Each store settles its panes and makes the final rows of every
+        // window its rules read, once for all of them.
+        let mut windows: Vec<Vec<(UnixNanos, UnixNanos)>> = vec![Vec::new(); self.stores.len()];
+        for rule in &self.rules {
+            if let Some(needed) = rule.store().and_then(|i| windows.get_mut(i)) {
+                let window = rule.window_at(t);
+                if !needed.contains(&window) {
+                    needed.push(window);
+                }
+            }
+        }
+        let work: Vec<_> = self.stores.iter_mut().zip(windows).collect();
+        let prepare = |(store, windows): (&mut PaneStore, Vec<(UnixNanos, UnixNanos)>)| {
+            block_here(async move {
+                store.settle(t).await;
+                store.prepare(&windows).await;
+            });
+        };
+        if work.len() > 1 && self.threads > 1 {
+            on_threads(work, prepare);
+        } else {
+            for (store, windows) in work {
+                store.settle(t).await;
+                store.prepare(&windows).await;
+            }
         }
         let parts = self.parts();
         let buffers = self.inputs.buffers();
@@ -680,6 +703,7 @@ impl RuleGroup {
         // A store's next window is `(t + every - reach, ...]`: its panes
         // start at or after `t + every - reach`.
         for store in &mut self.stores {
+            store.clear_finals();
             store.evict_before(t.saturating_add(self.every).saturating_sub(store.reach));
         }
         // Pane-by-pane rules need only the rows of panes still to come.

@@ -166,6 +166,12 @@ impl Rule {
         }
     }
 
+    /// Its window at evaluation time `t`: `(start, end]`.
+    pub(crate) fn window_at(&self, t: UnixNanos) -> (UnixNanos, UnixNanos) {
+        let end = t.saturating_sub(nanos(self.config.query_offset));
+        (end.saturating_sub(nanos(self.config.window)), end)
+    }
+
     /// Points the rule at its group's store `index`.
     pub(crate) fn use_store(&mut self, index: Option<usize>) {
         self.store = index;
@@ -261,8 +267,7 @@ impl Rule {
         buffers: &[WindowBuffer],
         stores: &[PaneStore],
     ) -> Result<Evaluation, EvalError> {
-        let end = t.saturating_sub(nanos(self.config.query_offset));
-        let start = end.saturating_sub(nanos(self.config.window));
+        let (start, end) = self.window_at(t);
         let samples = match &self.compiled.plan {
             Planned::Panes(_) => self.run_panes(stores, start, end).await,
             Planned::Rescan(_) => {
@@ -325,8 +330,8 @@ impl Rule {
         }
     }
 
-    /// The query over `(start, end]` from the partial aggregates of the
-    /// panes in its store (settled by the group).
+    /// The query over `(start, end]` from the final rows of its store's
+    /// aggregation over that window (prepared by the group).
     async fn run_panes(
         &self,
         stores: &[PaneStore],
@@ -344,13 +349,13 @@ impl Rule {
             .store
             .and_then(|i| stores.get(i))
             .ok_or_else(|| internal("no pane store"))?;
-        let states = store
-            .states(start, end)
+        let finals = store
+            .finals(start, end)
             .map_err(|message| EvalError::Query {
                 rule: self.config.name.clone(),
                 message,
             })?;
-        let batches = plans.finish(&self.compiled.task, states).await;
+        let batches = plans.finish(&self.compiled.task, finals).await;
         let batches = batches.map_err(|e| self.query_error(e))?;
         query::samples(&batches).map_err(|e| self.query_error(e))
     }
