@@ -390,8 +390,11 @@ pub(crate) struct PaneStore {
     /// The final rows of each window `(start, end]` the evaluation in
     /// progress needs, made once for all the rules that read the store
     /// (see [`PaneStore::prepare`]).
-    finals: Vec<((UnixNanos, UnixNanos), Result<Vec<RecordBatch>, String>)>,
+    finals: Vec<(Window, Result<Vec<RecordBatch>, String>)>,
 }
+
+/// A window `(start, end]` of event time.
+pub(crate) type Window = (UnixNanos, UnixNanos);
 
 impl PaneStore {
     /// An empty store for the aggregation of `plans`, run with `task` over
@@ -411,7 +414,7 @@ impl PaneStore {
     /// Makes the final rows of each of `windows` (`(start, end]`), once,
     /// for the rules about to be evaluated: they differ only in what they
     /// do with them.
-    pub(crate) async fn prepare(&mut self, windows: &[(UnixNanos, UnixNanos)]) {
+    pub(crate) async fn prepare(&mut self, windows: &[Window]) {
         self.finals.clear();
         for &(start, end) in windows {
             let rows = match self.panes.states(start, end) {

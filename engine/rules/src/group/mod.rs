@@ -21,7 +21,7 @@ use weir_core::{Signal, SignalSet};
 
 use crate::alert::AlertSettings;
 use crate::error::{EvalError, RuleError, WindowError};
-use crate::incremental::{PaneStore, Pending};
+use crate::incremental::{PaneStore, Pending, Window};
 use crate::rule::{Evaluation, Rule, RuleConfig};
 use crate::time::{UnixNanos, nanos};
 use crate::window::{BufferLimits, BufferStats, Inputs, WindowBuffer};
@@ -660,7 +660,7 @@ impl RuleGroup {
         }
         // Each store settles its panes and makes the final rows of every
         // window its rules read, once for all of them.
-        let mut windows: Vec<Vec<(UnixNanos, UnixNanos)>> = vec![Vec::new(); self.stores.len()];
+        let mut windows: Vec<Vec<Window>> = vec![Vec::new(); self.stores.len()];
         for rule in &self.rules {
             if let Some(needed) = rule.store().and_then(|i| windows.get_mut(i)) {
                 let window = rule.window_at(t);
@@ -670,7 +670,7 @@ impl RuleGroup {
             }
         }
         let work: Vec<_> = self.stores.iter_mut().zip(windows).collect();
-        let prepare = |(store, windows): (&mut PaneStore, Vec<(UnixNanos, UnixNanos)>)| {
+        let prepare = |(store, windows): (&mut PaneStore, Vec<Window>)| {
             block_here(async move {
                 store.settle(t).await;
                 store.prepare(&windows).await;
