@@ -1,0 +1,258 @@
+//! `spanmetrics`: RED metrics from spans, a recording rule as a plugin.
+//! Every span adds one to a call counter and its duration to a histogram
+//! of its series (service, span name, kind, status code and the
+//! configured dimensions); every `interval` the series are emitted as
+//! OTLP metrics with the names and attributes of the OpenTelemetry
+//! Collector's `spanmetrics` connector, so dashboards made for it work.
+//!
+//! ```toml
+//! [processors.spanmetrics]
+//! type = "wasm"
+//! inputs = ["otlp"]
+//! # cargo build --release --target wasm32-wasip2 -p spanmetrics (in plugins/)
+//! path = "spanmetrics.wasm"
+//!
+//! [processors.spanmetrics.config]
+//! dimensions = [{ name = "http.request.method", default = "GET" },
+//!               { name = "http.response.status_code" }]
+//! interval = "15s"
+//! ```
+//!
+//! How spans go through: [`SpanMetrics`]'s `process` reads the columns it
+//! needs once per batch ([`SpanColumns`]); the [`Aggregator`] writes each
+//! span's series key into a reused buffer ([`key`]) and finds its series
+//! in a [`SeriesTable`] (a hash table of indices into arrays of counts;
+//! past `max_series`, the overflow series). The spans go on unchanged
+//! (or are dropped, with `drop_spans`). At each `tick`, [`export`] turns
+//! the series into OTLP/JSON for the host's `emit`.
+//!
+//! Only the first instance is ticked, so the others hand their counts to
+//! it through the host's `state` ([`handoff`], [`wire`]).
+//!
+//! The modules: [`config`] (what the user writes, checked into a
+//! [`Plan`]), [`duration`] (durations in the config), [`columns`],
+//! [`key`], [`series`], [`aggregate`], [`export`], [`handoff`], [`wire`],
+//! [`counters`] (the plugin's own metrics).
+
+pub mod aggregate;
+pub mod columns;
+pub mod config;
+pub mod counters;
+pub mod duration;
+pub mod export;
+pub mod handoff;
+pub mod key;
+pub mod series;
+pub mod wire;
+
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use weir_plugin::services::{self, Level};
+use weir_plugin::{Batch, Error, Plugin, Signal, export_plugin};
+
+pub use aggregate::{Aggregator, BatchOutcome};
+pub use columns::SpanColumns;
+pub use config::{ConfigError, Plan, SpanMetricsConfig, Temporality};
+pub use handoff::{HostStore, Store};
+pub use series::SeriesTable;
+
+use handoff::Handoff;
+
+/// The plugin: the series counted so far and how to emit them.
+#[derive(Debug)]
+pub struct SpanMetrics<S: Store = HostStore> {
+    aggregator: Aggregator,
+    /// What is emitted at each tick; counted into directly once this
+    /// instance has ticked.
+    master: SeriesTable,
+    /// Counts of an instance that has not ticked, handed on through
+    /// `state` after each batch.
+    pending: SeriesTable,
+    handoff: Handoff<S>,
+    /// Whether this instance has been ticked: it is the emitter.
+    ticked: bool,
+    /// Where the current interval started: the last emission, or for the
+    /// first one, one interval before the first export.
+    interval_start: Option<u64>,
+    /// Whether the last write to `state` failed (logged once per run of
+    /// failures).
+    handoff_failing: bool,
+}
+
+impl SpanMetrics<HostStore> {
+    /// The plugin for the config's JSON text, handing counts on through
+    /// the host's `state`.
+    pub fn from_json(config: &str) -> Result<Self, ConfigError> {
+        Ok(SpanMetrics::new(Plan::from_json(config)?, HostStore))
+    }
+}
+
+impl<S: Store> SpanMetrics<S> {
+    /// The plugin for a checked [`Plan`], sharing counts through `store`.
+    pub fn new(plan: Plan, store: S) -> Self {
+        let handoff = Handoff::join(store, plan.fingerprint());
+        let aggregator = Aggregator::new(plan);
+        SpanMetrics {
+            master: aggregator.table(),
+            pending: aggregator.table(),
+            aggregator,
+            handoff,
+            ticked: false,
+            interval_start: None,
+            handoff_failing: false,
+        }
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &Plan {
+        self.aggregator.plan()
+    }
+
+    /// Counts one batch of spans; reports the plugin's counters.
+    pub fn observe(&mut self, spans: &SpanColumns) -> BatchOutcome {
+        let outcome = if self.ticked {
+            self.aggregator.observe(spans, &mut self.master)
+        } else {
+            self.handoff.before_batch(&mut self.pending);
+            let outcome = self.aggregator.observe(spans, &mut self.pending);
+            if outcome.counted > 0 {
+                self.write_pending();
+            }
+            outcome
+        };
+        counters::add(counters::OVERFLOW_SPANS, outcome.overflowed);
+        counters::add(counters::SKIPPED_SPANS, outcome.skipped);
+        outcome
+    }
+
+    fn write_pending(&mut self) {
+        match self.handoff.after_batch(&self.pending) {
+            Ok(()) => self.handoff_failing = false,
+            Err(e) => {
+                counters::add(counters::HANDOFF_FAILURES, 1);
+                if !self.handoff_failing {
+                    services::log(
+                        Level::Warn,
+                        &format!(
+                            "spanmetrics: instance {} could not hand its counts to the \
+                             emitting instance ({e:?}); they are kept and sent with the next \
+                             batch. With many instances and series the plugin's state fills \
+                             up: lower `instances` or `max_series`",
+                            self.handoff.id()
+                        ),
+                    );
+                }
+                self.handoff_failing = true;
+            }
+        }
+    }
+
+    /// The metrics to emit at `now` (nanoseconds since the epoch), as
+    /// OTLP/JSON, `None` when there is no series yet. Takes in the other
+    /// instances' counts and drops expired series first. Call
+    /// [`Self::emitted`] once they are emitted.
+    pub fn export(&mut self, now: u64) -> Option<String> {
+        if !self.ticked {
+            self.ticked = true;
+            for i in 0..self.pending.len() {
+                let slot = self.master.add(
+                    self.pending.key(i),
+                    self.pending.calls(i),
+                    self.pending.sum(i),
+                    self.pending.buckets(i),
+                );
+                if slot.overflowed {
+                    counters::add(counters::OVERFLOW_SPANS, self.pending.calls(i));
+                }
+            }
+            self.pending.clear();
+        }
+        let collected = self.handoff.collect(&mut self.master);
+        counters::add(counters::OVERFLOW_SPANS, collected.overflowed);
+
+        let plan = self.aggregator.plan();
+        if let Some(expiration) = plan.expiration {
+            let cutoff = now.saturating_sub(nanos(expiration));
+            let (touched, seen) = (&self.master.touched, &self.master.seen);
+            let keep: Vec<bool> = (0..self.master.len())
+                .map(|i| touched[i] || seen[i] > cutoff)
+                .collect();
+            self.master.retain(|i| keep[i]);
+        }
+        let interval_start = *self
+            .interval_start
+            .get_or_insert_with(|| now.saturating_sub(nanos(plan.interval)));
+        for start in &mut self.master.start {
+            if *start == 0 {
+                *start = interval_start;
+            }
+        }
+        let times = export::Times {
+            start: &self.master.start,
+            delta_start: (plan.temporality == Temporality::Delta).then_some(interval_start),
+            now,
+        };
+        export::otlp_json(plan, &self.master, times)
+    }
+
+    /// Records that the metrics of [`Self::export`] at `now` went out:
+    /// with delta temporality every series starts again from zero.
+    pub fn emitted(&mut self, now: u64) {
+        let m = &mut self.master;
+        for i in 0..m.len() {
+            if m.touched[i] {
+                m.seen[i] = now;
+                m.touched[i] = false;
+            }
+        }
+        if self.aggregator.plan().temporality == Temporality::Delta {
+            self.master.clear();
+        }
+        self.interval_start = Some(now);
+    }
+
+    /// The series this instance emits (for tests and benchmarks).
+    pub fn series(&self) -> &SeriesTable {
+        &self.master
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Plugin for SpanMetrics<HostStore> {
+    fn init(config: &str) -> Result<Self, Error> {
+        Ok(SpanMetrics::from_json(config)?)
+    }
+
+    fn process(&mut self, batch: &mut Batch<'_>) -> Result<(), Error> {
+        if batch.signal() != Signal::Spans || batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let spans = SpanColumns::read(batch, self.plan())?;
+        self.observe(&spans);
+        if self.plan().drop_spans {
+            batch.drop_rows(&vec![true; spans.len()])?;
+        }
+        Ok(())
+    }
+
+    fn tick_every(&self) -> Option<Duration> {
+        Some(self.plan().interval)
+    }
+
+    fn tick(&mut self, now: u64) -> Result<(), Error> {
+        if let Some(json) = self.export(now) {
+            // A refused emit fails the tick; the counts stay for the next.
+            services::emit(Signal::Metrics, &json)?;
+        }
+        self.emitted(now);
+        Ok(())
+    }
+}
+
+export_plugin!(SpanMetrics);
