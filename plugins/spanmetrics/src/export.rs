@@ -1,10 +1,14 @@
-//! The series as one OTLP/JSON `ExportMetricsServiceRequest`, what the
-//! `emit` interface takes: one `ResourceMetrics` per resource (the
-//! service and the copied resource attributes), each with scope
+//! Series as OTLP/JSON `ExportMetricsServiceRequest`s, what the `emit`
+//! interface takes: one `ResourceMetrics` per resource (the service and
+//! the copied resource attributes), each with scope
 //! `spanmetricsconnector` and two metrics, the call counter (a monotonic
 //! `sum` of integers) and the duration histogram (an explicit-bucket
 //! `histogram`). The overflow series has a resource of its own with no
 //! attribute.
+//!
+//! The series go out [`CHUNK`] at a time, one request each, so that the
+//! text of 10,000 series (about 9 MB) never sits in the plugin's memory
+//! at once.
 
 use std::fmt::Write;
 
@@ -15,6 +19,10 @@ use crate::series::SeriesTable;
 /// The instrumentation scope of the emitted metrics: the connector's, so
 /// that queries filtering on it keep working.
 pub const SCOPE_NAME: &str = "spanmetricsconnector";
+
+/// Series per emitted request: about 1 MB of OTLP/JSON with the default
+/// buckets.
+pub const CHUNK: usize = 1000;
 
 /// The attribute that marks the overflow series.
 pub const OVERFLOW_ATTRIBUTE: &str = "otel.metric.overflow";
@@ -36,14 +44,20 @@ struct Group<'a> {
     series: Vec<usize>,
 }
 
-/// The request for every series of `table`, `None` when it has none.
-pub fn otlp_json(plan: &Plan, table: &SeriesTable, times: Times<'_>) -> Option<String> {
-    if table.is_empty() {
-        return None;
-    }
+/// Writes into `out` the request for the series `series` of `table`
+/// (indices in [`SeriesTable::sorted`] order, so that a resource's series
+/// are neighbours).
+pub fn otlp_json(
+    out: &mut String,
+    plan: &Plan,
+    table: &SeriesTable,
+    series: &[usize],
+    times: Times<'_>,
+) {
+    out.clear();
     let mut groups: Vec<Group<'_>> = Vec::new();
     let mut overflow = None;
-    for i in table.sorted() {
+    for &i in series {
         if table.is_overflow(i) {
             overflow = Some(i);
             continue;
@@ -60,31 +74,30 @@ pub fn otlp_json(plan: &Plan, table: &SeriesTable, times: Times<'_>) -> Option<S
             }),
         }
     }
-    let mut out = String::with_capacity(256 + table.len() * (300 + 24 * table.width()));
+    out.reserve(256 + series.len() * (300 + 24 * table.width()));
     out.push_str("{\"resourceMetrics\":[");
     let mut first = true;
     for g in &groups {
-        comma(&mut out, &mut first);
+        comma(out, &mut first);
         out.push_str("{\"resource\":{\"attributes\":[");
         let mut a = true;
-        attribute(&mut out, &mut a, "service.name", g.labels.service);
+        attribute(out, &mut a, "service.name", g.labels.service);
         for (k, v) in plan.resource_attributes.iter().zip(&g.labels.resource) {
             if let Some(v) = v {
-                attribute(&mut out, &mut a, k, v);
+                attribute(out, &mut a, k, v);
             }
         }
         out.push_str("]},");
-        scope(&mut out, plan, table, times, &g.series);
+        scope(out, plan, table, times, &g.series);
         out.push('}');
     }
     if let Some(i) = overflow {
-        comma(&mut out, &mut first);
+        comma(out, &mut first);
         out.push_str("{\"resource\":{\"attributes\":[]},");
-        scope(&mut out, plan, table, times, &[i]);
+        scope(out, plan, table, times, &[i]);
         out.push('}');
     }
     out.push_str("]}");
-    Some(out)
 }
 
 /// The `scopeMetrics` of one resource's series.

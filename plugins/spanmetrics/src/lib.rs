@@ -24,7 +24,8 @@
 //! in a [`SeriesTable`] (a hash table of indices into arrays of counts;
 //! past `max_series`, the overflow series). The spans go on unchanged
 //! (or are dropped, with `drop_spans`). At each `tick`, [`export`] turns
-//! the series into OTLP/JSON for the host's `emit`.
+//! the series into OTLP/JSON for the host's `emit`, a thousand series per
+//! request.
 //!
 //! Only the first instance is ticked, so the others hand their counts to
 //! it through the host's `state` ([`handoff`], [`wire`]).
@@ -150,29 +151,18 @@ impl<S: Store> SpanMetrics<S> {
         }
     }
 
-    /// The metrics to emit at `now` (nanoseconds since the epoch), as
-    /// OTLP/JSON, `None` when there is no series yet. Takes in the other
-    /// instances' counts and drops expired series first. Call
-    /// [`Self::emitted`] once they are emitted.
-    pub fn export(&mut self, now: u64) -> Option<String> {
-        if !self.ticked {
-            self.ticked = true;
-            for i in 0..self.pending.len() {
-                let slot = self.master.add(
-                    self.pending.key(i),
-                    self.pending.calls(i),
-                    self.pending.sum(i),
-                    self.pending.buckets(i),
-                );
-                if slot.overflowed {
-                    counters::add(counters::OVERFLOW_SPANS, self.pending.calls(i));
-                }
-            }
-            self.pending.clear();
-        }
-        let collected = self.handoff.collect(&mut self.master);
-        counters::add(counters::OVERFLOW_SPANS, collected.overflowed);
-
+    /// Emits the metrics at `now` (nanoseconds since the epoch) through
+    /// `emit`, one OTLP/JSON request per [`export::CHUNK`] series; nothing
+    /// when there is no series. Takes in the other instances' counts and
+    /// drops expired series first. When `emit` fails the counts stay for
+    /// the next call, except (with delta temporality) those of the
+    /// requests that went out before the failure.
+    pub fn flush(
+        &mut self,
+        now: u64,
+        mut emit: impl FnMut(&str) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.take_in();
         let plan = self.aggregator.plan();
         if let Some(expiration) = plan.expiration {
             let cutoff = now.saturating_sub(nanos(expiration));
@@ -190,17 +180,30 @@ impl<S: Store> SpanMetrics<S> {
                 *start = interval_start;
             }
         }
+        let delta = plan.temporality == Temporality::Delta;
         let times = export::Times {
             start: &self.master.start,
-            delta_start: (plan.temporality == Temporality::Delta).then_some(interval_start),
+            delta_start: delta.then_some(interval_start),
             now,
         };
-        export::otlp_json(plan, &self.master, times)
-    }
-
-    /// Records that the metrics of [`Self::export`] at `now` went out:
-    /// with delta temporality every series starts again from zero.
-    pub fn emitted(&mut self, now: u64) {
+        let order = self.master.sorted();
+        let mut json = String::new();
+        for (n, chunk) in order.chunks(export::CHUNK).enumerate() {
+            export::otlp_json(&mut json, plan, &self.master, chunk, times);
+            if let Err(e) = emit(&json) {
+                if delta {
+                    let sent: Vec<bool> = {
+                        let mut sent = vec![false; self.master.len()];
+                        for &i in &order[..n * export::CHUNK] {
+                            sent[i] = true;
+                        }
+                        sent
+                    };
+                    self.master.retain(|i| !sent[i]);
+                }
+                return Err(e);
+            }
+        }
         let m = &mut self.master;
         for i in 0..m.len() {
             if m.touched[i] {
@@ -208,10 +211,33 @@ impl<S: Store> SpanMetrics<S> {
                 m.touched[i] = false;
             }
         }
-        if self.aggregator.plan().temporality == Temporality::Delta {
-            self.master.clear();
+        if delta {
+            m.clear();
         }
         self.interval_start = Some(now);
+        Ok(())
+    }
+
+    /// Makes this instance the emitter, if it was not yet: adds its own
+    /// pending counts to what it emits; then adds the other instances'.
+    fn take_in(&mut self) {
+        if !self.ticked {
+            self.ticked = true;
+            for i in 0..self.pending.len() {
+                let slot = self.master.add(
+                    self.pending.key(i),
+                    self.pending.calls(i),
+                    self.pending.sum(i),
+                    self.pending.buckets(i),
+                );
+                if slot.overflowed {
+                    counters::add(counters::OVERFLOW_SPANS, self.pending.calls(i));
+                }
+            }
+            self.pending.clear();
+        }
+        let collected = self.handoff.collect(&mut self.master);
+        counters::add(counters::OVERFLOW_SPANS, collected.overflowed);
     }
 
     /// The series this instance emits (for tests and benchmarks).
@@ -246,12 +272,9 @@ impl Plugin for SpanMetrics<HostStore> {
     }
 
     fn tick(&mut self, now: u64) -> Result<(), Error> {
-        if let Some(json) = self.export(now) {
-            // A refused emit fails the tick; the counts stay for the next.
-            services::emit(Signal::Metrics, &json)?;
-        }
-        self.emitted(now);
-        Ok(())
+        self.flush(now, |json| {
+            services::emit(Signal::Metrics, json).map(|_| ())
+        })
     }
 }
 

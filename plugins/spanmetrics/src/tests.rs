@@ -210,11 +210,20 @@ fn points(json: &str) -> Vec<Point> {
     out
 }
 
-/// The points emitted at `now`, marked as emitted.
+/// The requests a flush at `now` emits.
+fn requests<S: Store>(m: &mut SpanMetrics<S>, now: u64) -> Vec<String> {
+    let mut out = Vec::new();
+    m.flush(now, |json| {
+        out.push(json.to_string());
+        Ok(())
+    })
+    .expect("the flush succeeds");
+    out
+}
+
+/// The points a flush at `now` emits.
 fn tick<S: Store>(m: &mut SpanMetrics<S>, now: u64) -> Vec<Point> {
-    let json = m.export(now);
-    m.emitted(now);
-    json.map(|j| points(&j)).unwrap_or_default()
+    requests(m, now).iter().flat_map(|j| points(j)).collect()
 }
 
 fn attrs<V: AsRef<str>>(kv: &[(&str, V)]) -> BTreeMap<String, Value> {
@@ -560,18 +569,59 @@ fn delta_counts_start_again_each_interval() {
     assert_eq!(m.plan().temporality, crate::Temporality::Delta);
 }
 
-/// Scenario: a failed emission. Guarantees: nothing is lost: the next
-/// export still has the counts, and with delta its start is the last
-/// emission that went out.
+fn refused(_: &str) -> Result<(), Error> {
+    Err(Error::LimitExceeded("max_emitted_records".into()))
+}
+
+/// Scenario: an emission the host refuses. Guarantees: nothing is lost:
+/// the next flush still has the counts, and with delta its start is the
+/// last emission that went out.
 #[test]
 fn counts_stay_until_emitted() {
+    for temporality in ["delta", "cumulative"] {
+        let mut m = instance(json!({ "temporality": temporality }));
+        observe(&mut m, &[span("a", 1.0)]);
+        assert!(m.flush(T0, refused).is_err());
+        observe(&mut m, &[span("a", 1.0)]);
+        let points = tick(&mut m, T0 + 15 * SECOND);
+        let a = find(&points, CALLS, &server("a", "STATUS_CODE_UNSET"));
+        assert_eq!((a.count, a.start), (2, T0 - 15 * SECOND), "{temporality}");
+    }
+}
+
+/// Scenario: more series than one request carries. Guarantees: they go
+/// out in requests of 1,000 series, each a whole request with its
+/// resources, every series exactly once; when the host refuses a later
+/// request with delta temporality, the series already sent are not sent
+/// again and the others are.
+#[test]
+fn many_series_go_out_in_chunks() {
+    let names: Vec<&'static str> = (0..2500)
+        .map(|i| &*Box::leak(format!("op {i}").into_boxed_str()))
+        .collect();
+    let spans: Vec<Span> = names.iter().map(|n| span(n, 1.0)).collect();
+    let mut m = instance(json!({}));
+    observe(&mut m, &spans);
+    let sent = requests(&mut m, T0);
+    assert_eq!(sent.len(), 3);
+    let points: Vec<Point> = sent.iter().flat_map(|j| points(j)).collect();
+    assert_eq!(points.iter().filter(|p| p.metric == CALLS).count(), 2500);
+    assert!(
+        points
+            .iter()
+            .all(|p| p.resource.contains_key("service.name"))
+    );
+
     let mut m = instance(json!({"temporality": "delta"}));
-    observe(&mut m, &[span("a", 1.0)]);
-    assert!(m.export(T0).is_some()); // the host refused it: no `emitted`
-    observe(&mut m, &[span("a", 1.0)]);
-    let points = tick(&mut m, T0 + 15 * SECOND);
-    let a = find(&points, CALLS, &server("a", "STATUS_CODE_UNSET"));
-    assert_eq!((a.count, a.start), (2, T0 - 15 * SECOND));
+    observe(&mut m, &spans);
+    let mut calls = 0;
+    let failed = m.flush(T0, |_| {
+        calls += 1;
+        if calls == 2 { refused("") } else { Ok(()) }
+    });
+    assert!(failed.is_err());
+    let rest = tick(&mut m, T0 + 15 * SECOND);
+    assert_eq!(rest.iter().filter(|p| p.metric == CALLS).count(), 1500);
 }
 
 /// Scenario: `expiration` with a series that stops seeing spans.
