@@ -147,6 +147,7 @@ impl<S: Store> Handoff<S> {
             wire::decode(&self.sent, |key, calls, sum, buckets| {
                 pending.subtract(key, calls, sum, buckets);
             });
+            pending.drop_empty();
         } else {
             pending.clear();
         }

@@ -199,7 +199,8 @@ impl SeriesTable {
     }
 
     /// Takes counts away from `key`'s series (the counts another table
-    /// already handed on); a series left with no call is removed.
+    /// already handed on). A series left with no call stays until
+    /// [`Self::drop_empty`].
     pub fn subtract(&mut self, key: &[u8], calls: u64, sum: f64, buckets: &[u64]) {
         let hash = self.hasher.hash_one(key);
         let keys = &self.keys;
@@ -217,9 +218,12 @@ impl SeriesTable {
                 *b = b.saturating_sub(*n);
             }
         }
-        if self.calls[i] == 0 {
-            self.retain(|j| j != i);
-        }
+    }
+
+    /// Removes the series left with no call.
+    pub fn drop_empty(&mut self) {
+        let empty: Vec<bool> = self.calls.iter().map(|c| *c == 0).collect();
+        self.retain(|i| !empty[i]);
     }
 
     /// Forgets every series.
@@ -332,6 +336,7 @@ mod tests {
             assert_eq!(t.buckets(i), [u64::from(n) + 1, 0]);
         }
         t.subtract(&key(2), 3, 6.0, &[3, 0]);
+        t.drop_empty();
         assert_eq!(t.len(), 2);
         t.subtract(&key(4), 2, 8.0, &[2, 0]);
         let i = t.slot(&key(4)).index;
