@@ -563,16 +563,20 @@ impl RuleGroup {
         self.last_eval = Some(self.last_eval.map_or(t, |l| l.max(t)));
     }
 
-    /// The next evaluation time at which every rule's window is complete.
-    pub fn next_due(&self) -> Option<UnixNanos> {
-        let watermark = self.watermark()?;
-        // The rule with the smallest offset needs the most data.
-        let offset = self
-            .rules
+    /// The smallest `query_offset` of the rules: that rule needs the most
+    /// data.
+    fn least_offset(&self) -> i64 {
+        self.rules
             .iter()
             .map(|r| nanos(r.config().query_offset))
             .min()
-            .unwrap_or(0);
+            .unwrap_or(0)
+    }
+
+    /// The next evaluation time at which every rule's window is complete.
+    pub fn next_due(&self) -> Option<UnixNanos> {
+        let watermark = self.watermark()?;
+        let offset = self.least_offset();
         next_due(watermark, self.last_eval, self.every, offset)
     }
 
@@ -617,12 +621,7 @@ impl RuleGroup {
             return 0;
         };
         let every = self.every.max(1);
-        let offset = self
-            .rules
-            .iter()
-            .map(|r| nanos(r.config().query_offset))
-            .min()
-            .unwrap_or(0);
+        let offset = self.least_offset();
         // The last window held data (the next, empty or not, is evaluated),
         // or the next one does: evaluate on.
         if self.last_held_data
