@@ -227,6 +227,7 @@ fn rules_processor_is_read() {
         every,
         allowed_lateness,
         idle_timeout,
+        max_future,
         rules,
     }) = slo.config_as::<RulesConfig>()
     else {
@@ -235,6 +236,7 @@ fn rules_processor_is_read() {
     assert_eq!(*every, Duration::from_secs(30));
     assert_eq!(*allowed_lateness, Duration::from_secs(10));
     assert_eq!(*idle_timeout, Duration::from_secs(300), "the default");
+    assert_eq!(*max_future, Duration::from_secs(600), "the default");
     assert_eq!(rules.len(), 2);
     assert_eq!(rules[0].name(), "service_error_ratio");
     assert!(!rules[0].is_alert());
