@@ -236,7 +236,7 @@ pub fn new_project(
         )));
     }
     // Rust: the SDK's copy in the project, or the SDK at `--sdk`.
-    let sdk = match (lang, sdk) {
+    let (sdk, vendored) = match (lang, sdk) {
         (Lang::Rust, Some(sdk)) => {
             if !sdk.join("Cargo.toml").is_file() {
                 return Err(PluginCommandError::Usage(format!(
@@ -245,12 +245,13 @@ pub fn new_project(
                     sdk.display()
                 )));
             }
-            std::fs::canonicalize(sdk).map_err(io(format!("resolving {}", sdk.display())))?
+            let sdk =
+                std::fs::canonicalize(sdk).map_err(io(format!("resolving {}", sdk.display())))?;
+            (sdk, false)
         }
-        (Lang::Rust, None) => PathBuf::from(SDK_DIR),
-        _ => PathBuf::new(),
+        (Lang::Rust, None) => (PathBuf::from(SDK_DIR), true),
+        _ => (PathBuf::new(), false),
     };
-    let vendored = lang == Lang::Rust && sdk == Path::new(SDK_DIR);
     let fill = |text: &str| {
         text.replace("{{name}}", name)
             .replace("{{ident}}", &name.replace('-', "_"))

@@ -353,10 +353,9 @@ impl Panes {
 
     /// The earliest event time after `t` its panes may hold rows of.
     fn earliest_after(&self, t: UnixNanos, every: i64) -> Option<UnixNanos> {
-        // The pane `(s, s + every]` holds rows after `t` when `s > t - every`.
-        let first = t.saturating_sub(every).saturating_add(1);
-        let (&start, _) = self.panes.range(first..).next()?;
-        Some(start.saturating_add(1).max(t.saturating_add(1)))
+        self.panes
+            .keys()
+            .find_map(|&start| pane_after(start, t, every))
     }
 
     /// The bytes the states hold.
@@ -371,12 +370,13 @@ impl Panes {
 
 /// The partial aggregates of one aggregation (one [`PanePlans::key`]),
 /// pane by pane, shared by every rule of a group that runs it: its rows are
-/// aggregated once, whatever the number of rules, and each rule finishes
-/// the states of its own window with its own final plan.
+/// aggregated once, whatever the number of rules, and the final rows of
+/// each window are made once; each rule runs only the rest of its query
+/// over them.
 #[derive(Debug)]
 pub(crate) struct PaneStore {
-    /// The partial and reduce phases (those of the first rule that ran
-    /// the aggregation; they are the same for all).
+    /// The partial, reduce and final phases (those of the first rule that
+    /// ran the aggregation; they are the same for all).
     plans: Arc<PanePlans>,
     /// The context and table slot the phases run with.
     task: Arc<TaskContext>,
@@ -477,10 +477,9 @@ impl PaneStore {
             .await;
     }
 
-    /// Aggregates `rows`, whatever their panes of `every`.
-    pub(crate) async fn absorb_any(&mut self, rows: &[RecordBatch], every: i64) {
-        let time = weir_core::schema::schema_for(self.input()).index_of(self.input().time_column());
-        let Ok(time) = time else { return };
+    /// Aggregates `rows` (event time in column `time`), whatever their
+    /// panes of `every`.
+    pub(crate) async fn absorb_any(&mut self, rows: &[RecordBatch], time: usize, every: i64) {
         let mut by_pane: BTreeMap<UnixNanos, Vec<RecordBatch>> = BTreeMap::new();
         for batch in rows {
             for (start, rows) in split_by_pane(batch, time, every) {
@@ -613,8 +612,7 @@ impl Pending {
     pub(crate) fn earliest_after(&self, t: UnixNanos, every: i64) -> Option<UnixNanos> {
         self.panes
             .keys()
-            .filter(|(_, start)| start.saturating_add(every) > t)
-            .map(|(_, start)| start.saturating_add(1).max(t.saturating_add(1)))
+            .filter_map(|&(_, start)| pane_after(start, t, every))
             .min()
     }
 
@@ -627,11 +625,17 @@ impl Pending {
     }
 }
 
+/// The earliest event time after `t` the pane `(start, start + every]`
+/// may hold rows of, if it reaches past `t`.
+fn pane_after(start: UnixNanos, t: UnixNanos, every: i64) -> Option<UnixNanos> {
+    (start.saturating_add(every) > t).then(|| start.saturating_add(1).max(t.saturating_add(1)))
+}
+
 /// The start `s` of the pane `(s, s + every]` that holds `t`: a row
 /// stamped exactly at a multiple of `every` belongs to the pane that ends
 /// there, as it belongs to the window that ends there.
 pub(crate) fn pane_of(t: UnixNanos, every: i64) -> UnixNanos {
-    t.saturating_sub(1).div_euclid(every.max(1)) * every.max(1)
+    crate::time::multiple_before(t, every)
 }
 
 /// The rows of `batch` by the pane of `every` their event time (column

@@ -361,7 +361,7 @@ impl RulesProcessor {
         self.evaluate_due(out).await;
         if tail < target {
             // The last evaluation the watermark at `target` allows.
-            let due = target.saturating_sub(1).div_euclid(self.every) * self.every;
+            let due = crate::time::multiple_before(target, self.every);
             self.group.resume_after(due.saturating_sub(self.every));
             self.group.advance_watermark(target);
             self.evaluate_due(out).await;

@@ -11,6 +11,20 @@ pub(crate) fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
+/// The last multiple of `every` before `t` (not `t` itself): the start of
+/// the pane `(s, s + every]` that holds `t`, and the last evaluation time
+/// whose window a watermark at `t` has passed.
+pub(crate) fn multiple_before(t: UnixNanos, every: i64) -> UnixNanos {
+    let every = every.max(1);
+    t.saturating_sub(1).div_euclid(every) * every
+}
+
+/// The first multiple of `every` at or after `t`.
+pub(crate) fn multiple_from(t: UnixNanos, every: i64) -> UnixNanos {
+    let every = every.max(1);
+    t.saturating_add(every - 1).div_euclid(every) * every
+}
+
 /// `t` as RFC 3339 in UTC with nanoseconds (`2026-11-22T09:00:00.000000000Z`),
 /// the form Alertmanager reads. Times before 1970 are written as the epoch.
 pub fn rfc3339(t: UnixNanos) -> String {

@@ -23,7 +23,7 @@ use crate::alert::AlertSettings;
 use crate::error::{EvalError, RuleError, WindowError};
 use crate::incremental::{PaneStore, Pending, Window};
 use crate::rule::{Evaluation, Rule, RuleConfig};
-use crate::time::{UnixNanos, nanos};
+use crate::time::{UnixNanos, multiple_before, multiple_from, nanos};
 use crate::window::{BufferLimits, BufferStats, Inputs, WindowBuffer};
 
 /// A group of rules evaluated together. See the [module docs](self).
@@ -109,13 +109,7 @@ fn next_due(
     let every = every.max(1);
     let next = match last {
         Some(last) => last.saturating_add(every),
-        None => {
-            watermark
-                .saturating_add(offset)
-                .saturating_sub(1)
-                .div_euclid(every)
-                * every
-        }
+        None => multiple_before(watermark.saturating_add(offset), every),
     };
     (next.saturating_sub(offset) < watermark).then_some(next)
 }
@@ -144,6 +138,13 @@ async fn evaluate_all(
         });
     }
     out
+}
+
+/// Settles `store`'s panes before `t` and makes the final rows of
+/// `windows` for the evaluation at `t`.
+async fn prepare_store(store: &mut PaneStore, t: UnixNanos, windows: &[Window]) {
+    store.settle(t).await;
+    store.prepare(windows).await;
 }
 
 /// Points each pane-by-pane rule of `rules` at the store of its
@@ -406,7 +407,8 @@ impl RuleGroup {
             };
             let missing = if from_buffer.contains(&i) {
                 let rows = buffer.snapshot(UnixNanos::MIN, UnixNanos::MAX);
-                self.stores[i].absorb_any(&rows, self.every).await;
+                let time = buffer.time_column();
+                self.stores[i].absorb_any(&rows, time, self.every).await;
                 buffer.held_after()
             } else {
                 // It takes the rows still gathered for panes and those to
@@ -633,14 +635,10 @@ impl RuleGroup {
         }
         // The first due time whose window holds the next data, and the
         // latest whose window the watermark has completed.
-        let data = self.earliest_after(last).map_or(UnixNanos::MAX, |d| {
-            d.saturating_add(every - 1).div_euclid(every) * every
-        });
-        let complete = watermark
-            .saturating_add(offset)
-            .saturating_sub(1)
-            .div_euclid(every)
-            * every;
+        let data = self
+            .earliest_after(last)
+            .map_or(UnixNanos::MAX, |d| multiple_from(d, every));
+        let complete = multiple_before(watermark.saturating_add(offset), every);
         let target = data.saturating_sub(every).min(complete);
         // Evaluate `target` (empty) next: skip the ones before it.
         let resume = target.saturating_sub(every);
@@ -669,18 +667,13 @@ impl RuleGroup {
             }
         }
         let work: Vec<_> = self.stores.iter_mut().zip(windows).collect();
-        let prepare = |(store, windows): (&mut PaneStore, Vec<Window>)| {
-            block_here(async move {
-                store.settle(t).await;
-                store.prepare(&windows).await;
-            });
-        };
         if work.len() > 1 && self.threads > 1 {
-            on_threads(work, prepare);
+            on_threads(work, |(store, windows)| {
+                block_here(prepare_store(store, t, &windows));
+            });
         } else {
             for (store, windows) in work {
-                store.settle(t).await;
-                store.prepare(&windows).await;
+                prepare_store(store, t, &windows).await;
             }
         }
         let parts = self.parts();

@@ -193,11 +193,10 @@ impl Rule {
     /// after they had gone); `None` when its windows are whole.
     pub fn complete_from(&self) -> Option<UnixNanos> {
         let held_after = self.held_after?;
-        let every = nanos(self.config.every).max(1);
         let from = held_after
             .saturating_add(nanos(self.config.window))
             .saturating_add(nanos(self.config.query_offset));
-        Some(from.saturating_add(every - 1).div_euclid(every) * every)
+        Some(crate::time::multiple_from(from, nanos(self.config.every)))
     }
 
     /// The definition.

@@ -34,9 +34,11 @@ impl AlertmanagerSink {
         let receivers = config
             .urls
             .iter()
+            .map(|url| format!("{}/api/v2/alerts", url.trim_end_matches('/')))
             .map(|url| Receiver {
                 component: name.into(),
-                url: format!("{}/api/v2/alerts", url.trim_end_matches('/')),
+                shown: weir_core::redact::url(&url),
+                url,
                 client: client.clone(),
                 headers: headers.clone(),
                 timeout: config.timeout,

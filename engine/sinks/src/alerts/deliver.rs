@@ -32,6 +32,9 @@ pub(crate) struct Receiver {
     pub component: Arc<str>,
     /// The URL to `POST` to.
     pub url: String,
+    /// The URL as logs and metric labels show it (scheme, host and port:
+    /// its path or query may hold a token): `weir_core::redact::url(url)`.
+    pub shown: String,
     pub client: reqwest::Client,
     pub headers: HeaderMap,
     pub timeout: Duration,
@@ -39,14 +42,6 @@ pub(crate) struct Receiver {
     /// The most alerts taken from the queue for one send.
     pub max_batch: usize,
     pub encode: Encode,
-}
-
-impl Receiver {
-    /// The URL as logs and metric labels show it (scheme, host and port:
-    /// its path or query may hold a token).
-    pub(crate) fn shown(&self) -> String {
-        weir_core::redact::url(&self.url)
-    }
 }
 
 /// The request headers: JSON, and the user's `headers`.
@@ -160,7 +155,7 @@ pub(crate) async fn run(receiver: Receiver, queue: Arc<Queue>) {
 }
 
 fn gauge(receiver: &Receiver, len: usize) {
-    metrics::queue_length(&receiver.component, &receiver.shown()).set(len as f64);
+    metrics::queue_length(&receiver.component, &receiver.shown).set(len as f64);
 }
 
 /// Counts `count` alerts dropped for `reason`.
@@ -187,33 +182,33 @@ async fn send(receiver: &Receiver, body: Vec<u8>, count: usize) {
         let outcome = try_once(receiver, body.clone()).await;
         let (why, after) = match outcome {
             Outcome::Sent => {
-                metrics::sent(&receiver.component, &receiver.shown()).increment(count as u64);
-                debug!(component = %receiver.component, url = %receiver.shown(), alerts = count, "alerts sent");
+                metrics::sent(&receiver.component, &receiver.shown).increment(count as u64);
+                debug!(component = %receiver.component, url = %receiver.shown, alerts = count, "alerts sent");
                 return;
             }
             Outcome::Refused(why) => {
-                warn!(component = %receiver.component, url = %receiver.shown(), alerts = count,
+                warn!(component = %receiver.component, url = %receiver.shown, alerts = count,
                     error = %why, "the receiver refused the alerts; they are dropped");
-                dropped(&receiver.component, &receiver.shown(), "refused", count);
+                dropped(&receiver.component, &receiver.shown, "refused", count);
                 return;
             }
             Outcome::Retry(why, after) => (why, after),
         };
         if attempt >= receiver.retry.attempts {
-            warn!(component = %receiver.component, url = %receiver.shown(), alerts = count,
+            warn!(component = %receiver.component, url = %receiver.shown, alerts = count,
                 error = %why, attempts = attempt + 1, "cannot send the alerts; they are dropped");
             dropped(
                 &receiver.component,
-                &receiver.shown(),
+                &receiver.shown,
                 "retries_exhausted",
                 count,
             );
             return;
         }
         let wait = backoff(&receiver.retry, attempt, after);
-        debug!(component = %receiver.component, url = %receiver.shown(), error = %why,
+        debug!(component = %receiver.component, url = %receiver.shown, error = %why,
             wait = ?wait, "sending alerts failed; trying again");
-        metrics::send_retries(&receiver.component, &receiver.shown()).increment(1);
+        metrics::send_retries(&receiver.component, &receiver.shown).increment(1);
         tokio::time::sleep(wait).await;
         attempt += 1;
     }

@@ -66,7 +66,7 @@ pub(crate) async fn run(
 ) -> Result<(), ComponentError> {
     let queues: Vec<(String, Arc<Queue>)> = receivers
         .iter()
-        .map(|r| (r.shown(), Queue::new(capacity)))
+        .map(|r| (r.shown.clone(), Queue::new(capacity)))
         .collect();
     let mut senders = tokio::task::JoinSet::new();
     for (receiver, (_, queue)) in receivers.into_iter().zip(&queues) {

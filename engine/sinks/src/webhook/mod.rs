@@ -47,6 +47,7 @@ impl WebhookSink {
             receiver: Receiver {
                 component: name.into(),
                 url: config.url.clone(),
+                shown: weir_core::redact::url(&config.url),
                 client: alerts::client(name)?,
                 headers: deliver::headers(name, &config.headers)?,
                 timeout: config.timeout,
