@@ -755,3 +755,54 @@ async fn series_gone_for_stale_after_get_one_marker() {
     assert_eq!(markers(&decoded[1]), ["old"]);
     assert!(markers(&decoded[2]).is_empty(), "a second marker");
 }
+
+/// Scenario: a receiver that answers with a redirect to another receiver,
+/// then one that refuses with a 1 MB body.
+/// Guarantees: the redirect is not followed (the export is refused naming
+/// the 302, and the other receiver gets nothing: neither the samples nor
+/// the headers leave for a place the pipeline does not name); a refusal's
+/// reason quotes at most 512 bytes of its body.
+#[tokio::test]
+async fn redirects_are_refused_and_bodies_are_read_capped() {
+    let (elsewhere, received) = receiver(StatusCode::OK, None, "").await;
+    let app = Router::new().route(
+        "/api/v1/write",
+        post(move || {
+            let to = elsewhere.clone();
+            async move { (StatusCode::FOUND, [(axum::http::header::LOCATION, to)]) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!(
+        "http://{}/api/v1/write",
+        listener.local_addr().expect("address")
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let exporter =
+        RemoteWriteExporter::new("prom", &config(&url, HistogramMode::Native)).expect("exporter");
+    let error = exporter
+        .export(Signal::Metrics, &rows(&every_kind(recent(10))))
+        .await
+        .expect_err("a redirect is a refusal");
+    assert!(
+        matches!(&error, ExportError::Permanent { reason, .. } if reason.contains("302")),
+        "{error:?}"
+    );
+    assert!(received.lock().expect("lock").is_empty(), "not followed");
+
+    let big: &'static str = "x".repeat(1 << 20).leak();
+    let (url, _) = receiver(StatusCode::BAD_REQUEST, None, big).await;
+    let exporter =
+        RemoteWriteExporter::new("prom", &config(&url, HistogramMode::Native)).expect("exporter");
+    let error = exporter
+        .export(Signal::Metrics, &rows(&every_kind(recent(10))))
+        .await
+        .expect_err("refused");
+    let ExportError::Permanent { reason, .. } = &error else {
+        panic!("not permanent: {error:?}");
+    };
+    let quoted = reason.matches('x').count();
+    assert!((100..=512).contains(&quoted), "{quoted} bytes quoted");
+}
