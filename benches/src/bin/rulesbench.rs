@@ -76,8 +76,12 @@ struct Args {
     print_pipeline: bool,
 }
 
-/// The pipeline text of `n` alert rules: error ratio, p95 latency, request
-/// count per route and mean latency per method, with varied thresholds.
+/// The pipeline text of `n` alert rules of four shapes (table, filter,
+/// group-by), as real rule sets are: per service among server spans, per
+/// service and operation, per service and route among server spans, per
+/// service and method; each with two or three aggregates (error ratio and
+/// error count; p95, p99 and maximum latency; request count and total
+/// time; mean and maximum latency) and varied thresholds.
 fn pipeline(n: usize) -> String {
     let mut text = String::from(
         "[sources.otlp]\ntype = \"otlp\"\n\n[processors.bench]\ntype = \"rules\"\n\
@@ -85,32 +89,46 @@ fn pipeline(n: usize) -> String {
          [sinks.out]\ntype = \"blackhole\"\ninputs = [\"bench\"]\n",
     );
     for k in 0..n {
-        let sql = match k % 4 {
-            0 => format!(
-                "SELECT service_name, avg(CASE WHEN status_code = 2 THEN 1.0 ELSE 0.0 END) AS value \
-                 FROM spans WHERE kind = 2 GROUP BY service_name \
-                 HAVING avg(CASE WHEN status_code = 2 THEN 1.0 ELSE 0.0 END) > {}",
-                0.005 + k as f64 / 10_000.0
+        let (columns, from, value) = match k % 4 {
+            0 => (
+                "service_name",
+                "FROM spans WHERE kind = 2 GROUP BY service_name",
+                [
+                    "avg(CASE WHEN status_code = 2 THEN 1.0 ELSE 0.0 END)",
+                    "sum(CASE WHEN status_code = 2 THEN 1.0 ELSE 0.0 END)",
+                    "avg(CASE WHEN status_code = 2 THEN 1.0 ELSE 0.0 END)",
+                ][k / 4 % 3],
             ),
-            1 => format!(
-                "SELECT service_name, name AS operation, approx_percentile_cont(duration_ns, 0.95) / 1e9 AS value \
-                 FROM spans GROUP BY service_name, name \
-                 HAVING approx_percentile_cont(duration_ns, 0.95) > {}",
-                (k as u64 % 50) * 1_000_000
+            1 => (
+                "service_name, name AS operation",
+                "FROM spans GROUP BY service_name, name",
+                [
+                    "approx_percentile_cont(duration_ns, 0.95) / 1e9",
+                    "approx_percentile_cont(duration_ns, 0.99) / 1e9",
+                    "max(duration_ns) / 1e9",
+                ][k / 4 % 3],
             ),
-            2 => format!(
-                "SELECT service_name, attributes['http.route'] AS route, CAST(count(*) AS DOUBLE) AS value \
-                 FROM spans WHERE kind = 2 GROUP BY service_name, attributes['http.route'] \
-                 HAVING count(*) > {}",
-                k * 10
+            2 => (
+                "service_name, attributes['http.route'] AS route",
+                "FROM spans WHERE kind = 2 GROUP BY service_name, attributes['http.route']",
+                [
+                    "CAST(count(*) AS DOUBLE)",
+                    "sum(duration_ns) / 1e9",
+                    "CAST(count(*) AS DOUBLE)",
+                ][k / 4 % 3],
             ),
-            _ => format!(
-                "SELECT service_name, attributes['http.request.method'] AS method, avg(duration_ns) / 1e9 AS value \
-                 FROM spans GROUP BY service_name, attributes['http.request.method'] \
-                 HAVING avg(duration_ns) > {}",
-                (k as u64 % 40) * 1_000_000
+            _ => (
+                "service_name, attributes['http.request.method'] AS method",
+                "FROM spans GROUP BY service_name, attributes['http.request.method']",
+                [
+                    "avg(duration_ns) / 1e9",
+                    "max(duration_ns) / 1e9",
+                    "avg(duration_ns) / 1e9",
+                ][k / 4 % 3],
             ),
         };
+        let threshold = (k % 50) as f64 / 1_000.0;
+        let sql = format!("SELECT {columns}, {value} AS value {from} HAVING {value} > {threshold}");
         text.push_str(&format!(
             "\n[[processors.bench.rules]]\nalert = \"rule_{k}\"\nwindow = \"5m\"\nfor = \"1m\"\n\
              labels = {{ severity = \"page\" }}\nsql = \"\"\"{sql}\"\"\"\n"

@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, TimestampNanosecondArray, UInt32Array};
 use arrow::compute::take_record_batch;
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::DataFusionError;
@@ -125,8 +126,7 @@ pub(crate) struct PanePlans {
     /// operators (filters, projections), the grouping and the aggregates,
     /// and the schema of the states. Rules whose keys are equal aggregate
     /// the same rows into the same states, whatever they do with them
-    /// after (`HAVING`, the projection, names): they share one
-    /// [`PaneStore`].
+    /// after (`HAVING`, the projection, names).
     key: String,
 }
 
@@ -212,6 +212,12 @@ impl PanePlans {
     /// See the `key` field.
     pub(crate) fn key(&self) -> &str {
         &self.key
+    }
+
+    /// The schema of the aggregation's final rows: its group columns, then
+    /// its aggregates.
+    pub(crate) fn final_schema(&self) -> SchemaRef {
+        self.final_agg.schema()
     }
 
     /// The partial states of `rows` (the rows of one pane), read through
@@ -368,16 +374,17 @@ impl Panes {
     }
 }
 
-/// The partial aggregates of one aggregation (one [`PanePlans::key`]),
-/// pane by pane, shared by every rule of a group that runs it: its rows are
-/// aggregated once, whatever the number of rules, and the final rows of
-/// each window are made once; each rule runs only the rest of its query
-/// over them.
+/// The partial aggregates of one aggregation, pane by pane, shared by the
+/// rules of a group that need its aggregates (see [`crate::shape`]): its
+/// rows are aggregated once, whatever the number of rules, and the final
+/// rows of each window are made once; each rule reads its columns of them
+/// and runs only the rest of its query.
 #[derive(Debug)]
 pub(crate) struct PaneStore {
-    /// The partial, reduce and final phases (those of the first rule that
-    /// ran the aggregation; they are the same for all).
+    /// The partial, reduce and final phases.
     plans: Arc<PanePlans>,
+    /// What it aggregates (see [`crate::shape::PaneShape::key`]).
+    key: String,
     /// The context and table slot the phases run with.
     task: Arc<TaskContext>,
     slot: Slot,
@@ -397,11 +404,17 @@ pub(crate) struct PaneStore {
 pub(crate) type Window = (UnixNanos, UnixNanos);
 
 impl PaneStore {
-    /// An empty store for the aggregation of `plans`, run with `task` over
-    /// `slot`.
-    pub(crate) fn new(plans: Arc<PanePlans>, task: Arc<TaskContext>, slot: Slot) -> PaneStore {
+    /// An empty store for the aggregation of `plans` (`key`: what it
+    /// aggregates), run with `task` over `slot`.
+    pub(crate) fn new(
+        plans: Arc<PanePlans>,
+        key: String,
+        task: Arc<TaskContext>,
+        slot: Slot,
+    ) -> PaneStore {
         PaneStore {
             plans,
+            key,
             task,
             slot,
             panes: Panes::default(),
@@ -450,9 +463,24 @@ impl PaneStore {
         self.finals.clear();
     }
 
-    /// See [`PanePlans::key`].
+    /// See the field.
     pub(crate) fn key(&self) -> &str {
-        self.plans.key()
+        &self.key
+    }
+
+    /// The columns of its final rows that make final rows of `schema` (a
+    /// rule's: its group columns, then its aggregates), by name and type;
+    /// `None` if it lacks one.
+    pub(crate) fn columns_for(&self, schema: &SchemaRef) -> Option<Vec<usize>> {
+        let held = self.plans.final_schema();
+        schema
+            .fields()
+            .iter()
+            .map(|field| {
+                let i = held.index_of(field.name()).ok()?;
+                (held.field(i).data_type() == field.data_type()).then_some(i)
+            })
+            .collect()
     }
 
     /// The table it aggregates.

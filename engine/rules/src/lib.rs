@@ -103,6 +103,7 @@ pub mod processor;
 pub mod query;
 pub mod record;
 pub mod rule;
+mod shape;
 pub mod status;
 pub mod template;
 pub mod testing;

@@ -22,10 +22,11 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::datasource::TableType;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::datasource::{TableType, provider_as_source};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_plan::execution_plan::reset_plan_states;
 use datafusion::physical_plan::memory::{LazyBatchGenerator, LazyMemoryExec};
 use datafusion::physical_plan::{ExecutionPlan, collect};
@@ -160,6 +161,26 @@ impl Tables {
             .position(|s| *s == signal)
             .unwrap_or_else(|| unreachable!("rules read only the telemetry tables"));
         &self.slots[i]
+    }
+
+    /// `plan`, planned in another session, reading these slots: each scan
+    /// of a telemetry table is pointed at this one's.
+    pub(crate) fn rebind(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
+        plan.transform_up(|node| {
+            let LogicalPlan::TableScan(mut scan) = node else {
+                return Ok(Transformed::no(node));
+            };
+            let table = scan.table_name.table();
+            let Some(signal) = Signal::TELEMETRY.into_iter().find(|s| s.as_str() == table) else {
+                return Ok(Transformed::no(LogicalPlan::TableScan(scan)));
+            };
+            scan.source = provider_as_source(Arc::new(SlotTable {
+                schema: schema_for(signal),
+                slot: self.slot(signal).clone(),
+            }));
+            Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+        })
+        .map(|t| t.data)
     }
 
     /// Frees every slot.

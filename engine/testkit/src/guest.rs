@@ -11,7 +11,14 @@ use std::sync::{Mutex, OnceLock};
 
 /// The repository's root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    // The package under test's directory, as cargo sets it when it runs
+    // the test (a test binary built in a clone elsewhere, sharing a target
+    // directory, must not read this checkout's files), else this crate's.
+    let here = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    here.ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file() && dir.join("wit").is_dir())
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."), Path::to_path_buf)
 }
 
 /// Where guests are built: `wasm-guests/` under the target directory the

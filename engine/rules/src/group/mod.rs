@@ -5,9 +5,10 @@
 //! keeps rows, back to the group's largest `window + query_offset`, only if
 //! a rule that rescans its window reads the table. For the rules evaluated
 //! pane by pane the group gathers each pane's rows once and aggregates them
-//! once per distinct aggregation (table, filters, grouping and aggregates:
-//! a [`PaneStore`]), however many rules share it, for instance rules that
-//! differ only in their `HAVING` threshold (see [`crate::incremental`]).
+//! once per distinct shape (table, filters and grouping: a [`PaneStore`]
+//! computing every aggregate the rules of that shape need), however many
+//! rules share it, whatever aggregates, thresholds and windows they differ
+//! in (see [`crate::shape`] and [`crate::incremental`]).
 //! At each due
 //! time (the multiples of the group's `every`) every rule is evaluated in
 //! turn, then the buffers are evicted behind the largest window. The rules
@@ -23,6 +24,7 @@ use crate::alert::AlertSettings;
 use crate::error::{EvalError, RuleError, WindowError};
 use crate::incremental::{PaneStore, Pending, Window};
 use crate::rule::{Evaluation, Rule, RuleConfig};
+use crate::shape::{self, PaneShape};
 use crate::time::{UnixNanos, multiple_before, multiple_from, nanos};
 use crate::window::{BufferLimits, BufferStats, Inputs, WindowBuffer};
 
@@ -147,37 +149,88 @@ async fn prepare_store(store: &mut PaneStore, t: UnixNanos, windows: &[Window]) 
     store.prepare(windows).await;
 }
 
-/// Points each pane-by-pane rule of `rules` at the store of its
-/// aggregation: one taken from `old` when there is one of the same key (it
-/// keeps its partial aggregates), else a new empty one. Returns the stores
-/// and the indices of the new ones.
+/// Points each pane-by-pane rule of `rules` at a store that serves it (see
+/// [`crate::shape`]): one already linked, else one of `old` (it keeps its
+/// partial aggregates), else a new one, planned for all the rules of its
+/// shape no store serves, with every aggregate they need. Returns the
+/// stores and the indices of the new ones.
 fn link_stores(rules: &mut [Rule], mut old: Vec<PaneStore>) -> (Vec<PaneStore>, Vec<usize>) {
     let mut stores: Vec<PaneStore> = Vec::new();
-    let mut fresh = Vec::new();
-    for rule in rules.iter_mut() {
-        let Some(key) = rule.pane_key().map(str::to_string) else {
+    let mut unserved = Vec::new();
+    for (i, rule) in rules.iter_mut().enumerate() {
+        if rule.pane_shape().is_none() {
             rule.use_store(None);
             continue;
+        }
+        let linked = stores
+            .iter()
+            .enumerate()
+            .find_map(|(s, store)| Some((s, rule.served_by(store)?)));
+        let kept = || {
+            let (o, columns) = old
+                .iter()
+                .enumerate()
+                .find_map(|(o, store)| Some((o, rule.served_by(store)?)))?;
+            stores.push(old.swap_remove(o));
+            Some((stores.len() - 1, columns))
         };
-        let index = match stores.iter().position(|s| s.key() == key) {
-            Some(i) => i,
-            None => {
-                let store = match old.iter().position(|s| s.key() == key) {
-                    Some(i) => old.swap_remove(i),
-                    None => {
-                        let Some(store) = rule.new_store() else {
-                            rule.use_store(None);
-                            continue;
-                        };
-                        fresh.push(stores.len());
-                        store
-                    }
-                };
+        match linked.or_else(kept) {
+            Some(link) => rule.use_store(Some(link)),
+            None => unserved.push(i),
+        }
+    }
+    let mut fresh = Vec::new();
+    while let Some(&first) = unserved.first() {
+        let key = rules[first].pane_shape().map(|s| s.key().to_string());
+        let (same, rest): (Vec<usize>, Vec<usize>) = unserved
+            .iter()
+            .partition(|&&i| rules[i].pane_shape().map(PaneShape::key) == key.as_deref());
+        unserved = rest;
+        let shapes: Vec<&PaneShape> = same.iter().filter_map(|&i| rules[i].pane_shape()).collect();
+        let mut alone = same.clone();
+        match shape::plan_shared(&shapes) {
+            Ok(store) => {
                 stores.push(store);
-                stores.len() - 1
+                fresh.push(stores.len() - 1);
+                alone.retain(|&i| {
+                    let columns = stores.last().and_then(|s| rules[i].served_by(s));
+                    let served = columns.is_some();
+                    rules[i].use_store(columns.map(|c| (stores.len() - 1, c)));
+                    !served
+                });
             }
-        };
-        rule.use_store(Some(index));
+            Err(e) => tracing::debug!(
+                error = %e.strip_backtrace(),
+                "rules of one shape could not share an aggregation; each gets its own"
+            ),
+        }
+        // What the shared plan does not serve gets a store of its own.
+        for i in alone {
+            let Some(store) = rules[i].pane_shape().map(shape::plan_own) else {
+                continue;
+            };
+            let planned = store
+                .map_err(|e| e.strip_backtrace().to_string())
+                .and_then(|store| match rules[i].served_by(&store) {
+                    Some(columns) => Ok((store, columns)),
+                    None => Err("its final rows lack a column of the query's".to_string()),
+                });
+            match planned {
+                Ok((store, columns)) => {
+                    stores.push(store);
+                    fresh.push(stores.len() - 1);
+                    rules[i].use_store(Some((stores.len() - 1, columns)));
+                }
+                Err(error) => {
+                    tracing::error!(
+                        rule = %rules[i].config().name,
+                        %error,
+                        "the rule's aggregation could not be planned; its evaluations fail"
+                    );
+                    rules[i].use_store(None);
+                }
+            }
+        }
     }
     for store in &mut stores {
         store.reach = 0;

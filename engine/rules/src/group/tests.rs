@@ -289,38 +289,6 @@ fn recorded_x(evaluations: &[GroupEvaluation]) -> Vec<(String, Option<f64>)> {
         .collect()
 }
 
-/// Scenario: two rules count the same logs with different thresholds.
-/// Guarantees: they share one aggregation (the rows go through one
-/// partial aggregate), and each still applies its own `HAVING`.
-#[tokio::test]
-async fn rules_of_one_aggregation_aggregate_once() {
-    let rules = vec![
-        counting("any", 60, "GROUP BY service_name HAVING count(*) > 0"),
-        counting("many", 60, "GROUP BY service_name HAVING count(*) > 2"),
-        counting(
-            "errors",
-            60,
-            "WHERE severity_number >= 17 GROUP BY service_name",
-        ),
-    ];
-    let mut group = RuleGroup::new("g", rules, &AlertSettings::default()).unwrap();
-    assert_eq!(group.aggregations(), 2, "`any` and `many` share theirs");
-    group
-        .push(Signal::Logs, &logs(&[(10, "x"), (20, "x"), (25, "y")]))
-        .await
-        .unwrap();
-    group.advance_watermark(30 * S + 1);
-    let done = group.evaluate(30 * S).await;
-    assert_eq!(
-        recorded_x(&done),
-        [
-            ("any".to_string(), Some(2.0)),
-            ("many".to_string(), None),
-            ("errors".to_string(), Some(2.0)),
-        ]
-    );
-}
-
 /// Scenario: rules counting logs every 30 s. A reload changes one rule's
 /// threshold and adds a rule with an aggregation of its own, while no
 /// buffer keeps rows; a second reload adds a rule that rescans its window
@@ -474,5 +442,123 @@ async fn a_gap_in_the_data_is_skipped_not_stepped_through() {
     assert_eq!(
         count.samples[0].value, 1.0,
         "(later - 2m, later] holds one log"
+    );
+}
+
+/// A recording rule over the logs of each service, `window` seconds every
+/// 30 s: `value` then what follows `FROM logs`.
+fn over_logs(name: &str, window: u64, value: &str, rest: &str) -> RuleConfig {
+    RuleConfig {
+        window: Duration::from_secs(window),
+        every: Duration::from_secs(30),
+        ..RuleConfig::record(
+            name,
+            format!("SELECT service_name, CAST({value} AS DOUBLE) AS value FROM logs {rest}"),
+        )
+    }
+}
+
+/// Scenario: five rules read the logs grouped by service, with different
+/// aggregates (count, newest, oldest, a sum), thresholds and windows; a
+/// sixth filters the logs first. A reload then adds a rule of the first
+/// shape with an aggregate none had (the maximum severity), and changes the
+/// threshold of another.
+/// Guarantees: the rules of one (table, filter, group-by) shape aggregate
+/// once, in one store that computes each aggregate any of them needs once;
+/// each rule reads its own aggregates, applies its own `HAVING` and window,
+/// and gets what it would alone. After the reload the rules already served
+/// keep their store and its history (the changed threshold too); the rule
+/// with the new aggregate gets a store of its own, which starts from the
+/// rows still held and says so.
+#[tokio::test]
+async fn rules_of_one_shape_share_one_aggregation_whatever_their_aggregates() {
+    let by_service = "GROUP BY service_name";
+    let mut rules = vec![
+        over_logs(
+            "count",
+            60,
+            "count(*)",
+            "GROUP BY service_name HAVING count(*) > 0",
+        ),
+        over_logs("count2m", 120, "count(*)", by_service),
+        over_logs("newest", 60, "to_unixtime(max(time))", by_service),
+        over_logs(
+            "oldest",
+            60,
+            "to_unixtime(min(time))",
+            "GROUP BY service_name HAVING count(*) > 1",
+        ),
+        over_logs("severity", 60, "sum(severity_number)", by_service),
+        over_logs(
+            "errors",
+            60,
+            "count(*)",
+            "WHERE severity_number >= 17 GROUP BY service_name",
+        ),
+    ];
+    let mut group = RuleGroup::new("g", rules.clone(), &AlertSettings::default()).unwrap();
+    assert_eq!(group.aggregations(), 2, "two shapes, six rules");
+    group
+        .push(Signal::Logs, &logs(&[(10, "x"), (20, "x"), (25, "y")]))
+        .await
+        .unwrap();
+    group.advance_watermark(30 * S + 1);
+    let done = group.evaluate(30 * S).await;
+    let x = |name: &str, value: f64| (name.to_string(), Some(value));
+    assert_eq!(
+        recorded_x(&done),
+        [
+            x("count", 2.0),
+            x("count2m", 2.0),
+            x("newest", 20.0),
+            x("oldest", 10.0),
+            x("severity", 34.0),
+            x("errors", 2.0),
+        ]
+    );
+    let y_oldest = done[3].result.as_ref().unwrap().samples.len();
+    assert_eq!(y_oldest, 1, "y has one log: `oldest`'s HAVING drops it");
+
+    rules[0].sql = rules[0].sql.replace("> 0", "> 1");
+    rules.push(over_logs(
+        "loudest",
+        120,
+        "max(severity_number)",
+        by_service,
+    ));
+    let report = group
+        .reload(rules, &AlertSettings::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.changed, report.added),
+        (vec!["count".to_string()], vec!["loudest".to_string()])
+    );
+    assert_eq!(group.aggregations(), 3, "the new aggregate's store");
+    group.push(Signal::Logs, &logs(&[(40, "x")])).await.unwrap();
+    group.advance_watermark(60 * S + 1);
+    let done = group.evaluate(60 * S).await;
+    assert_eq!(
+        recorded_x(&done),
+        [
+            x("count", 3.0),
+            x("count2m", 3.0),
+            x("newest", 40.0),
+            x("oldest", 10.0),
+            x("severity", 51.0),
+            x("errors", 3.0),
+            x("loudest", 17.0),
+        ],
+        "the changed rule sees (0, 60] whole"
+    );
+    let whole_from: Vec<Option<i64>> = group
+        .rules()
+        .iter()
+        .map(|r| r.complete_from().map(|t| t / S))
+        .collect();
+    assert_eq!(
+        whole_from,
+        [None, None, None, None, None, None, Some(150)],
+        "loudest misses the rows up to 30 s: (t - 120, t] is whole from 150"
     );
 }

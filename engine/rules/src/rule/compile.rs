@@ -18,6 +18,7 @@ use crate::error::RuleError;
 use crate::incremental::PanePlans;
 use crate::plan::Tables;
 use crate::query::{self, QueryShape};
+use crate::shape::PaneShape;
 use crate::template::{Template, is_label_name};
 use crate::time::nanos;
 
@@ -222,8 +223,14 @@ impl Compiled {
 pub(super) enum Planned {
     /// Over the rows of the whole window, each evaluation.
     Rescan(Arc<dyn ExecutionPlan>),
-    /// Pane by pane (see [`crate::incremental`]).
-    Panes(Arc<PanePlans>),
+    /// Pane by pane (see [`crate::incremental`]), from the final rows of a
+    /// store its group links it to (see [`crate::shape`]).
+    Panes {
+        /// The rest of the query over the final rows (and their schema).
+        plans: Arc<PanePlans>,
+        /// Which stores can serve it, and how to plan one.
+        shape: Box<PaneShape>,
+    },
 }
 
 /// Plans `config`'s query in `ctx` over `tables`: pane by pane when its
@@ -236,6 +243,7 @@ async fn plan_query(
 ) -> Result<Planned, DataFusionError> {
     tables.register(ctx)?;
     let df = query::plan(ctx, &config.sql).await?;
+    let logical = df.logical_plan().clone();
     let plan = df.create_physical_plan().await?;
     let every = nanos(config.every);
     let aligned =
@@ -244,7 +252,11 @@ async fn plan_query(
     if let (true, Some(input), None) = (aligned, inputs.next(), inputs.next())
         && let Some(panes) = PanePlans::new(&plan, input)?
     {
-        return Ok(Planned::Panes(Arc::new(panes)));
+        let shape = PaneShape::new(logical, &panes, config.max_query_memory);
+        return Ok(Planned::Panes {
+            plans: Arc::new(panes),
+            shape: Box::new(shape),
+        });
     }
     Ok(Planned::Rescan(plan))
 }

@@ -29,6 +29,7 @@ use crate::incremental::PaneStore;
 use crate::plan;
 use crate::query::{self, Sample};
 use crate::record;
+use crate::shape::PaneShape;
 use crate::time::{UnixNanos, nanos};
 use crate::window::WindowBuffer;
 
@@ -62,8 +63,9 @@ pub struct Rule {
     compiled: Compiled,
     lifecycle: Option<AlertLifecycle>,
     /// When incremental: which of its group's [`PaneStore`]s holds its
-    /// partial aggregates (set by the group).
-    store: Option<usize>,
+    /// partial aggregates, and which columns of the store's final rows are
+    /// its own (set by the group).
+    store: Option<(usize, Vec<usize>)>,
     /// The rule has every row stamped after this time; `None`: every row
     /// its group has taken. Set when a reload adds or changes the rule and
     /// the rows before were no longer held.
@@ -134,34 +136,31 @@ impl Rule {
     /// Whether the rule is evaluated pane by pane (see
     /// [`crate::incremental`]): known once the rule is built.
     pub fn is_incremental(&self) -> bool {
-        matches!(self.compiled.plan, Planned::Panes(_))
+        matches!(self.compiled.plan, Planned::Panes { .. })
     }
 
     /// The table whose rows the rule aggregates pane by pane, if it does.
     pub(crate) fn pane_input(&self) -> Option<Signal> {
         match &self.compiled.plan {
-            Planned::Panes(plans) => Some(plans.input),
+            Planned::Panes { plans, .. } => Some(plans.input),
             Planned::Rescan(_) => None,
         }
     }
 
-    /// The aggregation it runs pane by pane, if it does: its key (see
-    /// [`crate::incremental::PanePlans::key`]).
-    pub(crate) fn pane_key(&self) -> Option<&str> {
+    /// The shape of the aggregation it runs pane by pane, if it does (see
+    /// [`crate::shape`]).
+    pub(crate) fn pane_shape(&self) -> Option<&PaneShape> {
         match &self.compiled.plan {
-            Planned::Panes(plans) => Some(plans.key()),
+            Planned::Panes { shape, .. } => Some(shape),
             Planned::Rescan(_) => None,
         }
     }
 
-    /// An empty store for the aggregation it runs pane by pane, if it does.
-    pub(crate) fn new_store(&self) -> Option<PaneStore> {
+    /// The columns of `store`'s final rows that are the rule's, if the
+    /// store serves it.
+    pub(crate) fn served_by(&self, store: &PaneStore) -> Option<Vec<usize>> {
         match &self.compiled.plan {
-            Planned::Panes(plans) => Some(PaneStore::new(
-                Arc::clone(plans),
-                Arc::clone(&self.compiled.task),
-                self.compiled.tables.slot(plans.input).clone(),
-            )),
+            Planned::Panes { plans, shape } => shape.served_by(store, &plans.final_schema()),
             Planned::Rescan(_) => None,
         }
     }
@@ -172,14 +171,15 @@ impl Rule {
         (end.saturating_sub(nanos(self.config.window)), end)
     }
 
-    /// Points the rule at its group's store `index`.
-    pub(crate) fn use_store(&mut self, index: Option<usize>) {
-        self.store = index;
+    /// Points the rule at its group's store `index`, whose final rows'
+    /// `columns` are its own (see [`Rule::served_by`]).
+    pub(crate) fn use_store(&mut self, store: Option<(usize, Vec<usize>)>) {
+        self.store = store;
     }
 
     /// The store of its partial aggregates in its group, if incremental.
     pub(crate) fn store(&self) -> Option<usize> {
-        self.store
+        self.store.as_ref().map(|(i, _)| *i)
     }
 
     /// Records that the rule misses the rows stamped up to `t` (included):
@@ -268,7 +268,7 @@ impl Rule {
     ) -> Result<Evaluation, EvalError> {
         let (start, end) = self.window_at(t);
         let samples = match &self.compiled.plan {
-            Planned::Panes(_) => self.run_panes(stores, start, end).await,
+            Planned::Panes { .. } => self.run_panes(stores, start, end).await,
             Planned::Rescan(_) => {
                 for b in buffers {
                     if self.compiled.shape.inputs.contains(b.signal()) {
@@ -341,19 +341,33 @@ impl Rule {
             rule: self.config.name.clone(),
             message: message.to_string(),
         };
-        let Planned::Panes(plans) = &self.compiled.plan else {
+        let Planned::Panes { plans, .. } = &self.compiled.plan else {
             return Err(internal("not a pane-by-pane rule"));
         };
-        let store = self
+        let (store, columns) = self
             .store
-            .and_then(|i| stores.get(i))
-            .ok_or_else(|| internal("no pane store"))?;
+            .as_ref()
+            .and_then(|(i, columns)| Some((stores.get(*i)?, columns)))
+            .ok_or_else(|| {
+                internal("its aggregation could not be planned (see the log at its group's start)")
+            })?;
         let finals = store
             .finals(start, end)
             .map_err(|message| EvalError::Query {
                 rule: self.config.name.clone(),
                 message,
             })?;
+        // The store's final rows hold the aggregates of every rule it
+        // serves: the rule reads its own columns.
+        let schema = plans.final_schema();
+        let finals = finals
+            .iter()
+            .map(|b| {
+                let own = columns.iter().map(|&i| Arc::clone(b.column(i))).collect();
+                RecordBatch::try_new(Arc::clone(&schema), own)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.query_error(e.into()))?;
         let batches = plans.finish(&self.compiled.task, finals).await;
         let batches = batches.map_err(|e| self.query_error(e))?;
         query::samples(&batches).map_err(|e| self.query_error(e))
