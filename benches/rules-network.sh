@@ -6,9 +6,10 @@
 # `otlp -> blackhole` (benches/pipelines/blackhole.toml), and Weir with
 # `otlp -> rules (N alert rules of weir-rulesbench's mix) -> blackhole`
 # (`weir-rulesbench --print-pipeline`). weir-loadgen sends spans over
-# OTLP/gRPC flat out with `--live-time`: its requests are stamped again every
-# second from the clock, so event time moves with the wall clock and the
-# rules evaluate every 30 s as in production. Prints spans/s of each, the
+# OTLP/gRPC flat out with `--live-time`: its requests (8 services, as
+# weir-rulesbench's) are stamped again every second from the clock, so event
+# time moves with the wall clock and the rules evaluate every 30 s as in
+# production. Prints spans/s of each, the
 # ratio (target: >= 70 % with 100 rules), the rules' evaluation latency
 # (p50/p99 from weir_rule_group_evaluation_seconds), their evaluations and
 # failures, and peak RSS. Exits 1 if any evaluation failed.
@@ -81,7 +82,7 @@ run_one() {
     wait_port "$grpc" "$SERVER_PID" "$WORK/$name.log"
     wait_port "$api" "$SERVER_PID" "$WORK/$name.log"
     local load=("$BIN_DIR/weir-loadgen" --endpoint "http://127.0.0.1:$grpc" --live-time
-        --concurrency "$CONCURRENCY" --rate 0 --output json)
+        --concurrency "$CONCURRENCY" --services 8 --rate 0 --output json)
     note "$name: warm-up $WARMUP, then $DURATION measured"
     "${load[@]}" --duration "$WARMUP" >/dev/null 2>>"$WORK/$name.loadgen.log" ||
         { KEEP_WORK=1; die "$name: the warm-up failed (log: $WORK/$name.loadgen.log)"; }

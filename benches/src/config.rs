@@ -149,6 +149,8 @@ pub struct Args {
 
     /// Build the pool again every second, stamped with the clock, so that the
     /// records' times follow the wall clock (for rules, whose event time must move on).
+    /// The records are the same each time (services, operations, attribute values):
+    /// only their times move.
     #[arg(long)]
     pub live_time: bool,
 

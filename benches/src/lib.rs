@@ -86,8 +86,8 @@ pub async fn execute(plan: &Plan, pool: Arc<Pool>) -> Result<Summary, LoadgenErr
     Ok(Summary::new(plan, &totals, elapsed, cpu))
 }
 
-/// `--live-time`: a thread that builds the pool again every second (its
-/// records stamped from the clock) and swaps it in, until dropped.
+/// `--live-time`: a thread that builds the pool again every second (the
+/// same records, stamped from the clock) and swaps it in, until dropped.
 struct Restamp {
     stop: Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -98,10 +98,12 @@ impl Restamp {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
-            let mut options = options;
+            let options = options;
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
                 std::thread::sleep(std::time::Duration::from_secs(1));
-                options.seed = options.seed.wrapping_add(1);
+                // The same seed: the same services, operations and
+                // attribute values (a real fleet's vocabulary does not
+                // change every second), only stamped anew.
                 if let Ok(fresh) = Pool::build(&options) {
                     pool.replace(fresh);
                 }

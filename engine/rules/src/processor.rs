@@ -147,7 +147,10 @@ impl RulesProcessor {
     ) -> Result<RulesProcessor, RuleError> {
         let configs = rule_configs(config);
         let reach = reach_of(&configs);
-        let group = RuleGroup::new(name, configs, settings)?;
+        let mut group = RuleGroup::new(name, configs, settings)?;
+        // A batch is acknowledged once its rows are in the group, without
+        // waiting for the aggregation they complete.
+        group.aggregate_in_background(true);
         let started = Instant::now();
         let status = RulesStatus::default();
         status.publish(&group, None);

@@ -18,7 +18,10 @@ pub fn repo_root() -> PathBuf {
         .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     here.ancestors()
         .find(|dir| dir.join("Cargo.lock").is_file() && dir.join("wit").is_dir())
-        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."), Path::to_path_buf)
+        .map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."),
+            Path::to_path_buf,
+        )
 }
 
 /// Where guests are built: `wasm-guests/` under the target directory the

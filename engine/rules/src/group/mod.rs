@@ -28,14 +28,26 @@ use crate::shape::{self, PaneShape};
 use crate::time::{UnixNanos, multiple_before, multiple_from, nanos};
 use crate::window::{BufferLimits, BufferStats, Inputs, WindowBuffer};
 
+mod background;
+
 /// A group of rules evaluated together. See the [module docs](self).
 #[derive(Debug)]
 pub struct RuleGroup {
     name: String,
     rules: Vec<Rule>,
     /// The partial aggregates of the pane-by-pane rules, one store per
-    /// distinct aggregation.
+    /// distinct shape; empty while an aggregation in the background holds
+    /// them (see [`background`]): take them back with
+    /// [`RuleGroup::stores_back`] before reading them.
     stores: Vec<PaneStore>,
+    /// The aggregation running in the background, if any.
+    aggregating: Option<background::Done>,
+    /// Whether full panes are aggregated in the background (see
+    /// [`background`]) rather than before `push` returns.
+    in_background: bool,
+    /// How many stores there are, and the bytes they held when last seen.
+    store_count: usize,
+    store_bytes: usize,
     inputs: Inputs,
     /// The tables some rule aggregates pane by pane.
     pane_inputs: SignalSet,
@@ -339,7 +351,11 @@ impl RuleGroup {
         Ok(RuleGroup {
             name,
             rules,
+            store_count: stores.len(),
+            store_bytes: 0,
             stores,
+            aggregating: None,
+            in_background: false,
             inputs: Inputs::new(inputs, keep, lateness, limits),
             pane_inputs,
             pending: Pending::default(),
@@ -412,7 +428,9 @@ impl RuleGroup {
             }
             let (stores, _) = link_stores(&mut rules, Vec::new());
             new.rules = rules;
+            new.store_count = stores.len();
             new.stores = stores;
+            new.in_background = self.in_background;
             *self = new;
             return Ok(report);
         }
@@ -430,7 +448,9 @@ impl RuleGroup {
         self.pending.retain(panes);
         self.pane_inputs = panes;
         self.reach = new.reach;
+        self.stores_back().await;
         let (stores, fresh) = link_stores(&mut rules, std::mem::take(&mut self.stores));
+        self.store_count = stores.len();
         self.stores = stores;
         // A new aggregation over a table whose buffer holds rows starts from
         // those rows, which include the ones gathered for panes: those go to
@@ -541,9 +561,8 @@ impl RuleGroup {
         };
         let rows = kept.num_rows();
         if self.pane_inputs.contains(signal) {
-            for pane in self.pending.add(signal, &kept, time_column, self.every) {
-                self.flush(pane).await;
-            }
+            let full = self.pending.add(signal, &kept, time_column, self.every);
+            self.flush(full).await;
         }
         Ok(rows)
     }
@@ -567,30 +586,79 @@ impl RuleGroup {
         (self.rules.len() / self.rules_per_thread.max(1)).clamp(1, self.threads.max(1))
     }
 
-    /// Aggregates the rows gathered for `pane` into every store of its
-    /// table, once per store; the stores spread over the threads.
-    async fn flush(&mut self, pane: (Signal, UnixNanos)) {
-        let rows = self.pending.take(pane);
-        let parts = self.stores.len().clamp(1, self.threads.max(1));
-        if parts > 1 {
-            let chunk = self.stores.len().div_ceil(parts);
-            on_threads(self.stores.chunks_mut(chunk).collect(), |part| {
-                block_here(absorb_all(part, pane, &rows));
-            });
-        } else {
-            absorb_all(&mut self.stores, pane, &rows).await;
+    /// Aggregates full panes in the background from now on (see
+    /// [`background`]): a rules processor's batches are then acknowledged
+    /// without waiting for the aggregation their rows complete.
+    pub fn aggregate_in_background(&mut self, on: bool) {
+        self.in_background = on;
+    }
+
+    /// Waits for the aggregation running in the background, if any, and
+    /// takes the stores back.
+    async fn stores_back(&mut self) {
+        let Some(done) = self.aggregating.take() else {
+            return;
+        };
+        match done.await {
+            Ok((stores, bytes)) => {
+                self.stores = stores;
+                self.store_bytes = bytes;
+            }
+            Err(_) => {
+                // Unreachable: the job sends the stores back even after a
+                // panic. Were they lost, the rules would say so at each
+                // evaluation (no store).
+                tracing::error!(group = %self.name, "the rules' partial aggregates were lost (a bug in Weir)");
+            }
         }
     }
 
-    /// The bytes of the partial aggregates the group keeps.
+    /// Aggregates the rows gathered for `panes` into every store of their
+    /// table, once per store, the stores spread over the threads: in the
+    /// background if the group does so (see
+    /// [`RuleGroup::aggregate_in_background`]), else before it returns.
+    async fn flush(&mut self, panes: Vec<(Signal, UnixNanos)>) {
+        if panes.is_empty() {
+            return;
+        }
+        self.stores_back().await;
+        let work: Vec<background::PaneRows> = panes
+            .into_iter()
+            .map(|pane| (pane, self.pending.take(pane)))
+            .collect();
+        if self.in_background && !self.stores.is_empty() {
+            let stores = std::mem::take(&mut self.stores);
+            self.aggregating = Some(background::spawn(stores, work, self.threads));
+            return;
+        }
+        for (pane, rows) in work {
+            let parts = self.stores.len().clamp(1, self.threads.max(1));
+            if parts > 1 {
+                let chunk = self.stores.len().div_ceil(parts);
+                on_threads(self.stores.chunks_mut(chunk).collect(), |part| {
+                    block_here(absorb_all(part, pane, &rows));
+                });
+            } else {
+                absorb_all(&mut self.stores, pane, &rows).await;
+            }
+        }
+        self.store_bytes = self.stores.iter().map(PaneStore::bytes).sum();
+    }
+
+    /// The bytes of the partial aggregates the group keeps (as of the last
+    /// aggregation or evaluation).
     pub fn pane_bytes(&self) -> usize {
-        self.stores.iter().map(PaneStore::bytes).sum()
+        if self.aggregating.is_some() {
+            self.store_bytes
+        } else {
+            self.stores.iter().map(PaneStore::bytes).sum()
+        }
     }
 
     /// How many distinct aggregations the pane-by-pane rules run (each
     /// aggregates the rows once, for all the rules that share it).
     pub fn aggregations(&self) -> usize {
-        self.stores.len()
+        self.store_count
     }
 
     /// Moves the watermark of every input to at least `to` (idle inputs).
@@ -705,9 +773,11 @@ impl RuleGroup {
     /// Evaluates every rule at `t`, in order, then evicts the rows no later
     /// evaluation needs.
     pub async fn evaluate(&mut self, t: UnixNanos) -> Vec<GroupEvaluation> {
-        for pane in self.pending.before(t) {
-            self.flush(pane).await;
-        }
+        let before = self.pending.before(t);
+        let background = std::mem::replace(&mut self.in_background, false);
+        self.flush(before).await;
+        self.in_background = background;
+        self.stores_back().await;
         // Each store settles its panes and makes the final rows of every
         // window its rules read, once for all of them.
         let mut windows: Vec<Vec<Window>> = vec![Vec::new(); self.stores.len()];
