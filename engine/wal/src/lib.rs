@@ -74,9 +74,21 @@
 //! (torn frame, length running past the end of the file, checksum mismatch,
 //! unexpected LSN, unknown table, IPC data that do not decode), keeps the
 //! records before it, truncates the file there and reports what it cut, where
-//! and why in [`ReplayReport::problem`]. A stored length is never trusted:
-//! the whole file is read first (its size is known) and a length running past
-//! it is corruption, not an allocation.
+//! and why in [`ReplayReport::problem`] and [`ReplayReport::damage`]. A
+//! stored length is never trusted: the whole file is read first (its size is
+//! known) and a length running past it is corruption, not an allocation.
+//!
+//! Before a segment is cut, the whole file as it was found is copied aside,
+//! durably, as `<name>.corrupt` (`<name>.corrupt.1`, `.2`, ... when an
+//! earlier copy has that name: a copy is never overwritten), so the records
+//! after the damage can still be inspected or salvaged; the report says
+//! where. A tail of zeros (a preallocated or never-written end) is cut
+//! without a copy: it holds nothing. The copies are not read again and not
+//! removed: deleting them is the operator's call. The report also says how
+//! many records were lost, as far as can be told: the records after the
+//! damage are found again by their frames (aligned, checksummed, with an
+//! LSN the segment could hold), and every LSN from the damaged record to
+//! the last one found is counted ([`Damage::lost_records`]).
 //!
 //! Damage in one segment does not condemn the segments after it: each
 //! segment stands alone (its own IPC streams, its first LSN in its header),
@@ -88,8 +100,8 @@
 //!
 //! Segments whose header is unusable: a file shorter than a header (its
 //! creation was interrupted, e.g. zero bytes) is removed; a corrupt header
-//! is renamed `<name>.corrupt` for inspection and skipped; a header of a
-//! newer format version stops [`Wal::open`] with
+//! is renamed `<name>.corrupt` (or `.corrupt.<n>`) for inspection and
+//! skipped; a header of a newer format version stops [`Wal::open`] with
 //! [`WalError::UnsupportedVersion`] rather than touch a log it cannot read.
 //!
 //! Open changes nothing on disk until every segment was read. Then, if the
@@ -206,6 +218,43 @@ pub struct ReplayReport {
     /// What was cut and where (file, offset, why), one sentence per damaged
     /// file joined by "; ". `None` when the log was intact.
     pub problem: Option<String>,
+    /// Each damaged segment found, in LSN order: the same as `problem`, as
+    /// fields (for the owner's log lines and metrics).
+    pub damage: Vec<Damage>,
+}
+
+impl ReplayReport {
+    /// Records lost to damage, as far as can be told (see
+    /// [`Damage::lost_records`]).
+    pub fn lost_records(&self) -> u64 {
+        self.damage.iter().map(|d| d.lost_records).sum()
+    }
+}
+
+/// One damaged segment [`Wal::open`] found, cut or set aside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// The segment file.
+    pub segment: PathBuf,
+    /// Where the damage starts: the byte offset of the first record that is
+    /// not valid (0 when the header itself is unusable).
+    pub offset: u64,
+    /// Bytes cut from the log there (the rest of the file).
+    pub cut_bytes: u64,
+    /// Valid records kept before the damage.
+    pub kept_records: usize,
+    /// Records lost, as far as can be told: the damaged one and every
+    /// record found intact after it in the same segment (a segment's
+    /// records are read in order, so they cannot be kept). 0 when the cut
+    /// bytes tell nothing (all zeros) or hold no record of this segment.
+    pub lost_records: u64,
+    /// Why the bytes there are not a valid record.
+    pub why: String,
+    /// Where the segment, as it was found, was copied (damage in its
+    /// records, before the cut) or moved (an unusable header):
+    /// `<name>.corrupt`, or `<name>.corrupt.<n>` when earlier copies exist.
+    /// `None` when nothing worth keeping was cut (a tail of zeros).
+    pub copy: Option<PathBuf>,
 }
 
 /// The write-ahead log of the store. See the [module documentation](self).

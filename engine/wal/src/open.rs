@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use arrow::buffer::{Buffer, MutableBuffer};
@@ -17,7 +17,12 @@ use tracing::debug;
 
 use super::format::{self, FRAME_LEN, HEADER_LEN, HeaderError, IPC_END, PAYLOAD_PREFIX_LEN};
 use super::replay::{self, Scan};
-use super::{Active, Closed, Lsn, ReplayReport, WalError, WalRecord, create_segment, sync_dir};
+use super::{
+    Active, Closed, Damage, Lsn, ReplayReport, WalError, WalRecord, create_segment, sync_dir,
+};
+
+/// What is appended to the name of a damaged segment's copy.
+const CORRUPT: &str = ".corrupt";
 
 /// The fewest bytes a record takes: its frame, its payload prefix, one
 /// 8-byte IPC message (the smallest possible) and the end marker. Damaged
@@ -49,6 +54,8 @@ enum Found {
         first_lsn: Lsn,
         len: u64,
         why: String,
+        /// Records it held, as far as can be told.
+        lost: u64,
     },
     /// A segment; its tail is cut when `scan.problem` says so.
     Segment {
@@ -56,6 +63,8 @@ enum Found {
         first_lsn: Lsn,
         len: u64,
         scan: Scan,
+        /// The file as read, copied aside before a cut.
+        data: Buffer,
     },
 }
 
@@ -131,6 +140,7 @@ pub(super) fn recover(dir: &Path, segment_size: u64) -> Result<Recovered, WalErr
 
     // 4. Repair.
     let mut problems = Vec::new();
+    let mut damage = Vec::new();
     let mut truncated_bytes = 0;
     let mut records = Vec::new();
     let mut closed = VecDeque::new();
@@ -149,10 +159,14 @@ pub(super) fn recover(dir: &Path, segment_size: u64) -> Result<Recovered, WalErr
                     dir_changed = true;
                 }
             }
-            Found::SetAside { path, len, why, .. } => {
-                let mut aside = path.clone().into_os_string();
-                aside.push(".corrupt");
-                let aside = PathBuf::from(aside);
+            Found::SetAside {
+                path,
+                len,
+                why,
+                lost,
+                ..
+            } => {
+                let aside = aside_name(&path)?;
                 fs::rename(&path, &aside)
                     .map_err(|e| WalError::io("set aside unreadable WAL segment", &path, e))?;
                 dir_changed = true;
@@ -160,27 +174,69 @@ pub(super) fn recover(dir: &Path, segment_size: u64) -> Result<Recovered, WalErr
                 problems.push(problem(
                     &path,
                     format!(
-                        "{why}; its {len} bytes cannot be read, the file was moved to {}",
+                        "{why}; its {len} bytes cannot be read ({lost} record(s) lost, as far as \
+                         can be told), the file was moved to {}",
                         aside.display()
                     ),
                 ));
+                damage.push(Damage {
+                    segment: path,
+                    offset: 0,
+                    cut_bytes: len,
+                    kept_records: 0,
+                    lost_records: lost,
+                    why,
+                    copy: Some(aside),
+                });
             }
             Found::Segment {
                 path,
                 first_lsn,
                 len,
                 mut scan,
+                data,
             } => {
-                if let Some(why) = &scan.problem {
+                if let Some(why) = scan.problem.take() {
                     let cut = len - scan.good_len;
                     truncated_bytes += cut;
+                    let from = usize::try_from(scan.good_len).unwrap_or(data.len());
+                    let next = scan
+                        .records
+                        .last()
+                        .map_or(first_lsn, |r| r.lsn.saturating_add(1));
+                    let lost = replay::lost_after(&data, from, next, records_in(cut));
+                    // The evidence first: the file as found, durably, before
+                    // the cut destroys it. Zeros are not worth a copy.
+                    let copy = if data[from..].iter().any(|b| *b != 0) {
+                        let copy = copy_aside(&path, &data)?;
+                        sync_dir(dir)?;
+                        Some(copy)
+                    } else {
+                        None
+                    };
+                    let offset = scan.good_len;
+                    let kept = scan.records.len();
+                    let copied = copy.as_ref().map_or_else(
+                        || "nothing worth a copy was cut".to_string(),
+                        |c| format!("the segment as found was copied to {}", c.display()),
+                    );
                     problems.push(problem(
                         &path,
                         format!(
-                            "{why}; cut the {cut} bytes from there on, kept the {} record(s) before",
-                            scan.records.len()
+                            "at offset {offset}: {why}; cut the {cut} bytes from there on, kept \
+                             the {kept} record(s) before, lost {lost} record(s) as far as can be \
+                             told; {copied}"
                         ),
                     ));
+                    damage.push(Damage {
+                        segment: path.clone(),
+                        offset,
+                        cut_bytes: cut,
+                        kept_records: kept,
+                        lost_records: lost,
+                        why,
+                        copy,
+                    });
                     let file = OpenOptions::new()
                         .write(true)
                         .open(&path)
@@ -243,6 +299,7 @@ pub(super) fn recover(dir: &Path, segment_size: u64) -> Result<Recovered, WalErr
         segments: closed.len() + usize::from(active.is_some()),
         truncated_bytes,
         problem: (!problems.is_empty()).then(|| problems.join("; ")),
+        damage,
     };
     Ok(Recovered {
         closed,
@@ -276,21 +333,27 @@ fn inspect(path: PathBuf, first_lsn: Lsn, last_kept: Option<Lsn>) -> Result<Foun
         let why = format!(
             "the segment starts at LSN {first_lsn}, at or before LSN {last} of the segment before it"
         );
+        // Its records have LSNs the log already holds: none is lost.
         return Ok(Found::SetAside {
             path,
             first_lsn,
             len,
             why,
+            lost: 0,
         });
     }
     let data = read_all(&mut file, len, &path)?;
     drop(file);
+    // The records of a segment whose header cannot be used, found again by
+    // their frames.
+    let lost = || replay::lost_after(&data, HEADER_LEN, first_lsn, records_in(len));
     match replay::scan(&data, first_lsn) {
         Ok(scan) => Ok(Found::Segment {
             path,
             first_lsn,
             len,
             scan,
+            data,
         }),
         Err(HeaderError::Torn(n)) => {
             let why = format!(
@@ -306,12 +369,14 @@ fn inspect(path: PathBuf, first_lsn: Lsn, last_kept: Option<Lsn>) -> Result<Foun
             })
         }
         Err(HeaderError::Version(version)) => Ok(Found::SetAside {
+            lost: lost(),
             path,
             first_lsn,
             len,
             why: format!("unknown format version {version}"),
         }),
         Err(HeaderError::Corrupt(why)) => Ok(Found::SetAside {
+            lost: lost(),
             path,
             first_lsn,
             len,
@@ -333,6 +398,43 @@ fn read_all(file: &mut File, len: u64, path: &Path) -> Result<Buffer, WalError> 
     file.read_exact(data.as_slice_mut())
         .map_err(|e| WalError::io("read WAL segment", path, e))?;
     Ok(data.into())
+}
+
+/// The first free name `<segment>.corrupt`, `<segment>.corrupt.1`, ... for
+/// a damaged segment's copy: an earlier copy is never overwritten.
+fn aside_name(segment: &Path) -> Result<PathBuf, WalError> {
+    for n in 0u32.. {
+        let mut name = segment.as_os_str().to_owned();
+        name.push(CORRUPT);
+        if n > 0 {
+            name.push(format!(".{n}"));
+        }
+        let candidate = PathBuf::from(name);
+        match fs::symlink_metadata(&candidate) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(candidate),
+            Err(e) => return Err(WalError::io("look for a free name beside", segment, e)),
+            Ok(_) => {}
+        }
+    }
+    let e = io::Error::new(io::ErrorKind::AlreadyExists, "every copy name is taken");
+    Err(WalError::io("set aside a copy of", segment, e))
+}
+
+/// Copies the damaged segment `data`, read from `segment`, to a free
+/// `.corrupt` name beside it, durably (the directory entry is synced by the
+/// caller). Returns the copy's path.
+fn copy_aside(segment: &Path, data: &[u8]) -> Result<PathBuf, WalError> {
+    let copy = aside_name(segment)?;
+    let written = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&copy)
+        .and_then(|mut f| {
+            f.write_all(data)?;
+            f.sync_all()
+        });
+    written.map_err(|e| WalError::io("copy aside the damaged WAL segment", &copy, e))?;
+    Ok(copy)
 }
 
 /// How many records `bytes` damaged bytes could have held, at most.

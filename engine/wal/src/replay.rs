@@ -23,6 +23,44 @@ pub(super) struct Scan {
     pub(super) problem: Option<String>,
 }
 
+/// How many records of the segment `data` are lost when it is cut at byte
+/// `from`, where the record with LSN `next` should have started; `at_most`
+/// bounds the LSNs the cut bytes can hold (see `records_in`).
+///
+/// As far as can be told: the records are found again by their frames
+/// (each at a multiple of 8 bytes, its checksum valid, its LSN one this
+/// segment could hold), and every LSN from `next` to the last one found is
+/// lost, damaged or not. When no frame is found, bytes that are not all
+/// zeros held at least the damaged record (1), unless they start with a
+/// valid frame of a foreign LSN (a stale block: 0); zeros tell nothing (0).
+pub(super) fn lost_after(data: &[u8], from: usize, next: Lsn, at_most: u64) -> u64 {
+    let Some(cut) = data.get(from..) else {
+        return 0;
+    };
+    let in_range = |lsn: Lsn| lsn >= next && lsn - next < at_most;
+    let mut last = None;
+    let mut offset = from;
+    while offset < data.len() {
+        match read_frame(data, offset) {
+            Frame::Record {
+                lsn, next: after, ..
+            } if in_range(lsn) => {
+                last = Some(lsn);
+                offset = after;
+            }
+            _ => offset += format::ALIGN,
+        }
+    }
+    match last {
+        Some(last) => last - next + 1,
+        None if cut.iter().all(|b| *b == 0) => 0,
+        None => match read_frame(data, from) {
+            Frame::Record { .. } => 0,
+            Frame::End | Frame::Bad(_) => 1,
+        },
+    }
+}
+
 /// Reads the segment `data` whose name says its first LSN is `first_lsn`.
 ///
 /// An error means the header itself is unusable. Otherwise the records are

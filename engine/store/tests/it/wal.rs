@@ -494,6 +494,82 @@ fn damage_in_earlier_segments_keeps_later_ones() {
     assert!(wal.append(&[(Signal::Spans, &b)]).expect("append")[0] > 9);
 }
 
+/// Scenario: one bit flipped in the middle of the second of five records
+/// (a disk error), with a file left by an earlier repair at
+/// `<segment>.corrupt`; then, after more appends, a garbage length in the
+/// second of three records of the new segment. Guarantees: the records
+/// before the damage are replayed; before the cut, the whole segment as
+/// found is copied aside, byte for byte, under a free name (`.corrupt.1`:
+/// the earlier copy is not overwritten); the report gives the segment, the
+/// offset of the damaged record, the bytes cut, the records lost (the
+/// damaged one and every intact one after it, found again by their
+/// frames) and the copy.
+#[test]
+fn mid_segment_damage_is_copied_aside_and_counted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut wal, _, _) = open(dir.path(), BIG);
+    let batches: Vec<(Signal, RecordBatch)> = (0..5)
+        .map(|i| (Signal::Logs, batch(Signal::Logs, 8, i)))
+        .collect();
+    let records = append_each(&mut wal, &batches);
+    drop(wal);
+    let path = dir.path().join(segment_name(1));
+    let earlier = dir.path().join(format!("{}.corrupt", segment_name(1)));
+    fs::write(&earlier, b"an earlier copy").expect("write");
+    let mut data = fs::read(&path).expect("read");
+    let (start, end) = record_spans(&data)[1];
+    data[(start + end) / 2] ^= 0x10;
+    fs::write(&path, &data).expect("write");
+
+    let (mut wal, replayed, report) = open(dir.path(), BIG);
+    assert_eq!(replayed, records[..1]);
+    let [damage] = report.damage.as_slice() else {
+        panic!("one damaged segment: {:?}", report.damage);
+    };
+    assert_eq!(damage.segment, path);
+    assert_eq!(damage.offset, start as u64);
+    assert_eq!(damage.cut_bytes, (data.len() - start) as u64);
+    assert_eq!(damage.kept_records, 1);
+    assert_eq!(damage.lost_records, 4, "LSNs 2 to 5");
+    assert_eq!(report.lost_records(), 4);
+    assert!(damage.why.contains("checksum mismatch"), "{}", damage.why);
+    let copy = damage.copy.clone().expect("a copy");
+    assert_eq!(
+        copy,
+        dir.path().join(format!("{}.corrupt.1", segment_name(1)))
+    );
+    assert_eq!(fs::read(&copy).expect("the copy"), data, "byte for byte");
+    assert_eq!(fs::read(&earlier).expect("earlier"), b"an earlier copy");
+    let problem = report.problem.expect("reported");
+    assert!(problem.contains(&copy.display().to_string()), "{problem}");
+    assert!(problem.contains("lost 4 record(s)"), "{problem}");
+    assert_eq!(fs::metadata(&path).expect("segment").len(), start as u64);
+
+    // Numbering resumed in a new segment: damage its second record's length.
+    let appended = append_each(&mut wal, &batches[..3]);
+    drop(wal);
+    let newest = segments(dir.path()).pop().expect("a segment");
+    assert_ne!(newest, path);
+    let mut data = fs::read(&newest).expect("read");
+    let (start, _) = record_spans(&data)[1];
+    data[start..start + 4].copy_from_slice(&0x00ff_fff0u32.to_le_bytes());
+    fs::write(&newest, &data).expect("write");
+    let (_, replayed, report) = open(dir.path(), BIG);
+    assert_eq!(lsns(&replayed), [1, appended[0].lsn]);
+    let [damage] = report.damage.as_slice() else {
+        panic!("one damaged segment: {:?}", report.damage);
+    };
+    assert!(damage.why.contains("runs past the end"), "{}", damage.why);
+    assert_eq!(
+        damage.lost_records, 2,
+        "the damaged record and the one after it"
+    );
+    let mut name = newest.clone().into_os_string();
+    name.push(".corrupt");
+    assert_eq!(damage.copy.as_deref(), Some(std::path::Path::new(&name)));
+    assert_eq!(fs::read(&name).expect("the second copy"), data);
+}
+
 /// Scenario: a segment written by a future format version. Guarantees:
 /// opening fails with a message naming the file and what to do, and the
 /// file is left untouched.
