@@ -4,7 +4,9 @@
 //! It lives next to the WAL (`<path>/store.checkpoint`), is rewritten
 //! durably (temporary file, fsync, rename, fsync of the directory) by every
 //! flush *before* the WAL is cut, and is what the store reads on restart to
-//! replay only the WAL records that are not in Parquet yet.
+//! replay only the WAL records that are not in Parquet yet. When it is
+//! missing or unusable, it is rebuilt from the Parquet files' metadata
+//! (see `crate::recovery`).
 //!
 //! The epoch is a random number chosen when the WAL starts afresh (nothing
 //! to replay): Parquet files record the epoch with their LSNs, so LSNs of a

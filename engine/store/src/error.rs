@@ -89,6 +89,20 @@ pub enum StoreError {
         /// The most that may wait.
         limit: usize,
     },
+    /// Parquet files of a table did not decode while a query or a
+    /// compaction read them: they were moved to the quarantine directory
+    /// and are no longer read. The operation that found them failed; the
+    /// next one runs without them.
+    #[error(
+        "the `{table}` table's Parquet data is damaged: {}; the query or compaction that met it failed, run it again (it runs without those rows, which are lost unless the quarantined file can be repaired)",
+        files.join("; ")
+    )]
+    Damaged {
+        /// The table.
+        table: Signal,
+        /// Per file: which, what is wrong, where it went.
+        files: Vec<String>,
+    },
     /// The store has been closed.
     #[error("the store is closed")]
     Closed,

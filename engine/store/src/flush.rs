@@ -212,6 +212,7 @@ fn build_flush_files(
             e.2 = e.2.max(m.lsn);
         }
     }
+    let files = u32::try_from(hours.len()).ok();
     let mut out = Vec::with_capacity(hours.len());
     for (hour, (parts, lsn_min, lsn_max)) in hours {
         let rows = sorted(table, &parts).map_err(|e| StoreError::rows("sort", table, e))?;
@@ -224,7 +225,7 @@ fn build_flush_files(
             time: time_range(table, &rows),
             lsn: (lsn_min, lsn_max),
             epoch,
-            kind: FileKind::Flush { through },
+            kind: FileKind::Flush { through, files },
         };
         let bytes = encode(table, &rows, entry.key_values())
             .map_err(|e| StoreError::parquet("encode", entry.path(), e))?;

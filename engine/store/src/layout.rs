@@ -13,10 +13,13 @@
 //!
 //! Each file's Parquet key-value metadata holds its table, the schema
 //! version, the range of event times and of WAL LSNs of its rows, the epoch
-//! and either the flush's `through` or the names of the files a compaction
-//! merged into it ([`keys`]). The store rebuilds its index from these
-//! footers when it opens, so the files are the only truth about what is in
-//! Parquet; nothing else needs to be kept in step with them.
+//! and either the flush's `through` and how many files that flush wrote, or
+//! the names of the files a compaction merged into it and the highest
+//! `through` of the flushes whose rows it holds ([`keys`]). The store
+//! rebuilds its index from these footers when it opens, so the files are
+//! the only truth about what is in Parquet; nothing else needs to be kept in
+//! step with them. Even the checkpoint can be rebuilt from them when it is
+//! lost (see [`crate::recovery`]).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -46,8 +49,11 @@ pub(crate) mod keys {
     /// The epoch of the WAL the LSNs belong to (16 hex digits).
     pub const EPOCH: &str = "weir.wal.epoch";
     /// For a flushed file: the LSN up to which the flush took the rows of
-    /// its table (all of its hours).
+    /// its table (all of its hours). For a compacted file: the highest such
+    /// LSN of the flushes whose rows it holds.
     pub const FLUSH_THROUGH: &str = "weir.flush.through";
+    /// For a flushed file: how many files (one per hour) its flush wrote.
+    pub const FLUSH_FILES: &str = "weir.flush.files";
     /// For a compacted file: the names of the files merged into it,
     /// separated by `,`.
     pub const REPLACES: &str = "weir.compaction.replaces";
@@ -60,11 +66,17 @@ pub(crate) enum FileKind {
     Flush {
         /// The flush's last LSN.
         through: Lsn,
+        /// How many files the flush wrote (one per hour); `None` in files
+        /// written before it was recorded.
+        files: Option<u32>,
     },
     /// Written by compaction, merging the files named.
     Compacted {
         /// The names of the merged files (same directory).
         replaces: Vec<String>,
+        /// The highest `through` of the flushes whose rows it holds; `None`
+        /// in files written before it was recorded.
+        through: Option<Lsn>,
     },
 }
 
@@ -97,6 +109,17 @@ impl FileEntry {
         file_path(self.table, self.hour, &self.name)
     }
 
+    /// The LSN through which the flushes whose rows it holds took the
+    /// table's rows: a flushed file's `through`; a compacted file's highest
+    /// one (its largest row LSN when it does not record one, which can be
+    /// lower).
+    pub fn held_through(&self) -> Lsn {
+        match &self.kind {
+            FileKind::Flush { through, .. } => *through,
+            FileKind::Compacted { through, .. } => through.unwrap_or(self.lsn.1),
+        }
+    }
+
     /// The key-value metadata to write in its footer.
     pub fn key_values(&self) -> Vec<KeyValue> {
         let mut kv = vec![
@@ -114,14 +137,23 @@ impl FileEntry {
             kv.push(KeyValue::new(keys::TIME_MAX.into(), hi.to_string()));
         }
         match &self.kind {
-            FileKind::Flush { through } => {
+            FileKind::Flush { through, files } => {
                 kv.push(KeyValue::new(
                     keys::FLUSH_THROUGH.into(),
                     through.to_string(),
                 ));
+                if let Some(files) = files {
+                    kv.push(KeyValue::new(keys::FLUSH_FILES.into(), files.to_string()));
+                }
             }
-            FileKind::Compacted { replaces } => {
+            FileKind::Compacted { replaces, through } => {
                 kv.push(KeyValue::new(keys::REPLACES.into(), replaces.join(",")));
+                if let Some(through) = through {
+                    kv.push(KeyValue::new(
+                        keys::FLUSH_THROUGH.into(),
+                        through.to_string(),
+                    ));
+                }
             }
         }
         kv
@@ -179,10 +211,20 @@ impl FileEntry {
                     .filter(|s| !s.is_empty())
                     .map(str::to_string)
                     .collect(),
+                through: get(keys::FLUSH_THROUGH)
+                    .map(|_| lsn(keys::FLUSH_THROUGH))
+                    .transpose()?,
             }
         } else {
+            let files = get(keys::FLUSH_FILES)
+                .map(|v| {
+                    v.parse::<u32>()
+                        .map_err(|_| format!("`{}` is not a number: {v}", keys::FLUSH_FILES))
+                })
+                .transpose()?;
             FileKind::Flush {
                 through: lsn(keys::FLUSH_THROUGH)?,
+                files,
             }
         };
         Ok(FileEntry {
@@ -297,9 +339,21 @@ mod tests {
     #[test]
     fn metadata_round_trips() {
         for kind in [
-            FileKind::Flush { through: 42 },
+            FileKind::Flush {
+                through: 42,
+                files: Some(2),
+            },
+            FileKind::Flush {
+                through: 42,
+                files: None,
+            },
             FileKind::Compacted {
                 replaces: vec!["a.parquet".into(), "b.parquet".into()],
+                through: Some(40),
+            },
+            FileKind::Compacted {
+                replaces: vec!["a.parquet".into()],
+                through: None,
             },
         ] {
             let e = entry(kind);
@@ -323,7 +377,10 @@ mod tests {
         assert_eq!(classify(&p), Listed::Other);
         let p = ObjPath::from("nope/date=2024-01-01/hour=05/a.parquet");
         assert_eq!(classify(&p), Listed::Other);
-        let e = entry(FileKind::Flush { through: 42 });
+        let e = entry(FileKind::Flush {
+            through: 42,
+            files: Some(1),
+        });
         let loc = Located {
             table: Signal::Logs,
             hour: e.hour,

@@ -32,10 +32,16 @@
 //! 3. On restart (`recovery`), the index is rebuilt from the files' footers
 //!    (`layout`), and the WAL records past each table's checkpoint are
 //!    replayed into memory: a record already in Parquet is not loaded
-//!    twice.
+//!    twice. A lost checkpoint is rebuilt from the files' metadata, by a
+//!    rule `recovery` states, so that this still holds. A damaged WAL
+//!    segment is copied aside before it is cut; the loss is logged and
+//!    counted.
 //! 4. Queries read memory and files through one [`StoreTable`] per table
 //!    (`provider`); compaction and retention (`maintenance`) rewrite
-//!    and delete files in the background.
+//!    and delete files in the background. A file that does not decode when
+//!    read is quarantined (`quarantine`, watched for by `guard`): the query
+//!    or compaction that met it fails once, saying so; the next ones run
+//!    without it.
 //!
 //! The store's own metrics (`weir_store_*`) are declared in [`obs`].
 //!
@@ -51,6 +57,7 @@ mod error;
 #[cfg(any(test, feature = "fault-injection"))]
 mod faults;
 mod flush;
+mod guard;
 mod inner;
 mod layout;
 mod local;
@@ -59,6 +66,7 @@ mod maintenance;
 pub mod obs;
 mod partition;
 mod provider;
+mod quarantine;
 mod recovery;
 mod sink;
 mod state;

@@ -17,6 +17,10 @@
 //! process stops in between, the next start deletes them (they are named in
 //! the merged file).
 //!
+//! A file that does not decode while it is merged is quarantined (see
+//! [`crate::quarantine`]): that merge fails and leaves the other files as
+//! they are; the next round merges them without it.
+//!
 //! # Retention
 //!
 //! Every `[store.retention] check_interval`, each table's hours that ended
@@ -139,6 +143,7 @@ impl Inner {
             .unwrap_or((0, 0));
         let epoch = self.epoch();
         let replaces: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
+        let through = files.iter().map(|f| f.held_through()).max();
         let mut entry = FileEntry {
             table,
             hour,
@@ -150,6 +155,7 @@ impl Inner {
             epoch,
             kind: FileKind::Compacted {
                 replaces: replaces.clone(),
+                through,
             },
         };
         let path = entry.path();
@@ -200,7 +206,10 @@ impl Inner {
                     .map_err(parquet_err)?;
                 let result = async {
                     while let Some(batch) = stream.next().await {
-                        let batch = batch.map_err(rows_err)?;
+                        let batch = match batch {
+                            Ok(batch) => batch,
+                            Err(e) => return Err(self.read_failed(table, &files, e).await),
+                        };
                         written += batch.num_rows() as u64;
                         writer.write(&batch).await.map_err(parquet_err)?;
                     }
@@ -225,7 +234,10 @@ impl Inner {
                 let mut writer = AsyncArrowWriter::try_new(out, schema.clone(), Some(props))
                     .map_err(parquet_err)?;
                 while let Some(batch) = stream.next().await {
-                    let batch = batch.map_err(rows_err)?;
+                    let batch = match batch {
+                        Ok(batch) => batch,
+                        Err(e) => return Err(self.read_failed(table, &files, e).await),
+                    };
                     written += batch.num_rows() as u64;
                     writer.write(&batch).await.map_err(parquet_err)?;
                 }
@@ -252,6 +264,21 @@ impl Inner {
         } else {
             // The files changed meanwhile: the merged one is not used.
             self.location.delete(&path).await
+        }
+    }
+
+    /// The error of a merge whose reading of `files` failed with `e`: the
+    /// damaged files among them are quarantined, so the next round merges
+    /// without them (see [`crate::quarantine`]).
+    async fn read_failed(
+        &self,
+        table: Signal,
+        files: &[Arc<FileEntry>],
+        e: datafusion::error::DataFusionError,
+    ) -> StoreError {
+        match self.quarantine_damaged(table, files).await {
+            Some(damaged) => damaged,
+            None => StoreError::rows("merge", table, e),
         }
     }
 

@@ -35,6 +35,27 @@ const WAL_FSYNC_SECONDS: HistogramDef<0> = HistogramDef {
     labels: [],
 };
 
+const WAL_DAMAGED_SEGMENTS: CounterDef<0> = CounterDef {
+    name: "weir_store_wal_damaged_segments_total",
+    help: "Segments of the write-ahead log found damaged when the store opened: cut at the damage, or set aside; each is copied aside as <segment>.corrupt first.",
+    unit: Some(Unit::Count),
+    labels: [],
+};
+
+const WAL_LOST_RECORDS: CounterDef<0> = CounterDef {
+    name: "weir_store_wal_lost_records_total",
+    help: "Records (acknowledged batches) of the write-ahead log lost to damage found when the store opened, as far as can be told.",
+    unit: Some(Unit::Count),
+    labels: [],
+};
+
+const QUARANTINED_FILES: CounterDef<1> = CounterDef {
+    name: "weir_store_quarantined_files_total",
+    help: "Parquet files of a table found damaged when read, moved to the quarantine directory and no longer queried; their rows are lost.",
+    unit: Some(Unit::Count),
+    labels: ["table"],
+};
+
 const MEMORY_BYTES: GaugeDef<1> = GaugeDef {
     name: "weir_store_memory_bytes",
     help: "Bytes of a table's rows waiting in memory for the next flush.",
@@ -90,6 +111,9 @@ pub fn describe() {
     WAL_WRITTEN_BYTES.describe();
     WAL_WRITTEN_RECORDS.describe();
     WAL_FSYNC_SECONDS.describe();
+    WAL_DAMAGED_SEGMENTS.describe();
+    WAL_LOST_RECORDS.describe();
+    QUARANTINED_FILES.describe();
     MEMORY_BYTES.describe();
     FILES.describe();
     FLUSHES.describe();
@@ -115,6 +139,18 @@ pub(crate) fn wal_event(event: weir_wal::WalEvent) {
             WAL_FSYNC_SECONDS.with([]).record(took.as_secs_f64());
         }
     }
+}
+
+/// Opening the WAL found `segments` damaged segments, which lost
+/// `records` records.
+pub(crate) fn wal_damage(segments: usize, records: u64) {
+    WAL_DAMAGED_SEGMENTS.with([]).increment(segments as u64);
+    WAL_LOST_RECORDS.with([]).increment(records);
+}
+
+/// A damaged Parquet file of a table was quarantined.
+pub(crate) fn quarantined(table: Signal) {
+    QUARANTINED_FILES.with([table.as_str().into()]).increment(1);
 }
 
 /// Bytes of a table's rows waiting in memory.

@@ -15,6 +15,10 @@
 //!   read from Parquet.
 //! * **limit** (when there is no filter) stops adding memory batches and
 //!   files once they hold enough rows, and is passed to both scans.
+//!
+//! The Parquet scan is watched ([`crate::guard`]): a file found damaged
+//! while a query reads it is quarantined, that query fails saying so, and
+//! the next ones run without it ([`crate::quarantine`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -37,6 +41,7 @@ use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 use weir_core::Signal;
 
+use crate::guard::GuardExec;
 use crate::inner::Inner;
 use crate::state::TimeFilter;
 
@@ -156,7 +161,9 @@ impl TableProvider for StoreTable {
                 .with_projection_indices(projection.cloned())?
                 .with_limit(limit)
                 .build();
-            plans.push(DataSourceExec::from_data_source(config));
+            let scan = DataSourceExec::from_data_source(config);
+            let guarded = GuardExec::new(scan, self.table, self.inner.clone(), &snapshot.files);
+            plans.push(Arc::new(guarded));
         }
         match plans.len() {
             0 => Ok(Arc::new(EmptyExec::new(project_schema(

@@ -195,6 +195,22 @@ impl State {
         t.files.entry(file.hour).or_default().push(Arc::new(file));
     }
 
+    /// Removes `file` from the index (a damaged file, quarantined).
+    /// `false` if it is no longer there.
+    pub fn remove_file(&mut self, file: &FileEntry) -> bool {
+        let t = self.table_mut(file.table);
+        let Some(files) = t.files.get_mut(&file.hour) else {
+            return false;
+        };
+        let before = files.len();
+        files.retain(|f| f.name != file.name);
+        let removed = files.len() < before;
+        if files.is_empty() {
+            t.files.remove(&file.hour);
+        }
+        removed
+    }
+
     /// Swaps the files of `hour` named `replaced` for `merged`, in one
     /// step. Returns `false`, changing nothing, if one of them is no longer
     /// in the index.
@@ -257,7 +273,10 @@ mod tests {
             time,
             lsn: (1, 1),
             epoch: 1,
-            kind: FileKind::Flush { through: 1 },
+            kind: FileKind::Flush {
+                through: 1,
+                files: Some(1),
+            },
         }
     }
 
