@@ -12,7 +12,8 @@
 //! ```
 //!
 //! * [`runtime`] holds the process-wide wasmtime [`wasmtime::Engine`], the
-//!   epoch clock that interrupts long calls, and the compile cache.
+//!   epoch clock that interrupts long calls, and the compile cache;
+//!   [`cache`] decides whether its disk copy may be trusted and writes it.
 //! * `host` implements what the plugin imports: the host-owned `batch`
 //!   resource (bulk column reads and writes, see [`columns`]), `emit`,
 //!   `log`, `metrics`, `state`, `lookup`, `clock`; and a WASI context that
@@ -35,6 +36,7 @@
 //! even if the plugin ignores the refusal. In every case the instance is
 //! discarded and replaced, and the batch follows `on_error`.
 
+pub mod cache;
 pub mod columns;
 mod config;
 mod host;
@@ -43,6 +45,7 @@ mod plugin;
 mod processor;
 pub mod runtime;
 
+pub use cache::{CachePart, Distrust, Untrusted};
 pub use config::{OnError, WasmConfig};
 pub use plugin::Limits;
 pub use processor::WasmProcessor;

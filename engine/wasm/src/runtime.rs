@@ -12,6 +12,7 @@ use wasmtime::component::Component;
 use wasmtime::{Config, Engine};
 
 use crate::PluginError;
+use crate::cache::{self, Untrusted};
 
 /// How often the epoch advances: the granularity of call timeouts.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -24,7 +25,8 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// kept in memory for the process and on disk under the cache directory,
 /// named by the SHA-256 of the component and the engine's compatibility
 /// hash, so a restart (or another pipeline using the same plugin) loads
-/// the machine code directly.
+/// the machine code directly. That code is trusted, so the disk cache is
+/// used only when Weir's user alone can write it (see [`crate::cache`]).
 ///
 /// Instances are long-lived (created at start and after a failure), so the
 /// default on-demand instance allocator is used: the pooling allocator pays
@@ -46,8 +48,8 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    /// A runtime caching compiled components in `cache_dir` (created when
-    /// needed), or in memory only with `None`.
+    /// A runtime caching compiled components in `cache_dir` (created with
+    /// mode `0700` when needed), or in memory only with `None`.
     pub fn new(cache_dir: Option<PathBuf>) -> Result<Arc<Runtime>, PluginError> {
         let mut config = Config::new();
         config.wasm_component_model(true);
@@ -98,12 +100,11 @@ impl Runtime {
         if let Some(c) = compiled.get(&key) {
             return Ok((c.clone(), CacheOutcome::Memory));
         }
-        let cached = self
-            .cache_dir
-            .as_ref()
-            .map(|d| d.join(format!("{key}.cwasm")));
-        if let Some(path) = &cached
-            && path.is_file()
+        let found = match &self.cache_dir {
+            Some(dir) => cache::lookup(dir, &key),
+            None => cache::Lookup::default(),
+        };
+        if let Some(path) = &found.load
             && let Some(component) = self.deserialize(path)
         {
             compiled.insert(key, component.clone());
@@ -113,15 +114,18 @@ impl Runtime {
             .engine
             .precompile_component(bytes)
             .map_err(|e| PluginError::Invalid(format!("{e:#}")))?;
-        if let Some(path) = &cached {
+        if let Some(path) = &found.store {
             // A cache that cannot be written costs a compile next time, no more.
-            if let Err(e) = write_atomically(path, &artifact) {
+            if let Err(e) = cache::write_atomically(path, &artifact) {
                 tracing::warn!(path = %path.display(), error = %e, "could not cache a compiled plugin");
             }
         }
         let component = self.deserialize_bytes(&artifact)?;
         compiled.insert(key, component.clone());
-        Ok((component, CacheOutcome::Compiled))
+        let outcome = found
+            .refused
+            .map_or(CacheOutcome::Compiled, CacheOutcome::Untrusted);
+        Ok((component, outcome))
     }
 
     fn cache_key(&self, bytes: &[u8]) -> String {
@@ -142,10 +146,13 @@ impl Runtime {
     fn deserialize(&self, path: &Path) -> Option<Component> {
         // SAFETY: wasmtime requires that the file was produced by
         // `precompile_component` of a compatible engine and is not changed
-        // while mapped. The cache directory is Weir's own: files are named
-        // by the engine's compatibility hash, written whole to a temporary
-        // name and renamed into place, never modified afterwards; wasmtime
-        // additionally checks the header and the engine settings.
+        // while mapped. `cache::lookup` offers only a regular file that
+        // Weir's user owns, in a directory Weir's user owns, neither
+        // writable by group or others, so no one else can have written or
+        // swapped it; Weir names files by the engine's compatibility hash,
+        // writes them whole to a temporary name and renames them into
+        // place, never modifying them afterwards; wasmtime additionally
+        // checks the header and the engine settings.
         match unsafe { Component::deserialize_file(&self.engine, path) } {
             Ok(c) => Some(c),
             Err(e) => {
@@ -171,8 +178,12 @@ pub enum CacheOutcome {
     Memory,
     /// Read from the on-disk cache.
     Disk,
-    /// Compiled now (and written to the cache).
+    /// Compiled now (and written to the disk cache, if there is one).
     Compiled,
+    /// Compiled now because the disk cache was not trusted: an artifact
+    /// writable by others or not Weir's user's (not loaded, replaced), or
+    /// such a directory (neither read nor written). A warning says which.
+    Untrusted(Untrusted),
 }
 
 fn default_cache_dir() -> Option<PathBuf> {
@@ -183,15 +194,6 @@ fn default_cache_dir() -> Option<PathBuf> {
         return Some(PathBuf::from(dir).join("weir/wasm"));
     }
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/weir/wasm"))
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until the runtime is

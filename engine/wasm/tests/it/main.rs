@@ -2,10 +2,13 @@
 //! module, and `common` builds the guest plugins (`tests/plugins/`,
 //! `plugins/`) they load.
 //!
+//! * [`cache`]: the compile cache is used, and refused when others could
+//!   have written it.
 //! * [`containment`]: hostile plugins are stopped, replaced and counted.
 //! * [`pipeline`]: the plugin host inside a pipeline: acknowledgements,
-//!   the compile cache, hot reload, the example plugin in three languages.
+//!   hot reload, the example plugin in three languages.
 
+mod cache;
 mod common;
 mod containment;
 mod pipeline;

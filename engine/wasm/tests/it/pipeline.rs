@@ -1,5 +1,5 @@
 //! The plugin host inside a pipeline: acknowledgements pass through the
-//! plugin, compiled components are cached, and the example redaction
+//! plugin, and the example redaction
 //! plugin works end to end behind a real OTLP/HTTP source.
 
 use std::time::Duration;
@@ -9,7 +9,7 @@ use weir_runtime::{Built, Node, Topology};
 use weir_sinks::FileSinkConfig;
 use weir_sources::OtlpSourceConfig;
 use weir_wasm::WasmConfig;
-use weir_wasm::{CacheOutcome, Runtime, WasmProcessor};
+use weir_wasm::{Runtime, WasmProcessor};
 
 use crate::common;
 
@@ -72,26 +72,6 @@ async fn dropped_batch_is_acknowledged() {
             .await
             .expect("resolved"),
         AckStatus::Delivered
-    );
-}
-
-/// Scenario: the same component loaded three times, the last by a new
-/// runtime on the same cache directory. Guarantees: compiled once, then
-/// taken from memory, then from disk.
-#[tokio::test(flavor = "multi_thread")]
-async fn compiled_once_then_cached() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let bytes = std::fs::read(common::redact()).expect("built");
-    let first = Runtime::new(Some(dir.path().to_path_buf())).expect("runtime");
-    assert_eq!(first.load(&bytes).expect("loads").1, CacheOutcome::Compiled);
-    assert_eq!(first.load(&bytes).expect("loads").1, CacheOutcome::Memory);
-    let second = Runtime::new(Some(dir.path().to_path_buf())).expect("runtime");
-    assert_eq!(second.load(&bytes).expect("loads").1, CacheOutcome::Disk);
-    assert!(
-        Runtime::new(None)
-            .expect("runtime")
-            .load(b"not wasm")
-            .is_err()
     );
 }
 
