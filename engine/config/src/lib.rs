@@ -140,6 +140,7 @@ mod plan;
 mod raw;
 mod resolve;
 mod rule_tests;
+mod secret;
 mod settings;
 mod suggest;
 pub mod values;
@@ -158,9 +159,10 @@ pub use rule_tests::{
     ExpectedAlert, ExpectedAlerts, ExpectedPoint, ExpectedRecorded, ExpectedState, OtlpInput,
     PipelineTest, SeriesInput, SeriesKind, TestSpec,
 };
+pub use secret::{Secret, Sensitive};
 pub use settings::{
     ApiConfig, FlightConfig, FsyncPolicy, PostgresConfig, QueryAuthConfig, QueryConfig, QueryUser,
-    RetentionConfig, RuntimeConfig, Secret, ServerTlsConfig, StoreConfig,
+    RetentionConfig, RuntimeConfig, ServerTlsConfig, StoreConfig,
 };
 
 use diagnostic::Report;

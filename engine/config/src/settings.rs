@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::secret::Secret;
 use crate::values;
 
 /// `[api]`: the HTTP server for `/metrics`, `/healthz` and `/readyz`.
@@ -349,39 +350,6 @@ pub struct QueryUser {
     pub name: String,
     /// Where the password is read from.
     pub password: Secret,
-}
-
-/// Where a secret is read from when Weir starts: `{ env = "VARIABLE" }` or
-/// `{ file = "PATH" }` (the file's content without surrounding whitespace).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub enum Secret {
-    /// An environment variable.
-    Env(String),
-    /// A file.
-    File(PathBuf),
-}
-
-impl Secret {
-    /// The secret's value, or what the user must fix, naming where it was
-    /// looked for.
-    pub fn read(&self) -> Result<String, String> {
-        match self {
-            Secret::Env(name) => match std::env::var(name) {
-                Ok(value) if !value.is_empty() => Ok(value),
-                Ok(_) => Err(format!("the environment variable `{name}` is empty")),
-                Err(_) => Err(format!(
-                    "the environment variable `{name}` is not set (or not UTF-8); set it before \
-                     starting Weir"
-                )),
-            },
-            Secret::File(path) => match std::fs::read_to_string(path) {
-                Ok(value) if !value.trim().is_empty() => Ok(value.trim().to_string()),
-                Ok(_) => Err(format!("the file `{}` is empty", path.display())),
-                Err(e) => Err(format!("cannot read `{}`: {e}", path.display())),
-            },
-        }
-    }
 }
 
 /// A certificate and its private key, both PEM files, for serving TLS.

@@ -1,5 +1,5 @@
 //! How values that are not plain TOML types are written: durations, sizes,
-//! socket addresses, bounded counts and paths.
+//! socket addresses, bounded counts, paths and URLs.
 //!
 //! Each function here is a serde `deserialize_with` helper. Their error
 //! messages are complete sentences that say what was expected and how to
@@ -10,8 +10,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserializer;
 use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use crate::Sensitive;
 
 /// The largest `max_request_size` accepted: a request is held in memory
 /// whole, so anything above this is a typo rather than a plan.
@@ -299,6 +301,18 @@ impl Visitor<'_> for UrlVisitor {
 /// An `http://` or `https://` URL with a host.
 pub fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     d.deserialize_any(UrlVisitor)
+}
+
+/// A URL that may hold a secret ([`Sensitive`]): written in the file it
+/// must be an `http://` or `https://` URL with a host, as for
+/// [`http_url`]; read from the environment or a file it is checked when
+/// read ([`Sensitive::resolve_http_url`]).
+pub fn sensitive_http_url<'de, D: Deserializer<'de>>(d: D) -> Result<Sensitive, D::Error> {
+    let value = Sensitive::deserialize(d)?;
+    if let Some(problem) = value.plain().and_then(http_url_problem) {
+        return Err(de::Error::custom(problem));
+    }
+    Ok(value)
 }
 
 /// An optional [`duration`]; absent means `None`.
