@@ -12,7 +12,10 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use serde_json::Value;
 use tokio::sync::mpsc;
-use weir_core::{Ack, Batch, Input, Signal, Sink, SinkContext};
+use weir_config::{BuildContext, ComponentConfig, Registry, Secret, Sensitive};
+use weir_core::{
+    Ack, Batch, Built, ComponentError, Input, Signal, SignalSet, Sink, SinkContext,
+};
 use weir_rules::output::alerts_batch;
 use weir_rules::{AlertEvent, EventState};
 use weir_sinks::alerts::rows;
@@ -53,7 +56,8 @@ fn batch() -> Batch {
 }
 
 /// A receiver that answers each request with the next of `replies`, then
-/// 200, and keeps (path and any `X-Team` header, body) of every request.
+/// 200, and keeps (path and any `X-Team` and `Authorization` headers, body)
+/// of every request.
 #[derive(Clone, Default)]
 struct Recorder {
     requests: Arc<Mutex<Vec<(String, Value)>>>,
@@ -93,6 +97,9 @@ async fn record(
     if let Some(team) = headers.get("x-team").and_then(|v| v.to_str().ok()) {
         path.push_str(&format!(" x-team={team}"));
     }
+    if let Some(auth) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
+        path.push_str(&format!(" authorization={auth}"));
+    }
     r.requests.lock().expect("lock").push((path, json));
     r.replies
         .lock()
@@ -111,12 +118,12 @@ fn quick_retry(attempts: u32) -> RetryConfig {
 
 fn webhook(url: String, attempts: u32) -> WebhookSinkConfig {
     WebhookSinkConfig {
-        url,
+        url: url.into(),
         receiver: None,
         group_by: vec!["alertname".into()],
         max_alerts: 0,
         timeout: Duration::from_secs(5),
-        headers: BTreeMap::from([("X-Team".to_string(), "sre".to_string())]),
+        headers: BTreeMap::from([("X-Team".to_string(), "sre".into())]),
         queue_capacity: 100,
         retry: quick_retry(attempts),
     }
@@ -215,7 +222,7 @@ async fn alertmanager_gets_postable_alerts_at_each_url() {
     let (first, a) = Recorder::start(&[]).await;
     let (second, b) = Recorder::start(&[StatusCode::INTERNAL_SERVER_ERROR]).await;
     let config = AlertmanagerSinkConfig {
-        urls: vec![format!("http://{a}"), format!("http://{b}/am/")],
+        urls: vec![format!("http://{a}").into(), format!("http://{b}/am/").into()],
         timeout: Duration::from_secs(5),
         headers: BTreeMap::new(),
         queue_capacity: 100,
@@ -242,6 +249,124 @@ async fn alertmanager_gets_postable_alerts_at_each_url() {
     assert_eq!(second[1].1, body);
 }
 
+/// `type = "alerts"`: stands in for a `rules` processor, so that a
+/// pipeline file with an alert sink can be checked here.
+#[derive(Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertsSourceConfig {}
+
+#[async_trait::async_trait]
+impl ComponentConfig for AlertsSourceConfig {
+    fn accepts(&self) -> SignalSet {
+        SignalSet::NONE
+    }
+    fn outputs(&self, _: SignalSet) -> SignalSet {
+        SignalSet::only(Signal::Alerts)
+    }
+    async fn build(&self, cx: &mut BuildContext<'_>) -> Result<Built, ComponentError> {
+        Err(ComponentError::internal(cx.name(), "a stand-in only"))
+    }
+}
+
+/// The config of webhook sink `hook` of the pipeline whose sink table
+/// holds `settings`, checked as Weir checks pipeline files.
+fn webhook_from_pipeline(settings: &str) -> WebhookSinkConfig {
+    let registry = Registry::new()
+        .source::<AlertsSourceConfig>("alerts")
+        .sink::<WebhookSinkConfig>("webhook");
+    let pipeline = format!(
+        "[sources.rules]\ntype = \"alerts\"\n\n\
+         [sinks.hook]\ntype = \"webhook\"\ninputs = [\"rules\"]\n{settings}\n"
+    );
+    let plan = weir_config::parse_str(&pipeline, "pipeline.toml", &registry)
+        .unwrap_or_else(|e| panic!("the pipeline is valid: {e}"));
+    plan.component("hook")
+        .and_then(|c| c.config_as::<WebhookSinkConfig>())
+        .expect("a webhook sink")
+        .clone()
+}
+
+/// Scenario: a pipeline file whose webhook URL (holding a token) is read
+/// from a file and whose headers are read from a file and from the
+/// environment. Guarantees: the file is accepted, and the values read
+/// reach the receiver: the request goes to the URL in the file, with the
+/// headers' values.
+#[tokio::test]
+async fn webhook_url_and_headers_from_files_and_the_environment_reach_the_receiver() {
+    let (recorder, addr) = Recorder::start(&[]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url_file = dir.path().join("hook-url");
+    std::fs::write(&url_file, format!("http://{addr}/services/T0/B0/s3cretToken\n"))
+        .expect("write");
+    let auth_file = dir.path().join("hook-auth");
+    std::fs::write(&auth_file, "Bearer s3cretHeader").expect("write");
+    // Setting a variable races with other threads reading the environment,
+    // so the test reads one Cargo sets for every test process.
+    let from_env = std::env::var("CARGO_PKG_NAME").expect("cargo sets it");
+
+    let config = webhook_from_pipeline(&format!(
+        "url = {{ file = {url_file:?} }}\n\
+         headers = {{ Authorization = {{ file = {auth_file:?} }}, \
+                      X-Team = {{ env = \"CARGO_PKG_NAME\" }} }}\n\
+         retry = {{ attempts = 1 }}",
+    ));
+    let sink = WebhookSink::new("hook", &config, "").expect("the secrets are read");
+    run(Box::new(sink), vec![batch()]).await;
+    let requests = recorder.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].0,
+        format!("/services/T0/B0/s3cretToken x-team={from_env} authorization=Bearer s3cretHeader")
+    );
+    assert_eq!(requests[0].1["receiver"], "hook");
+}
+
+/// Scenario: a webhook whose URL, or one of whose headers, is read from an
+/// environment variable that is not set, or from a file that is missing.
+/// Guarantees: the sink is not made; the error is the user's config's,
+/// naming the component, the key and the variable or file, and says what
+/// to do.
+#[test]
+fn a_secret_that_cannot_be_read_is_a_clear_config_error() {
+    let unset = "url = { env = \"WEIR_TEST_HOOK_URL_NEVER_SET\" }";
+    let err = WebhookSink::new("hook", &webhook_from_pipeline(unset), "")
+        .err()
+        .expect("refused");
+    assert!(matches!(err, ComponentError::Config { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "configuration of `hook`: `url`: the environment variable \
+         `WEIR_TEST_HOOK_URL_NEVER_SET` is not set (or not UTF-8); set it before starting Weir"
+    );
+
+    let mut config = webhook("http://127.0.0.1:9/hook".into(), 1);
+    config.headers.insert(
+        "Authorization".into(),
+        Sensitive::Secret(Secret::File("/nonexistent/weir-hook-token".into())),
+    );
+    let err = WebhookSink::new("hook", &config, "")
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.starts_with(
+            "configuration of `hook`: `headers.Authorization`: cannot read \
+             `/nonexistent/weir-hook-token`"
+        ),
+        "{err}"
+    );
+
+    let not_a_url = tempfile::NamedTempFile::new().expect("tempfile");
+    std::fs::write(not_a_url.path(), "hooks.example.com/s3cretToken").expect("write");
+    config.url = Sensitive::Secret(Secret::File(not_a_url.path().into()));
+    let err = WebhookSink::new("hook", &config, "")
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("is not an http:// or https:// URL"), "{err}");
+    assert!(!err.contains("s3cretToken"), "the value is not quoted: {err}");
+}
+
 /// A `tracing` writer into a shared buffer.
 #[derive(Clone, Default)]
 struct Logs(Arc<Mutex<Vec<u8>>>);
@@ -259,13 +384,14 @@ impl std::io::Write for Logs {
 /// Scenario: a webhook URL with a password in its user information and a
 /// token as its path (as chat webhooks are), at a receiver that answers
 /// with a redirect to another receiver; then the same sink at a receiver
-/// that refuses with a 1 MB body.
+/// that refuses with a 1 MB body; then the same URL and an `Authorization`
+/// header read from files, at the redirecting receiver.
 /// Guarantees: the redirect is not followed (the other receiver gets
 /// nothing: neither the alerts nor the credentials leave for a place the
 /// pipeline does not name) and the alerts are refused; neither the
-/// password nor the token appear in a metric label or in the log, which
-/// show the receiver's scheme, host and port; at most 512 bytes of the
-/// refusal's body are quoted.
+/// password, the token nor the header appear in a metric label or in the
+/// log, which show the receiver's scheme, host and port; at most 512 bytes
+/// of the refusal's body are quoted.
 #[tokio::test]
 async fn secrets_in_a_url_stay_out_of_metrics_and_logs() {
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
@@ -300,7 +426,7 @@ async fn secrets_in_a_url_stay_out_of_metrics_and_logs() {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let secret = format!("http://weir:hunter2@{addr}/services/T0/B0/s3cretToken");
-    let sink = WebhookSink::new("hook", &webhook(secret, 3), "").expect("sink");
+    let sink = WebhookSink::new("hook", &webhook(secret.clone(), 3), "").expect("sink");
     run(Box::new(sink), vec![batch()]).await;
     assert!(
         elsewhere.requests().is_empty(),
@@ -308,20 +434,40 @@ async fn secrets_in_a_url_stay_out_of_metrics_and_logs() {
     );
     let big = WebhookSink::new("big", &webhook(format!("http://{addr}/big"), 3), "").expect("sink");
     run(Box::new(big), vec![batch()]).await;
+    // The same URL, and a token header, read from files.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (url_file, auth_file) = (dir.path().join("url"), dir.path().join("auth"));
+    std::fs::write(&url_file, &secret).expect("write");
+    std::fs::write(&auth_file, "Bearer s3cretHeader").expect("write");
+    let mut filed = webhook(String::new(), 3);
+    filed.url = Sensitive::Secret(Secret::File(url_file));
+    filed.headers.insert(
+        "Authorization".into(),
+        Sensitive::Secret(Secret::File(auth_file)),
+    );
+    let filed = WebhookSink::new("filed", &filed, "").expect("sink");
+    run(Box::new(filed), vec![batch()]).await;
+    assert!(
+        elsewhere.requests().is_empty(),
+        "the redirect is not followed"
+    );
 
     let text = String::from_utf8_lossy(&logs.0.lock().expect("lock")).to_string();
     let rendered = handle.render();
     for shown in [&text, &rendered] {
-        assert!(
-            !shown.contains("hunter2") && !shown.contains("s3cretToken"),
-            "{shown}"
-        );
+        for secret in ["hunter2", "s3cretToken", "s3cretHeader"] {
+            assert!(!shown.contains(secret), "{secret} shown: {shown}");
+        }
     }
     assert!(text.contains("302"), "the refusal is logged: {text}");
-    assert!(
-        rendered.contains(&format!("url=\"http://{addr}/…\"")),
-        "labelled by scheme, host and port: {rendered}"
-    );
+    for component in ["hook", "filed"] {
+        assert!(
+            rendered.contains(&format!(
+                "component=\"{component}\",url=\"http://{addr}/…\""
+            )),
+            "{component} labelled by scheme, host and port: {rendered}"
+        );
+    }
     let longest_x_run = text.split(|c| c != 'x').map(str::len).max().unwrap_or(0);
     assert!(
         longest_x_run <= 512,

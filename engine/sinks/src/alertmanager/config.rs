@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Deserializer};
-use weir_config::{BuildContext, ComponentConfig, Problem, values};
+use weir_config::{BuildContext, ComponentConfig, Problem, Sensitive, values};
 use weir_core::{Built, ComponentError, Signal, SignalSet};
 
 use super::AlertmanagerSink;
@@ -24,18 +24,23 @@ use crate::alerts::RetryConfig;
 pub struct AlertmanagerSinkConfig {
     /// The Alertmanagers, by base URL, such as `["http://alertmanager:9093"]`.
     /// Every alert goes to each of them, as Prometheus sends to every member
-    /// of an Alertmanager cluster. Required, at least one.
-    pub urls: Vec<String>,
+    /// of an Alertmanager cluster. Required, at least one. A URL holding
+    /// credentials may be read when Weir starts from an environment
+    /// variable, `{ env = "ALERTMANAGER_URL" }`, or a file,
+    /// `{ file = "/run/secrets/alertmanager-url" }`.
+    pub urls: Vec<Sensitive>,
     /// How long one request may take. Default `"10s"`.
     #[serde(
         default = "crate::alerts::default_timeout",
         deserialize_with = "values::positive_duration"
     )]
     pub timeout: Duration,
-    /// HTTP headers sent with every request, such as
-    /// `{ Authorization = "Bearer ..." }`. Default: none.
+    /// HTTP headers sent with every request, such as `{ "X-Team" = "sre" }`.
+    /// A value may be read when Weir starts from an environment variable or
+    /// a file, such as `{ Authorization = { file = "/run/secrets/am-auth" } }`.
+    /// Default: none.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Sensitive>,
     /// The most alerts held for each Alertmanager while it is slow or
     /// away, from 1 to 1000000. Default 10000 (Prometheus' default).
     #[serde(
@@ -78,7 +83,12 @@ impl ComponentConfig for AlertmanagerSinkConfig {
                     .to_string(),
             });
         }
-        problems.extend(self.urls.iter().filter_map(|u| url_problem("urls", u)));
+        problems.extend(
+            self.urls
+                .iter()
+                .filter_map(Sensitive::plain)
+                .filter_map(|u| url_problem("urls", u)),
+        );
         problems.extend(self.retry.problems());
         problems
     }

@@ -23,7 +23,9 @@ pub struct AlertmanagerSink {
 }
 
 impl AlertmanagerSink {
-    /// The sink of `config`; fails on headers HTTP cannot carry.
+    /// The sink of `config`. Reads the URLs and headers given as secrets;
+    /// fails when one cannot be read, and on URLs or headers HTTP cannot
+    /// carry.
     pub fn new(name: &str, config: &AlertmanagerSinkConfig) -> Result<Self, ComponentError> {
         let headers = deliver::headers(name, &config.headers)?;
         let client = alerts::client(name)?;
@@ -31,9 +33,12 @@ impl AlertmanagerSink {
             let body = serde_json::to_vec(&postable_alerts(alerts)).unwrap_or_default();
             vec![(body, alerts.len())]
         });
-        let receivers = config
-            .urls
-            .iter()
+        let mut urls = Vec::with_capacity(config.urls.len());
+        for url in &config.urls {
+            urls.push(url.resolve_http_url(name, "urls")?);
+        }
+        let receivers = urls
+            .into_iter()
             .map(|url| format!("{}/api/v2/alerts", url.trim_end_matches('/')))
             .map(|url| Receiver {
                 component: name.into(),

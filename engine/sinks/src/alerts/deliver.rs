@@ -13,6 +13,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use tokio::sync::Notify;
 use tracing::{debug, warn};
+use weir_config::Sensitive;
 use weir_core::redact::error_chain;
 
 use super::metrics;
@@ -44,10 +45,11 @@ pub(crate) struct Receiver {
     pub encode: Encode,
 }
 
-/// The request headers: JSON, and the user's `headers`.
+/// The request headers: JSON, and the user's `headers`, those given as
+/// secrets read now. A message never quotes a value.
 pub(crate) fn headers(
     component: &str,
-    extra: &std::collections::BTreeMap<String, String>,
+    extra: &std::collections::BTreeMap<String, Sensitive>,
 ) -> Result<HeaderMap, weir_core::ComponentError> {
     let mut map = HeaderMap::new();
     map.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -59,7 +61,9 @@ pub(crate) fn headers(
             )
         };
         let name_ok = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad("name"))?;
-        let value_ok = HeaderValue::from_str(value).map_err(|_| bad("value"))?;
+        let value = value.resolve(component, &format!("headers.{name}"))?;
+        let mut value_ok = HeaderValue::from_str(&value).map_err(|_| bad("value"))?;
+        value_ok.set_sensitive(true);
         map.insert(name_ok, value_ok);
     }
     Ok(map)

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use weir_config::{BuildContext, ComponentConfig, Problem, values};
+use weir_config::{BuildContext, ComponentConfig, Problem, Sensitive, values};
 use weir_core::{Built, ComponentError, Signal, SignalSet};
 
 use super::WebhookSink;
@@ -19,8 +19,13 @@ use crate::alerts::RetryConfig;
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct WebhookSinkConfig {
     /// Where to `POST` the JSON, an `http://` or `https://` URL. Required.
-    #[serde(deserialize_with = "values::http_url")]
-    pub url: String,
+    /// Chat webhooks (Slack, Teams, ...) carry their token in the URL, so
+    /// it may be read when Weir starts from an environment variable,
+    /// `{ env = "SLACK_WEBHOOK_URL" }`, or a file,
+    /// `{ file = "/run/secrets/slack-webhook-url" }`. Logs and metrics show
+    /// only its scheme, host and port.
+    #[serde(deserialize_with = "values::sensitive_http_url")]
+    pub url: Sensitive,
     /// The `receiver` field of the payload. Default: the sink's name.
     #[serde(default)]
     pub receiver: Option<String>,
@@ -39,9 +44,12 @@ pub struct WebhookSinkConfig {
         deserialize_with = "values::positive_duration"
     )]
     pub timeout: Duration,
-    /// HTTP headers sent with every request. Default: none.
+    /// HTTP headers sent with every request, such as
+    /// `{ "X-Team" = "sre" }`. A value may be read when Weir starts from an
+    /// environment variable or a file, such as
+    /// `{ Authorization = { env = "HOOK_AUTHORIZATION" } }`. Default: none.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Sensitive>,
     /// The most alerts held while the receiver is slow or away, from 1 to
     /// 1000000. Default 10000; when full, the oldest are dropped and
     /// counted.

@@ -22,7 +22,9 @@ pub struct WebhookSink {
 
 impl WebhookSink {
     /// The sink of `config`; `external_url` is where Weir is reached (the
-    /// messages' `externalURL`). Fails on headers HTTP cannot carry.
+    /// messages' `externalURL`). Reads the URL and headers given as
+    /// secrets; fails when one cannot be read, and on a URL or headers
+    /// HTTP cannot carry.
     pub fn new(
         name: &str,
         config: &WebhookSinkConfig,
@@ -43,11 +45,12 @@ impl WebhookSink {
                 })
                 .collect()
         });
+        let url = config.url.resolve_http_url(name, "url")?;
         Ok(WebhookSink {
             receiver: Receiver {
                 component: name.into(),
-                url: config.url.clone(),
-                shown: weir_core::redact::url(&config.url),
+                shown: weir_core::redact::url(&url),
+                url,
                 client: alerts::client(name)?,
                 headers: deliver::headers(name, &config.headers)?,
                 timeout: config.timeout,
