@@ -1,6 +1,7 @@
-//! The HTTP headers a user gives an exporter: written in the file
-//! (`headers`), read from environment variables (`headers_from_env`) or
-//! from files (`headers_from_file`) when the pipeline starts, so secrets
+//! The HTTP headers a user gives an exporter: in `headers`, each written
+//! in the file or read from `{ env = .. }` or `{ file = .. }` when the
+//! pipeline starts, or read from environment variables
+//! (`headers_from_env`) or from files (`headers_from_file`), so secrets
 //! stay out of the pipeline file. What is wrong with them across keys
 //! ([`UserHeaders::problems`]), and their values ([`UserHeaders::resolve`]).
 
@@ -8,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use weir_config::Problem;
+use weir_config::{Problem, Sensitive};
 use weir_core::ComponentError;
 
 /// The header that names the tenant of Mimir, Cortex, Loki and Tempo.
@@ -17,8 +18,8 @@ pub(crate) const TENANT_HEADER: &str = "X-Scope-OrgID";
 /// The three places an exporter's headers come from, and its tenant.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct UserHeaders<'a> {
-    /// `headers`: name -> value.
-    pub headers: &'a BTreeMap<String, String>,
+    /// `headers`: name -> value, written or read from a secret.
+    pub headers: &'a BTreeMap<String, Sensitive>,
     /// `headers_from_env`: name -> environment variable.
     pub from_env: &'a BTreeMap<String, String>,
     /// `headers_from_file`: name -> file.
@@ -83,7 +84,11 @@ impl UserHeaders<'_> {
     pub(crate) fn resolve(&self, component: &str) -> Result<HeaderMap, ComponentError> {
         let mut values: BTreeMap<&str, (String, String)> = BTreeMap::new();
         for (name, value) in self.headers {
-            values.insert(name, (value.clone(), "`headers`".to_string()));
+            let from = match value {
+                Sensitive::Plain(_) => "`headers`".to_string(),
+                Sensitive::Secret(secret) => secret.to_string(),
+            };
+            values.insert(name, (value.resolve(component, &format!("headers.{name}"))?, from));
         }
         for (name, variable) in self.from_env {
             let value = std::env::var(variable).map_err(|_| {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
-use weir_config::{Problem, values};
+use weir_config::{Problem, Sensitive, values};
 
 use crate::headers::UserHeaders;
 
@@ -58,9 +58,13 @@ pub struct LokiConfig {
     #[serde(default)]
     pub tenant: Option<String>,
     /// HTTP headers sent with every request, such as
-    /// `{ "X-Team" = "checkout" }`. Default: none.
+    /// `{ "X-Team" = "checkout" }`. A value may instead be read when the
+    /// pipeline starts from an environment variable or a file, such as
+    /// `{ Authorization = { env = "LOKI_AUTHORIZATION" } }` or
+    /// `{ Authorization = { file = "/run/secrets/token" } }`; one that
+    /// cannot be read stops the start. Default: none.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Sensitive>,
     /// HTTP headers whose value is read from an environment variable when
     /// the pipeline starts, header name -> variable name, such as
     /// `{ Authorization = "LOKI_AUTHORIZATION" }`. A variable that is not
@@ -300,10 +304,10 @@ mod tests {
         config.labels.push("service_name".to_string());
         config
             .headers
-            .insert("Content-Type".to_string(), "text/plain".to_string());
+            .insert("Content-Type".to_string(), "text/plain".into());
         config
             .headers
-            .insert("X-Scope-OrgID".to_string(), "a".to_string());
+            .insert("X-Scope-OrgID".to_string(), "a".into());
         config.tenant = Some("b".to_string());
         let keys: Vec<String> = config.problems().into_iter().map(|p| p.key).collect();
         assert_eq!(

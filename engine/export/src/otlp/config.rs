@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
-use weir_config::{Problem, values};
+use weir_config::{Problem, Sensitive, values};
 
 use crate::headers::UserHeaders;
 
@@ -36,9 +36,13 @@ pub struct OtlpConfig {
     #[serde(default)]
     pub compression: Compression,
     /// HTTP headers (gRPC metadata) sent with every request, such as
-    /// `{ "X-Team" = "checkout" }`. Default: none.
+    /// `{ "X-Team" = "checkout" }`. A value may instead be read when the
+    /// pipeline starts from an environment variable or a file, such as
+    /// `{ Authorization = { env = "OTLP_AUTHORIZATION" } }` or
+    /// `{ Authorization = { file = "/run/secrets/token" } }`; one that
+    /// cannot be read stops the start. Default: none.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Sensitive>,
     /// Headers whose value is read from an environment variable when the
     /// pipeline starts, header name -> variable name, such as
     /// `{ Authorization = "OTLP_AUTHORIZATION" }`. A variable that is not
@@ -246,7 +250,7 @@ mod tests {
         let mut config = OtlpConfig::new("http://collector:4317");
         config
             .headers
-            .insert("grpc-encoding".to_string(), "gzip".to_string());
+            .insert("grpc-encoding".to_string(), "gzip".into());
         config.tls.ca_file = Some(PathBuf::from("/ca.pem"));
         let keys: Vec<String> = config.problems().into_iter().map(|p| p.key).collect();
         assert_eq!(keys, ["headers.grpc-encoding", "tls.ca_file"]);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
-use weir_config::{Problem, values};
+use weir_config::{Problem, Sensitive, values};
 
 use crate::headers::UserHeaders;
 
@@ -29,9 +29,13 @@ pub struct PrometheusRemoteWriteConfig {
     #[serde(deserialize_with = "values::http_url")]
     pub url: String,
     /// HTTP headers sent with every request, such as
-    /// `{ "X-Team" = "checkout" }`. Default: none.
+    /// `{ "X-Team" = "checkout" }`. A value may instead be read when the
+    /// pipeline starts from an environment variable or a file, such as
+    /// `{ Authorization = { env = "PROM_AUTHORIZATION" } }` or
+    /// `{ Authorization = { file = "/run/secrets/token" } }`; one that
+    /// cannot be read stops the start. Default: none.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Sensitive>,
     /// HTTP headers whose value is read from an environment variable when
     /// the pipeline starts, header name -> variable name, such as
     /// `{ Authorization = "PROM_AUTHORIZATION" }`, so secrets stay out of
@@ -249,16 +253,16 @@ mod tests {
         let mut config = PrometheusRemoteWriteConfig::new("http://p/api/v1/write");
         config
             .headers
-            .insert("Authorization".to_string(), "x".to_string());
+            .insert("Authorization".to_string(), "x".into());
         config
             .headers_from_env
             .insert("authorization".to_string(), "TOKEN".to_string());
         config
             .headers
-            .insert("Content-Encoding".to_string(), "gzip".to_string());
+            .insert("Content-Encoding".to_string(), "gzip".into());
         config
             .headers
-            .insert("X-Scope-OrgID".to_string(), "a".to_string());
+            .insert("X-Scope-OrgID".to_string(), "a".into());
         config.tenant = Some("b".to_string());
         let keys: Vec<String> = config.problems().into_iter().map(|p| p.key).collect();
         assert_eq!(

@@ -320,6 +320,7 @@ fn request_headers(
 mod tests {
     use super::*;
     use proto::{Label, Sample};
+    use weir_config::{Secret, Sensitive};
 
     fn series(point: Option<usize>, name: &str) -> Series {
         Series {
@@ -364,7 +365,9 @@ mod tests {
 
     /// Guarantees: the protocol's headers are set, the tenant is
     /// `X-Scope-OrgID`, and header values come from the environment and
-    /// from files; a missing variable is a config error naming it.
+    /// from files, through `headers` (`{ env }`, `{ file }`) as through
+    /// `headers_from_env` and `headers_from_file`; a missing variable is a
+    /// config error naming the component, the header and the variable.
     #[test]
     fn headers_from_everywhere() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -374,10 +377,18 @@ mod tests {
         config.tenant = Some("team-a".to_string());
         config
             .headers
-            .insert("X-Team".to_string(), "checkout".to_string());
+            .insert("X-Team".to_string(), "checkout".into());
         config
             .headers_from_file
-            .insert("Authorization".to_string(), secret);
+            .insert("Authorization".to_string(), secret.clone());
+        config.headers.insert(
+            "X-Key".to_string(),
+            Sensitive::Secret(Secret::File(secret.clone())),
+        );
+        config.headers.insert(
+            "X-Path-Too".to_string(),
+            Sensitive::Secret(Secret::Env("PATH".to_string())),
+        );
         config
             .headers_from_env
             .insert("X-Path".to_string(), "PATH".to_string());
@@ -390,6 +401,21 @@ mod tests {
         assert_eq!(get("x-team"), Some("checkout"));
         assert_eq!(get("authorization"), Some("Bearer from-file"));
         assert!(get("x-path").is_some_and(|v| !v.is_empty()));
+        assert_eq!(get("x-key"), Some("Bearer from-file"));
+        assert_eq!(get("x-path-too"), get("x-path"));
+
+        let mut unset = PrometheusRemoteWriteConfig::new("http://p/api/v1/write");
+        unset.headers.insert(
+            "Authorization".to_string(),
+            Sensitive::Secret(Secret::Env("WEIR_TEST_SURELY_UNSET_VARIABLE".to_string())),
+        );
+        let error = request_headers("prom", &unset).expect_err("unset variable");
+        assert_eq!(
+            error.to_string(),
+            "configuration of `prom`: `headers.Authorization`: the environment variable \
+             `WEIR_TEST_SURELY_UNSET_VARIABLE` is not set (or not UTF-8); set it before \
+             starting Weir"
+        );
 
         config.headers_from_env.insert(
             "X-Missing".to_string(),
