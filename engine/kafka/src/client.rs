@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use weir_config::Problem;
+use weir_config::{Problem, Sensitive};
+use weir_core::ComponentError;
 
 /// librdkafka settings Weir sets itself for the guarantees it gives; a
 /// `librdkafka` table may not change them.
@@ -21,7 +22,7 @@ const OWNED_SETTINGS: &[&str] = &[
 ];
 
 /// The problems of a `brokers` value and a `librdkafka` table.
-pub(crate) fn problems(brokers: &str, librdkafka: &BTreeMap<String, String>) -> Vec<Problem> {
+pub(crate) fn problems(brokers: &str, librdkafka: &BTreeMap<String, Sensitive>) -> Vec<Problem> {
     let mut problems = Vec::new();
     if let Some(bad) = brokers
         .split(',')
@@ -57,20 +58,22 @@ pub(crate) fn problems(brokers: &str, librdkafka: &BTreeMap<String, String>) -> 
 
 /// A librdkafka configuration for `brokers`, with the pass-through
 /// settings applied last (after [`problems`] refused those Weir owns).
+/// Settings given as secrets (`"sasl.password" = { env = "..." }`) are read
+/// now; one that cannot be read is a configuration error naming it.
 pub(crate) fn config(
     component: &str,
     brokers: &str,
-    librdkafka: &BTreeMap<String, String>,
-) -> ClientConfig {
+    librdkafka: &BTreeMap<String, Sensitive>,
+) -> Result<ClientConfig, ComponentError> {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", brokers)
         .set("client.id", format!("weir-{component}"))
         .set_log_level(RDKafkaLogLevel::Warning);
     for (k, v) in librdkafka {
-        config.set(k, v);
+        config.set(k, v.resolve(component, &format!("librdkafka.{k}"))?);
     }
-    config
+    Ok(config)
 }
 
 /// Routes librdkafka's log lines into Weir's log, naming the component.
@@ -103,6 +106,8 @@ impl ClientContext for LogContext {
 
 #[cfg(test)]
 mod tests {
+    use weir_config::Secret;
+
     use super::*;
 
     /// Guarantees: a malformed broker list and a pass-through setting that
@@ -111,10 +116,46 @@ mod tests {
     fn refuses_bad_brokers_and_owned_settings() {
         assert!(problems("a:9092,b:9092", &BTreeMap::new()).is_empty());
         assert_eq!(problems("kafka", &BTreeMap::new())[0].key, "brokers");
-        let owned = BTreeMap::from([("enable.auto.commit".to_string(), "false".to_string())]);
+        let owned = BTreeMap::from([("enable.auto.commit".to_string(), "false".into())]);
         assert_eq!(
             problems("a:1", &owned)[0].key,
             "librdkafka.enable.auto.commit"
+        );
+    }
+
+    /// Guarantees: a pass-through setting may be read from a file or the
+    /// environment (a SASL password, say) and reaches librdkafka's
+    /// configuration; one that cannot be read is a configuration error
+    /// naming the component, the setting and the variable.
+    #[test]
+    fn secret_settings_are_read_or_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let password = dir.path().join("password");
+        std::fs::write(&password, "s3cret\n").expect("write");
+        let settings = BTreeMap::from([
+            ("sasl.username".to_string(), Sensitive::from("weir")),
+            (
+                "sasl.password".to_string(),
+                Sensitive::Secret(Secret::File(password)),
+            ),
+        ]);
+        let cfg = config("events", "a:9092", &settings).expect("read");
+        assert_eq!(cfg.get("sasl.username"), Some("weir"));
+        assert_eq!(cfg.get("sasl.password"), Some("s3cret"));
+
+        let unset = BTreeMap::from([(
+            "sasl.password".to_string(),
+            Sensitive::Secret(Secret::Env("WEIR_TEST_KAFKA_PASSWORD_NEVER_SET".into())),
+        )]);
+        let err = config("events", "a:9092", &unset)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert_eq!(
+            err,
+            "configuration of `events`: `librdkafka.sasl.password`: the environment variable \
+             `WEIR_TEST_KAFKA_PASSWORD_NEVER_SET` is not set (or not UTF-8); set it before \
+             starting Weir"
         );
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Deserializer};
-use weir_config::{BuildContext, ComponentConfig, Problem, values};
+use weir_config::{BuildContext, ComponentConfig, Problem, Sensitive, values};
 use weir_core::{Built, ComponentError, Signal, SignalSet};
 
 use super::KafkaSink;
@@ -90,8 +90,11 @@ pub struct KafkaSinkConfig {
     pub max_in_flight: usize,
     /// librdkafka settings passed through as they are, as strings: TLS,
     /// SASL, `linger.ms`, `batch.size` (see librdkafka's CONFIGURATION.md).
+    /// A value may be read when the pipeline starts from an environment
+    /// variable or a file, such as
+    /// `"sasl.password" = { file = "/run/secrets/kafka-password" }`.
     #[serde(default)]
-    pub librdkafka: BTreeMap<String, String>,
+    pub librdkafka: BTreeMap<String, Sensitive>,
 }
 
 /// The topic each signal is written to.

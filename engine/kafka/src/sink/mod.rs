@@ -46,7 +46,7 @@ impl KafkaSink {
         config: KafkaSinkConfig,
         external_url: &str,
     ) -> Result<Self, ComponentError> {
-        let mut cfg = crate::client::config(name, &config.brokers, &config.librdkafka);
+        let mut cfg = crate::client::config(name, &config.brokers, &config.librdkafka)?;
         cfg.set("acks", config.acks.as_str())
             .set("compression.type", config.compression.as_str())
             .set(

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Deserializer};
-use weir_config::{BuildContext, ComponentConfig, Problem, values};
+use weir_config::{BuildContext, ComponentConfig, Problem, Sensitive, values};
 use weir_core::{Built, ComponentError, Signal, SignalSet};
 
 use super::KafkaSource;
@@ -90,11 +90,13 @@ pub struct KafkaSourceConfig {
     pub commit_interval: Duration,
     /// librdkafka settings passed through as they are, as strings: TLS,
     /// SASL, fetch sizes, timeouts (see librdkafka's CONFIGURATION.md), for
-    /// example `"security.protocol" = "SASL_SSL"`. Weir sets
+    /// example `"security.protocol" = "SASL_SSL"`. A value may be read when
+    /// the pipeline starts from an environment variable or a file, such as
+    /// `"sasl.password" = { env = "KAFKA_PASSWORD" }`. Weir sets
     /// `bootstrap.servers`, `group.id`, `auto.offset.reset` and the
     /// offset-store and commit settings itself.
     #[serde(default)]
-    pub librdkafka: BTreeMap<String, String>,
+    pub librdkafka: BTreeMap<String, Sensitive>,
 }
 
 /// One topic (or pattern) and what its messages carry.

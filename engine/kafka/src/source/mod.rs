@@ -102,7 +102,7 @@ fn consumer(
     name: &str,
     c: &KafkaSourceConfig,
 ) -> Result<StreamConsumer<context::SourceContext>, ComponentError> {
-    let mut cfg = crate::client::config(name, &c.brokers, &c.librdkafka);
+    let mut cfg = crate::client::config(name, &c.brokers, &c.librdkafka)?;
     cfg.set("group.id", &c.group_id)
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
@@ -146,7 +146,7 @@ fn dead_letters(name: &str, c: &KafkaSourceConfig) -> Result<DeadLetters, Compon
     let Some(topic) = &c.dead_letter_topic else {
         return Ok(None);
     };
-    let producer = crate::client::config(name, &c.brokers, &c.librdkafka)
+    let producer = crate::client::config(name, &c.brokers, &c.librdkafka)?
         .set("acks", "all")
         .create_with_context(crate::client::LogContext {
             component: name.to_string(),
