@@ -157,8 +157,25 @@ impl<'de> Visitor<'de> for SensitiveVisitor {
         Ok(Sensitive::Plain(v.to_string()))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Sensitive, A::Error> {
-        Secret::deserialize(de::value::MapAccessDeserializer::new(map)).map(Sensitive::Secret)
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Sensitive, A::Error> {
+        const FORMS: &[&str] = &["env", "file"];
+        let Some(key) = map.next_key::<String>()? else {
+            return Err(de::Error::custom(
+                "the table is empty: write { env = \"VARIABLE\" } or { file = \"PATH\" }",
+            ));
+        };
+        let secret = match key.as_str() {
+            "env" => Secret::Env(map.next_value()?),
+            "file" => Secret::File(map.next_value()?),
+            other => return Err(de::Error::unknown_variant(other, FORMS)),
+        };
+        if let Some(extra) = map.next_key::<String>()? {
+            return Err(de::Error::custom(format!(
+                "`{extra}` is given besides `{key}`: a secret comes from one place, \
+                 {{ env = \"VARIABLE\" }} or {{ file = \"PATH\" }}"
+            )));
+        }
+        Ok(Sensitive::Secret(secret))
     }
 }
 
@@ -203,8 +220,9 @@ mod tests {
             typo.contains("unknown variant `envv`, expected `env` or `file`"),
             "{typo}"
         );
-        let both = parse(r#"value = { env = "A", file = "B" }"#);
-        assert!(both.is_err(), "{both:?}");
+        let both = parse(r#"value = { env = "A", file = "B" }"#).expect_err("two places");
+        assert!(both.contains("`file` is given besides `env`"), "{both}");
+        assert!(parse("value = {}").is_err());
         let number = parse("value = 3").expect_err("not a string");
         assert!(number.contains("{ env = \"VARIABLE\" }"), "{number}");
     }
