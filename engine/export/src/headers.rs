@@ -88,7 +88,10 @@ impl UserHeaders<'_> {
                 Sensitive::Plain(_) => "`headers`".to_string(),
                 Sensitive::Secret(secret) => secret.to_string(),
             };
-            values.insert(name, (value.resolve(component, &format!("headers.{name}"))?, from));
+            values.insert(
+                name,
+                (value.resolve(component, &format!("headers.{name}"))?, from),
+            );
         }
         for (name, variable) in self.from_env {
             let value = std::env::var(variable).map_err(|_| {

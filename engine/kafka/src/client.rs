@@ -148,8 +148,7 @@ mod tests {
             Sensitive::Secret(Secret::Env("WEIR_TEST_KAFKA_PASSWORD_NEVER_SET".into())),
         )]);
         let err = config("events", "a:9092", &unset)
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .to_string();
         assert_eq!(
             err,

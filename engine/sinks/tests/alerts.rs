@@ -13,9 +13,7 @@ use axum::routing::post;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use weir_config::{BuildContext, ComponentConfig, Registry, Secret, Sensitive};
-use weir_core::{
-    Ack, Batch, Built, ComponentError, Input, Signal, SignalSet, Sink, SinkContext,
-};
+use weir_core::{Ack, Batch, Built, ComponentError, Input, Signal, SignalSet, Sink, SinkContext};
 use weir_rules::output::alerts_batch;
 use weir_rules::{AlertEvent, EventState};
 use weir_sinks::alerts::rows;
@@ -222,7 +220,10 @@ async fn alertmanager_gets_postable_alerts_at_each_url() {
     let (first, a) = Recorder::start(&[]).await;
     let (second, b) = Recorder::start(&[StatusCode::INTERNAL_SERVER_ERROR]).await;
     let config = AlertmanagerSinkConfig {
-        urls: vec![format!("http://{a}").into(), format!("http://{b}/am/").into()],
+        urls: vec![
+            format!("http://{a}").into(),
+            format!("http://{b}/am/").into(),
+        ],
         timeout: Duration::from_secs(5),
         headers: BTreeMap::new(),
         queue_capacity: 100,
@@ -296,8 +297,11 @@ async fn webhook_url_and_headers_from_files_and_the_environment_reach_the_receiv
     let (recorder, addr) = Recorder::start(&[]).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let url_file = dir.path().join("hook-url");
-    std::fs::write(&url_file, format!("http://{addr}/services/T0/B0/s3cretToken\n"))
-        .expect("write");
+    std::fs::write(
+        &url_file,
+        format!("http://{addr}/services/T0/B0/s3cretToken\n"),
+    )
+    .expect("write");
     let auth_file = dir.path().join("hook-auth");
     std::fs::write(&auth_file, "Bearer s3cretHeader").expect("write");
     // Setting a variable races with other threads reading the environment,
@@ -364,7 +368,10 @@ fn a_secret_that_cannot_be_read_is_a_clear_config_error() {
         .expect("refused")
         .to_string();
     assert!(err.contains("is not an http:// or https:// URL"), "{err}");
-    assert!(!err.contains("s3cretToken"), "the value is not quoted: {err}");
+    assert!(
+        !err.contains("s3cretToken"),
+        "the value is not quoted: {err}"
+    );
 }
 
 /// A `tracing` writer into a shared buffer.

@@ -277,7 +277,7 @@ async fn grpc_every_signal_arrives_exactly_with_headers() {
     };
     config
         .headers
-        .insert("x-team".to_string(), "checkout".to_string());
+        .insert("x-team".to_string(), "checkout".into());
     config
         .headers_from_env
         .insert("x-path".to_string(), "PATH".to_string());
