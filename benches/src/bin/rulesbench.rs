@@ -81,7 +81,9 @@ struct Args {
 /// service and operation, per service and route among server spans, per
 /// service and method; each with two or three aggregates (error ratio and
 /// error count; p95, p99 and maximum latency; request count and total
-/// time; mean and maximum latency) and varied thresholds.
+/// time; mean and maximum latency) and thresholds varied as in the
+/// bench's first mix (one aggregate per shape), so that about as many
+/// alerts fire.
 fn pipeline(n: usize) -> String {
     let mut text = String::from(
         "[sources.otlp]\ntype = \"otlp\"\n\n[processors.bench]\ntype = \"rules\"\n\
@@ -89,7 +91,10 @@ fn pipeline(n: usize) -> String {
          [sinks.out]\ntype = \"blackhole\"\ninputs = [\"bench\"]\n",
     );
     for k in 0..n {
-        let (columns, from, value) = match k % 4 {
+        let variant = k / 4 % 3;
+        let (ratio, errors) = (0.005 + k as f64 / 10_000.0, k);
+        let latency = (k % 50) as f64 / 1_000.0;
+        let (columns, from, value, threshold) = match k % 4 {
             0 => (
                 "service_name",
                 "FROM spans WHERE kind = 2 GROUP BY service_name",
@@ -97,7 +102,8 @@ fn pipeline(n: usize) -> String {
                     "avg(CASE WHEN status_code = 2 THEN 1.0 ELSE 0.0 END)",
                     "sum(CASE WHEN status_code = 2 THEN 1.0 ELSE 0.0 END)",
                     "avg(CASE WHEN status_code = 2 THEN 1.0 ELSE 0.0 END)",
-                ][k / 4 % 3],
+                ][variant],
+                [ratio, errors as f64, ratio][variant],
             ),
             1 => (
                 "service_name, name AS operation",
@@ -106,7 +112,8 @@ fn pipeline(n: usize) -> String {
                     "approx_percentile_cont(duration_ns, 0.95) / 1e9",
                     "approx_percentile_cont(duration_ns, 0.99) / 1e9",
                     "max(duration_ns) / 1e9",
-                ][k / 4 % 3],
+                ][variant],
+                latency,
             ),
             2 => (
                 "service_name, attributes['http.route'] AS route",
@@ -115,20 +122,19 @@ fn pipeline(n: usize) -> String {
                     "CAST(count(*) AS DOUBLE)",
                     "sum(duration_ns) / 1e9",
                     "CAST(count(*) AS DOUBLE)",
-                ][k / 4 % 3],
+                ][variant],
+                [k as f64 * 10.0, k as f64 / 2.0, k as f64 * 10.0][variant],
             ),
             _ => (
                 "service_name, attributes['http.request.method'] AS method",
                 "FROM spans GROUP BY service_name, attributes['http.request.method']",
-                [
-                    "avg(duration_ns) / 1e9",
-                    "max(duration_ns) / 1e9",
-                    "avg(duration_ns) / 1e9",
-                ][k / 4 % 3],
+                ["avg(duration_ns) / 1e9", "max(duration_ns) / 1e9", "avg(duration_ns) / 1e9"]
+                    [variant],
+                (k % 40) as f64 / 1_000.0,
             ),
         };
-        let threshold = (k % 50) as f64 / 1_000.0;
-        let sql = format!("SELECT {columns}, {value} AS value {from} HAVING {value} > {threshold}");
+        let sql =
+            format!("SELECT {columns}, {value} AS value {from} HAVING {value} > {threshold}");
         text.push_str(&format!(
             "\n[[processors.bench.rules]]\nalert = \"rule_{k}\"\nwindow = \"5m\"\nfor = \"1m\"\n\
              labels = {{ severity = \"page\" }}\nsql = \"\"\"{sql}\"\"\"\n"
