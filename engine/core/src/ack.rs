@@ -4,23 +4,41 @@
 //! request, a Kafka offset) creates an [`Ack`] with [`Ack::new`], puts it on
 //! the [`Batch`](crate::Batch) it emits and awaits the [`AckWaiter`].
 //! Every fan-out, processor output and sink buffer holds a clone of the
-//! `Ack`; when the last clone is dropped the waiter resolves with the
-//! combined [`AckStatus`].
+//! `Ack`, and every holder gives a verdict on its clone; once the last clone
+//! is gone the waiter resolves with the combined [`AckStatus`].
 //!
-//! * A holder that finishes normally simply drops its clone: a sink once the
-//!   data is durable (or handed to its backend), a processor once its outputs
-//!   (which carry their own clones) are sent on, a filter that drops rows.
+//! * A holder that did its part calls [`Ack::deliver`] (or
+//!   [`Batch::deliver`](crate::Batch::deliver)): a sink once the data is
+//!   durable (or handed to its backend), a processor once its outputs (which
+//!   carry their own clones) are made, a fan-out once every copy is queued,
+//!   a filter that drops rows, a source that split a request into batches.
 //! * A holder that could not do its part calls [`Ack::fail`] or
-//!   [`Ack::reject`] before dropping; the worst outcome wins
+//!   [`Ack::reject`]; the worst outcome wins
 //!   (retryable failure > permanent rejection > delivered).
-//! * A clone dropped while its thread panics counts as a retryable failure,
-//!   so a crashing component never lets a client believe its data is safe.
+//! * A clone dropped without a verdict counts as a retryable failure: a task
+//!   aborted at shutdown, a batch still queued in a channel when the
+//!   pipeline is torn down, a code path that forgot. A client is never told
+//!   its data is safe because a holder vanished. The same holds for a clone
+//!   dropped while its thread panics.
+//!
+//! [`Ack::none`] is untracked: nobody waits for it and its verdicts are
+//! no-ops, so dropping it is fine.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::{future::Future, pin::Pin};
 
 use tokio::sync::oneshot;
+
+/// The reason given to a source when a clone of its [`Ack`] was dropped
+/// without a verdict.
+pub const DROPPED_WITHOUT_VERDICT: &str =
+    "the data was dropped before it was delivered (a component stopped or was aborted)";
+
+/// The reason given to a source when a clone of its [`Ack`] was dropped
+/// while its thread panicked.
+const PANICKED: &str = "a component panicked while holding the data";
 
 /// The outcome of a batch once every holder of its [`Ack`] is done.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +49,7 @@ pub enum AckStatus {
     /// sender should not retry it unchanged.
     Rejected(String),
     /// Some part could not be delivered now (full disk, unreachable backend,
-    /// a component that crashed); the sender should retry.
+    /// a component that crashed or stopped); the sender should retry.
     Failed(String),
 }
 
@@ -54,7 +72,12 @@ impl AckStatus {
 }
 
 struct Shared {
+    /// The worst verdict given explicitly (or by a panic).
     status: Mutex<AckStatus>,
+    /// Whether some clone was dropped without a verdict. Kept apart so that
+    /// an explicit failure's reason (which says what went wrong) wins over
+    /// this one, which only says that a holder vanished.
+    dropped: AtomicBool,
     tx: Mutex<Option<oneshot::Sender<AckStatus>>>,
 }
 
@@ -68,10 +91,13 @@ impl Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        let status = std::mem::replace(
+        let mut status = std::mem::replace(
             self.status.get_mut().unwrap_or_else(|e| e.into_inner()),
             AckStatus::Delivered,
         );
+        if *self.dropped.get_mut() {
+            status = status.worst(AckStatus::Failed(DROPPED_WITHOUT_VERDICT.into()));
+        }
         if let Some(tx) = self.tx.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
             // The waiter may have gone (client disconnected): nothing to tell.
             let _ = tx.send(status);
@@ -80,19 +106,23 @@ impl Drop for Shared {
 }
 
 /// One holder's share of a batch's acknowledgement. Clone it for every
-/// additional holder; drop it when done. See the [module docs](self).
+/// additional holder; give each clone a verdict ([`Ack::deliver`],
+/// [`Ack::fail`], [`Ack::reject`]) when done. A tracked clone dropped without
+/// one counts as failed. See the [module docs](self).
 #[derive(Default)]
+#[must_use = "give the acknowledgement a verdict (deliver, fail or reject); dropping it fails it"]
 pub struct Ack {
     shared: Option<Arc<Shared>>,
 }
 
 impl Ack {
     /// A new acknowledgement and the waiter that resolves once every clone of
-    /// it has been dropped.
+    /// it has been given a verdict (or dropped).
     pub fn new() -> (Ack, AckWaiter) {
         let (tx, rx) = oneshot::channel();
         let shared = Arc::new(Shared {
             status: Mutex::new(AckStatus::Delivered),
+            dropped: AtomicBool::new(false),
             tx: Mutex::new(Some(tx)),
         });
         (
@@ -104,6 +134,7 @@ impl Ack {
     }
 
     /// An acknowledgement nobody waits for (data generated inside Weir, tests).
+    /// It needs no verdict.
     pub fn none() -> Ack {
         Ack { shared: None }
     }
@@ -113,18 +144,24 @@ impl Ack {
         self.shared.is_some()
     }
 
+    /// Record that this holder did its part: the data is durable, handed to
+    /// its backend, or passed on in clones of this acknowledgement.
+    pub fn deliver(mut self) {
+        self.shared.take();
+    }
+
     /// Record that this holder could not do its part now; the source will
     /// be told to retry.
-    pub fn fail(self, reason: impl Into<String>) {
-        if let Some(shared) = &self.shared {
+    pub fn fail(mut self, reason: impl Into<String>) {
+        if let Some(shared) = self.shared.take() {
             shared.record(AckStatus::Failed(reason.into()));
         }
     }
 
     /// Record that this holder refuses the data for good (it is malformed
     /// or against policy); the source will be told not to retry.
-    pub fn reject(self, reason: impl Into<String>) {
-        if let Some(shared) = &self.shared {
+    pub fn reject(mut self, reason: impl Into<String>) {
+        if let Some(shared) = self.shared.take() {
             shared.record(AckStatus::Rejected(reason.into()));
         }
     }
@@ -140,10 +177,12 @@ impl Clone for Ack {
 
 impl Drop for Ack {
     fn drop(&mut self) {
-        if let (true, Some(shared)) = (std::thread::panicking(), &self.shared) {
-            shared.record(AckStatus::Failed(
-                "a component panicked while holding the data".into(),
-            ));
+        // Still holding the share: no verdict was given.
+        let Some(shared) = &self.shared else { return };
+        if std::thread::panicking() {
+            shared.record(AckStatus::Failed(PANICKED.into()));
+        } else {
+            shared.dropped.store(true, Ordering::Relaxed);
         }
     }
 }
@@ -157,7 +196,7 @@ impl std::fmt::Debug for Ack {
 }
 
 /// Resolves to the combined [`AckStatus`] once every clone of its [`Ack`]
-/// has been dropped.
+/// has been given a verdict (or dropped).
 #[derive(Debug)]
 pub struct AckWaiter {
     rx: oneshot::Receiver<AckStatus>,
@@ -177,31 +216,84 @@ impl Future for AckWaiter {
 mod tests {
     use super::*;
 
-    /// Guarantees: the waiter resolves only after the last clone is gone.
+    /// Guarantees: the waiter resolves only after the last clone has its
+    /// verdict, and Delivered when every holder delivered.
     #[tokio::test]
-    async fn resolves_after_last_clone() {
+    async fn delivered_by_all_resolves_after_last_clone() {
         let (ack, mut waiter) = Ack::new();
         let a2 = ack.clone();
-        drop(ack);
+        ack.deliver();
         assert!(futures_poll_once(&mut waiter).is_none());
-        drop(a2);
+        a2.deliver();
         assert_eq!(waiter.await, AckStatus::Delivered);
     }
 
-    /// Guarantees: the worst outcome of all holders wins.
+    /// Guarantees: a clone dropped without a verdict (an aborted task, a
+    /// forgotten path) fails the batch with a reason that says so, even when
+    /// every other holder delivered.
+    #[tokio::test]
+    async fn dropped_without_verdict_fails() {
+        let (ack, mut waiter) = Ack::new();
+        let forgotten = ack.clone();
+        ack.deliver();
+        assert!(futures_poll_once(&mut waiter).is_none());
+        drop(forgotten);
+        assert_eq!(
+            waiter.await,
+            AckStatus::Failed(DROPPED_WITHOUT_VERDICT.into())
+        );
+
+        let (ack, waiter) = Ack::new();
+        drop(ack);
+        assert_eq!(
+            waiter.await,
+            AckStatus::Failed(DROPPED_WITHOUT_VERDICT.into())
+        );
+    }
+
+    /// Guarantees: the worst outcome of all holders wins; a silent drop is a
+    /// retryable failure, worse than a rejection, but an explicit failure
+    /// keeps its own reason.
     #[tokio::test]
     async fn worst_outcome_wins() {
         let (ack, waiter) = Ack::new();
         let (a2, a3) = (ack.clone(), ack.clone());
         a2.reject("bad");
         a3.fail("disk full");
-        drop(ack);
+        ack.deliver();
         assert_eq!(waiter.await, AckStatus::Failed("disk full".into()));
 
         let (ack, waiter) = Ack::new();
         ack.clone().reject("bad");
-        drop(ack);
+        ack.deliver();
         assert_eq!(waiter.await, AckStatus::Rejected("bad".into()));
+
+        let (ack, waiter) = Ack::new();
+        ack.clone().reject("bad");
+        drop(ack);
+        assert_eq!(
+            waiter.await,
+            AckStatus::Failed(DROPPED_WITHOUT_VERDICT.into())
+        );
+
+        let (ack, waiter) = Ack::new();
+        drop(ack.clone());
+        ack.fail("disk full");
+        assert_eq!(waiter.await, AckStatus::Failed("disk full".into()));
+    }
+
+    /// Guarantees: an untracked acknowledgement needs no verdict: dropping
+    /// it, delivering or failing it does nothing and does not panic.
+    #[test]
+    fn untracked_needs_nothing() {
+        let ack = Ack::none();
+        assert!(!ack.is_tracked());
+        let copy = ack.clone();
+        drop(ack);
+        copy.clone().fail("ignored");
+        copy.clone().reject("ignored");
+        copy.deliver();
+        drop(Ack::default());
     }
 
     /// Guarantees: a holder dropped during a panic fails the batch.
@@ -215,8 +307,8 @@ mod tests {
         })
         .join();
         assert!(r.is_err());
-        drop(ack);
-        assert!(matches!(waiter.await, AckStatus::Failed(_)));
+        ack.deliver();
+        assert_eq!(waiter.await, AckStatus::Failed(PANICKED.into()));
     }
 
     fn futures_poll_once(w: &mut AckWaiter) -> Option<AckStatus> {

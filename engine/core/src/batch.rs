@@ -11,6 +11,13 @@ use crate::{Ack, Signal};
 /// arrays, so cloning a `Batch` (for a fan-out) copies no data. Batches are
 /// immutable: a processor that changes data builds a new `RecordBatch` and
 /// wraps it with [`Batch::with_data`], which keeps the acknowledgement.
+///
+/// A batch carries a clone of its [`Ack`], so whoever holds a batch gives it
+/// a verdict when done: [`Batch::deliver`], [`Batch::fail`] or
+/// [`Batch::reject`] (or takes the ack out with [`Batch::into_ack`] /
+/// [`Batch::into_data_and_ack`] and gives it one later). A batch dropped
+/// without one, like one still queued when the pipeline is torn down, counts
+/// as failed: see [`crate::ack`].
 #[derive(Debug, Clone)]
 pub struct Batch {
     signal: Signal,
@@ -73,6 +80,25 @@ impl Batch {
     /// Splits the batch into its parts.
     pub fn into_parts(self) -> (Signal, RecordBatch, Ack) {
         (self.signal, self.data, self.ack)
+    }
+
+    /// Splits the batch into its rows and its acknowledgement, for a holder
+    /// that keeps the rows and gives the verdict once it is done with them.
+    pub fn into_data_and_ack(self) -> (RecordBatch, Ack) {
+        (self.data, self.ack)
+    }
+
+    /// Lets go of the rows and keeps the acknowledgement, for a holder that
+    /// gives the verdict later (a sink once its write is durable).
+    pub fn into_ack(self) -> Ack {
+        self.ack
+    }
+
+    /// This holder is done with the batch and did its part (the data is
+    /// durable, handed to its backend, or sent on in batches that carry the
+    /// acknowledgement, or its rows were dropped on purpose).
+    pub fn deliver(self) {
+        self.ack.deliver()
     }
 
     /// Gives up on the batch: the source is told to retry.

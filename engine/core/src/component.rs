@@ -90,7 +90,12 @@ impl Output {
 
     async fn send_inner(&self, batch: Batch, wait: Option<Duration>) -> Result<(), SendError> {
         match self.reserve_and_send(&batch, wait).await {
-            Ok(()) => Ok(()),
+            // Every copy is queued with its own clone of the ack (or no one
+            // takes this signal): this one has done its part.
+            Ok(()) => {
+                batch.deliver();
+                Ok(())
+            }
             Err(e) => {
                 // Not accepted downstream: the source must not believe it safe.
                 batch.fail(e.to_string());
@@ -246,7 +251,10 @@ pub trait Source: Send {
 /// The runtime calls [`Processor::process`] for each input batch and sends
 /// what it pushes into `out` downstream. Outputs should be made with
 /// [`Batch::with_data`] or [`Batch::derive`] so that they carry the input's
-/// acknowledgement; dropping the input without outputs acknowledges it.
+/// acknowledgement; the input itself is then given a verdict like any held
+/// batch: [`Batch::deliver`] once the outputs are made or the rows are held
+/// (or dropped on purpose), [`Batch::fail`] / [`Batch::reject`] otherwise.
+/// An input dropped without a verdict fails its source's request.
 #[async_trait]
 pub trait Processor: Send {
     /// Processes one batch. On error the input batch is failed (the source
@@ -271,9 +279,11 @@ pub trait Processor: Send {
 
 /// A component that takes data out of Weir (the store, a file, a backend).
 ///
-/// A sink drops each batch (and with it its acknowledgement) only once the
-/// data is durable or accepted by the backend; it calls [`Batch::fail`] when
-/// it cannot write.
+/// A sink calls [`Batch::deliver`] on each batch (or on its acknowledgement)
+/// once the data is durable or accepted by the backend, and [`Batch::fail`]
+/// or [`Batch::reject`] when it cannot write. A batch it drops without a
+/// verdict, as when its task is aborted at shutdown, fails its source's
+/// request.
 #[async_trait]
 pub trait Sink: Send {
     /// Runs until the input is closed and empty, then flushes and returns.

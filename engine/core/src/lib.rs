@@ -7,7 +7,7 @@
 //!  OTLP request ──convert::*_to_batch──▶ RecordBatch ──Batch::new──▶ Batch
 //!       (one row per log record / span / metric data point, schema::*)
 //!  Batch ──Source::run──▶ channels ──Processor::process──▶ ... ──Sink::run
-//!       ack: every holder of a Batch finishes, then the source is told
+//!       ack: every holder of a Batch gives a verdict, then the source is told
 //! ```
 //!
 //! * [`signal`] names the kinds of telemetry (`logs`, `spans`, `metrics`).

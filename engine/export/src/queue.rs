@@ -266,8 +266,14 @@ impl Queue {
                         id,
                         signal,
                         rows,
-                        // Dropping the ack releases it: the batch is on disk.
-                        ack: (ack_mode == AckMode::Delivered).then_some(ack),
+                        ack: match ack_mode {
+                            AckMode::Delivered => Some(ack),
+                            // The batch is on disk: acknowledged here.
+                            AckMode::Queued => {
+                                ack.deliver();
+                                None
+                            }
+                        },
                         since: now,
                     })
                     .collect()

@@ -292,8 +292,7 @@ impl Sender {
             done.push((e.id, rows_bytes(&e.rows)));
             let Some(ack) = e.ack else { continue };
             match &outcome {
-                // Dropping the acknowledgement releases it as delivered.
-                Outcome::Sent => drop(ack),
+                Outcome::Sent => ack.deliver(),
                 Outcome::Refused(reason) => ack.reject(reason.clone()),
                 Outcome::Expired(reason) => ack.fail(reason.clone()),
                 Outcome::Stopped => ack.fail("the sink stopped before the backend took it"),

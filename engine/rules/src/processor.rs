@@ -436,7 +436,7 @@ impl Processor for RulesProcessor {
             });
         }
         // The rules hold what they need; the input is acknowledged here.
-        drop(batch);
+        batch.deliver();
         self.evaluate_due(out).await;
         Ok(())
     }

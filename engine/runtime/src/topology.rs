@@ -211,11 +211,18 @@ async fn run_processor(
             next = input.recv() => {
                 let Some(batch) = next else { break };
                 let ack = batch.ack().clone();
-                if let Err(e) = p.process(batch, &mut out).await {
-                    metrics.errors("process").increment(1);
-                    warn!(component = %name, error = %e, "processing a batch failed; the source is told to retry");
-                    out.clear();
-                    ack.fail(e.to_string());
+                match p.process(batch, &mut out).await {
+                    // The outputs carry their own clones and are sent below.
+                    Ok(()) => ack.deliver(),
+                    Err(e) => {
+                        metrics.errors("process").increment(1);
+                        warn!(component = %name, error = %e, "processing a batch failed; the source is told to retry");
+                        let reason = e.to_string();
+                        for partial in out.drain(..) {
+                            partial.fail(reason.clone());
+                        }
+                        ack.fail(reason);
+                    }
                 }
             }
             () = tick => {

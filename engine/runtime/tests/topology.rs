@@ -8,6 +8,7 @@ use std::time::Duration;
 use arrow::array::{ArrayRef, Int64Array, RecordBatch};
 use async_trait::async_trait;
 use tokio::sync::{Mutex, Semaphore, mpsc};
+use weir_core::ack::DROPPED_WITHOUT_VERDICT;
 use weir_core::{
     Ack, AckStatus, AckWaiter, Batch, ComponentError, Processor, SendError, Signal, SignalSet,
     Sink, SinkContext, Source, SourceContext,
@@ -69,7 +70,31 @@ impl Sink for RecordingSink {
                 .push((batch.signal(), batch.num_rows()));
             if self.fail {
                 batch.fail("disk full");
+            } else {
+                batch.deliver();
             }
+        }
+        Ok(())
+    }
+}
+
+/// A sink that buffers every batch and writes them all once its input has
+/// ended, after a permit of `flush` (a flush that may hang).
+struct BufferingSink {
+    flush: Arc<Semaphore>,
+}
+
+#[async_trait]
+impl Sink for BufferingSink {
+    async fn run(self: Box<Self>, mut cx: SinkContext) -> Result<(), ComponentError> {
+        let mut buffer = Vec::new();
+        while let Some(batch) = cx.input.recv().await {
+            buffer.push(batch);
+        }
+        let permit = self.flush.acquire().await.expect("gate open");
+        permit.forget();
+        for batch in buffer {
+            batch.deliver();
         }
         Ok(())
     }
@@ -87,14 +112,19 @@ impl Processor for Splitter {
         self.seen.fetch_add(1, Ordering::SeqCst);
         let n = batch.num_rows();
         if n == 1 {
+            // Filtered out on purpose: done with it.
+            batch.deliver();
             return Ok(());
         }
         if n == 13 {
+            // The input is dropped without a verdict; the runtime's failure,
+            // which says why, is what the source hears.
             return Err(ComponentError::internal("split", "thirteen is unlucky"));
         }
         let half = n / 2;
         out.push(batch.with_data(batch.data().slice(0, half)));
         out.push(batch.with_data(batch.data().slice(half, n - half)));
+        batch.deliver();
         Ok(())
     }
 }
@@ -330,6 +360,79 @@ async fn shutdown_drains_in_flight_batches() {
     for w in waiters {
         assert_eq!(w.await, AckStatus::Delivered);
     }
+}
+
+/// Scenario: a sink buffers batches and flushes them once its input ends;
+/// at shutdown the flush either completes or hangs past the timeout.
+/// Guarantees: buffered data is Delivered only once the sink writes it; a
+/// sink aborted while holding it tells the source to retry (Failed, saying
+/// the data was dropped), never Delivered.
+#[tokio::test]
+async fn aborted_sink_fails_the_batches_it_holds() {
+    for flushes in [true, false] {
+        let (src, mut h) = source();
+        let flush = Arc::new(Semaphore::new(usize::from(flushes)));
+        let running = Topology::new(vec![
+            node("src", src, &[]),
+            node(
+                "buffer",
+                Built::Sink(Box::new(BufferingSink { flush })),
+                &[("src", SignalSet::ALL)],
+            ),
+        ])
+        .expect("valid graph")
+        .start();
+        let mut waiters = Vec::new();
+        for _ in 0..2 {
+            let (r, w) = h.send(Signal::Logs, 3, None).await;
+            r.expect("sent");
+            waiters.push(w);
+        }
+        let report = running.drain(Duration::from_millis(200)).await;
+        if flushes {
+            assert!(report.is_clean(), "{report:?}");
+        } else {
+            assert_eq!(report.timed_out, vec!["buffer".to_string()]);
+        }
+        for w in waiters {
+            let status = w.await;
+            if flushes {
+                assert_eq!(status, AckStatus::Delivered);
+            } else {
+                assert_eq!(status, AckStatus::Failed(DROPPED_WITHOUT_VERDICT.into()));
+            }
+        }
+    }
+}
+
+/// Scenario: a stuck sink holds one batch in hand and two more wait in its
+/// channel when the shutdown timeout passes and the topology is torn down.
+/// Guarantees: every one of them, queued or in hand, resolves Failed (the
+/// source retries), none Delivered.
+#[tokio::test]
+async fn batches_queued_at_teardown_fail() {
+    let (src, mut h) = source();
+    let (stuck, seen, _gate) = sink(false, 0);
+    let running = Topology::new(vec![
+        node("src", src, &[]),
+        node("stuck", stuck, &[("src", SignalSet::ALL)]),
+    ])
+    .expect("valid graph")
+    .start();
+    let mut waiters = Vec::new();
+    for _ in 0..3 {
+        let (r, w) = h
+            .send(Signal::Spans, 2, Some(Duration::from_millis(50)))
+            .await;
+        r.expect("room for three");
+        waiters.push(w);
+    }
+    let report = running.drain(Duration::from_millis(100)).await;
+    assert_eq!(report.timed_out, vec!["stuck".to_string()]);
+    for w in waiters {
+        assert_eq!(w.await, AckStatus::Failed(DROPPED_WITHOUT_VERDICT.into()));
+    }
+    assert!(seen.lock().await.is_empty(), "nothing was written");
 }
 
 /// Guarantees: graphs the configuration should have rejected are refused.

@@ -10,10 +10,11 @@
 //!   webhook JSON. Both share [`alerts`]: the bounded queue per receiver,
 //!   retries and the payloads.
 //!
-//! A sink drops each batch, and with it the batch's acknowledgement, only
-//! once the data is written as far as the sink promises (flushed to the
-//! file, or fsynced when configured); when it cannot write, it fails the
-//! batch so that the source tells its client to retry.
+//! A sink delivers each batch (its acknowledgement) only once the data is
+//! written as far as the sink promises (flushed to the file, fsynced when
+//! configured, queued for an alert receiver); when it cannot write, it fails
+//! the batch so that the source tells its client to retry. A batch it drops
+//! without a verdict fails too.
 
 pub mod alertmanager;
 pub mod alerts;

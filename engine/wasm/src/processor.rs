@@ -378,28 +378,44 @@ impl Processor for WasmProcessor {
         }
         let Some(failure) = failure else {
             out.extend(outputs);
+            // The outputs carry the acknowledgement on.
+            batch.deliver();
             return Ok(());
         };
-        drop(outputs);
         self.count_failure(&failure);
         tracing::warn!(component = %self.name, kind = failure.kind.as_str(),
             on_error = self.on_error.as_str(), error = %failure.message,
             "plugin failed on a batch; its instance was replaced");
         match self.on_error {
-            OnError::Drop => Ok(()),
+            OnError::Drop => {
+                // Dropped on purpose, as configured: acknowledged.
+                outputs.into_iter().for_each(Batch::deliver);
+                batch.deliver();
+                Ok(())
+            }
             OnError::Pass => {
+                // The partial outputs are discarded; the input goes on.
+                outputs.into_iter().for_each(Batch::deliver);
                 out.push(batch);
                 Ok(())
             }
-            OnError::Fail => Err(ComponentError::External {
-                component: self.name.to_string(),
-                message: format!(
-                    "plugin failed ({}): {}",
-                    failure.kind.as_str(),
-                    failure.message
-                ),
-                source: None,
-            }),
+            OnError::Fail => {
+                let error = ComponentError::External {
+                    component: self.name.to_string(),
+                    message: format!(
+                        "plugin failed ({}): {}",
+                        failure.kind.as_str(),
+                        failure.message
+                    ),
+                    source: None,
+                };
+                let reason = error.to_string();
+                for output in outputs {
+                    output.fail(reason.clone());
+                }
+                batch.fail(reason);
+                Err(error)
+            }
         }
     }
 

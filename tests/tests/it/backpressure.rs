@@ -35,6 +35,7 @@ impl Sink for GatedSink {
         while let Some(batch) = cx.input.recv().await {
             self.gate.acquire().await.expect("gate").forget();
             self.written.fetch_add(batch.num_rows(), Ordering::SeqCst);
+            batch.deliver();
         }
         Ok(())
     }

@@ -275,5 +275,7 @@ async fn settle(
         ack.reject(format!(
             "{too_large} records are larger than the Kafka sink's max_message_bytes on their own"
         ));
+    } else {
+        ack.deliver();
     }
 }

@@ -95,6 +95,8 @@ pub(crate) async fn run(
                         "a batch sent here is not alert events; it is dropped");
                 }
             }
+            // Queued (or dropped on purpose, counted above): acknowledged.
+            batch.deliver();
         }
     }
     for (_, queue) in &queues {

@@ -35,6 +35,7 @@ impl Sink for BlackholeSink {
             for batch in buf.drain(..) {
                 records += batch.num_rows() as u64;
                 batches += 1;
+                batch.deliver();
             }
             if let Some(every) = self.log_interval {
                 let elapsed = since.1.elapsed();

@@ -108,14 +108,17 @@ impl Sink for FileSink {
                 Ok::<(), std::io::Error>(())
             }
             .await;
-            if let Err(e) = result {
-                metrics.errors("write").increment(1);
-                warn!(component = %cx.name, path = %self.path.display(), error = %e, "write failed; the sources are told to retry");
-                for batch in written {
-                    batch.fail(format!("writing {} failed: {e}", self.path.display()));
+            match result {
+                // What reached the file is acknowledged.
+                Ok(()) => written.into_iter().for_each(Batch::deliver),
+                Err(e) => {
+                    metrics.errors("write").increment(1);
+                    warn!(component = %cx.name, path = %self.path.display(), error = %e, "write failed; the sources are told to retry");
+                    for batch in written {
+                        batch.fail(format!("writing {} failed: {e}", self.path.display()));
+                    }
                 }
             }
-            // Dropping `written` here acknowledges what reached the file.
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tracing::warn;
 use weir_core::metrics::component::ComponentMetrics;
-use weir_core::{ComponentError, Sink, SinkContext};
+use weir_core::{Batch, ComponentError, Sink, SinkContext};
 
 use crate::Store;
 
@@ -43,8 +43,8 @@ impl Sink for StoreSink {
                 .map(|b| (b.signal(), b.data().clone()))
                 .collect();
             match self.store.append(entries).await {
-                // Dropping the batches acknowledges them: the WAL holds them.
-                Ok(()) => batches.clear(),
+                // The WAL holds them: acknowledged.
+                Ok(()) => batches.drain(..).for_each(Batch::deliver),
                 Err(e) => {
                     ComponentMetrics::new(cx.name.clone())
                         .errors("write")

@@ -92,13 +92,20 @@ async fn run(
     let keep = batch.ack().clone();
     let mut out = Vec::new();
     let result = p.process(batch, &mut out).await.map_err(|e| e.to_string());
-    // What the runtime does with a processor error.
-    if let Err(e) = &result {
-        keep.clone().fail(e.clone());
+    // What the runtime does with its clone once the processor returns.
+    match &result {
+        Ok(()) => keep.deliver(),
+        Err(e) => keep.fail(e.clone()),
     }
-    drop(keep);
-    // Sent on and then delivered downstream: the batches are dropped.
-    let sent: Vec<_> = out.drain(..).map(|b| bodies(&b)).collect();
+    // Sent on and then delivered downstream.
+    let sent: Vec<_> = out
+        .drain(..)
+        .map(|b| {
+            let sent = bodies(&b);
+            b.deliver();
+            sent
+        })
+        .collect();
     let status = tokio::time::timeout(Duration::from_secs(5), waiter)
         .await
         .expect("acknowledged");

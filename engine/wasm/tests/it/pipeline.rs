@@ -42,14 +42,14 @@ async fn split_batch_is_acknowledged_when_all_parts_are() {
     assert_eq!(bodies(&out[0])[0].as_deref(), Some("row #"));
     assert_eq!(bodies(&out[1])[2047].as_deref(), Some("row ####"));
     let second = out.pop().expect("two parts");
-    drop(out);
+    out.into_iter().for_each(Batch::deliver);
     assert!(
         tokio::time::timeout(Duration::from_millis(50), &mut waiter)
             .await
             .is_err(),
         "not acknowledged while a part is in flight"
     );
-    drop(second);
+    second.deliver();
     assert_eq!(waiter.await, AckStatus::Delivered);
 }
 
