@@ -15,7 +15,7 @@ use crate::{Ack, Signal};
 /// A batch carries a clone of its [`Ack`], so whoever holds a batch gives it
 /// a verdict when done: [`Batch::deliver`], [`Batch::fail`] or
 /// [`Batch::reject`] (or takes the ack out with [`Batch::into_ack`] /
-/// [`Batch::into_data_and_ack`] and gives it one later). A batch dropped
+/// [`Batch::into_parts`] and gives it one later). A batch dropped
 /// without one, like one still queued when the pipeline is torn down, counts
 /// as failed: see [`crate::ack`].
 #[derive(Debug, Clone)]
@@ -77,19 +77,15 @@ impl Batch {
         }
     }
 
-    /// Splits the batch into its parts.
+    /// Splits the batch into its parts, for a holder that keeps the rows and
+    /// gives the acknowledgement its verdict once it is done with them.
     pub fn into_parts(self) -> (Signal, RecordBatch, Ack) {
         (self.signal, self.data, self.ack)
     }
 
-    /// Splits the batch into its rows and its acknowledgement, for a holder
-    /// that keeps the rows and gives the verdict once it is done with them.
-    pub fn into_data_and_ack(self) -> (RecordBatch, Ack) {
-        (self.data, self.ack)
-    }
-
     /// Lets go of the rows and keeps the acknowledgement, for a holder that
-    /// gives the verdict later (a sink once its write is durable).
+    /// gives the verdict later (a sink that has encoded the rows, once its
+    /// write is durable).
     pub fn into_ack(self) -> Ack {
         self.ack
     }

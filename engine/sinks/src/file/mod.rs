@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tracing::warn;
 use weir_core::convert::{self, json};
 use weir_core::metrics::component::ComponentMetrics;
-use weir_core::{Batch, ComponentError, Signal, Sink, SinkContext};
+use weir_core::{Ack, Batch, ComponentError, Signal, Sink, SinkContext};
 
 /// Appends each batch to a file as one OTLP/JSON export request per line
 /// (`ExportTraceServiceRequest`, `ExportLogsServiceRequest` or
@@ -90,7 +90,8 @@ impl Sink for FileSink {
                 match encode_line(&batch) {
                     Ok(line) => {
                         buf.extend_from_slice(&line);
-                        written.push(batch);
+                        // The line holds the rows now; keep the ack for the verdict.
+                        written.push(batch.into_ack());
                     }
                     Err(e) => {
                         metrics.errors("write").increment(1);
@@ -110,12 +111,12 @@ impl Sink for FileSink {
             .await;
             match result {
                 // What reached the file is acknowledged.
-                Ok(()) => written.into_iter().for_each(Batch::deliver),
+                Ok(()) => written.into_iter().for_each(Ack::deliver),
                 Err(e) => {
                     metrics.errors("write").increment(1);
                     warn!(component = %cx.name, path = %self.path.display(), error = %e, "write failed; the sources are told to retry");
-                    for batch in written {
-                        batch.fail(format!("writing {} failed: {e}", self.path.display()));
+                    for ack in written {
+                        ack.fail(format!("writing {} failed: {e}", self.path.display()));
                     }
                 }
             }
