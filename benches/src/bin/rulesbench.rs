@@ -128,13 +128,15 @@ fn pipeline(n: usize) -> String {
             _ => (
                 "service_name, attributes['http.request.method'] AS method",
                 "FROM spans GROUP BY service_name, attributes['http.request.method']",
-                ["avg(duration_ns) / 1e9", "max(duration_ns) / 1e9", "avg(duration_ns) / 1e9"]
-                    [variant],
+                [
+                    "avg(duration_ns) / 1e9",
+                    "max(duration_ns) / 1e9",
+                    "avg(duration_ns) / 1e9",
+                ][variant],
                 (k % 40) as f64 / 1_000.0,
             ),
         };
-        let sql =
-            format!("SELECT {columns}, {value} AS value {from} HAVING {value} > {threshold}");
+        let sql = format!("SELECT {columns}, {value} AS value {from} HAVING {value} > {threshold}");
         text.push_str(&format!(
             "\n[[processors.bench.rules]]\nalert = \"rule_{k}\"\nwindow = \"5m\"\nfor = \"1m\"\n\
              labels = {{ severity = \"page\" }}\nsql = \"\"\"{sql}\"\"\"\n"
