@@ -24,9 +24,13 @@ crate::settings::external_sink_config! {
 pub struct LokiConfig {
     /// Loki's push endpoint, such as `"http://loki:3100/loki/api/v1/push"`;
     /// a URL without a path (`"http://loki:3100"`) gets
-    /// `/loki/api/v1/push`. Required.
-    #[serde(deserialize_with = "values::http_url")]
-    pub url: String,
+    /// `/loki/api/v1/push`. Required. A URL that carries a secret
+    /// (`https://user:token@...`) may be read when Weir starts from an
+    /// environment variable, `{ env = "LOKI_URL" }`, or a file,
+    /// `{ file = "/run/secrets/loki-url" }`. Logs, errors and metrics show
+    /// only its scheme, host and port.
+    #[serde(deserialize_with = "values::sensitive_http_url")]
+    pub url: Sensitive,
     /// How requests are written: `"protobuf"` (a snappy-compressed
     /// `logproto.PushRequest`, as Promtail and Alloy send) or `"json"`.
     /// Default `"protobuf"`.
@@ -148,7 +152,7 @@ impl LokiConfig {
     /// A config pushing to `url` with every default.
     pub fn new(url: impl Into<String>) -> Self {
         LokiConfig {
-            url: url.into(),
+            url: Sensitive::Plain(url.into()),
             encoding: Encoding::default(),
             compression: Compression::default(),
             labels: default_labels(),
@@ -168,16 +172,16 @@ impl LokiConfig {
         }
     }
 
-    /// The URL requests are posted to: `url`, or `url` with
+    /// The URL requests are posted to: `url` (resolved), or `url` with
     /// `/loki/api/v1/push` when it has no path.
-    pub fn push_url(&self) -> String {
-        let after_scheme = self.url.split_once("://").map_or("", |(_, rest)| rest);
+    pub fn push_url(url: &str) -> String {
+        let after_scheme = url.split_once("://").map_or("", |(_, rest)| rest);
         match after_scheme.find('/') {
-            None => format!("{}{PUSH_PATH}", self.url),
+            None => format!("{url}{PUSH_PATH}"),
             Some(at) if &after_scheme[at..] == "/" => {
-                format!("{}{PUSH_PATH}", self.url.trim_end_matches('/'))
+                format!("{}{PUSH_PATH}", url.trim_end_matches('/'))
             }
-            Some(_) => self.url.clone(),
+            Some(_) => url.to_string(),
         }
     }
 
@@ -255,13 +259,22 @@ mod tests {
         assert!(config.structured_metadata);
         assert_eq!(config.timeout, Duration::from_secs(30));
         assert_eq!(config.max_request_bytes, 1024 * 1024);
-        assert_eq!(config.push_url(), "http://loki:3100/loki/api/v1/push");
+        assert_eq!(
+            LokiConfig::push_url(config.url.plain().expect("plain")),
+            "http://loki:3100/loki/api/v1/push"
+        );
         assert!(config.problems().is_empty());
 
         let slash = LokiConfig::new("https://loki:3100/");
-        assert_eq!(slash.push_url(), "https://loki:3100/loki/api/v1/push");
+        assert_eq!(
+            LokiConfig::push_url(slash.url.plain().expect("plain")),
+            "https://loki:3100/loki/api/v1/push"
+        );
         let path = LokiConfig::new("http://gw/tenant-a/loki/api/v1/push");
-        assert_eq!(path.push_url(), "http://gw/tenant-a/loki/api/v1/push");
+        assert_eq!(
+            LokiConfig::push_url(path.url.plain().expect("plain")),
+            "http://gw/tenant-a/loki/api/v1/push"
+        );
     }
 
     /// Guarantees: every key parses from TOML; unknown keys and bad URLs

@@ -54,6 +54,8 @@ pub use config::{Compression, Encoding, LokiConfig};
 #[derive(Debug)]
 pub struct LokiExporter {
     url: String,
+    /// `url` as logs and errors show it: scheme, host and port.
+    shown: String,
     client: reqwest::Client,
     headers: HeaderMap,
     timeout: Duration,
@@ -68,6 +70,7 @@ impl LokiExporter {
     /// headers are resolved now (environment variables, files), so a
     /// missing secret stops the start.
     pub fn new(component: &str, config: &LokiConfig) -> Result<Self, ComponentError> {
+        let url = LokiConfig::push_url(&config.url.resolve_http_url(component, "url")?);
         let mut headers = config.user_headers().resolve(component)?;
         let content_type = match config.encoding {
             Encoding::Protobuf => "application/x-protobuf",
@@ -81,7 +84,8 @@ impl LokiExporter {
             ComponentError::internal(component, format!("cannot make an HTTP client: {e}"))
         })?;
         Ok(LokiExporter {
-            url: config.push_url(),
+            shown: weir_core::redact::url(&url),
+            url,
             client,
             headers,
             timeout: config.timeout,
@@ -123,19 +127,19 @@ impl Exporter for LokiExporter {
         let all_rows = rows.num_rows() as u64;
         if signal != Signal::Logs {
             return Err(ExportError::Permanent {
-                reason: format!("{}: Loki takes logs, not {signal}", self.url),
+                reason: format!("{}: Loki takes logs, not {signal}", self.shown),
                 records: all_rows,
             });
         }
         let request =
             weir_core::convert::batch_to_logs(rows).map_err(|e| ExportError::Permanent {
-                reason: format!("{}: the rows cannot be read: {e}", self.url),
+                reason: format!("{}: the rows cannot be read: {e}", self.shown),
                 records: all_rows,
             })?;
         let streams = streams::streams(&request, &self.settings);
         let mut tally = Tally::new(
             streams.rejected,
-            streams.rejection.map(|r| format!("{}: {r}", self.url)),
+            streams.rejection.map(|r| format!("{}: {r}", self.shown)),
         );
         let cut = match self.encoding {
             Encoding::Protobuf => request::cut::<Protobuf>(streams.streams, self.max_request_bytes),
@@ -145,7 +149,7 @@ impl Exporter for LokiExporter {
             tally.reject(cut.too_large, || {
                 format!(
                     "{}: a log entry is larger than max_request_bytes ({} bytes) on its own",
-                    self.url, self.max_request_bytes
+                    self.shown, self.max_request_bytes
                 )
             });
         }
@@ -153,7 +157,7 @@ impl Exporter for LokiExporter {
             let body = self
                 .compress(request.body)
                 .map_err(|e| ExportError::Permanent {
-                    reason: format!("{}: cannot compress a request: {e}", self.url),
+                    reason: format!("{}: cannot compress a request: {e}", self.shown),
                     records: request.entries,
                 })?;
             let sent = http::post(

@@ -26,8 +26,12 @@ pub struct OtlpConfig {
     /// The receiver: `"http://collector:4317"` for gRPC; for HTTP the base
     /// URL, to which `/v1/traces`, `/v1/logs` and `/v1/metrics` are
     /// appended (`"http://collector:4318"`). `https://` uses TLS. Required.
-    #[serde(deserialize_with = "values::http_url")]
-    pub endpoint: String,
+    /// An endpoint that carries a secret may be read when Weir starts from
+    /// an environment variable, `{ env = "OTLP_ENDPOINT" }`, or a file,
+    /// `{ file = "/run/secrets/otlp-endpoint" }`. Logs, errors and metrics
+    /// show only its scheme, host and port.
+    #[serde(deserialize_with = "values::sensitive_http_url")]
+    pub endpoint: Sensitive,
     /// `"grpc"`, `"http/protobuf"` or `"http/json"`, as the OpenTelemetry
     /// SDKs name them. Default `"grpc"`.
     #[serde(default)]
@@ -141,7 +145,7 @@ impl OtlpConfig {
     /// A config sending to `endpoint` with every default.
     pub fn new(endpoint: impl Into<String>) -> Self {
         OtlpConfig {
-            endpoint: endpoint.into(),
+            endpoint: Sensitive::Plain(endpoint.into()),
             protocol: Protocol::default(),
             compression: Compression::default(),
             headers: BTreeMap::new(),
@@ -164,10 +168,13 @@ impl OtlpConfig {
     /// protocol, an empty tenant, a CA file for a plain `http://` endpoint.
     pub fn problems(&self) -> Vec<Problem> {
         let mut problems = self.user_headers().problems(&RESERVED_HEADERS, "OTLP");
-        if self.tls.ca_file.is_some() && !self.endpoint.starts_with("https://") {
+        let plain = self.endpoint.plain();
+        if let Some(endpoint) =
+            plain.filter(|e| self.tls.ca_file.is_some() && !e.starts_with("https://"))
+        {
             problems.push(Problem {
                 key: "tls.ca_file".to_string(),
-                message: format!("`{}` does not use TLS", self.endpoint),
+                message: format!("`{endpoint}` does not use TLS"),
                 help: "write the endpoint with https://, or remove `tls`".to_string(),
             });
         }

@@ -28,15 +28,16 @@ pub(crate) struct Grpc {
 }
 
 impl Grpc {
-    /// The receiver of `config`, with the resolved `headers` as metadata
+    /// The receiver at `url` (resolved from `config`), with the resolved `headers` as metadata
     /// and `ca` (PEM) trusted besides the system's roots.
     pub(crate) fn new(
         component: &str,
         config: &OtlpConfig,
+        url: &str,
         headers: HeaderMap,
         ca: Option<Vec<u8>>,
     ) -> Result<Self, ComponentError> {
-        let url = config.endpoint.clone();
+        let url = url.to_string();
         let shown = weir_core::redact::url(&url);
         let mut endpoint = Endpoint::from_shared(url.clone())
             .map_err(|e| ComponentError::config(component, format!("`endpoint` `{shown}`: {e}")))?

@@ -34,6 +34,7 @@ impl Http {
     pub(crate) fn new(
         component: &str,
         config: &OtlpConfig,
+        endpoint: &str,
         mut headers: HeaderMap,
         ca: Option<Vec<u8>>,
     ) -> Result<Self, ComponentError> {
@@ -65,7 +66,7 @@ impl Http {
             ComponentError::internal(component, format!("cannot make an HTTP client: {e}"))
         })?;
         Ok(Http {
-            base: config.endpoint.trim_end_matches('/').to_string(),
+            base: endpoint.trim_end_matches('/').to_string(),
             client,
             headers,
             timeout: config.timeout,

@@ -60,6 +60,7 @@ pub use config::{Compression, OtlpConfig, Protocol, TlsConfig};
 /// Sends rows with OTLP over gRPC or HTTP.
 #[derive(Debug)]
 pub struct OtlpExporter {
+    /// The endpoint as logs and errors show it: scheme, host and port.
     endpoint: String,
     transport: Transport,
     max_request_bytes: usize,
@@ -77,6 +78,17 @@ impl OtlpExporter {
     /// headers are resolved and the CA file read now, so a missing secret
     /// stops the start. The gRPC connection is made at the first export.
     pub fn new(component: &str, config: &OtlpConfig) -> Result<Self, ComponentError> {
+        let endpoint = config.endpoint.resolve_http_url(component, "endpoint")?;
+        let shown = weir_core::redact::url(&endpoint);
+        if config.tls.ca_file.is_some() && !endpoint.starts_with("https://") {
+            return Err(ComponentError::config(
+                component,
+                format!(
+                    "`tls.ca_file`: `{shown}` does not use TLS; write the endpoint with \
+                     https://, or remove `tls`"
+                ),
+            ));
+        }
         let headers = config.user_headers().resolve(component)?;
         let ca = match &config.tls.ca_file {
             Some(path) => Some(std::fs::read(path).map_err(|e| {
@@ -88,15 +100,15 @@ impl OtlpExporter {
             None => None,
         };
         let transport = match config.protocol {
-            Protocol::Grpc => {
-                Transport::Grpc(Box::new(grpc::Grpc::new(component, config, headers, ca)?))
-            }
+            Protocol::Grpc => Transport::Grpc(Box::new(grpc::Grpc::new(
+                component, config, &endpoint, headers, ca,
+            )?)),
             Protocol::HttpProtobuf | Protocol::HttpJson => {
-                Transport::Http(http::Http::new(component, config, headers, ca)?)
+                Transport::Http(http::Http::new(component, config, &endpoint, headers, ca)?)
             }
         };
         Ok(OtlpExporter {
-            endpoint: config.endpoint.clone(),
+            endpoint: shown,
             transport,
             max_request_bytes: usize::try_from(config.max_request_bytes).unwrap_or(usize::MAX),
         })

@@ -25,9 +25,13 @@ crate::settings::external_sink_config! {
 pub struct PrometheusRemoteWriteConfig {
     /// The remote-write endpoint, such as
     /// `"http://prometheus:9090/api/v1/write"` or VictoriaMetrics'
-    /// `"http://vm:8428/api/v1/write"`. Required.
-    #[serde(deserialize_with = "values::http_url")]
-    pub url: String,
+    /// `"http://vm:8428/api/v1/write"`. Required. A URL that carries a
+    /// secret (`https://user:token@...`) may be read when Weir starts from
+    /// an environment variable, `{ env = "PROM_WRITE_URL" }`, or a file,
+    /// `{ file = "/run/secrets/prom-write-url" }`. Logs, errors and metrics
+    /// show only its scheme, host and port.
+    #[serde(deserialize_with = "values::sensitive_http_url")]
+    pub url: Sensitive,
     /// HTTP headers sent with every request, such as
     /// `{ "X-Team" = "checkout" }`. A value may instead be read when the
     /// pipeline starts from an environment variable or a file, such as
@@ -143,7 +147,7 @@ impl PrometheusRemoteWriteConfig {
     /// A config sending to `url` with every default.
     pub fn new(url: impl Into<String>) -> Self {
         PrometheusRemoteWriteConfig {
-            url: url.into(),
+            url: Sensitive::Plain(url.into()),
             headers: BTreeMap::new(),
             headers_from_env: BTreeMap::new(),
             headers_from_file: BTreeMap::new(),

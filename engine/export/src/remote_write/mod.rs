@@ -53,6 +53,8 @@ const PROTOCOL_VERSION: &str = "0.1.0";
 #[derive(Debug)]
 pub struct RemoteWriteExporter {
     url: String,
+    /// `url` as logs and errors show it: scheme, host and port.
+    shown: String,
     client: reqwest::Client,
     headers: HeaderMap,
     timeout: Duration,
@@ -71,12 +73,14 @@ impl RemoteWriteExporter {
         component: &str,
         config: &PrometheusRemoteWriteConfig,
     ) -> Result<Self, ComponentError> {
+        let url = config.url.resolve_http_url(component, "url")?;
         let headers = request_headers(component, config)?;
         let client = crate::http::client_builder().build().map_err(|e| {
             ComponentError::internal(component, format!("cannot make an HTTP client: {e}"))
         })?;
         Ok(RemoteWriteExporter {
-            url: config.url.clone(),
+            shown: weir_core::redact::url(&url),
+            url,
             client,
             headers,
             timeout: config.timeout,
@@ -137,13 +141,13 @@ impl Exporter for RemoteWriteExporter {
         let all_rows = rows.num_rows() as u64;
         if signal != Signal::Metrics {
             return Err(ExportError::Permanent {
-                reason: format!("{}: remote write takes metrics, not {signal}", self.url),
+                reason: format!("{}: remote write takes metrics, not {signal}", self.shown),
                 records: all_rows,
             });
         }
         let translation =
             translate::translate(rows, &self.settings).map_err(|e| ExportError::Permanent {
-                reason: format!("{}: the rows cannot be read: {e}", self.url),
+                reason: format!("{}: the rows cannot be read: {e}", self.shown),
                 records: all_rows,
             })?;
         let mut tally = Tally::new(translation.rejected, translation.rejection);
@@ -156,7 +160,7 @@ impl Exporter for RemoteWriteExporter {
             tally.reject(cut.too_large, || {
                 format!(
                     "{}: a series is larger than max_request_bytes ({} bytes) on its own",
-                    self.url, self.max_request_bytes
+                    self.shown, self.max_request_bytes
                 )
             });
         }
@@ -164,7 +168,7 @@ impl Exporter for RemoteWriteExporter {
             let body = snap::raw::Encoder::new()
                 .compress_vec(&request.body)
                 .map_err(|e| ExportError::Permanent {
-                    reason: format!("{}: cannot compress a request: {e}", self.url),
+                    reason: format!("{}: cannot compress a request: {e}", self.shown),
                     records: request.points,
                 })?;
             let sent = http::post(

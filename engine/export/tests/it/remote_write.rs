@@ -806,3 +806,48 @@ async fn redirects_are_refused_and_bodies_are_read_capped() {
     let quoted = reason.matches('x').count();
     assert!((100..=512).contains(&quoted), "{quoted} bytes quoted");
 }
+
+/// Scenario: the remote-write URL, with a user and password in it, is read
+/// from a file (`url = { file = ... }`); the receiver refuses the request.
+/// Guarantees: the request reaches the URL in the file, with its
+/// credentials as basic authentication; the refusal's reason names the
+/// receiver by scheme, host and port only, never the password; a URL that
+/// cannot be read stops the start with an error naming the component and
+/// the key.
+#[tokio::test]
+async fn a_url_read_from_a_file_is_used_and_never_shown() {
+    let (url, received) = receiver(StatusCode::BAD_REQUEST, None, "no").await;
+    let with_password = url.replacen("http://", "http://weir:s3cr3t-pw@", 1);
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("prom-url");
+    std::fs::write(&file, format!("{with_password}\n")).expect("write");
+    let text = format!("url = {{ file = {:?} }}\n", file.display().to_string());
+    let config: PrometheusRemoteWriteConfig = toml::from_str(&text).expect("parses");
+    let exporter = RemoteWriteExporter::new("prom", &config).expect("exporter");
+    let error = exporter
+        .export(Signal::Metrics, &rows(&every_kind(recent(10))))
+        .await
+        .expect_err("refused");
+    let reason = format!("{error:?}");
+    assert!(!reason.contains("s3cr3t-pw"), "{reason}");
+    let authority = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .expect("host");
+    assert!(reason.contains(&format!("http://{authority}")), "{reason}");
+    let headers = received.lock().expect("lock")[0].0.clone();
+    let basic = headers.get("authorization").expect("credentials sent");
+    assert_eq!(basic, "Basic d2VpcjpzM2NyM3QtcHc=", "weir:s3cr3t-pw");
+
+    let missing = toml::from_str::<PrometheusRemoteWriteConfig>(
+        "url = { file = \"/nonexistent/prom-url\" }\n",
+    )
+    .expect("parses");
+    let error = RemoteWriteExporter::new("prom", &missing).expect_err("unreadable");
+    let message = error.to_string();
+    assert!(
+        message.contains("prom") && message.contains("`url`"),
+        "{message}"
+    );
+}
