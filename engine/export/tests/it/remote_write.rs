@@ -57,6 +57,11 @@ async fn receiver(
             }
         }),
     );
+    (serve(app).await, received)
+}
+
+/// Serves `app` on a free loopback port; its remote-write URL.
+async fn serve(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -65,7 +70,7 @@ async fn receiver(
         listener.local_addr().expect("address")
     );
     tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, received)
+    url
 }
 
 // ---- the data ----
@@ -772,14 +777,7 @@ async fn redirects_are_refused_and_bodies_are_read_capped() {
             async move { (StatusCode::FOUND, [(axum::http::header::LOCATION, to)]) }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!(
-        "http://{}/api/v1/write",
-        listener.local_addr().expect("address")
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = serve(app).await;
     let exporter =
         RemoteWriteExporter::new("prom", &config(&url, HistogramMode::Native)).expect("exporter");
     let error = exporter

@@ -49,7 +49,10 @@ pub(super) fn spawn(mut stores: Vec<PaneStore>, work: Vec<PaneRows>, threads: us
 }
 
 /// Aggregates the rows of `pane` into every store of its table, the
-/// stores spread over at most `threads` threads; blocks until done.
+/// stores spread over at most `threads` threads; blocks until done. On a
+/// runtime's task only with two stores and threads or more (the work then
+/// goes to the worker threads; one store would run on this thread's own
+/// runtime, which cannot start inside another).
 pub(super) fn absorb_spread(
     stores: &mut [PaneStore],
     pane: (Signal, UnixNanos),

@@ -289,7 +289,19 @@ impl RuleGroup {
         configs: Vec<RuleConfig>,
         settings: &AlertSettings,
     ) -> Result<RuleGroup, RuleError> {
-        let name = name.into();
+        let mut group = RuleGroup::unlinked(name.into(), configs, settings)?;
+        let (stores, _) = link_stores(&mut group.rules, Vec::new());
+        group.set_stores(stores);
+        Ok(group)
+    }
+
+    /// [`RuleGroup::new`] without stores: a reload links the rules to the
+    /// stores it keeps itself.
+    fn unlinked(
+        name: String,
+        configs: Vec<RuleConfig>,
+        settings: &AlertSettings,
+    ) -> Result<RuleGroup, RuleError> {
         let Some(first) = configs.first() else {
             return Err(RuleError::Field {
                 rule: name,
@@ -347,13 +359,12 @@ impl RuleGroup {
             rules.push(Rule::new(config, settings)?);
         }
         let (inputs, keep, pane_inputs) = tables_of(&rules);
-        let (stores, _) = link_stores(&mut rules, Vec::new());
         Ok(RuleGroup {
             name,
             rules,
-            store_count: stores.len(),
+            store_count: 0,
             store_bytes: 0,
-            stores,
+            stores: Vec::new(),
             aggregating: None,
             in_background: false,
             inputs: Inputs::new(inputs, keep, lateness, limits),
@@ -389,7 +400,7 @@ impl RuleGroup {
         configs: Vec<RuleConfig>,
         settings: &AlertSettings,
     ) -> Result<ReloadReport, RuleError> {
-        let mut new = RuleGroup::new(self.name.clone(), configs, settings)?;
+        let mut new = RuleGroup::unlinked(self.name.clone(), configs, settings)?;
         let mut report = ReloadReport::default();
         let mut old: Vec<Rule> = std::mem::take(&mut self.rules);
         let restart = new.every != self.every
@@ -428,8 +439,7 @@ impl RuleGroup {
             }
             let (stores, _) = link_stores(&mut rules, Vec::new());
             new.rules = rules;
-            new.store_count = stores.len();
-            new.stores = stores;
+            new.set_stores(stores);
             new.in_background = self.in_background;
             *self = new;
             return Ok(report);
@@ -450,8 +460,7 @@ impl RuleGroup {
         self.reach = new.reach;
         self.stores_back().await;
         let (stores, fresh) = link_stores(&mut rules, std::mem::take(&mut self.stores));
-        self.store_count = stores.len();
-        self.stores = stores;
+        self.set_stores(stores);
         // A new aggregation over a table whose buffer holds rows starts from
         // those rows, which include the ones gathered for panes: those go to
         // every other store first, so that no store counts a row twice.
@@ -562,7 +571,7 @@ impl RuleGroup {
         let rows = kept.num_rows();
         if self.pane_inputs.contains(signal) {
             let full = self.pending.add(signal, &kept, time_column, self.every);
-            self.flush(full).await;
+            self.flush(full, self.in_background).await;
         }
         Ok(rows)
     }
@@ -613,11 +622,17 @@ impl RuleGroup {
         }
     }
 
+    /// The group's stores from now on.
+    fn set_stores(&mut self, stores: Vec<PaneStore>) {
+        self.store_count = stores.len();
+        self.stores = stores;
+    }
+
     /// Aggregates the rows gathered for `panes` into every store of their
     /// table, once per store, the stores spread over the threads: in the
-    /// background if the group does so (see
-    /// [`RuleGroup::aggregate_in_background`]), else before it returns.
-    async fn flush(&mut self, panes: Vec<(Signal, UnixNanos)>) {
+    /// background if `in_background` (see [`background`]), else before it
+    /// returns.
+    async fn flush(&mut self, panes: Vec<(Signal, UnixNanos)>, in_background: bool) {
         if panes.is_empty() {
             return;
         }
@@ -626,19 +641,16 @@ impl RuleGroup {
             .into_iter()
             .map(|pane| (pane, self.pending.take(pane)))
             .collect();
-        if self.in_background && !self.stores.is_empty() {
+        if in_background && !self.stores.is_empty() {
             let stores = std::mem::take(&mut self.stores);
             self.aggregating = Some(background::spawn(stores, work, self.threads));
             return;
         }
         for (pane, rows) in work {
-            let parts = self.stores.len().clamp(1, self.threads.max(1));
-            if parts > 1 {
-                let chunk = self.stores.len().div_ceil(parts);
-                on_threads(self.stores.chunks_mut(chunk).collect(), |part| {
-                    block_here(absorb_all(part, pane, &rows));
-                });
+            if self.stores.len() > 1 && self.threads > 1 {
+                background::absorb_spread(&mut self.stores, pane, &rows, self.threads);
             } else {
+                // One store: here, on this task (no thread to hand it to).
                 absorb_all(&mut self.stores, pane, &rows).await;
             }
         }
@@ -774,9 +786,7 @@ impl RuleGroup {
     /// evaluation needs.
     pub async fn evaluate(&mut self, t: UnixNanos) -> Vec<GroupEvaluation> {
         let before = self.pending.before(t);
-        let background = std::mem::replace(&mut self.in_background, false);
-        self.flush(before).await;
-        self.in_background = background;
+        self.flush(before, false).await;
         self.stores_back().await;
         // Each store settles its panes and makes the final rows of every
         // window its rules read, once for all of them.
