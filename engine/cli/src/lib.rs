@@ -10,6 +10,8 @@
 //! * [`reload`] applies a changed pipeline file to a running Weir.
 //! * [`plugin`] is `weir plugin new` / `weir plugin build`: plugin projects
 //!   from templates, built into components.
+//! * [`tests`] is `weir test`: a file's `[[tests]]` against its rules
+//!   and plugins.
 //! * [`telemetry`] installs the recorder `/metrics` renders and gives it
 //!   the help text of every metric set; [`metrics`] is the binary's own.
 //!
@@ -23,6 +25,7 @@ pub mod plugin;
 pub mod registry;
 pub mod reload;
 pub mod telemetry;
+pub mod tests;
 
 pub use engine::{Engine, Started};
 pub use registry::{builtins, load, parse_str};

@@ -113,6 +113,13 @@ enum PluginCommand {
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
+    /// List the first-party plugins built into Weir, with their version
+    /// and config keys; a pipeline names one with `plugin = "NAME"`.
+    List {
+        /// Only the names, one per line.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
     /// Build a plugin project into a component (`DIR/NAME.wasm`),
     /// installing the language's build tools when missing.
     Build {
@@ -156,6 +163,10 @@ fn plugin(command: PluginCommand) -> u8 {
                     dir.display()
                 );
             })
+        }
+        PluginCommand::List { quiet } => {
+            write_stdout(&weir_cli::plugin::list(quiet));
+            Ok(())
         }
         PluginCommand::Build { dir, out } => build_project(&dir, out.as_deref()).map(|path| {
             eprintln!("built {}", path.display());
@@ -240,7 +251,7 @@ fn test(files: &[PathBuf]) -> u8 {
         return exit::FAILED;
     };
     for (file, plan) in plans {
-        let outcomes = runtime.block_on(weir_rules::testing::run_plan_tests(&plan));
+        let outcomes = runtime.block_on(weir_cli::tests::run_plan_tests(&plan));
         let text = weir_rules::testing::report(&file.display().to_string(), &outcomes);
         {
             use std::io::Write as _;

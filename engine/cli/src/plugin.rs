@@ -163,6 +163,7 @@ fn template(lang: Lang) -> &'static [(&'static str, &'static str)] {
             ("Cargo.toml", include_str!("../templates/rust/Cargo.toml")),
             ("src/lib.rs", include_str!("../templates/rust/src/lib.rs")),
             (".gitignore", include_str!("../templates/rust/gitignore")),
+            ("pipeline.toml", include_str!("../templates/pipeline.toml")),
             (
                 ".cargo/config.toml",
                 include_str!("../templates/rust/cargo/config.toml"),
@@ -172,6 +173,7 @@ fn template(lang: Lang) -> &'static [(&'static str, &'static str)] {
             ("package.json", include_str!("../templates/js/package.json")),
             ("plugin.js", include_str!("../templates/js/plugin.js")),
             (".gitignore", include_str!("../templates/js/gitignore")),
+            ("pipeline.toml", include_str!("../templates/pipeline.toml")),
         ],
         Lang::Python => &[
             ("app.py", include_str!("../templates/python/app.py")),
@@ -180,8 +182,43 @@ fn template(lang: Lang) -> &'static [(&'static str, &'static str)] {
                 include_str!("../templates/python/requirements.txt"),
             ),
             (".gitignore", include_str!("../templates/python/gitignore")),
+            ("pipeline.toml", include_str!("../templates/pipeline.toml")),
         ],
     }
+}
+
+/// `weir plugin list`: every first-party plugin with its version, what it
+/// does and its config keys (or, `quiet`, only the names).
+pub fn list(quiet: bool) -> String {
+    let mut out = String::new();
+    for plugin in weir_bundled::ALL {
+        if quiet {
+            out.push_str(plugin.name);
+            out.push('\n');
+            continue;
+        }
+        out.push_str(&format!(
+            "{} {}\n  {}\n  config keys:\n",
+            plugin.name, plugin.version, plugin.summary
+        ));
+        let width = plugin
+            .config
+            .iter()
+            .map(|(k, _)| k.len())
+            .max()
+            .unwrap_or(0);
+        for (key, doc) in plugin.config {
+            out.push_str(&format!("    {key:<width$}  {doc}\n"));
+        }
+        out.push('\n');
+    }
+    if !quiet {
+        out.push_str(
+            "Use one in a pipeline with `type = \"wasm\"` and `plugin = \"NAME\"`; each \
+             plugin's README (plugins/NAME/README.md) documents every key.\n",
+        );
+    }
+    out
 }
 
 /// Checks a project name: lowercase letters, digits and `-`, starting

@@ -156,8 +156,8 @@ pub use component::{
 pub use diagnostic::{ConfigError, Diagnostic, Location, Severity};
 pub use plan::{Component, Input, Plan};
 pub use rule_tests::{
-    ExpectedAlert, ExpectedAlerts, ExpectedPoint, ExpectedRecorded, ExpectedState, OtlpInput,
-    PipelineTest, SeriesInput, SeriesKind, TestSpec,
+    ExpectedAlert, ExpectedAlerts, ExpectedOutput, ExpectedPoint, ExpectedRecorded, ExpectedState,
+    OtlpInput, OutputSignal, PipelineTest, SeriesInput, SeriesKind, TestSpec,
 };
 pub use secret::{Secret, Sensitive};
 pub use settings::{

@@ -43,7 +43,8 @@ pub(crate) fn resolve(raw: &RawPipeline, report: &mut Report<'_>) -> Vec<Compone
     link(comps, &edges, &order, report)
 }
 
-/// The `[[tests]]` of `raw`, each with the rules processor it tests.
+/// The `[[tests]]` of `raw`, each with the processor it tests (a `rules`
+/// or a `wasm` one).
 pub(crate) fn tests(raw: &RawPipeline, report: &mut Report<'_>) -> Vec<PipelineTest> {
     let rules: Vec<&str> = raw
         .components
@@ -62,12 +63,14 @@ pub(crate) fn tests(raw: &RawPipeline, report: &mut Report<'_>) -> Vec<PipelineT
             (Some(name), _) => {
                 let label = match did_you_mean(name, rules.iter().copied()) {
                     Some(s) => format!("did you mean `{s}`?"),
-                    None => "not a rules processor of this file".to_string(),
+                    None => "not a `rules` or `wasm` processor of this file".to_string(),
                 };
                 report
                     .error(
                         span.clone(),
-                        format!("{what} tests `{name}`, which is not a `rules` processor"),
+                        format!(
+                            "{what} tests `{name}`, which is not a `rules` or `wasm` processor"
+                        ),
                     )
                     .key(format!("tests[{i}].processor"))
                     .label(label)
@@ -80,16 +83,19 @@ pub(crate) fn tests(raw: &RawPipeline, report: &mut Report<'_>) -> Vec<PipelineT
             (None, [only]) => only.to_string(),
             (None, []) => {
                 report
-                    .error(span.clone(), format!("{what} has no rules to test"))
+                    .error(span.clone(), format!("{what} has no processor to test"))
                     .key(format!("tests[{i}]"))
-                    .help("add a `[processors.NAME]` with `type = \"rules\"` to this file");
+                    .help(
+                        "add a `[processors.NAME]` with `type = \"rules\"` or `type = \"wasm\"` \
+                         to this file",
+                    );
                 continue;
             }
             (None, many) => {
                 report
                     .error(
                         span.clone(),
-                        format!("{what} does not say which rules it tests"),
+                        format!("{what} does not say which processor it tests"),
                     )
                     .key(format!("tests[{i}]"))
                     .help(format!(
@@ -99,11 +105,28 @@ pub(crate) fn tests(raw: &RawPipeline, report: &mut Report<'_>) -> Vec<PipelineT
                 continue;
             }
         };
-        if spec.alerts.is_empty() && spec.recorded.is_empty() {
+        if spec.alerts.is_empty() && spec.recorded.is_empty() && spec.outputs.is_empty() {
             report
                 .error(span.clone(), format!("{what} expects nothing"))
                 .key(format!("tests[{i}]"))
-                .help("add `[[tests.alerts]]` or `[[tests.recorded]]` with what the rules should produce");
+                .help(
+                    "add `[[tests.alerts]]` or `[[tests.recorded]]` with what rules should \
+                     produce, or `[[tests.outputs]]` with what a plugin should send on",
+                );
+            continue;
+        }
+        if let Some(j) = spec
+            .outputs
+            .iter()
+            .position(|o| o.rows.is_none() && o.expected.is_none())
+        {
+            report
+                .error(
+                    span.clone(),
+                    format!("{what}: output {} expects nothing", j + 1),
+                )
+                .key(format!("tests[{i}].outputs[{j}]"))
+                .help("add `rows = N` (how many rows) or `expected = [...]` (which rows)");
             continue;
         }
         out.push(PipelineTest {

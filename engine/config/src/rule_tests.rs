@@ -1,5 +1,6 @@
-//! `[[tests]]`: unit tests of a file's rules, run by `weir test`, in the
-//! spirit of `promtool test rules`.
+//! `[[tests]]`: unit tests of a file's rules, in the spirit of `promtool
+//! test rules`, and of its plugins, in the spirit of Vector's unit tests;
+//! run by `weir test`.
 //!
 //! ```toml
 //! [[tests]]
@@ -28,6 +29,16 @@
 //! expected = [{ labels = { service_name = "worker" }, value = 140.0 }]
 //! ```
 //!
+//! A test of a `wasm` processor feeds the same input through the plugin
+//! and checks what comes out:
+//!
+//! ```toml
+//! [[tests.outputs]]            # the records of one signal sent on
+//! signal = "logs"
+//! where = { severity_text = "ERROR" }      # optional filter
+//! expected = [{ body = "user [REDACTED:email]", "attributes.team" = "core" }]
+//! ```
+//!
 //! Test time starts at 0, the Unix epoch: a series' first value is at 0,
 //! and times in OTLP/JSON count from 0 too (then `at` is added).
 
@@ -45,8 +56,8 @@ pub struct TestSpec {
     /// What the report calls the test. Default: `test N`, by position.
     #[serde(default)]
     pub name: Option<String>,
-    /// The `rules` processor under test; may be left out when the file has
-    /// exactly one.
+    /// The processor under test, a `rules` or a `wasm` one; may be left
+    /// out when the file has exactly one.
     #[serde(default)]
     pub processor: Option<String>,
     /// The time between two values of a `series`. Default `"1m"`.
@@ -67,6 +78,17 @@ pub struct TestSpec {
     /// The recorded series expected at given evaluation times.
     #[serde(default)]
     pub recorded: Vec<ExpectedRecorded>,
+    /// `wasm` processors: the records expected out of the plugin, one
+    /// table per signal (and filter).
+    #[serde(default)]
+    pub outputs: Vec<ExpectedOutput>,
+    /// `wasm` processors: the test time the test runs to. Input is fed at
+    /// its times, and a plugin that asks for ticks gets one at every
+    /// multiple of its interval from 0 up to this time, with the test time
+    /// as the time of day. Default: the last input's time, plus one
+    /// interval for a plugin that ticks.
+    #[serde(default, deserialize_with = "values::optional_duration")]
+    pub until: Option<Duration>,
 }
 
 fn default_interval() -> Duration {
@@ -185,6 +207,48 @@ pub struct ExpectedPoint {
     pub labels: BTreeMap<String, String>,
     /// Its value; compared with a relative tolerance of 1e-9.
     pub value: f64,
+}
+
+/// `[[tests.outputs]]`: the records of one signal a `wasm` processor sends
+/// on (what the plugin left of its input, what it emitted, what it
+/// released), over the whole test.
+///
+/// Rows are given by the columns that matter, in any order: a column of
+/// the signal's table (`body`, `name`, `severity_number`, `metric_name`,
+/// `value`, `trace_state`, ...) or an attribute, `attributes.KEY`,
+/// `resource.KEY` or `scope.KEY`. A string is compared with the value's
+/// text (as a plugin reads it: numbers in decimal, times in RFC 3339), a
+/// number with its number, a boolean with `true`/`false`, and
+/// `{ absent = true }` matches a null value or a missing attribute.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct ExpectedOutput {
+    /// `"logs"`, `"spans"` or `"metrics"`.
+    pub signal: OutputSignal,
+    /// Only rows with these values are looked at (same notation as a row
+    /// of `expected`). Default: every row of the signal.
+    #[serde(default, rename = "where")]
+    pub filter: BTreeMap<String, toml::Value>,
+    /// How many rows are expected. Required unless `expected` is given
+    /// (it then must agree with it).
+    #[serde(default)]
+    pub rows: Option<usize>,
+    /// The rows expected, each matched by a different row out, in any
+    /// order; rows out that match none are reported.
+    #[serde(default)]
+    pub expected: Option<Vec<BTreeMap<String, toml::Value>>>,
+}
+
+/// The signal of an expected output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputSignal {
+    /// Log records.
+    Logs,
+    /// Spans.
+    Spans,
+    /// Metric points.
+    Metrics,
 }
 
 /// A `[[tests]]` table of a checked file, with where it is.

@@ -308,13 +308,17 @@ fn duration_text(n: i64) -> String {
     humantime::format_duration(d).to_string().replace(' ', "")
 }
 
-/// A test's input, per table sorted by time, handed out in time order.
-struct Inputs {
+/// A test's input (its `[[tests.series]]` and `[[tests.otlp]]`), per
+/// table sorted by time, handed out in time order. `weir test` feeds
+/// plugins from it too.
+pub struct Inputs {
     tables: Vec<(Signal, RecordBatch, usize)>,
 }
 
 impl Inputs {
-    fn new(
+    /// The input of a test: its series (one value every `interval`
+    /// nanoseconds from 0) and its OTLP/JSON blocks.
+    pub fn new(
         series: &[SeriesInput],
         otlp: &[weir_config::OtlpInput],
         interval: i64,
@@ -356,8 +360,24 @@ impl Inputs {
         Ok(Inputs { tables })
     }
 
+    /// The time of the earliest row not handed out yet.
+    pub fn next_time(&self) -> Option<i64> {
+        self.tables
+            .iter()
+            .filter_map(|(signal, batch, next)| times(*signal, batch)?.get(*next).copied())
+            .min()
+    }
+
+    /// The time of the latest row.
+    pub fn last_time(&self) -> Option<i64> {
+        self.tables
+            .iter()
+            .filter_map(|(signal, batch, _)| times(*signal, batch)?.last().copied())
+            .max()
+    }
+
     /// The rows not handed out yet whose time is at most `t`.
-    fn up_to(&mut self, t: i64) -> Vec<(Signal, RecordBatch)> {
+    pub fn up_to(&mut self, t: i64) -> Vec<(Signal, RecordBatch)> {
         let mut out = Vec::new();
         for (signal, batch, next) in &mut self.tables {
             let Some(time) = batch
@@ -375,6 +395,14 @@ impl Inputs {
         }
         out
     }
+}
+
+/// The times of a table sorted by its time column.
+fn times(signal: Signal, batch: &RecordBatch) -> Option<&[i64]> {
+    batch
+        .column_by_name(signal.time_column())
+        .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+        .map(|c| &c.values()[..])
 }
 
 fn otlp_batch(input: &weir_config::OtlpInput, shift: i64) -> Result<(Signal, RecordBatch), String> {

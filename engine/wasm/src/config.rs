@@ -52,10 +52,17 @@ impl OnError {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct WasmConfig {
-    /// The component file (`.wasm`). Required. A relative path is taken
-    /// from the directory Weir runs in.
-    #[serde(deserialize_with = "values::path")]
-    pub path: PathBuf,
+    /// A first-party plugin, by name: `"enrich"`, `"redact"`, `"sample"`,
+    /// `"spanmetrics"` (`weir plugin list` shows them with their config
+    /// keys). They are built into Weir: no file to give. Either `plugin`
+    /// or `path`, not both.
+    #[serde(default)]
+    pub plugin: Option<String>,
+    /// The component file (`.wasm`) of a plugin of your own. A relative
+    /// path is taken from the directory Weir runs in. Either `path` or
+    /// `plugin`, not both.
+    #[serde(default, deserialize_with = "optional_path")]
+    pub path: Option<PathBuf>,
     /// The plugin's own settings: a table, handed to the plugin's `init` as
     /// JSON text (`config = { mask = "#" }` arrives as `{"mask":"#"}`;
     /// TOML dates arrive as strings). Default: an empty table, `{}`.
@@ -124,7 +131,24 @@ impl WasmConfig {
     /// A configuration for the component at `path` with every default.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         WasmConfig {
-            path: path.into(),
+            path: Some(path.into()),
+            ..Self::defaults()
+        }
+    }
+
+    /// A configuration for the first-party plugin `name` with every
+    /// default.
+    pub fn bundled(name: &str) -> Self {
+        WasmConfig {
+            plugin: Some(name.to_string()),
+            ..Self::defaults()
+        }
+    }
+
+    fn defaults() -> Self {
+        WasmConfig {
+            plugin: None,
+            path: None,
             config: default_config(),
             on_error: OnError::default(),
             max_memory: default_max_memory(),
@@ -158,14 +182,57 @@ impl ComponentConfig for WasmConfig {
         )))
     }
 
+    fn takes_tests(&self) -> bool {
+        true
+    }
+
     fn problems(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
-        if self.path.extension().is_none_or(|e| e != "wasm") {
+        let path = match (&self.plugin, &self.path) {
+            (Some(_), Some(_)) => {
+                problems.push(Problem {
+                    key: "plugin".into(),
+                    message: "both `plugin` and `path` are given".to_string(),
+                    help: "keep `plugin` for a first-party plugin, or `path` for a `.wasm` file \
+                           of your own"
+                        .to_string(),
+                });
+                return problems;
+            }
+            (None, None) => {
+                problems.push(Problem {
+                    key: "plugin".into(),
+                    message: "the processor names no plugin".to_string(),
+                    help: format!(
+                        "add `plugin = ` one of {} (`weir plugin list`), or `path = ` a \
+                         `.wasm` file of your own",
+                        bundled_list()
+                    ),
+                });
+                return problems;
+            }
+            (Some(name), None) => {
+                if weir_bundled::find(name).is_none() {
+                    problems.push(Problem {
+                        key: "plugin".into(),
+                        message: format!("there is no first-party plugin `{name}`"),
+                        help: format!(
+                            "name one of {} (`weir plugin list`); a plugin of your own is \
+                             given by `path`",
+                            bundled_list()
+                        ),
+                    });
+                }
+                return problems;
+            }
+            (None, Some(path)) => path,
+        };
+        if path.extension().is_none_or(|e| e != "wasm") {
             problems.push(Problem {
                 key: "path".into(),
                 message: format!(
                     "the plugin file `{}` does not end in `.wasm`",
-                    self.path.display()
+                    path.display()
                 ),
                 help: "build the plugin with `cargo build --target wasm32-wasip2 --release` \
                        and point `path` at the `.wasm` file it writes"
@@ -174,6 +241,18 @@ impl ComponentConfig for WasmConfig {
         }
         problems
     }
+}
+
+/// The first-party plugins' names, quoted: `"enrich"`, `"redact"`, ...
+fn bundled_list() -> String {
+    weir_bundled::names()
+        .map(|n| format!("`\"{n}\"`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn optional_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    values::path(d).map(Some)
 }
 
 fn memory_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
@@ -296,6 +375,38 @@ fn write_json_string(s: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Guarantees: a first-party plugin is named without a file; an
+    /// unknown name, both `plugin` and `path`, or neither, is a problem on
+    /// `plugin` that lists the first-party plugins.
+    #[test]
+    fn a_plugin_is_named_or_given_by_path() {
+        assert!(WasmConfig::bundled("redact").problems().is_empty());
+        assert!(WasmConfig::new("mine.wasm").problems().is_empty());
+        let unknown = WasmConfig::bundled("redcat").problems();
+        assert_eq!(unknown.len(), 1);
+        assert_eq!(unknown[0].key, "plugin");
+        assert!(
+            unknown[0]
+                .message
+                .contains("no first-party plugin `redcat`")
+        );
+        assert!(
+            unknown[0].help.contains("`\"redact\"`"),
+            "{}",
+            unknown[0].help
+        );
+        let both = WasmConfig {
+            path: Some("mine.wasm".into()),
+            ..WasmConfig::bundled("redact")
+        };
+        assert!(both.problems()[0].message.contains("both"));
+        let neither = WasmConfig {
+            path: None,
+            ..WasmConfig::new("x.wasm")
+        };
+        assert!(neither.problems()[0].help.contains("`\"spanmetrics\"`"));
+    }
 
     /// Guarantees: the plugin's `config` table reaches it as equivalent
     /// JSON, escapes and nesting included.

@@ -44,6 +44,7 @@ pub mod metrics;
 mod plugin;
 mod processor;
 pub mod runtime;
+pub mod testing;
 
 pub use cache::{CachePart, Distrust, Untrusted};
 pub use config::{OnError, WasmConfig};

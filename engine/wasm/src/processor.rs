@@ -1,5 +1,6 @@
 //! [`WasmProcessor`]: a plugin as a `weir_core::Processor`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -110,23 +111,8 @@ impl WasmProcessor {
         config: &WasmConfig,
         runtime: Arc<Runtime>,
     ) -> Result<WasmProcessor, ComponentError> {
-        let mut lookups = BTreeMap::new();
-        for (table, path) in &config.lookups {
-            lookups.insert(
-                table.clone(),
-                load_lookup(path).map_err(|m| {
-                    ComponentError::config(name, format!("lookup table `{table}`: {m}"))
-                })?,
-            );
-        }
-        let shared = Arc::new(PluginShared {
-            component: name.into(),
-            state: Mutex::new(StateStore::default()),
-            lookups,
-            allow_clock: config.allow_clock,
-            max_emitted_records: config.max_emitted_records,
-        });
-        let file_stamp = stamp(&config.path);
+        let shared = shared_for(name, config)?;
+        let file_stamp = config.path.as_deref().and_then(stamp);
         let loaded = load(name, config, &runtime, &shared)?;
         tracing::info!(component = name, instances = loaded.slots.len(), cache = ?loaded.cache, "plugin loaded");
         Ok(WasmProcessor {
@@ -161,7 +147,11 @@ impl WasmProcessor {
             return;
         }
         self.watch.last_check = Instant::now();
-        let now = stamp(&self.config.path);
+        // A first-party plugin has no file: it changes with Weir.
+        let Some(path) = &self.config.path else {
+            return;
+        };
+        let now = stamp(path);
         if now.is_none() || now == self.watch.stamp {
             return;
         }
@@ -208,6 +198,47 @@ impl WasmProcessor {
     }
 }
 
+/// What the instances of the plugin `name` of `config` share: its lookup
+/// tables loaded, its state empty.
+fn shared_for(name: &str, config: &WasmConfig) -> Result<Arc<PluginShared>, ComponentError> {
+    let mut lookups = BTreeMap::new();
+    for (table, path) in &config.lookups {
+        lookups.insert(
+            table.clone(),
+            load_lookup(path).map_err(|m| {
+                ComponentError::config(name, format!("lookup table `{table}`: {m}"))
+            })?,
+        );
+    }
+    Ok(Arc::new(PluginShared {
+        component: name.into(),
+        state: Mutex::new(StateStore::default()),
+        lookups,
+        allow_clock: config.allow_clock,
+        max_emitted_records: config.max_emitted_records,
+    }))
+}
+
+/// The plugin of `config` with one instance, for `weir test`.
+pub(crate) fn load_one(
+    name: &str,
+    config: &WasmConfig,
+    runtime: &Arc<Runtime>,
+) -> Result<(Plugin, Instance), ComponentError> {
+    let shared = shared_for(name, config)?;
+    let config = WasmConfig {
+        instances: Some(1),
+        ..config.clone()
+    };
+    let mut loaded = load(name, &config, runtime, &shared)?;
+    let instance = loaded
+        .slots
+        .pop()
+        .flatten()
+        .ok_or_else(|| ComponentError::internal(name, "the plugin started no instance"))?;
+    Ok((loaded.plugin, instance))
+}
+
 /// Loads the component of `config` and starts its instances.
 fn load(
     name: &str,
@@ -215,22 +246,42 @@ fn load(
     runtime: &Arc<Runtime>,
     shared: &Arc<PluginShared>,
 ) -> Result<Loaded, ComponentError> {
-    let bytes = std::fs::read(&config.path).map_err(|e| {
-        ComponentError::config(
-            name,
-            format!(
-                "cannot read the plugin `{}`: {e}; check `path`",
-                config.path.display()
-            ),
-        )
-    })?;
+    let (bytes, what): (Cow<'static, [u8]>, String) = match (&config.plugin, &config.path) {
+        (Some(plugin), _) => {
+            let found = weir_bundled::find(plugin).ok_or_else(|| {
+                ComponentError::config(
+                    name,
+                    format!("there is no first-party plugin `{plugin}`; see `weir plugin list`"),
+                )
+            })?;
+            (
+                Cow::Borrowed(found.wasm),
+                format!("the first-party plugin `{plugin}`"),
+            )
+        }
+        (None, Some(path)) => {
+            let bytes = std::fs::read(path).map_err(|e| {
+                ComponentError::config(
+                    name,
+                    format!(
+                        "cannot read the plugin `{}`: {e}; check `path`",
+                        path.display()
+                    ),
+                )
+            })?;
+            (Cow::Owned(bytes), format!("`{}`", path.display()))
+        }
+        (None, None) => {
+            return Err(ComponentError::config(
+                name,
+                "the processor names no plugin: give `plugin` or `path`",
+            ));
+        }
+    };
     let (component, cache) = runtime.load(&bytes).map_err(|e| match e {
         PluginError::Invalid(m) => ComponentError::config(
             name,
-            format!(
-                "`{}` is not a usable WebAssembly component: {m}",
-                config.path.display()
-            ),
+            format!("{what} is not a usable WebAssembly component: {m}"),
         ),
         other => ComponentError::config(name, other.to_string()),
     })?;

@@ -24,7 +24,8 @@ fn weir(dir: &Path, args: &[&str]) -> String {
 /// Scenario: a user makes a plugin project in each of Rust, JavaScript and
 /// Python with `weir plugin new`, moves it to another folder, builds each
 /// with `weir plugin build` (which installs componentize-js /
-/// componentize-py when missing), runs the Rust project's tests, and runs
+/// componentize-py when missing), runs each template's `weir test` and
+/// the Rust project's tests, and runs
 /// all three in one `weir run` pipeline fed by OTLP/HTTP.
 /// Guarantees: the templates build and test as they are, wherever they
 /// are (the Rust one with its own copy of the SDK), the components load and
@@ -48,6 +49,12 @@ fn new_build_and_run_in_every_language() {
             "the component's path is printed"
         );
         assert!(wasm.is_file());
+        // The template's own `weir test` passes as it is.
+        let tested = weir(&dir.path().join(&name), &["test", "pipeline.toml"]);
+        assert!(
+            tested.contains("1 passed, 0 failed"),
+            "{lang}: weir test pipeline.toml:\n{tested}"
+        );
     }
     // The Rust project's own tests (the SDK's native harness) pass where it
     // now is.
