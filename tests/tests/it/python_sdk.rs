@@ -11,7 +11,7 @@ use weir_testkit::kv;
 
 const COUNT: usize = 250;
 
-fn python() -> String {
+pub(crate) fn python() -> String {
     std::env::var("WEIR_TEST_PYTHON").unwrap_or_else(|_| {
         panic!(
             "WEIR_TEST_PYTHON is not set: run the suite with `scripts/test`, which installs \
@@ -144,7 +144,7 @@ inputs = ["otlp"]
 }
 
 /// The rows of `sql`, through the SQL endpoint's JSON format.
-async fn sql(api: std::net::SocketAddr, sql: &str) -> Vec<serde_json::Value> {
+pub(crate) async fn sql(api: std::net::SocketAddr, sql: &str) -> Vec<serde_json::Value> {
     let response = reqwest::Client::new()
         .post(format!("http://{api}/api/v1/sql?format=json"))
         .header("content-type", "text/plain")

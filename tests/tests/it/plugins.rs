@@ -1,0 +1,233 @@
+//! The first-party plugins, named in a pipeline by `plugin = "..."`, in a
+//! running Weir: the OpenTelemetry Python SDK sends (`plugin_traffic.py`),
+//! the embedded store keeps what the plugin sends on, and SQL reads it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use weir_testkit::engine;
+
+use crate::python_sdk::{python, sql};
+
+/// Weir with OTLP on port 0, `processors` (TOML) between it and the store,
+/// the last processor named `last`.
+async fn start(dir: &Path, processors: &str, last: &str) -> weir_cli::Started {
+    engine::start(&format!(
+        r#"
+[api]
+address = "127.0.0.1:0"
+
+[store]
+path = "{}"
+
+[sources.otlp]
+type = "otlp"
+grpc = false
+http_address = "127.0.0.1:0"
+
+{processors}
+
+[sinks.store]
+type = "store"
+inputs = ["{last}"]
+"#,
+        dir.join("data").display()
+    ))
+    .await
+}
+
+/// Sends `what` (`traces` or `logs`, `count` of them) with the Python SDK
+/// to `weir`; returns what the SDK exported, one JSON object per record.
+async fn send(weir: &weir_cli::Started, what: &str, count: usize, dir: &Path) -> Vec<Value> {
+    let endpoint = format!("http://{}", weir.listener("otlp/http").expect("http"));
+    let record: PathBuf = dir.join(format!("{what}.jsonl"));
+    let (what, script, file) = (
+        what.to_string(),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/python/plugin_traffic.py"),
+        record.clone(),
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python())
+            .arg(script)
+            .arg(&endpoint)
+            .arg(&what)
+            .arg(count.to_string())
+            .arg(&file)
+            .output()
+            .expect("python runs")
+    })
+    .await
+    .expect("sender");
+    assert!(
+        out.status.success(),
+        "the Python SDK reported failed exports:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(&record)
+        .expect("the sender's record")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+/// Runs `query` until `done` holds for its rows, or panics after 30s.
+async fn until(
+    api: std::net::SocketAddr,
+    query: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let start = Instant::now();
+    loop {
+        let rows = sql(api, query).await;
+        if done(&rows) {
+            return rows;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{query}: still {rows:?} after 30s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Scenario: 300 log records whose bodies carry an e-mail address, a
+/// Luhn-valid card number and a Luhn-invalid order id, and whose
+/// `user.email` attribute is an address, pass `plugin = "redact"` with the
+/// `email` and `credit_card` presets on bodies and `user.email`.
+/// Guarantees: every record is stored; no stored body or attribute holds an
+/// address or the card number; each body reads as the sent one with the
+/// two findings masked, the order id untouched.
+#[tokio::test(flavor = "multi_thread")]
+async fn redact_masks_what_the_sdk_sent() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let weir = start(
+        dir.path(),
+        r#"
+[processors.redact]
+type = "wasm"
+plugin = "redact"
+inputs = ["otlp"]
+config = { presets = ["email", "credit_card"], attributes = ["user.email"] }
+"#,
+        "redact",
+    )
+    .await;
+    let sent = send(&weir, "logs", 300, dir.path()).await;
+    assert_eq!(sent.len(), 300);
+    let api = weir.api_addr.expect("api");
+    let stored = sql(
+        api,
+        "SELECT body, attributes['user.email'] AS email FROM logs ORDER BY body",
+    )
+    .await;
+    assert_eq!(stored.len(), 300, "every record is stored");
+    for row in &stored {
+        let body = row["body"].as_str().expect("body");
+        assert_eq!(
+            body,
+            "user [REDACTED:email] paid order 4111111111111112 with card [REDACTED:credit_card]"
+        );
+        assert_eq!(row["email"], "[REDACTED:email]");
+    }
+    let leaked = sql(
+        api,
+        "SELECT count(*) AS n FROM logs WHERE body LIKE '%example.com%' \
+         OR body LIKE '%4111 1111%' OR attributes['user.email'] LIKE '%@%'",
+    )
+    .await;
+    assert_eq!(leaked[0]["n"], 0);
+    let report = weir.stop().await;
+    assert!(report.is_clean(), "weir stopped with errors: {report:?}");
+}
+
+/// Scenario: 200 traces of three spans each (a SERVER span, a CLIENT and an
+/// INTERNAL child, 20 of the INTERNAL ones failed) pass `plugin =
+/// "spanmetrics"` emitting every second, spans and metrics both into the
+/// store.
+/// Guarantees: the latest cumulative `traces.span.metrics.calls` point of
+/// each series (service, span name, kind, status) equals the `count(*)` SQL
+/// computes over the stored spans of that series, for every series, and
+/// the duration histogram's count agrees with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn spanmetrics_counts_equal_sql_over_the_same_spans() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let weir = start(
+        dir.path(),
+        r#"
+[processors.red]
+type = "wasm"
+plugin = "spanmetrics"
+inputs = ["otlp"]
+config = { interval = "1s" }
+"#,
+        "red",
+    )
+    .await;
+    let sent = send(&weir, "traces", 200, dir.path()).await;
+    assert_eq!(sent.len(), 600);
+    let api = weir.api_addr.expect("api");
+    let by_sql: BTreeMap<String, i64> = sql(
+        api,
+        "SELECT service_name || '|' || name || '|' || CAST(kind AS VARCHAR) || '|' || \
+         CAST(COALESCE(status_code, 0) AS VARCHAR) AS series, count(*) AS n \
+         FROM spans GROUP BY 1",
+    )
+    .await
+    .iter()
+    .map(|r| {
+        (
+            r["series"].as_str().expect("series").to_string(),
+            r["n"].as_i64().expect("n"),
+        )
+    })
+    .collect();
+    assert_eq!(by_sql.values().sum::<i64>(), 600, "every span is stored");
+    assert_eq!(by_sql.len(), 4, "{by_sql:?}");
+
+    let kinds = |k: &str| match k {
+        "SPAN_KIND_INTERNAL" => "1",
+        "SPAN_KIND_SERVER" => "2",
+        "SPAN_KIND_CLIENT" => "3",
+        other => panic!("unexpected kind {other}"),
+    };
+    let status = |s: &str| match s {
+        "STATUS_CODE_UNSET" => "0",
+        "STATUS_CODE_OK" => "1",
+        "STATUS_CODE_ERROR" => "2",
+        other => panic!("unexpected status {other}"),
+    };
+    let latest = "SELECT resource_attributes['service.name'] AS service, \
+        attributes['span.name'] AS span, attributes['span.kind'] AS kind, \
+        attributes['status.code'] AS status, \
+        last_value(value ORDER BY time) AS calls \
+        FROM metrics WHERE metric_name = 'traces.span.metrics.calls' GROUP BY 1, 2, 3, 4";
+    let to_map = |rows: &[Value]| -> BTreeMap<String, i64> {
+        rows.iter()
+            .map(|r| {
+                let key = format!(
+                    "{}|{}|{}|{}",
+                    r["service"].as_str().unwrap_or(""),
+                    r["span"].as_str().unwrap_or(""),
+                    kinds(r["kind"].as_str().unwrap_or("")),
+                    status(r["status"].as_str().unwrap_or(""))
+                );
+                (key, r["calls"].as_f64().unwrap_or(-1.0) as i64)
+            })
+            .collect()
+    };
+    let rows = until(api, latest, |rows| to_map(rows) == by_sql).await;
+    assert_eq!(to_map(&rows), by_sql);
+    let hist = sql(
+        api,
+        "SELECT sum(c) AS n FROM (SELECT last_value(count ORDER BY time) AS c FROM metrics \
+         WHERE metric_name = 'traces.span.metrics.duration' \
+         GROUP BY attributes['span.name'], attributes['status.code'])",
+    )
+    .await;
+    assert_eq!(hist[0]["n"], 600, "the histogram counts every span");
+    let report = weir.stop().await;
+    assert!(report.is_clean(), "weir stopped with errors: {report:?}");
+}
