@@ -9,12 +9,15 @@
 
 use weir_plugin::Error;
 
-/// What the hold holds after a call.
+/// An amount of held rows, as the host's hold reports it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Held {
     /// Rows the call moved (held, released or discarded).
     pub rows: usize,
-    /// Bytes the instance holds now, in all.
+    /// After `hold`: the bytes the instance now holds in all. After
+    /// `release` and `discard`: the bytes their rows' leaving freed (rows
+    /// held by one `hold` call share their buffers, which are freed when
+    /// the last of them leaves, so releasing one trace may free nothing).
     pub bytes: u64,
 }
 
@@ -28,13 +31,16 @@ pub trait Holder {
     /// Moves the current batch's rows whose key is `Some` into the hold
     /// under that key; the others stay in the batch and go on. `keys` has
     /// one entry per row. Held rows are acknowledged to their senders
-    /// with the batch.
+    /// with the batch. Returns the rows moved and the bytes held in all;
+    /// refused with `limit-exceeded`, moving nothing, past the host's
+    /// bound on held bytes.
     fn hold(&mut self, keys: &[Option<&str>]) -> Result<Held, Error>;
 
     /// Sends every row held under `keys` on, as output of the current
-    /// call.
+    /// call. Returns the rows released and the bytes freed.
     fn release(&mut self, keys: &[String]) -> Result<Held, Error>;
 
-    /// Drops every row held under `keys`.
+    /// Drops every row held under `keys`. Returns the rows dropped and the
+    /// bytes freed.
     fn discard(&mut self, keys: &[String]) -> Result<Held, Error>;
 }

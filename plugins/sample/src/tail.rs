@@ -11,7 +11,8 @@
 //! own times serve only the latency policy.
 //!
 //! **Memory.** What counts is the bytes the host holds for the instance
-//! ([`Held::bytes`], reported after every hold, release and discard) plus
+//! ([`Held::bytes`]: the total after every hold, less what each release
+//! and discard frees) plus
 //! the plugin's bookkeeping of the traces in flight ([`TRACE_BYTES`] per
 //! trace, [`TailSampler::bookkeeping_bytes`]). Whenever the sum
 //! is above `max_memory`, the traces that arrived first are decided at
@@ -239,7 +240,17 @@ impl TailSampler {
                 .filter(|(_, dropped)| !**dropped)
                 .map(|((text, held), _)| if *held { text } else { None })
                 .collect();
-            let held = holder.hold(&keys)?;
+            let held = match holder.hold(&keys) {
+                Err(Error::LimitExceeded(_)) => {
+                    // The host's bound on what all instances hold
+                    // (`max_held_bytes`) is lower than `max_memory` lets
+                    // this one reach: decide the older half early, then
+                    // try once more.
+                    self.shed(self.held_bytes / 2, holder)?;
+                    holder.hold(&keys)?
+                }
+                other => other?,
+            };
             self.spread(held, &touched);
         }
         self.within_memory(holder)
@@ -292,7 +303,12 @@ impl TailSampler {
 
     /// Decides the oldest traces while the memory is above `max_memory`.
     fn within_memory(&mut self, holder: &mut impl Holder) -> Result<(), Error> {
-        let limit = self.plan.max_memory;
+        self.shed(self.plan.max_memory, holder)
+    }
+
+    /// Decides the oldest traces, early, until the memory is at most
+    /// `limit` or no trace is left.
+    fn shed(&mut self, limit: u64, holder: &mut impl Holder) -> Result<(), Error> {
         while self.memory() > limit && !self.traces.is_empty() {
             let mut excess = self.memory() - limit;
             let mut verdicts = Verdicts::default();
@@ -342,10 +358,12 @@ impl TailSampler {
     /// Releases the kept and discards the dropped.
     fn apply(&mut self, verdicts: Verdicts, holder: &mut impl Holder) -> Result<(), Error> {
         if !verdicts.keep.is_empty() {
-            self.held_bytes = holder.release(&verdicts.keep)?.bytes;
+            let freed = holder.release(&verdicts.keep)?.bytes;
+            self.held_bytes = self.held_bytes.saturating_sub(freed);
         }
         if !verdicts.drop.is_empty() {
-            self.held_bytes = holder.discard(&verdicts.drop)?.bytes;
+            let freed = holder.discard(&verdicts.drop)?.bytes;
+            self.held_bytes = self.held_bytes.saturating_sub(freed);
         }
         Ok(())
     }
