@@ -9,10 +9,14 @@
 //! works alone. The tail sampler itself ([`crate::tail`]) is complete and
 //! tested natively through the [`Holder`] seam.
 //!
-//! With 0.2 this module becomes: `HOLD_AVAILABLE = true`; `hold` calls
-//! `batch.hold(keys)`, `release` / `discard` the SDK's functions of those
-//! names, each turning the SDK's `Held` into [`Held`]; and the plugin
-//! answers `partition_by` with `Some("trace_id")`.
+//! With 0.2 this module becomes (names as in the SDK draft on the
+//! `wit02` branch): `HOLD_AVAILABLE = true`; `hold` calls
+//! `batch.hold(&keys)` (the draft takes `&[Option<String>]`, so the keys
+//! are made owned here), `release` / `discard` call
+//! `weir_plugin::hold::{release, discard}`, each turning the SDK's `Held`
+//! (the same two fields) into [`Held`]; `Sample` answers
+//! `Plugin::partition_by` with `Some(PARTITION_BY)`; the native tests add
+//! one run through the harness's session on spans.
 
 use weir_plugin::{Batch, Error};
 
