@@ -42,7 +42,15 @@
 //! ```
 //!
 //! With the `harness` feature, [`harness`] runs the same plugin natively,
-//! in plain `cargo test`, on records given as OTLP/JSON.
+//! in plain `cargo test`, on records given as OTLP/JSON: one `process`
+//! ([`harness::run`]), or a [`harness::Session`] of `process` and `tick`
+//! calls on one instance, with the host's [`hold`] simulated.
+//!
+//! The SDK speaks `weir:plugin@0.2.0` (`wit/`). Besides 0.1.0's services it
+//! offers [`Batch::attribute_keys`], the [`hold`] (rows kept in the host
+//! across calls: [`Batch::hold`], [`hold::release`], [`hold::discard`],
+//! [`hold::holding`]), [`Plugin::partition_by`] (rows of one value always
+//! meet the same instance), and `tick` on every instance.
 
 extern crate self as weir_plugin;
 
@@ -67,11 +75,14 @@ pub mod bindings {
 
 #[cfg(feature = "harness")]
 pub mod harness;
+pub mod hold;
 // Without the harness nothing builds a native table.
 #[cfg_attr(not(feature = "harness"), allow(dead_code))]
 mod native;
 pub mod services;
 mod text;
+
+pub use hold::Held;
 
 pub use text::Text;
 
@@ -91,13 +102,26 @@ pub trait Plugin: Sized + 'static {
     fn process(&mut self, batch: &mut Batch<'_>) -> Result<(), Error>;
 
     /// How often [`Plugin::tick`] should run; `None` (the default) for
-    /// never.
+    /// never. The first instance's answer counts.
     fn tick_every(&self) -> Option<Duration> {
         None
     }
 
-    /// Called every [`Plugin::tick_every`] with the time in nanoseconds
-    /// since the Unix epoch; emit records with [`services::emit`].
+    /// A column (`trace_id`, `service_name`, ...) by whose value the host
+    /// routes rows to instances: every row with the same value always goes
+    /// to the same instance, so what an instance keeps per value (in its
+    /// own memory or its [`hold`]) sees all of it. `None` (the default)
+    /// lets the host split large batches across idle instances by
+    /// position. The first instance's answer counts; a batch without the
+    /// column goes whole to one instance.
+    fn partition_by(&self) -> Option<&str> {
+        None
+    }
+
+    /// Called every [`Plugin::tick_every`] on every instance (one after
+    /// the other, never during a `process`) with the time in nanoseconds
+    /// since the Unix epoch; emit records with [`services::emit`], release
+    /// held rows with [`hold::release`].
     fn tick(&mut self, now: u64) -> Result<(), Error> {
         let _ = now;
         Ok(())
@@ -271,6 +295,31 @@ impl<'a> Batch<'a> {
         }
     }
 
+    /// The distinct keys of attribute set `set` present in any row, each
+    /// once, in the order they are first seen: what a plugin that works on
+    /// every attribute reads before [`Batch::attribute`].
+    pub fn attribute_keys(&self, set: AttributeSet) -> Result<Vec<String>, Error> {
+        match &self.inner {
+            Inner::Wit(b) => b.attribute_keys(set),
+            Inner::Native(t) => t.attribute_keys(set),
+        }
+    }
+
+    /// Moves every row whose key is `Some` out of the batch into this
+    /// instance's [`hold`], under that key (`keys`: one entry per row;
+    /// `String`s, as the host takes them, so nothing is copied to call).
+    /// The rows leave the batch at once, as with [`Batch::drop_rows`], and
+    /// count as handled. Returns the rows moved and the bytes the instance
+    /// now holds in all. [`Error::LimitExceeded`] (nothing moved) past the
+    /// pipeline's `max_held_bytes`. Get them back with [`hold::release`]
+    /// or drop them with [`hold::discard`], in this call or a later one.
+    pub fn hold(&mut self, keys: &[Option<String>]) -> Result<Held, Error> {
+        match &mut self.inner {
+            Inner::Wit(b) => bindings::weir::plugin::hold::hold(b, keys).map(Held::from),
+            Inner::Native(t) => t.hold(keys),
+        }
+    }
+
     /// Drops the rows where `mask` is true; returns how many are left.
     pub fn drop_rows(&mut self, mask: &[bool]) -> Result<usize, Error> {
         match &mut self.inner {
@@ -348,8 +397,12 @@ pub mod __private {
         let tick_every_ms = plugin
             .tick_every()
             .map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX).max(1));
+        let partition_by = plugin.partition_by().map(str::to_owned);
         *cell.borrow_mut() = Some(plugin);
-        Ok(Settings { tick_every_ms })
+        Ok(Settings {
+            tick_every_ms,
+            partition_by,
+        })
     }
 
     fn not_initialised() -> Error {

@@ -1,5 +1,6 @@
 //! The host's services: emitting records, logging, metrics, state, lookup
-//! tables and the clock. Outside a Weir host (in native tests) these are
+//! tables and the clock (the rows held across calls are in
+//! [`hold`](crate::hold)). Outside a Weir host (in native tests) these are
 //! inert: logs and metrics go nowhere, state and lookups are empty, the
 //! clock is denied, emitted records are collected by the
 //! [`harness`](crate::harness).
@@ -43,6 +44,19 @@ pub fn counter_add(name: &str, value: u64, labels: &[Label]) -> Result<(), Error
     #[cfg(target_family = "wasm")]
     {
         wit_metrics::counter_add(name, value, labels)
+    }
+    #[cfg(not(target_family = "wasm"))]
+    {
+        let _ = (name, value, labels);
+        Ok(())
+    }
+}
+
+/// Sets gauge `weir_plugin_<name>` to `value`.
+pub fn gauge_set(name: &str, value: f64, labels: &[Label]) -> Result<(), Error> {
+    #[cfg(target_family = "wasm")]
+    {
+        wit_metrics::gauge_set(name, value, labels)
     }
     #[cfg(not(target_family = "wasm"))]
     {
