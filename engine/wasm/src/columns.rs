@@ -423,6 +423,87 @@ pub fn read_attribute(
     Ok(out)
 }
 
+/// The distinct keys of attribute set `set` in any row of the batch, each
+/// once, in the order they are first seen (row by row, entries in order).
+pub fn attribute_keys(batch: &RecordBatch, set: AttributeSet) -> Result<Vec<String>, ColumnError> {
+    let name = set.column();
+    let (_, array) = column(batch, name)?;
+    let Some(map) = array.as_map_opt() else {
+        return Err(ColumnError::TypeMismatch(format!(
+            "column `{name}` is not an attribute map"
+        )));
+    };
+    let offsets = map.value_offsets();
+    let (start, end) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
+    // Only the entries of this batch's rows (it may be a slice).
+    let keys = cast(&map.keys().slice(start, end - start), &DataType::Utf8)
+        .map_err(|e| ColumnError::TypeMismatch(format!("column `{name}`: {e}")))?;
+    let keys = keys.as_string::<i32>();
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for row in 0..map.len() {
+        if !map.is_valid(row) {
+            continue;
+        }
+        let (from, to) = (
+            offsets[row] as usize - start,
+            offsets[row + 1] as usize - start,
+        );
+        for j in from..to {
+            if keys.is_valid(j) && seen.insert(keys.value(j)) {
+                out.push(keys.value(j).to_string());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Which of `parts` parts each row goes to: a hash of its value of column
+/// `name` modulo `parts`, the same for the same value in any batch (of
+/// this process). Text columns are hashed by their text, identifiers
+/// (`trace_id`) by their bytes, other columns by their text form; null is
+/// one value of its own.
+pub fn partitions(
+    batch: &RecordBatch,
+    name: &str,
+    parts: usize,
+) -> Result<Vec<usize>, ColumnError> {
+    let (_, array) = column(batch, name)?;
+    match array.data_type() {
+        DataType::FixedSizeBinary(_) => {
+            let ids = array.as_fixed_size_binary();
+            Ok(ids.iter().map(|v| part_of(v, parts)).collect())
+        }
+        DataType::Binary => {
+            let ids = array.as_binary::<i32>();
+            Ok(ids.iter().map(|v| part_of(v, parts)).collect())
+        }
+        _ => {
+            let text = text_of(batch, name)?;
+            Ok(text
+                .as_string::<i32>()
+                .iter()
+                .map(|v| part_of(v.map(str::as_bytes), parts))
+                .collect())
+        }
+    }
+}
+
+/// The part of [`partitions`] that null goes to: where every row of a
+/// batch without the column goes.
+pub fn null_partition(parts: usize) -> usize {
+    part_of(None, parts)
+}
+
+fn part_of(value: Option<&[u8]>, parts: usize) -> usize {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    // `DefaultHasher::new` has fixed keys: the same value, the same part,
+    // for the life of the process.
+    let mut h = DefaultHasher::new();
+    value.hash(&mut h);
+    (h.finish() % parts.max(1) as u64) as usize
+}
+
 /// One entry of a `*_types` string: a letter and an optional `#<n>`.
 fn type_tokens(types: &str) -> Vec<&str> {
     let bytes = types.as_bytes();
@@ -754,6 +835,63 @@ mod tests {
         let b = drop_rows(&b, vec![true, false]).expect("drop");
         assert_eq!(b.num_rows(), 1);
         assert_eq!(read_ints(&b, "severity_number").expect("ints"), [Some(9)]);
+    }
+
+    /// Guarantees: `attribute-keys` lists each key once in first-seen
+    /// order, and only the keys of the rows of a slice.
+    #[test]
+    fn attribute_keys_in_first_seen_order() {
+        let b = logs();
+        let b = update_attribute(
+            &b,
+            AttributeSet::Record,
+            "z",
+            Some(vec![None, Some("1".into())]),
+        )
+        .expect("set");
+        let b = update_attribute(
+            &b,
+            AttributeSet::Record,
+            "n",
+            Some(vec![None, Some("2".into())]),
+        )
+        .expect("set");
+        assert_eq!(
+            attribute_keys(&b, AttributeSet::Record).expect("keys"),
+            ["n", "k", "z"]
+        );
+        assert_eq!(
+            attribute_keys(&b.slice(1, 1), AttributeSet::Record).expect("slice"),
+            ["z", "n"]
+        );
+        assert_eq!(
+            attribute_keys(&b, AttributeSet::Resource).expect("resource"),
+            ["service.name"]
+        );
+        assert!(matches!(
+            attribute_keys(&b, AttributeSet::Scope),
+            Ok(keys) if keys.is_empty()
+        ));
+    }
+
+    /// Guarantees: rows with the same value go to the same part, in every
+    /// batch; every part index is below the number of parts.
+    #[test]
+    fn partitions_follow_the_value() {
+        let b = logs();
+        let parts = partitions(&b, "service_name", 4).expect("parts");
+        assert_eq!(parts[0], parts[1]);
+        assert!(parts.iter().all(|p| *p < 4));
+        let bodies = partitions(&b, "body", 7).expect("parts");
+        assert_eq!(bodies, partitions(&b, "body", 7).expect("again"));
+        assert_eq!(
+            partitions(&b.slice(1, 1), "body", 7).expect("slice"),
+            [bodies[1]]
+        );
+        assert!(matches!(
+            partitions(&b, "nope", 2),
+            Err(ColumnError::NoSuchColumn(_))
+        ));
     }
 
     /// Guarantees: an int attribute keeps its type when a neighbour is

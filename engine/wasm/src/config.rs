@@ -87,7 +87,9 @@ pub struct WasmConfig {
     )]
     pub timeout: Duration,
     /// How many instances run side by side (1 to 256). Default: the number
-    /// of CPU cores. Large batches are split across idle instances.
+    /// of CPU cores. Large batches are split across idle instances (or by
+    /// the value of the column a `weir:plugin@0.2.0` plugin partitions
+    /// by, `partition-by`).
     #[serde(default, deserialize_with = "instances")]
     pub instances: Option<usize>,
     /// The most records one call may add through `emit` (0 to 10000000).
@@ -109,6 +111,16 @@ pub struct WasmConfig {
     /// epoch, so output depends on input alone.
     #[serde(default)]
     pub allow_clock: bool,
+    /// The most the plugin's instances may hold together through the
+    /// `hold` interface (`weir:plugin@0.2.0`), in bytes of Arrow buffers: a
+    /// size such as `"256MiB"`, up to 1TiB.
+    /// Default `"256MiB"`. Past it `hold` is refused with
+    /// `limit-exceeded` and the rows stay in the batch. Held rows are in
+    /// memory only: an instance replaced after a failure, a reload or a
+    /// shutdown sends them on, but a crash of Weir loses them (they were
+    /// acknowledged when held).
+    #[serde(default = "default_max_held_bytes", deserialize_with = "held_size")]
+    pub max_held_bytes: u64,
 }
 
 fn default_config() -> String {
@@ -125,6 +137,10 @@ fn default_timeout() -> Duration {
 
 fn default_max_emitted_records() -> usize {
     100_000
+}
+
+fn default_max_held_bytes() -> u64 {
+    256 * 1024 * 1024
 }
 
 impl WasmConfig {
@@ -157,6 +173,7 @@ impl WasmConfig {
             max_emitted_records: default_max_emitted_records(),
             lookups: BTreeMap::new(),
             allow_clock: false,
+            max_held_bytes: default_max_held_bytes(),
         }
     }
 }
@@ -260,6 +277,16 @@ fn memory_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     if !(1024 * 1024..=4 * 1024 * 1024 * 1024).contains(&bytes) {
         return Err(de::Error::custom(format!(
             "{bytes} bytes is outside 1MiB to 4GiB; write a size such as \"64MiB\""
+        )));
+    }
+    Ok(bytes)
+}
+
+fn held_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let bytes = values::byte_size(d)?;
+    if bytes > 1024 * 1024 * 1024 * 1024 {
+        return Err(de::Error::custom(format!(
+            "{bytes} bytes is more than 1TiB; write a size such as \"256MiB\""
         )));
     }
     Ok(bytes)

@@ -1,5 +1,6 @@
 //! What a plugin instance's store holds, and the host side of every
-//! interface the `processor` world imports.
+//! interface the `processor` world of `weir:plugin@0.2.0` imports. (The
+//! 0.1.0 world's imports delegate here: [`crate::v01`].)
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -13,8 +14,9 @@ use weir_core::Signal;
 use weir_core::convert;
 
 use crate::columns::{self, AttributeSet, ColumnError};
+use crate::hold::{Hold, HoldError, HoldTotals};
 
-/// The generated bindings of the `weir:plugin/processor` world.
+/// The generated bindings of the `weir:plugin@0.2.0` `processor` world.
 #[allow(missing_docs, clippy::all)]
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
@@ -29,7 +31,7 @@ pub(crate) mod bindings {
 use bindings::weir::plugin::types::{
     AttributeSet as WitAttributeSet, Error as WitError, Signal as WitSignal,
 };
-use bindings::weir::plugin::{batch, clock, emit, log, lookup, metrics, state, types};
+use bindings::weir::plugin::{batch, clock, emit, hold, log, lookup, metrics, state, types};
 
 /// The host's side of a `batch` handle: the rows as they now are.
 pub struct BatchRes {
@@ -59,6 +61,8 @@ pub(crate) struct PluginShared {
     pub lookups: BTreeMap<String, HashMap<String, String>>,
     pub allow_clock: bool,
     pub max_emitted_records: usize,
+    /// What the instances hold (`hold`), and its bound.
+    pub held: Arc<HoldTotals>,
 }
 
 /// Why the host refused something during a call so badly that the whole
@@ -141,6 +145,8 @@ pub(crate) struct HostState {
     pub limits: Budget,
     pub plugin: Arc<PluginShared>,
     pub call: CallState,
+    /// The rows this instance holds.
+    pub hold: Hold,
 }
 
 impl WasiView for HostState {
@@ -369,6 +375,14 @@ impl batch::HostBatch for HostState {
         })
     }
 
+    fn attribute_keys(
+        &mut self,
+        handle: Resource<BatchRes>,
+        set: WitAttributeSet,
+    ) -> Result<Vec<String>, WitError> {
+        columns::attribute_keys(&self.batch(&handle)?.data, set_of(set)).map_err(wit_error)
+    }
+
     fn drop_rows(&mut self, handle: Resource<BatchRes>, mask: Vec<bool>) -> Result<u32, WitError> {
         self.write(&handle, |b| columns::drop_rows(b, mask))?;
         Ok(self.num_rows(handle))
@@ -421,6 +435,55 @@ impl emit::Host for HostState {
             self.call.emitted.push((signal, converted.batch));
         }
         Ok(u32::try_from(rows).unwrap_or(u32::MAX))
+    }
+}
+
+fn held(h: crate::hold::Held) -> hold::Held {
+    hold::Held {
+        rows: u32::try_from(h.rows).unwrap_or(u32::MAX),
+        bytes: h.bytes,
+    }
+}
+
+impl hold::Host for HostState {
+    fn hold(
+        &mut self,
+        input: Resource<BatchRes>,
+        keys: Vec<Option<String>>,
+    ) -> Result<hold::Held, WitError> {
+        let batch = self
+            .table
+            .get(&input)
+            .map_err(|e| WitError::InvalidArgument(format!("not a live batch handle: {e}")))?;
+        match self.hold.hold(batch.signal, &batch.data, keys) {
+            Ok((left, moved)) => {
+                let batch = self
+                    .table
+                    .get_mut(&input)
+                    .map_err(|e| WitError::InvalidArgument(e.to_string()))?;
+                batch.data = left;
+                Ok(held(moved))
+            }
+            // The plugin may release or discard and try again.
+            Err(HoldError::LimitExceeded(m)) => Err(WitError::LimitExceeded(m)),
+            // A list of the wrong shape, like a write of one: the call fails.
+            Err(HoldError::InvalidArgument(m)) => {
+                self.poison(Poison::InvalidOutput(m.clone()));
+                Err(WitError::InvalidArgument(m))
+            }
+        }
+    }
+
+    fn release(&mut self, keys: Vec<String>) -> Result<hold::Held, WitError> {
+        Ok(held(self.hold.release(&keys)))
+    }
+
+    fn discard(&mut self, keys: Vec<String>) -> Result<hold::Held, WitError> {
+        Ok(held(self.hold.discard(&keys)))
+    }
+
+    fn holding(&mut self) -> hold::Held {
+        held(self.hold.holding())
     }
 }
 

@@ -39,16 +39,18 @@
 pub mod cache;
 pub mod columns;
 mod config;
+mod hold;
 mod host;
 pub mod metrics;
 mod plugin;
 mod processor;
 pub mod runtime;
 pub mod testing;
+mod v01;
 
 pub use cache::{CachePart, Distrust, Untrusted};
 pub use config::{OnError, WasmConfig};
-pub use plugin::Limits;
+pub use plugin::{Contract, Limits};
 pub use processor::WasmProcessor;
 pub use runtime::{CacheOutcome, Runtime};
 

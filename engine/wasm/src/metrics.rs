@@ -1,9 +1,10 @@
 //! The `wasm` processor's metrics (`weir_plugin_*`), labelled by component:
-//! reloads, failures, and instances replaced; and the names of the metrics
+//! reloads, failures, instances replaced, and the rows plugins hold
+//! (`hold`); and the names of the metrics
 //! a plugin records itself through the WIT `metrics` interface.
 
-use metrics::{Counter, Unit};
-use weir_core::metrics::CounterDef;
+use metrics::{Counter, Gauge, Unit};
+use weir_core::metrics::{CounterDef, GaugeDef};
 
 use crate::FailureKind;
 
@@ -35,6 +36,20 @@ const INSTANCES_RECYCLED: CounterDef<1> = CounterDef {
     labels: ["component"],
 };
 
+const HELD_ROWS: GaugeDef<1> = GaugeDef {
+    name: "weir_plugin_held_rows",
+    help: "Rows the plugin's instances hold now (the hold interface of weir:plugin@0.2.0).",
+    unit: Some(Unit::Count),
+    labels: ["component"],
+};
+
+const HELD_BYTES: GaugeDef<1> = GaugeDef {
+    name: "weir_plugin_held_bytes",
+    help: "Bytes of Arrow buffers the plugin's instances hold now; bounded by max_held_bytes.",
+    unit: Some(Unit::Bytes),
+    labels: ["component"],
+};
+
 /// What the name a plugin gives a metric of its own is prefixed with; such
 /// a metric is labelled with `component` and the plugin's labels.
 const PLUGIN_METRIC_PREFIX: &str = "weir_plugin_";
@@ -45,6 +60,8 @@ pub fn describe() {
     ERRORS.describe();
     INSTANCES_REPLACED.describe();
     INSTANCES_RECYCLED.describe();
+    HELD_ROWS.describe();
+    HELD_BYTES.describe();
 }
 
 /// `weir_plugin_reloads_total{component}`.
@@ -65,6 +82,16 @@ pub(crate) fn instances_replaced(component: &str) -> Counter {
 /// `weir_plugin_instances_recycled_total{component}`.
 pub(crate) fn instances_recycled(component: &str) -> Counter {
     INSTANCES_RECYCLED.with([component.to_string().into()])
+}
+
+/// `weir_plugin_held_rows{component}`.
+pub(crate) fn held_rows(component: &str) -> Gauge {
+    HELD_ROWS.with([component.to_string().into()])
+}
+
+/// `weir_plugin_held_bytes{component}`.
+pub(crate) fn held_bytes(component: &str) -> Gauge {
+    HELD_BYTES.with([component.to_string().into()])
 }
 
 /// The name in `/metrics` of the metric a plugin calls `name`.

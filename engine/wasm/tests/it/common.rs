@@ -15,6 +15,16 @@ pub fn hostile() -> PathBuf {
     guest("engine/wasm/tests/plugins", "hostile")
 }
 
+/// The test plugin of `weir:plugin@0.2.0` that holds rows on command.
+pub fn keeper() -> PathBuf {
+    guest("engine/wasm/tests/plugins", "keeper")
+}
+
+/// The test plugin built against `weir:plugin@0.1.0` without the SDK.
+pub fn legacy() -> PathBuf {
+    guest("engine/wasm/tests/plugins", "legacy")
+}
+
 /// The example redaction plugin.
 pub fn redact() -> PathBuf {
     guest("plugins", "redact-rust")
