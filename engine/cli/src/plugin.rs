@@ -66,7 +66,8 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> PluginCommandEr
     move |source| PluginCommandError::Io { what, source }
 }
 
-/// The WIT package, as the binary was built with it.
+/// The WIT package (`weir:plugin@0.2.0`), as the binary was built with
+/// it: what the Rust SDK's copy in a project is generated from.
 const WIT: &[(&str, &str)] = &[
     ("world.wit", include_str!("../../../wit/world.wit")),
     ("types.wit", include_str!("../../../wit/types.wit")),
@@ -77,6 +78,22 @@ const WIT: &[(&str, &str)] = &[
     ("state.wit", include_str!("../../../wit/state.wit")),
     ("lookup.wit", include_str!("../../../wit/lookup.wit")),
     ("clock.wit", include_str!("../../../wit/clock.wit")),
+    ("hold.wit", include_str!("../../../wit/hold.wit")),
+];
+
+/// `weir:plugin@0.1.0` (`wit/v0.1`), which Weir still runs: what the
+/// JavaScript and Python templates are written against (their
+/// `init` returns 0.1.0's `settings`).
+const WIT_V0_1: &[(&str, &str)] = &[
+    ("world.wit", include_str!("../../../wit/v0.1/world.wit")),
+    ("types.wit", include_str!("../../../wit/v0.1/types.wit")),
+    ("batch.wit", include_str!("../../../wit/v0.1/batch.wit")),
+    ("emit.wit", include_str!("../../../wit/v0.1/emit.wit")),
+    ("log.wit", include_str!("../../../wit/v0.1/log.wit")),
+    ("metrics.wit", include_str!("../../../wit/v0.1/metrics.wit")),
+    ("state.wit", include_str!("../../../wit/v0.1/state.wit")),
+    ("lookup.wit", include_str!("../../../wit/v0.1/lookup.wit")),
+    ("clock.wit", include_str!("../../../wit/v0.1/clock.wit")),
 ];
 
 /// The Rust SDK's sources (`sdk/rust/src`), which `weir plugin new rust`
@@ -89,6 +106,7 @@ const SDK_SOURCES: &[(&str, &str)] = &[
         "harness.rs",
         include_str!("../../../sdk/rust/src/harness.rs"),
     ),
+    ("hold.rs", include_str!("../../../sdk/rust/src/hold.rs")),
     ("native.rs", include_str!("../../../sdk/rust/src/native.rs")),
     (
         "services.rs",
@@ -310,7 +328,8 @@ pub fn new_project(
         // The Rust SDK carries the WIT package; the other toolchains read
         // it from the project.
         files.extend(
-            WIT.iter()
+            WIT_V0_1
+                .iter()
                 .map(|(file, text)| (dir.join("wit").join(file), (*text).to_string())),
         );
     }
@@ -544,6 +563,20 @@ mod tests {
         }
         assert!(tmp.path().join("p-js/wit/world.wit").is_file());
         assert!(detect(tmp.path()).is_err());
+        // JavaScript and Python projects get 0.1.0, the whole of it.
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        for lang in ["js", "python"] {
+            let wit = tmp.path().join(format!("p-{lang}/wit"));
+            let world = std::fs::read_to_string(wit.join("world.wit")).expect("world");
+            assert!(world.contains("weir:plugin@0.1.0"), "{lang}: {world}");
+            for entry in std::fs::read_dir(repo.join("wit/v0.1")).expect("v0.1") {
+                let name = entry.expect("entry").file_name();
+                if name.to_string_lossy().ends_with(".wit") {
+                    assert!(wit.join(&name).is_file(), "{lang}: {name:?}");
+                }
+            }
+            assert!(!wit.join("hold.wit").exists(), "{lang}");
+        }
     }
 
     /// Guarantees: without `--sdk`, a Rust project holds its own copy of
