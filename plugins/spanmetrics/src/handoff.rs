@@ -2,10 +2,16 @@
 //!
 //! The host runs several instances of a plugin side by side (`instances`,
 //! one per core by default) and cuts a batch of 2,048 spans or more
-//! across them, but it calls `tick` on one instance only (the first). So
-//! the instance that ticks (the *emitter*) must see what the others
-//! counted. They hand it over through the host's `state`, which all
-//! instances of a component share:
+//! across them. One instance, the *emitter*, emits the series, so it must
+//! see what the others counted. The host ticks every instance (one after
+//! the other, in the same order each time); the first to tick claims the
+//! role in the key `spanmetrics/emitter` (its id and the time of its last
+//! tick) and keeps it while it ticks; the others' ticks do nothing. When
+//! the emitter has not ticked for one and a half intervals (it was
+//! replaced after a failure, or the plugin reloaded), the next instance
+//! to tick takes over ([`Handoff::claim`]). The others hand their counts
+//! over through the host's `state`, which all instances of a component
+//! share:
 //!
 //! - At `init` an instance takes the next number from the key
 //!   `spanmetrics/instances` as its id and writes its acknowledgement key
@@ -58,6 +64,10 @@ impl Store for HostStore {
 
 /// The key holding the number of instances started so far.
 pub const INSTANCES_KEY: &str = "spanmetrics/instances";
+
+/// The key naming the emitter: its id and the time (nanoseconds since the
+/// epoch) of its last tick, 8 bytes each.
+pub const EMITTER_KEY: &str = "spanmetrics/emitter";
 
 fn blob_key(id: u64) -> String {
     format!("spanmetrics/blob/{id}")
@@ -135,6 +145,41 @@ impl<S: Store> Handoff<S> {
     /// This instance's id.
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// At this instance's tick at `now`: whether it is the emitter. It is
+    /// when no instance has claimed the role, when it holds it, or when
+    /// the holder has not ticked for more than one and a half `interval`s
+    /// (nanoseconds); then it claims the role (or renews it) with `now`.
+    pub fn claim(&self, now: u64, interval: u64) -> bool {
+        let lease = self.store.get(EMITTER_KEY).and_then(|bytes| {
+            let id = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+            let at = u64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?);
+            Some((id, at))
+        });
+        let mine = match lease {
+            None => true,
+            Some((id, _)) if id == self.id => true,
+            Some((_, at)) => now.saturating_sub(at) > interval.saturating_add(interval / 2),
+        };
+        if mine {
+            let mut lease = [0u8; 16];
+            lease[..8].copy_from_slice(&self.id.to_le_bytes());
+            lease[8..].copy_from_slice(&now.to_le_bytes());
+            // Renewing never grows the store; a first claim refused (the
+            // state is full) is tried again at the next tick.
+            if self.store.set(EMITTER_KEY, &lease).is_err() {
+                services::log(
+                    Level::Warn,
+                    &format!(
+                        "spanmetrics: instance {} could not claim the emitter role in the \
+                         plugin's state; it emits anyway",
+                        self.id
+                    ),
+                );
+            }
+        }
+        mine
     }
 
     /// Before a batch of an instance that has not ticked: takes out of

@@ -27,8 +27,9 @@
 //! the series into OTLP/JSON for the host's `emit`, a thousand series per
 //! request.
 //!
-//! Only the first instance is ticked, so the others hand their counts to
-//! it through the host's `state` ([`handoff`], [`wire`]).
+//! Every instance is ticked, but one emits (the first to tick claims the
+//! role through the host's `state`); the others hand their counts to it
+//! there ([`handoff`], [`wire`]).
 //!
 //! The modules: [`config`] (what the user writes, checked into a
 //! [`Plan`]), [`duration`] (durations in the config), [`columns`],
@@ -218,6 +219,20 @@ impl<S: Store> SpanMetrics<S> {
         Ok(())
     }
 
+    /// This instance's tick at `now`: when it is the emitter
+    /// ([`Handoff::claim`]), a [`SpanMetrics::flush`] through `emit`;
+    /// otherwise nothing (its counts are in `state` already).
+    pub fn tick_with(
+        &mut self,
+        now: u64,
+        emit: impl FnMut(&str) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        if !self.handoff.claim(now, nanos(self.plan().interval)) {
+            return Ok(());
+        }
+        self.flush(now, emit)
+    }
+
     /// Makes this instance the emitter, if it was not yet: adds its own
     /// pending counts to what it emits; then adds the other instances'.
     fn take_in(&mut self) {
@@ -272,7 +287,7 @@ impl Plugin for SpanMetrics<HostStore> {
     }
 
     fn tick(&mut self, now: u64) -> Result<(), Error> {
-        self.flush(now, |json| {
+        self.tick_with(now, |json| {
             services::emit(Signal::Metrics, json).map(|_| ())
         })
     }

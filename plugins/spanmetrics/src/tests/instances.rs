@@ -87,3 +87,56 @@ fn counts_of_another_config_are_left_out() {
         1
     );
 }
+
+/// The points `m`'s tick at `now` emits, as the host ticks it: nothing
+/// unless it is the emitter.
+fn host_tick<S: Store>(m: &mut SpanMetrics<S>, now: u64) -> Vec<Point> {
+    let mut out = Vec::new();
+    m.tick_with(now, |json| {
+        out.push(json.to_string());
+        Ok(())
+    })
+    .expect("the tick succeeds");
+    out.iter().flat_map(|j| points(j)).collect()
+}
+
+/// Scenario: three instances, every one ticked at each interval as the
+/// host does (0.2.0), in the same order; then the emitter is replaced by
+/// a new instance. Guarantees: the first to tick emits every instance's
+/// counts and the others' ticks emit nothing; once the emitter has not
+/// ticked for one and a half intervals, the next instance takes over and
+/// emits the counts of the instances still running.
+#[test]
+fn every_instance_ticks_and_one_emits() {
+    let shared = Shared::default();
+    let config = plan(json!({}));
+    let mut a = SpanMetrics::new(config.clone(), shared.clone());
+    let mut b = SpanMetrics::new(config.clone(), shared.clone());
+    let mut c = SpanMetrics::new(config.clone(), shared.clone());
+    let series = server("a", "STATUS_CODE_UNSET");
+    observe(&mut a, &[span("a", 1.0)]);
+    observe(&mut b, &[span("a", 1.0), span("a", 1.0)]);
+    observe(&mut c, &[span("a", 1.0)]);
+    for round in 0..2 {
+        let now = T0 + round * 15 * SECOND;
+        assert_eq!(find(&host_tick(&mut a, now), CALLS, &series).count, 4);
+        assert!(host_tick(&mut b, now).is_empty(), "round {round}");
+        assert!(host_tick(&mut c, now).is_empty(), "round {round}");
+    }
+    // `a` fails and is replaced by `d`; `b` and `c` count on.
+    drop(a);
+    let mut d = SpanMetrics::new(config, shared);
+    observe(&mut b, &[span("a", 1.0)]);
+    observe(&mut d, &[span("a", 1.0)]);
+    let now = T0 + 30 * SECOND;
+    for m in [&mut b, &mut c, &mut d] {
+        assert!(host_tick(m, now).is_empty(), "the lease is still fresh");
+    }
+    let now = T0 + 45 * SECOND;
+    let taken = host_tick(&mut b, now);
+    // What b and d counted since `a` last took counts in: one span each
+    // (the cumulative total `a` emitted went with it).
+    assert_eq!(find(&taken, CALLS, &series).count, 2);
+    assert!(host_tick(&mut c, now).is_empty());
+    assert!(host_tick(&mut d, now).is_empty());
+}
