@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the JavaScript or Python redact example into a WebAssembly
-# component of the `weir:plugin` world `processor`.
+# component of the `weir:plugin@0.1.0` world `processor` (wit/v0.1: the
+# JavaScript and Python examples and templates stay on 0.1.0, which Weir
+# still runs).
 #
 #     plugins/examples/build.sh js     OUT_DIR   # -> OUT_DIR/redact_js.wasm
 #     plugins/examples/build.sh python OUT_DIR   # -> OUT_DIR/redact_py.wasm
@@ -29,7 +31,7 @@ js | python | py) ;;
 *) usage ;;
 esac
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-wit=$(cd "$here/../../wit" && pwd)
+wit=$(cd "$here/../../wit/v0.1" && pwd)
 mkdir -p "$2"
 out_dir=$(cd "$2" && pwd)
 
