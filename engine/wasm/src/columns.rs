@@ -15,6 +15,7 @@ use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::compute::{CastOptions, cast, cast_with_options, filter_record_batch, not};
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
+use arrow::row::{RowConverter, SortField};
 use arrow::util::display::FormatOptions;
 
 /// Why a column operation was refused.
@@ -461,8 +462,9 @@ pub fn attribute_keys(batch: &RecordBatch, set: AttributeSet) -> Result<Vec<Stri
 /// Which of `parts` parts each row goes to: a hash of its value of column
 /// `name` modulo `parts`, the same for the same value in any batch (of
 /// this process). Text columns are hashed by their text, identifiers
-/// (`trace_id`) by their bytes, other columns by their text form; null is
-/// one value of its own.
+/// (`trace_id`) by their bytes, other columns (dictionaries, numbers,
+/// attribute maps) by Arrow's row encoding of the value; null is one
+/// value of its own.
 pub fn partitions(
     batch: &RecordBatch,
     name: &str,
@@ -478,12 +480,29 @@ pub fn partitions(
             let ids = array.as_binary::<i32>();
             Ok(ids.iter().map(|v| part_of(v, parts)).collect())
         }
-        _ => {
-            let text = text_of(batch, name)?;
+        DataType::Utf8 => {
+            let text = array.as_string::<i32>();
             Ok(text
-                .as_string::<i32>()
                 .iter()
                 .map(|v| part_of(v.map(str::as_bytes), parts))
+                .collect())
+        }
+        other => {
+            // Any other type (dictionaries, numbers, maps) by Arrow's row
+            // encoding of the value, which depends on the value alone.
+            let refused = |e: arrow::error::ArrowError| {
+                ColumnError::TypeMismatch(format!("column `{name}` cannot be partitioned by: {e}"))
+            };
+            let converter =
+                RowConverter::new(vec![SortField::new(other.clone())]).map_err(refused)?;
+            let rows = converter
+                .convert_columns(std::slice::from_ref(array))
+                .map_err(refused)?;
+            Ok((0..rows.num_rows())
+                .map(|i| {
+                    let value = array.is_valid(i).then(|| rows.row(i));
+                    part_of(value.as_ref().map(|r| r.as_ref()), parts)
+                })
                 .collect())
         }
     }
@@ -882,6 +901,8 @@ mod tests {
         let parts = partitions(&b, "service_name", 4).expect("parts");
         assert_eq!(parts[0], parts[1]);
         assert!(parts.iter().all(|p| *p < 4));
+        let attrs = partitions(&b, "attributes", 5).expect("a map column");
+        assert_eq!(attrs, partitions(&b, "attributes", 5).expect("again"));
         let bodies = partitions(&b, "body", 7).expect("parts");
         assert_eq!(bodies, partitions(&b, "body", 7).expect("again"));
         assert_eq!(

@@ -230,9 +230,12 @@ impl WasmProcessor {
         self.plugin.contract()
     }
 
-    fn count_failure(&self, failure: &Failure) {
+    /// Counts a failure; `replaced`: whether an instance was replaced.
+    fn count_failure(&self, failure: &Failure, replaced: bool) {
         metrics::errors(&self.name, failure.kind).increment(1);
-        metrics::instances_replaced(&self.name).increment(1);
+        if replaced {
+            metrics::instances_replaced(&self.name).increment(1);
+        }
     }
 
     /// Queues rows an instance gave up, to go out with the next output.
@@ -524,10 +527,12 @@ impl Processor for WasmProcessor {
             out.push(batch);
             return Ok(());
         }
+        // A batch that cannot be partitioned fails before any instance runs.
         let (parts, failure) = match self.assign(&batch) {
             Ok(assigned) => (self.run_parts(&batch, assigned).await?, None),
             Err(f) => (Vec::new(), Some(f)),
         };
+        let replaced = failure.is_none();
         let mut failure = failure;
         for part in &parts {
             if let Err(f) = &part.result {
@@ -583,7 +588,7 @@ impl Processor for WasmProcessor {
             batch.deliver();
             return Ok(());
         };
-        self.count_failure(&failure);
+        self.count_failure(&failure, replaced);
         tracing::warn!(component = %self.name, kind = failure.kind.as_str(),
             on_error = self.on_error.as_str(), error = %failure.message,
             "plugin failed on a batch; its instance was replaced");
@@ -658,7 +663,7 @@ impl Processor for WasmProcessor {
                 out.push(Batch::new(signal, data, Ack::none()));
             }
             if let Some(failure) = failure {
-                self.count_failure(&failure);
+                self.count_failure(&failure, true);
                 first_failure.get_or_insert(failure);
             }
         }
