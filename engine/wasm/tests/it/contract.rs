@@ -293,3 +293,39 @@ async fn a_plugin_of_0_1_still_runs() {
     let out = run_bodies(&mut p, &["abc", "ticks"]).await;
     assert_eq!(bodies(&out[0]), ["ABC", "2"]);
 }
+
+/// Scenario: rows held, then the component file replaced (hot reload);
+/// rows held again, then the input ends (`close`).
+/// Guarantees: the reload sends what the old instances held on with the
+/// next output, and `close` sends on what is held then: nothing held is
+/// lost, and nothing stays counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn reload_and_close_release_what_is_held() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("plugin.wasm");
+    std::fs::copy(common::keeper(), &path).expect("copied");
+    let mut c = WasmConfig::new(&path);
+    c.instances = Some(1);
+    let mut p = keeper_with(c).await;
+    p.set_reload_check(Duration::ZERO);
+    let first = logs(&["hold a", "hold b"]);
+    let (out, _) = run(&mut p, first.clone()).await;
+    assert!(out.is_empty());
+    // The same plugin, written anew: a file with a new modification time.
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now() + Duration::from_secs(10)))
+        .expect("touched");
+    let out = run_bodies(&mut p, &["holding"]).await;
+    assert_eq!(out.len(), 2, "the batch and the rows the old instance held");
+    assert_eq!(bodies(&out[0]), ["holding 0 0"]);
+    assert_eq!(out[1], first);
+
+    let second = logs(&["x", "hold c"]);
+    run(&mut p, second.clone()).await;
+    let mut out = Vec::new();
+    p.close(&mut out).await.expect("closes");
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].data(), &rows(&second, &[1]));
+}
