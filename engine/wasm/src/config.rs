@@ -11,6 +11,7 @@ use serde::de::{self, Deserializer};
 use weir_config::{BuildContext, ComponentConfig, Problem, values};
 use weir_core::{Built, ComponentError, SignalSet};
 
+use crate::lookup::LookupFile;
 use crate::{Runtime, WasmProcessor};
 
 /// What happens to a batch when its plugin fails on it (a trap, a panic, a
@@ -101,11 +102,15 @@ pub struct WasmConfig {
     )]
     pub max_emitted_records: usize,
     /// Read-only lookup tables the plugin may read, by name: `lookups =
-    /// { hosts = "hosts.json" }`. Each file holds one JSON object; its keys
-    /// map to values (non-string values as their JSON text). Loaded when
-    /// the pipeline starts. Default: none.
+    /// { hosts = "hosts.json", teams = { file = "teams.csv", key =
+    /// "service", match = "exact" } }`. A plain file name is a JSON object
+    /// of keys to values (non-string values as their JSON text), matched
+    /// exactly; a table gives `file`, `key`, `match` (`"exact"`,
+    /// `"prefix"`, `"cidr"`) and `format` ([`LookupFile`]). Loaded when
+    /// the pipeline starts (a missing or bad file fails the start) and
+    /// again about a second after a file changes. Default: none.
     #[serde(default, deserialize_with = "lookups")]
-    pub lookups: BTreeMap<String, PathBuf>,
+    pub lookups: BTreeMap<String, LookupFile>,
     /// Whether the plugin may read the time of day (the `clock` interface
     /// and the WASI clocks). Default `false`: the clocks read the Unix
     /// epoch, so output depends on input alone.
@@ -310,10 +315,13 @@ fn emitted_records<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     usize::try_from(n).map_err(de::Error::custom)
 }
 
-fn lookups<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, PathBuf>, D::Error> {
-    let table = BTreeMap::<String, String>::deserialize(d)?;
+fn lookups<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, LookupFile>, D::Error> {
+    /// One table's value: a file name or a table of settings.
+    #[derive(Deserialize)]
+    struct Entry(#[serde(deserialize_with = "crate::lookup::config::lookup_file")] LookupFile);
+    let table = BTreeMap::<String, Entry>::deserialize(d)?;
     let mut out = BTreeMap::new();
-    for (name, file) in table {
+    for (name, Entry(file)) in table {
         let valid = !name.is_empty()
             && name
                 .chars()
@@ -323,12 +331,12 @@ fn lookups<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, PathBuf>,
                 "lookup table name `{name}` must be letters, digits, `_`, `-` or `.`"
             )));
         }
-        if file.is_empty() {
+        if let Some(problem) = file.problem() {
             return Err(de::Error::custom(format!(
-                "lookup table `{name}` needs a file name"
+                "lookup table `{name}`: {problem}"
             )));
         }
-        out.insert(name, PathBuf::from(file));
+        out.insert(name, file);
     }
     Ok(out)
 }

@@ -2,7 +2,7 @@
 //! interface the `processor` world of `weir:plugin@0.2.0` imports. (The
 //! 0.1.0 world's imports delegate here: [`crate::v01`].)
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -58,7 +58,7 @@ pub(crate) struct PluginShared {
     /// The component's name in the pipeline.
     pub component: Arc<str>,
     pub state: Mutex<StateStore>,
-    pub lookups: BTreeMap<String, HashMap<String, String>>,
+    pub lookups: crate::lookup::Tables,
     pub allow_clock: bool,
     pub max_emitted_records: usize,
     /// What the instances hold (`hold`), and its bound.
@@ -618,7 +618,7 @@ impl state::Host for HostState {
 }
 
 impl HostState {
-    fn table_of(&self, table: &str) -> Result<&HashMap<String, String>, WitError> {
+    fn table_of(&self, table: &str) -> Result<Arc<crate::lookup::Index>, WitError> {
         self.plugin.lookups.get(table).ok_or_else(|| {
             WitError::Denied(format!(
                 "the pipeline gives this plugin no lookup table `{table}` (`lookups`)"
@@ -629,7 +629,7 @@ impl HostState {
 
 impl lookup::Host for HostState {
     fn get(&mut self, table: String, key: String) -> Result<Option<String>, WitError> {
-        Ok(self.table_of(&table)?.get(&key).cloned())
+        Ok(self.table_of(&table)?.get(&key).map(str::to_owned))
     }
 
     fn get_many(
@@ -638,7 +638,10 @@ impl lookup::Host for HostState {
         keys: Vec<String>,
     ) -> Result<Vec<Option<String>>, WitError> {
         let table = self.table_of(&table)?;
-        Ok(keys.iter().map(|k| table.get(k).cloned()).collect())
+        Ok(keys
+            .iter()
+            .map(|k| table.get(k).map(str::to_owned))
+            .collect())
     }
 }
 

@@ -19,6 +19,8 @@
 //!   `log`, `metrics`, `state`, `lookup`, `clock`; and a WASI context that
 //!   grants nothing (no files, network, environment; frozen clocks unless
 //!   `allow_clock`).
+//! * [`lookup`] loads the lookup tables a pipeline names (CSV or JSON;
+//!   exact, prefix or CIDR match) and reloads a file that changes.
 //! * `plugin` instantiates, calls and classifies failures.
 //! * [`WasmProcessor`] is the `weir_core::Processor`: the pool of
 //!   instances, replacement after a failure, the `on_error` policy and the
@@ -41,6 +43,7 @@ pub mod columns;
 mod config;
 mod hold;
 mod host;
+pub mod lookup;
 pub mod metrics;
 mod plugin;
 mod processor;
@@ -50,6 +53,7 @@ mod v01;
 
 pub use cache::{CachePart, Distrust, Untrusted};
 pub use config::{OnError, WasmConfig};
+pub use lookup::{Format, LookupFile, MatchMode};
 pub use plugin::{Contract, Limits};
 pub use processor::WasmProcessor;
 pub use runtime::{CacheOutcome, Runtime};

@@ -1,6 +1,6 @@
 //! The `wasm` processor's metrics (`weir_plugin_*`), labelled by component:
-//! reloads, failures, instances replaced, and the rows plugins hold
-//! (`hold`); and the names of the metrics
+//! reloads, failures, instances replaced, the rows plugins hold (`hold`)
+//! and lookup tables reloaded; and the names of the metrics
 //! a plugin records itself through the WIT `metrics` interface.
 
 use metrics::{Counter, Gauge, Unit};
@@ -50,6 +50,20 @@ const HELD_BYTES: GaugeDef<1> = GaugeDef {
     labels: ["component"],
 };
 
+const LOOKUP_RELOADS: CounterDef<2> = CounterDef {
+    name: "weir_plugin_lookup_reloads_total",
+    help: "Times a lookup file changed and the table was loaded again.",
+    unit: Some(Unit::Count),
+    labels: ["component", "table"],
+};
+
+const LOOKUP_RELOAD_ERRORS: CounterDef<2> = CounterDef {
+    name: "weir_plugin_lookup_reload_errors_total",
+    help: "Times a lookup file changed but did not load (or was gone); the table as last loaded stays in use.",
+    unit: Some(Unit::Count),
+    labels: ["component", "table"],
+};
+
 /// What the name a plugin gives a metric of its own is prefixed with; such
 /// a metric is labelled with `component` and the plugin's labels.
 const PLUGIN_METRIC_PREFIX: &str = "weir_plugin_";
@@ -62,6 +76,8 @@ pub fn describe() {
     INSTANCES_RECYCLED.describe();
     HELD_ROWS.describe();
     HELD_BYTES.describe();
+    LOOKUP_RELOADS.describe();
+    LOOKUP_RELOAD_ERRORS.describe();
 }
 
 /// `weir_plugin_reloads_total{component}`.
@@ -92,6 +108,16 @@ pub(crate) fn held_rows(component: &str) -> Gauge {
 /// `weir_plugin_held_bytes{component}`.
 pub(crate) fn held_bytes(component: &str) -> Gauge {
     HELD_BYTES.with([component.to_string().into()])
+}
+
+/// `weir_plugin_lookup_reloads_total{component, table}`.
+pub(crate) fn lookup_reloads(component: &str, table: &str) -> Counter {
+    LOOKUP_RELOADS.with([component.to_string().into(), table.to_string().into()])
+}
+
+/// `weir_plugin_lookup_reload_errors_total{component, table}`.
+pub(crate) fn lookup_reload_errors(component: &str, table: &str) -> Counter {
+    LOOKUP_RELOAD_ERRORS.with([component.to_string().into(), table.to_string().into()])
 }
 
 /// The name in `/metrics` of the metric a plugin calls `name`.

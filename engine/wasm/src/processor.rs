@@ -1,7 +1,6 @@
 //! [`WasmProcessor`]: a plugin as a `weir_core::Processor`.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -15,6 +14,7 @@ use weir_core::{Ack, Batch, ComponentError, Processor, Signal, SignalSet};
 use crate::config::{OnError, WasmConfig};
 use crate::hold::HoldTotals;
 use crate::host::{PluginShared, StateStore, now_nanos};
+use crate::lookup::Tables;
 use crate::plugin::{Contract, Failure, Instance, Limits, Plugin, Processed};
 use crate::runtime::{CacheOutcome, Runtime};
 use crate::{PluginError, columns, metrics};
@@ -306,15 +306,8 @@ impl WasmProcessor {
 /// What the instances of the plugin `name` of `config` share: its lookup
 /// tables loaded, its state empty.
 fn shared_for(name: &str, config: &WasmConfig) -> Result<Arc<PluginShared>, ComponentError> {
-    let mut lookups = BTreeMap::new();
-    for (table, path) in &config.lookups {
-        lookups.insert(
-            table.clone(),
-            load_lookup(path).map_err(|m| {
-                ComponentError::config(name, format!("lookup table `{table}`: {m}"))
-            })?,
-        );
-    }
+    let lookups = Tables::load(name, &config.lookups)
+        .map_err(|e| ComponentError::config(name, e.to_string()))?;
     Ok(Arc::new(PluginShared {
         component: name.into(),
         state: Mutex::new(StateStore::default()),
@@ -736,29 +729,4 @@ impl WasmProcessor {
         }
         Ok(done)
     }
-}
-
-/// Reads a lookup table: one JSON object whose values are strings (other
-/// values are kept as their JSON text).
-fn load_lookup(path: &Path) -> Result<HashMap<String, String>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| format!("`{}` is not JSON: {e}", path.display()))?;
-    let serde_json::Value::Object(map) = value else {
-        return Err(format!(
-            "`{}` must hold one JSON object mapping keys to values",
-            path.display()
-        ));
-    };
-    Ok(map
-        .into_iter()
-        .map(|(k, v)| {
-            let v = match v {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            };
-            (k, v)
-        })
-        .collect())
 }
