@@ -76,3 +76,8 @@ pub fn logs(records: &[(i32, &str)]) -> arrow::record_batch::RecordBatch {
         .expect("converts")
         .batch
 }
+
+/// The first-party enrichment plugin.
+pub fn enrich() -> PathBuf {
+    guest("plugins", "enrich")
+}

@@ -7,6 +7,8 @@
 //! * [`containment`]: hostile plugins are stopped, replaced and counted.
 //! * [`contract`]: what `weir:plugin@0.2.0` adds (hold, attribute keys,
 //!   partitioning, ticks on every instance), and 0.1.0 plugins still run.
+//! * [`lookup`]: lookup tables from CSV and JSON, reloaded on change, as
+//!   the `enrich` plugin reads them.
 //! * [`pipeline`]: the plugin host inside a pipeline: acknowledgements,
 //!   hot reload, the example plugin in three languages.
 
@@ -14,4 +16,5 @@ mod cache;
 mod common;
 mod containment;
 mod contract;
+mod lookup;
 mod pipeline;
