@@ -77,8 +77,9 @@ impl ActionStep {
                 let moved: Vec<(usize, String)> = (0..frame.len())
                     .filter_map(|row| view.get(row).map(|v| (row, v.to_string())))
                     .collect();
+                let to = frame.target(self.set, to);
                 for (row, value) in moved {
-                    frame.write(self.set, to, row, value);
+                    frame.write(to, row, value);
                 }
                 frame.delete(self.set, &self.key);
             }
@@ -124,9 +125,10 @@ impl ActionStep {
                             .collect()
                     }
                 };
+                let to = frame.target(self.set, &self.key);
                 for (row, v) in rendered.into_iter().enumerate() {
                     if let Some(v) = v {
-                        frame.write(self.set, &self.key, row, v);
+                        frame.write(to, row, v);
                     }
                 }
             }

@@ -109,12 +109,17 @@ impl<'f> View<'f> {
     }
 }
 
+/// An attribute key a step writes, found once per batch
+/// ([`Frame::target`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target(usize);
+
 /// One batch being worked on.
 pub struct Frame<'a, R: Rows + ?Sized> {
     rows: &'a mut R,
     len: usize,
+    /// Every attribute key read or written, in order of first use.
     attrs: Vec<Attr>,
-    by_key: HashMap<(Set, String), usize>,
     /// Columns read; `None` for a column the batch does not have.
     columns: HashMap<&'static str, Option<Text>>,
 }
@@ -127,7 +132,6 @@ impl<'a, R: Rows + ?Sized> Frame<'a, R> {
             rows,
             len,
             attrs: Vec::new(),
-            by_key: HashMap::new(),
             columns: HashMap::new(),
         }
     }
@@ -147,9 +151,16 @@ impl<'a, R: Rows + ?Sized> Frame<'a, R> {
         self.rows.signal()
     }
 
+    /// The attribute `key` of `set`, to write with [`Frame::write`].
+    pub fn target(&mut self, set: Set, key: &str) -> Target {
+        Target(self.attr_index(set, key))
+    }
+
     fn attr_index(&mut self, set: Set, key: &str) -> usize {
-        if let Some(i) = self.by_key.get(&(set, key.to_string())) {
-            return *i;
+        // The attributes a config names are few: a scan beats hashing an
+        // owned key.
+        if let Some(i) = self.attrs.iter().position(|a| a.set == set && a.key == key) {
+            return i;
         }
         self.attrs.push(Attr {
             set,
@@ -158,9 +169,7 @@ impl<'a, R: Rows + ?Sized> Frame<'a, R> {
             removed: false,
             written: Vec::new(),
         });
-        let i = self.attrs.len() - 1;
-        self.by_key.insert((set, key.to_string()), i);
-        i
+        self.attrs.len() - 1
     }
 
     /// Reads what `reference` needs from the batch, unless it has been
@@ -194,11 +203,9 @@ impl<'a, R: Rows + ?Sized> Frame<'a, R> {
     /// row misses it unless it was [`Frame::load`]ed.
     pub fn view(&self, reference: &Ref) -> View<'_> {
         match reference {
-            Ref::Attribute(set, key) => View::Attr(
-                self.by_key
-                    .get(&(*set, key.clone()))
-                    .map(|i| &self.attrs[*i]),
-            ),
+            Ref::Attribute(set, key) => {
+                View::Attr(self.attrs.iter().find(|a| a.set == *set && a.key == *key))
+            }
             Ref::Column(name) => View::Column(self.columns.get(name).and_then(Option::as_ref)),
         }
     }
@@ -237,11 +244,10 @@ impl<'a, R: Rows + ?Sized> Frame<'a, R> {
         Ok(keys)
     }
 
-    /// Sets attribute `key` of `set` to `value` in `row`.
-    pub fn write(&mut self, set: Set, key: &str, row: usize, value: String) {
+    /// Sets attribute `target` to `value` in `row`.
+    pub fn write(&mut self, target: Target, row: usize, value: String) {
         let len = self.len;
-        let i = self.attr_index(set, key);
-        let attr = &mut self.attrs[i];
+        let attr = &mut self.attrs[target.0];
         if attr.written.is_empty() {
             attr.written = vec![None; len];
         }

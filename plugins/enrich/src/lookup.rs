@@ -126,15 +126,28 @@ impl LookupStep {
             if self.mode != WriteMode::Upsert {
                 frame.load(&target)?;
             }
+            let present: Vec<bool> = match self.mode {
+                WriteMode::Upsert => Vec::new(),
+                _ => {
+                    let view = frame.view(&target);
+                    (0..frame.len())
+                        .map(|row| view.get(row).is_some())
+                        .collect()
+                }
+            };
             let Ref::Attribute(_, attribute) = &target else {
                 continue;
             };
+            let to = frame.target(self.set, attribute);
             for (row, key) in keys.rows.iter().enumerate() {
                 let Some(Some(value)) = key.map(|k| &values[k as usize]) else {
                     continue;
                 };
-                if self.mode.applies(frame.get(&target, row).is_some()) {
-                    frame.write(self.set, attribute, row, value.clone());
+                if self
+                    .mode
+                    .applies(present.get(row).copied().unwrap_or(false))
+                {
+                    frame.write(to, row, value.clone());
                 }
             }
         }
