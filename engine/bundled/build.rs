@@ -40,7 +40,6 @@ fn main() {
 
     let plugins = first_party(&workspace);
     for plugin in &plugins {
-        rerun_if_changed(&plugin.dir.join("Cargo.toml"));
         rerun_if_changed(&plugin.dir.join("src"));
     }
 
@@ -109,6 +108,8 @@ fn first_party(workspace: &Path) -> Vec<Plugin> {
     let mut plugins = Vec::new();
     for member in members.iter().filter_map(toml::Value::as_str) {
         let dir = workspace.join(member);
+        // Every member's: one may become first-party.
+        rerun_if_changed(&dir.join("Cargo.toml"));
         let manifest = read_toml(&dir.join("Cargo.toml"));
         let package = &manifest["package"];
         let Some(meta) = package.get("metadata").and_then(|m| m.get("weir")) else {

@@ -46,7 +46,7 @@ mod tests {
     #[test]
     fn every_first_party_plugin_is_embedded_with_its_description() {
         let names: Vec<&str> = names().collect();
-        for expected in ["redact", "spanmetrics"] {
+        for expected in ["enrich", "redact", "sample", "spanmetrics"] {
             assert!(names.contains(&expected), "{expected} is not in {names:?}");
         }
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins");

@@ -214,6 +214,65 @@ impl WasmProcessor {
         }
     }
 
+    /// Ticks the plugin as [`Processor::tick`] does, with `now`
+    /// (nanoseconds since the Unix epoch) as the time of day: benchmarks
+    /// and tests run plugins on a clock of their own.
+    pub async fn tick_at(&mut self, now: u64, out: &mut Vec<Batch>) -> Result<(), ComponentError> {
+        self.maybe_reload().await;
+        let slots = match self.plugin.contract() {
+            // Plugins of 0.1.0 rely on only the first instance ticking.
+            Contract::V0_1 => self.slots.len().min(1),
+            Contract::V0_2 => self.slots.len(),
+        };
+        let plugin = self.plugin.clone();
+        let taken: Vec<Option<Instance>> =
+            self.slots[..slots].iter_mut().map(Option::take).collect();
+        // One after the other, in slot order: plugins that elect one
+        // instance through `state` see a stable order.
+        let ticked = tokio::task::spawn_blocking(move || {
+            taken
+                .into_iter()
+                .map(|instance| run_tick(&plugin, instance, now))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| {
+            ComponentError::internal(&*self.name, format!("a plugin tick was lost: {e}"))
+        })?;
+        let mut first_failure = None;
+        for (slot, (instance, output, failure)) in ticked.into_iter().enumerate() {
+            self.slots[slot] = instance;
+            for (signal, data) in output {
+                out.push(Batch::new(signal, data, Ack::none()));
+            }
+            if let Some(failure) = failure {
+                self.count_failure(&failure, true);
+                first_failure.get_or_insert(failure);
+            }
+        }
+        out.append(&mut self.orphans);
+        match first_failure {
+            None => Ok(()),
+            Some(failure) => Err(ComponentError::External {
+                component: self.name.to_string(),
+                message: format!(
+                    "plugin tick failed ({}): {}",
+                    failure.kind.as_str(),
+                    failure.message
+                ),
+                source: None,
+            }),
+        }
+    }
+
+    /// The rows and bytes all instances hold now (`weir:plugin` 0.2
+    /// `hold`), as `weir_plugin_held_rows` and `weir_plugin_held_bytes`
+    /// report them.
+    pub fn held(&self) -> (u64, u64) {
+        let held = self.shared.held.now();
+        (held.rows as u64, held.bytes)
+    }
+
     /// Where the compiled component came from when this processor was made.
     pub fn cache_outcome(&self) -> CacheOutcome {
         self.cache
@@ -627,52 +686,7 @@ impl Processor for WasmProcessor {
     }
 
     async fn tick(&mut self, out: &mut Vec<Batch>) -> Result<(), ComponentError> {
-        self.maybe_reload().await;
-        let slots = match self.plugin.contract() {
-            // Plugins of 0.1.0 rely on only the first instance ticking.
-            Contract::V0_1 => self.slots.len().min(1),
-            Contract::V0_2 => self.slots.len(),
-        };
-        let plugin = self.plugin.clone();
-        let taken: Vec<Option<Instance>> =
-            self.slots[..slots].iter_mut().map(Option::take).collect();
-        // One after the other, in slot order: plugins that elect one
-        // instance through `state` see a stable order.
-        let ticked = tokio::task::spawn_blocking(move || {
-            let now = now_nanos();
-            taken
-                .into_iter()
-                .map(|instance| run_tick(&plugin, instance, now))
-                .collect::<Vec<_>>()
-        })
-        .await
-        .map_err(|e| {
-            ComponentError::internal(&*self.name, format!("a plugin tick was lost: {e}"))
-        })?;
-        let mut first_failure = None;
-        for (slot, (instance, output, failure)) in ticked.into_iter().enumerate() {
-            self.slots[slot] = instance;
-            for (signal, data) in output {
-                out.push(Batch::new(signal, data, Ack::none()));
-            }
-            if let Some(failure) = failure {
-                self.count_failure(&failure, true);
-                first_failure.get_or_insert(failure);
-            }
-        }
-        out.append(&mut self.orphans);
-        match first_failure {
-            None => Ok(()),
-            Some(failure) => Err(ComponentError::External {
-                component: self.name.to_string(),
-                message: format!(
-                    "plugin tick failed ({}): {}",
-                    failure.kind.as_str(),
-                    failure.message
-                ),
-                source: None,
-            }),
-        }
+        self.tick_at(now_nanos(), out).await
     }
 
     /// The input has ended: what the instances hold is sent on.
