@@ -109,3 +109,25 @@ fn new_build_and_run_in_every_language() {
         );
     }
 }
+
+/// Guarantees: `pipelines/gateway.toml`, the four first-party plugins
+/// named by `plugin` before the store, is valid and passes its own
+/// `[[tests]]` (one per plugin), run from the repository's root as its
+/// header says.
+#[test]
+fn shipped_gateway_pipeline_passes_its_tests() {
+    let root = crate::common::repo("");
+    weir(&root, &["validate", "pipelines/gateway.toml"]);
+    let out = Command::new(WEIR)
+        .args(["test", "pipelines/gateway.toml"])
+        .current_dir(&root)
+        .output()
+        .expect("weir test runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("ok: 4 passed, 0 failed"), "{stdout}");
+}
