@@ -231,3 +231,122 @@ config = { interval = "1s" }
     let report = weir.stop().await;
     assert!(report.is_clean(), "weir stopped with errors: {report:?}");
 }
+
+/// The value of counter `name{labels}` in the process-wide `/metrics`
+/// text, 0 when it is not there yet.
+fn counter(name: &str, labels: &str) -> f64 {
+    engine::metrics_text()
+        .lines()
+        .find(|l| l.starts_with(name) && l.contains(labels))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Scenario: 100 traces of service `shop` (a SERVER span with
+/// `client.address` 10.0.<i % 4>.<i % 250>, two children) pass `plugin =
+/// "enrich"` with a CSV table of services (exact match) and a CSV table of
+/// networks (CIDR: 10.0.0.0/24, 10.0.1.0/24 and 10.0.0.0/16); then the
+/// services file is rewritten, the reload is seen in
+/// `weir_plugin_lookup_reloads_total`, and 100 more traces are sent.
+/// Guarantees: every stored span has its service's team, owner and the
+/// static environment on its resource; every SERVER span has the zone of
+/// the most specific network holding its address (/24 over /16); spans sent
+/// after the reload have the new team, those before keep the old one.
+#[tokio::test(flavor = "multi_thread")]
+async fn enrich_adds_lookups_and_sees_a_changed_table() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let services = dir.path().join("services.csv");
+    let networks = dir.path().join("networks.csv");
+    std::fs::write(
+        &services,
+        "service,team,owner\nshop,storefront,ana\ncart,basket,bo\n",
+    )
+    .expect("write");
+    std::fs::write(
+        &networks,
+        "network,zone\n10.0.0.0/24,zone-a\n10.0.1.0/24,zone-b\n10.0.0.0/16,campus\n",
+    )
+    .expect("write");
+    let weir = start(
+        dir.path(),
+        &format!(
+            r#"
+[processors.enrich]
+type = "wasm"
+plugin = "enrich"
+inputs = ["otlp"]
+lookups = {{ services = {{ file = "{}", key = "service" }},
+             networks = {{ file = "{}", key = "network", match = "cidr" }} }}
+
+[processors.enrich.config]
+lookups = [
+  {{ table = "services", from = "resource.service.name", to = {{ set = "resource" }},
+     columns = {{ team = "team.name", owner = "team.owner" }} }},
+  {{ table = "networks", from = "record.client.address", to = {{ set = "record" }},
+     columns = {{ zone = "network.zone" }} }},
+]
+actions = [{{ set = "resource", key = "deployment.environment.name", value = "e2e", action = "insert" }}]
+"#,
+            services.display(),
+            networks.display()
+        ),
+        "enrich",
+    )
+    .await;
+    let api = weir.api_addr.expect("api");
+    let first = send(&weir, "traces", 100, dir.path()).await;
+    assert_eq!(first.len(), 300);
+
+    // A new owner for `shop`: the host sees the file change and swaps the
+    // table in whole.
+    std::fs::write(&services, "service,team,owner\nshop,checkout-team,cy\n").expect("write");
+    let start_wait = Instant::now();
+    while counter("weir_plugin_lookup_reloads_total", "component=\"enrich\"") < 1.0 {
+        assert!(
+            start_wait.elapsed() < Duration::from_secs(30),
+            "the changed lookup file was not reloaded:\n{}",
+            engine::metrics_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let second = send(&weir, "traces", 100, dir.path()).await;
+    let second_ids: std::collections::BTreeSet<&str> = second
+        .iter()
+        .map(|s| s["span_id"].as_str().expect("span id"))
+        .collect();
+
+    let rows = sql(
+        api,
+        "SELECT span_id, kind, attributes['client.address'] AS address, \
+         attributes['network.zone'] AS zone, resource_attributes['team.name'] AS team, \
+         resource_attributes['team.owner'] AS owner, \
+         resource_attributes['deployment.environment.name'] AS env FROM spans",
+    )
+    .await;
+    assert_eq!(rows.len(), 600, "every span is stored");
+    for row in &rows {
+        let after = second_ids.contains(row["span_id"].as_str().expect("span id"));
+        let (team, owner) = if after {
+            ("checkout-team", "cy")
+        } else {
+            ("storefront", "ana")
+        };
+        assert_eq!(row["team"], team, "{row}");
+        assert_eq!(row["owner"], owner, "{row}");
+        assert_eq!(row["env"], "e2e", "{row}");
+        if let Some(address) = row["address"].as_str() {
+            let zone = match address.split('.').nth(2) {
+                Some("0") => "zone-a",
+                Some("1") => "zone-b",
+                _ => "campus",
+            };
+            assert_eq!(row["zone"], zone, "{row}");
+        } else {
+            assert!(row["zone"].is_null(), "{row}");
+        }
+    }
+    let servers = rows.iter().filter(|r| r["address"].is_string()).count();
+    assert_eq!(servers, 200, "every SERVER span carries its address");
+    let report = weir.stop().await;
+    assert!(report.is_clean(), "weir stopped with errors: {report:?}");
+}
