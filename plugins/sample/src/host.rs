@@ -1,32 +1,19 @@
-//! **The wiring to the host's hold: the one module that changes when the
-//! SDK of `weir:plugin` 0.2 is merged.**
+//! The wiring to the host (`weir:plugin` 0.2): the [`Holder`] the tail
+//! sampler runs on in Weir, and the column the host routes rows by.
 //!
-//! Tail sampling needs the host to hold rows (`Batch::hold`, `release`,
-//! `discard`) and to route every span of a trace to one instance
-//! (`Plugin::partition_by`). The SDK of `weir:plugin` 0.1.0 this crate
-//! builds against has neither, so [`HOLD_AVAILABLE`] is `false`: `init`
-//! refuses a `tail` table with a message saying so, and head sampling
-//! works alone. The tail sampler itself ([`crate::tail`]) is complete and
-//! tested natively through the [`Holder`] seam.
-//!
-//! With 0.2 this module becomes (names as in the SDK draft on the
-//! `wit02` branch): `HOLD_AVAILABLE = true`; `hold` calls
-//! `batch.hold(&keys)` (the draft takes `&[Option<String>]`, so the keys
-//! are made owned here), `release` / `discard` call
-//! `weir_plugin::hold::{release, discard}`, each turning the SDK's `Held`
-//! (the same two fields) into [`Held`]; `Sample` answers
-//! `Plugin::partition_by` with `Some(PARTITION_BY)`; the native tests add
-//! one run through the harness's session on spans.
+//! Tail sampling needs the host to hold rows ([`Batch::hold`],
+//! [`hold::release`], [`hold::discard`]) and to route every span of a
+//! trace to one instance ([`PARTITION_BY`], answered by
+//! `Plugin::partition_by` whenever `tail` is configured). The SDK's
+//! [`Held`](weir_plugin::Held) has the same two fields as the seam's
+//! [`Held`]; in native tests the SDK's harness simulates the hold.
 
-use weir_plugin::{Batch, Error};
+use weir_plugin::{Batch, Error, hold};
 
 use crate::holder::{Held, Holder};
 
-/// Whether the SDK offers the host's hold.
-pub const HOLD_AVAILABLE: bool = false;
-
 /// The column the host should route rows by so that an instance sees whole
-/// traces (0.2's `partition_by`).
+/// traces (`Plugin::partition_by`).
 pub const PARTITION_BY: &str = "trace_id";
 
 /// The host's side of tail sampling for one call: with the call's batch in
@@ -53,12 +40,11 @@ impl<'b, 'a> HostHolder<'b, 'a> {
     }
 }
 
-fn unavailable() -> Error {
-    Error::Failed(
-        "sample: tail sampling needs the host's hold (weir:plugin 0.2), which this build does \
-         not have"
-            .into(),
-    )
+fn held(h: weir_plugin::Held) -> Held {
+    Held {
+        rows: h.rows,
+        bytes: h.bytes,
+    }
 }
 
 impl Holder for HostHolder<'_, '_> {
@@ -66,15 +52,17 @@ impl Holder for HostHolder<'_, '_> {
         self.batch()?.drop_rows(mask)
     }
 
-    fn hold(&mut self, _keys: &[Option<&str>]) -> Result<Held, Error> {
-        Err(unavailable())
+    fn hold(&mut self, keys: &[Option<&str>]) -> Result<Held, Error> {
+        // The host takes owned keys.
+        let keys: Vec<Option<String>> = keys.iter().map(|k| k.map(str::to_owned)).collect();
+        self.batch()?.hold(&keys).map(held)
     }
 
-    fn release(&mut self, _keys: &[String]) -> Result<Held, Error> {
-        Err(unavailable())
+    fn release(&mut self, keys: &[String]) -> Result<Held, Error> {
+        hold::release(keys).map(held)
     }
 
-    fn discard(&mut self, _keys: &[String]) -> Result<Held, Error> {
-        Err(unavailable())
+    fn discard(&mut self, keys: &[String]) -> Result<Held, Error> {
+        hold::discard(keys).map(held)
     }
 }

@@ -7,8 +7,7 @@
 //! [processors.sample]
 //! type = "wasm"
 //! inputs = ["otlp"]
-//! # cargo build --release --target wasm32-wasip2 -p sample (in plugins/)
-//! path = "sample.wasm"
+//! plugin = "sample"     # embedded in Weir
 //!
 //! [processors.sample.config]
 //! head = { sampling_percentage = 25 }
@@ -152,20 +151,17 @@ fn head_logs(plan: &HeadPlan, batch: &mut Batch<'_>) -> Result<(), Error> {
 
 impl Plugin for Sample {
     fn init(config: &str) -> Result<Self, Error> {
-        let plan = Plan::from_json(config)?;
-        if plan.tail.is_some() && !host::HOLD_AVAILABLE {
-            return Err(Error::InvalidArgument(
-                "sample: config key `tail`: tail sampling needs the host to hold spans \
-                 (weir:plugin 0.2), which this build of the plugin does not have; use `head` \
-                 alone, or a build of the plugin for 0.2"
-                    .into(),
-            ));
-        }
-        Ok(Sample::new(plan))
+        Ok(Sample::new(Plan::from_json(config)?))
     }
 
     fn process(&mut self, batch: &mut Batch<'_>) -> Result<(), Error> {
         self.run(batch)
+    }
+
+    /// Every span of a trace must meet the same instance (and its hold)
+    /// for the trace to be decided whole.
+    fn partition_by(&self) -> Option<&str> {
+        self.tail.as_ref().map(|_| host::PARTITION_BY)
     }
 
     fn tick_every(&self) -> Option<Duration> {

@@ -4,7 +4,7 @@
 //! harness, by trace id and without one.
 
 use serde_json::{Value, json};
-use weir_plugin::{Plugin, Text, harness};
+use weir_plugin::{Text, harness};
 
 use crate::config::{HeadPlan, Plan};
 use crate::head::{self, Outcome};
@@ -294,23 +294,4 @@ fn logs_without_trace_id_are_dropped_or_hashed_as_configured() {
         rv.iter()
             .all(|v| v.as_deref().is_some_and(|v| v.len() == 14))
     );
-}
-
-/// Guarantees: `init` of a `tail` config is refused in a build without
-/// the host's hold, naming the key and what to do.
-#[test]
-fn tail_needs_the_hold() {
-    let config = json!({"tail": {"policies": [{"name": "all", "type": "always_sample"}]}});
-    let result = Sample::init(&config.to_string());
-    if crate::host::HOLD_AVAILABLE {
-        assert!(result.is_ok(), "refused although the hold is there");
-        return;
-    }
-    match result {
-        Err(weir_plugin::Error::InvalidArgument(m)) => {
-            assert!(m.contains("config key `tail`") && m.contains("0.2"), "{m}")
-        }
-        Ok(_) => panic!("accepted without the hold"),
-        Err(e) => panic!("{e:?}"),
-    }
 }
