@@ -246,7 +246,8 @@ impl TailSampler {
                     // (`max_held_bytes`) is lower than `max_memory` lets
                     // this one reach: decide the older half early, then
                     // try once more.
-                    self.shed(self.held_bytes / 2, holder)?;
+                    let decided = self.shed(self.held_bytes / 2, holder)?;
+                    let keys = follow(&decided, keys, holder)?;
                     holder.hold(&keys)?
                 }
                 other => other?,
@@ -303,12 +304,14 @@ impl TailSampler {
 
     /// Decides the oldest traces while the memory is above `max_memory`.
     fn within_memory(&mut self, holder: &mut impl Holder) -> Result<(), Error> {
-        self.shed(self.plan.max_memory, holder)
+        self.shed(self.plan.max_memory, holder).map(drop)
     }
 
     /// Decides the oldest traces, early, until the memory is at most
-    /// `limit` or no trace is left.
-    fn shed(&mut self, limit: u64, holder: &mut impl Holder) -> Result<(), Error> {
+    /// `limit` or no trace is left. Returns the traces decided and whether
+    /// each was kept.
+    fn shed(&mut self, limit: u64, holder: &mut impl Holder) -> Result<Vec<(u128, bool)>, Error> {
+        let mut decided = Vec::new();
         while self.memory() > limit && !self.traces.is_empty() {
             let mut excess = self.memory() - limit;
             let mut verdicts = Verdicts::default();
@@ -325,12 +328,13 @@ impl TailSampler {
                 excess = excess.saturating_sub(t.bytes + TRACE_BYTES);
                 self.decide(id, true, &mut verdicts);
             }
-            if verdicts.keep.is_empty() && verdicts.drop.is_empty() {
+            if verdicts.decided.is_empty() {
                 break;
             }
+            decided.append(&mut verdicts.decided);
             self.apply(verdicts, holder)?;
         }
-        Ok(())
+        Ok(decided)
     }
 
     /// Decides trace `id` and forgets it, noting the key to release or
@@ -341,6 +345,7 @@ impl TailSampler {
         };
         let d = policy::decide(&self.plan.policies, &trace.summary, &mut self.limits);
         self.cache.insert(id, d.keep);
+        verdicts.decided.push((id, d.keep));
         let s = &mut self.stats;
         if d.keep {
             s.kept += 1;
@@ -388,6 +393,45 @@ impl TailSampler {
 struct Verdicts {
     keep: Vec<String>,
     drop: Vec<String>,
+    /// Every trace decided, and whether it was kept.
+    decided: Vec<(u128, bool)>,
+}
+
+/// After traces were decided while the current batch's rows were about
+/// to be held (`keys`, one per row left in the batch): the rows of those
+/// traces follow the decision, as late spans do, instead of being held
+/// under a trace no longer in flight (where nothing would release them).
+/// Kept: they stay in the batch and go on with it. Dropped: they are
+/// dropped. Returns the keys of the rows left.
+fn follow<'k>(
+    decided: &[(u128, bool)],
+    mut keys: Vec<Option<&'k str>>,
+    holder: &mut impl Holder,
+) -> Result<Vec<Option<&'k str>>, Error> {
+    if decided.is_empty() {
+        return Ok(keys);
+    }
+    let decided: HashMap<u128, bool, FixedState> = decided.iter().copied().collect();
+    let mut drop = vec![false; keys.len()];
+    let mut any_drop = false;
+    for (key, drop) in keys.iter_mut().zip(drop.iter_mut()) {
+        let Some(&keep) = key.and_then(parse_trace_id).and_then(|id| decided.get(&id)) else {
+            continue;
+        };
+        *key = None;
+        *drop = !keep;
+        any_drop |= !keep;
+    }
+    if any_drop {
+        holder.drop_rows(&drop)?;
+        keys = keys
+            .into_iter()
+            .zip(drop)
+            .filter(|(_, dropped)| !dropped)
+            .map(|(key, _)| key)
+            .collect();
+    }
+    Ok(keys)
 }
 
 /// Folds span `row` into its trace's summary.

@@ -257,3 +257,31 @@ fn the_byte_bound_decides_early_on_the_real_hold() {
     assert!(per.values().all(|n| *n == 3), "each whole, once: {per:?}");
     assert_eq!(s.holding(), Held::default());
 }
+
+/// Guarantees: when the host refuses a hold (its `max_held_bytes`, here
+/// below the plugin's `max_memory`), the plugin decides its older traces
+/// early and holds again, so every call succeeds and the hold stays
+/// within the host's bound; the batch's spans of traces decided then
+/// follow their decision rather than being held under a trace no longer
+/// in flight, so every trace still goes on whole and nothing stays held.
+#[test]
+fn a_refused_hold_sheds_and_holds_again() {
+    let mut s = session(json!({"decision_wait": "30s", "max_memory": "64MiB",
+        "policies": [{"name": "all", "type": "always_sample"}]}))
+    .with_max_held_bytes(100_000);
+    tick(&mut s, T0);
+    let mut out = Vec::new();
+    // 30 spans of about 2 KB a batch, each trace over three batches:
+    // holds are refused while the traces decided to make room have
+    // spans in the batch being held.
+    for batch in spread(300, 10, 2_000) {
+        out.extend(sent_on(&process(&mut s, &batch)));
+        assert!(s.holding().bytes <= 100_000, "{:?}", s.holding());
+    }
+    assert!(!out.is_empty(), "some traces decided early");
+    out.extend(sent_on(&tick(&mut s, T0 + 30 * SECOND)));
+    let per = per_trace(&out);
+    assert_eq!(per.len(), 300);
+    assert!(per.values().all(|n| *n == 3), "each whole, once: {per:?}");
+    assert_eq!(s.holding(), Held::default(), "nothing left held");
+}
