@@ -8,7 +8,10 @@
 //! asks for ticks every `k` gets `tick(k)`, `tick(2k)`, ... after the input
 //! of the same time, up to the test's `until`. What comes out is every
 //! batch the plugin left with rows in it, everything it emitted and
-//! everything it released from its hold, over the whole test.
+//! everything it released from its hold, over the whole test, each call's
+//! in that order. Rows still held at `until` do not come out (`weir run`
+//! would send them on, undecided, when it stops): a test of a plugin that
+//! holds rows runs until past its decision.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -95,6 +98,7 @@ fn run(
                 out.push((signal, processed.data));
             }
             out.extend(processed.emitted);
+            out.extend(instance.commit());
         }
         if due_tick == Some(t) {
             let now = u64::try_from(t).unwrap_or(0);
@@ -106,6 +110,7 @@ fn run(
                 )
             })?;
             out.extend(emitted);
+            out.extend(instance.commit());
             next_tick = tick.map(|k| t.saturating_add(k));
         }
     }
