@@ -2,7 +2,7 @@
 //! running Weir: the OpenTelemetry Python SDK sends (`plugin_traffic.py`),
 //! the embedded store keeps what the plugin sends on, and SQL reads it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -347,6 +347,125 @@ actions = [{{ set = "resource", key = "deployment.environment.name", value = "e2
     }
     let servers = rows.iter().filter(|r| r["address"].is_string()).count();
     assert_eq!(servers, 200, "every SERVER span carries its address");
+    let report = weir.stop().await;
+    assert!(report.is_clean(), "weir stopped with errors: {report:?}");
+}
+
+/// The value of `weir_plugin_sample_traces_total{component, decision}` in
+/// this process's metrics (0 before the plugin counts any).
+fn sample_traces(component: &str, decision: &str) -> u64 {
+    let (component, decision) = (
+        format!(r#"component="{component}""#),
+        format!(r#"decision="{decision}""#),
+    );
+    engine::metrics_text()
+        .lines()
+        .filter(|l| {
+            l.split('{').next().is_some_and(|name| {
+                name == "weir_plugin_sample_traces_total" || name == "weir_plugin_sample_traces"
+            })
+        })
+        .filter(|l| l.contains(&component) && l.contains(&decision))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+/// Scenario: 200 traces of three spans (in every tenth, `charge` failed),
+/// sent by the Python SDK in several exports, pass `plugin = "sample"`
+/// tail sampling (keep traces with an error span, and 10 % of the others
+/// by their OTEP 235 randomness; `decision_wait = "1s"`, `check_interval
+/// = "200ms"`) with the default number of instances, into the store.
+/// Guarantees: every trace with a failed span is stored whole, its three
+/// spans; no trace is stored in part (the host routes every span of a
+/// trace to the instance that holds the others, by the plugin's
+/// `partition_by`); of the 180 healthy traces 3 to 35 are stored (18
+/// expected: the SDK's trace ids are random, and with them the
+/// randomness); the traces stored are exactly the ones the plugin counted
+/// as kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn sample_keeps_error_traces_whole_and_a_tenth_of_the_others() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let component = "tail_sample";
+    let weir = start(
+        dir.path(),
+        r#"
+[processors.tail_sample]
+type = "wasm"
+plugin = "sample"
+inputs = ["otlp"]
+on_error = "fail"
+
+[processors.tail_sample.config.tail]
+decision_wait = "1s"
+check_interval = "200ms"
+policies = [
+  { name = "errors", type = "status_code", status_codes = ["ERROR"] },
+  { name = "tenth", type = "probabilistic", sampling_percentage = 10 },
+]
+"#,
+        component,
+    )
+    .await;
+    let sent = send(&weir, "traces", 200, dir.path()).await;
+    assert_eq!(sent.len(), 600);
+    let mut spans_sent: BTreeMap<String, usize> = BTreeMap::new();
+    let mut failed: BTreeSet<String> = BTreeSet::new();
+    for span in &sent {
+        let trace = span["trace_id"].as_str().expect("trace_id").to_string();
+        if span["error"] == true {
+            failed.insert(trace.clone());
+        }
+        *spans_sent.entry(trace).or_default() += 1;
+    }
+    assert_eq!((spans_sent.len(), failed.len()), (200, 20));
+
+    // Every trace decided, by the plugin's count; then every kept one in
+    // the store.
+    let start = Instant::now();
+    while sample_traces(component, "kept") + sample_traces(component, "dropped") < 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the plugin decided {} kept and {} dropped of 200 traces after 30s",
+            sample_traces(component, "kept"),
+            sample_traces(component, "dropped")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let kept = sample_traces(component, "kept");
+    assert_eq!(kept + sample_traces(component, "dropped"), 200);
+    let api = weir.api_addr.expect("api");
+    let rows = until(
+        api,
+        "SELECT encode(trace_id, 'hex') AS trace, count(*) AS n FROM spans GROUP BY 1",
+        |rows| rows.len() as u64 >= kept,
+    )
+    .await;
+    let stored: BTreeMap<String, i64> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["trace"].as_str().expect("trace").to_string(),
+                r["n"].as_i64().expect("n"),
+            )
+        })
+        .collect();
+    assert_eq!(stored.len() as u64, kept, "the traces the plugin kept");
+    for trace in &failed {
+        assert_eq!(stored.get(trace), Some(&3), "failed trace {trace} whole");
+    }
+    for (trace, n) in &stored {
+        assert_eq!(
+            Some(*n as usize),
+            spans_sent.get(trace).copied(),
+            "trace {trace} stored whole"
+        );
+    }
+    let healthy = stored.keys().filter(|t| !failed.contains(*t)).count();
+    assert!(
+        (3..=35).contains(&healthy),
+        "{healthy} of 180 healthy traces kept; about 18 expected"
+    );
     let report = weir.stop().await;
     assert!(report.is_clean(), "weir stopped with errors: {report:?}");
 }
