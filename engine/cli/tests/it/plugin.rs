@@ -131,3 +131,40 @@ fn shipped_gateway_pipeline_passes_its_tests() {
     );
     assert!(stdout.contains("ok: 4 passed, 0 failed"), "{stdout}");
 }
+
+/// Guarantees: every first-party plugin's own `plugins/NAME/pipeline.toml`
+/// (those that have one) passes its `[[tests]]`, run from the repository's
+/// root.
+#[test]
+fn plugin_pipelines_pass_their_tests() {
+    let root = crate::common::repo("");
+    let mut files: Vec<String> = std::fs::read_dir(root.join("plugins"))
+        .expect("plugins/")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            root.join("plugins")
+                .join(&name)
+                .join("pipeline.toml")
+                .is_file()
+                .then(|| format!("plugins/{name}/pipeline.toml"))
+        })
+        .collect();
+    files.sort();
+    assert!(
+        files.contains(&"plugins/sample/pipeline.toml".to_string()),
+        "{files:?}"
+    );
+    for file in files {
+        let out = Command::new(WEIR)
+            .args(["test", &file])
+            .current_dir(&root)
+            .output()
+            .expect("weir test runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains(" 0 failed"),
+            "{file}:\n{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
