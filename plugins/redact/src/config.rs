@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 use crate::hash::KeyedHash;
+use crate::keys::{AllowKeys, Allowed, Keys};
 use crate::presets::Preset;
 
 /// The plugin's settings, as written in the pipeline file.
@@ -40,11 +41,12 @@ pub struct RedactConfig {
     #[serde(default = "default_body")]
     pub body: bool,
     /// The record attributes to redact, by key: `["user.email",
-    /// "http.request.header.authorization"]`. Default: none.
+    /// "http.request.header.authorization"]`, or `"*"` for every key of
+    /// every record (`["*"]` too). Default: none.
     #[serde(default, deserialize_with = "keys")]
     pub attributes: Vec<String>,
-    /// The resource attributes to redact, by key: `["host.name"]`.
-    /// Default: none.
+    /// The resource attributes to redact, by key: `["host.name"]`, or
+    /// `"*"` for every key. Default: none.
     #[serde(default, deserialize_with = "keys")]
     pub resource_attributes: Vec<String>,
     /// What `mask` puts in place of a finding (and `drop` in place of a
@@ -56,11 +58,12 @@ pub struct RedactConfig {
     /// required when a rule hashes. Default: none.
     #[serde(default)]
     pub hash_key: Option<String>,
-    /// Not available yet: attribute keys never touched under `attributes =
-    /// "*"`, which needs the plugin contract to list a batch's attribute
-    /// keys. Given, it is refused with that explanation.
+    /// Attribute keys never touched under `"*"` (in `attributes` or
+    /// `resource_attributes`), whatever the rules find in them: exact keys
+    /// (`"http.route"`), or prefixes ending in `*` (`"k8s.*"`: every key
+    /// starting with `k8s.`). Default: none.
     #[serde(default)]
-    pub allow_keys: Option<Vec<String>>,
+    pub allow_keys: Vec<String>,
 }
 
 /// One custom rule of `rules`.
@@ -103,7 +106,8 @@ fn default_mask() -> String {
 /// The shortest `hash_key`, in bytes: a short key can be found by trying.
 pub const MIN_HASH_KEY: usize = 16;
 
-/// The key that means "every attribute" in `attributes`.
+/// The key that means "every attribute" in `attributes`, and that ends a
+/// prefix in `allow_keys`.
 const EVERY_KEY: &str = "*";
 
 /// `attributes` as a list of keys, or one string (`"*"`) as a list of one.
@@ -112,7 +116,7 @@ fn keys<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     impl<'de> Visitor<'de> for Keys {
         type Value = Vec<String>;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a list of attribute keys")
+            f.write_str("a list of attribute keys, or \"*\" for every key")
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
             Ok(vec![v.to_string()])
@@ -234,23 +238,53 @@ pub enum ConfigError {
         /// `attributes` or `resource_attributes`.
         key: &'static str,
     },
-    /// `"*"`, which the plugin contract cannot serve yet.
+    /// `"*"` in a list beside other keys.
     #[error(
-        "config key `{key}`: \"*\" (every attribute) is not available yet: the plugin \
-         contract (weir:plugin 0.1.0) cannot list a batch's attribute keys; name the keys \
-         instead, e.g. {key} = [\"user.email\", \"client.address\"]"
+        "config key `{key}`: \"*\" already means every key, so `{other}` needs no listing; \
+         write {key} = \"*\" alone, and name the keys to leave alone in `allow_keys`"
     )]
-    EveryKey {
+    EveryKeyAndOthers {
         /// `attributes` or `resource_attributes`.
         key: &'static str,
+        /// The first other key listed.
+        other: String,
     },
-    /// `allow_keys`, which only means something with `"*"`.
+    /// A key named in `attributes` (or `resource_attributes`) that
+    /// `allow_keys` also leaves alone.
     #[error(
-        "config key `allow_keys`: not available yet; it exempts keys from attributes = \"*\", \
-         which needs the plugin contract to list a batch's attribute keys; name the keys to \
-         redact in `attributes` instead"
+        "config keys `{key}` and `allow_keys`: `{attribute}` is both redacted (in `{key}`) and \
+         left alone (by `allow_keys` entry `{entry}`); remove it from one of them"
     )]
-    AllowKeys,
+    NamedAndAllowed {
+        /// `attributes` or `resource_attributes`.
+        key: &'static str,
+        /// The attribute key.
+        attribute: String,
+        /// The `allow_keys` entry that matches it.
+        entry: String,
+    },
+    /// `allow_keys` without `"*"`: it would do nothing.
+    #[error(
+        "config key `allow_keys`: it only exempts keys from \"*\", and neither `attributes` \
+         nor `resource_attributes` is \"*\"; remove `allow_keys`, or set attributes = \"*\""
+    )]
+    AllowWithoutEvery,
+    /// An `allow_keys` entry with `*` elsewhere than at its end.
+    #[error(
+        "config key `allow_keys`: in `{entry}`, `*` may only end an entry, as a prefix: \
+         \"k8s.*\" leaves every key starting with `k8s.` alone; other patterns are not supported"
+    )]
+    AllowPattern {
+        /// The entry given.
+        entry: String,
+    },
+    /// `allow_keys` entry `"*"`: every key left alone.
+    #[error(
+        "config key `allow_keys`: \"*\" would leave every key alone; name the keys (or \
+         prefixes such as \"k8s.*\") to leave alone, or name the keys to redact in \
+         `attributes` instead of \"*\""
+    )]
+    AllowEverything,
     /// The rules together are too large for one automaton.
     #[error("config keys `presets` and `rules`: the rules together are too large: {0}")]
     TooLarge(String),
@@ -296,10 +330,12 @@ pub struct Plan {
     pub rules: Vec<RuleSpec>,
     /// Whether log bodies are redacted.
     pub body: bool,
-    /// Record attribute keys, each once.
-    pub attributes: Vec<String>,
-    /// Resource attribute keys, each once.
-    pub resource_attributes: Vec<String>,
+    /// The record attribute keys to redact.
+    pub attributes: Keys,
+    /// The resource attribute keys to redact.
+    pub resource_attributes: Keys,
+    /// The keys `"*"` leaves alone.
+    pub allow_keys: AllowKeys,
     /// The `hash` action's key, when a rule hashes.
     pub hash: Option<KeyedHash>,
 }
@@ -323,14 +359,12 @@ impl RedactConfig {
 
     /// Checks everything and compiles the rules.
     pub fn resolve(self) -> Result<Plan, ConfigError> {
-        if self.allow_keys.is_some() {
-            return Err(ConfigError::AllowKeys);
-        }
         let attributes = attribute_keys("attributes", self.attributes)?;
         let resource_attributes = attribute_keys("resource_attributes", self.resource_attributes)?;
         if !self.body && attributes.is_empty() && resource_attributes.is_empty() {
             return Err(ConfigError::NoTargets);
         }
+        let allow_keys = allow_keys(self.allow_keys, &attributes, &resource_attributes)?;
 
         let mut presets = Vec::new();
         for name in &self.presets {
@@ -420,18 +454,23 @@ impl RedactConfig {
             body: self.body,
             attributes,
             resource_attributes,
+            allow_keys,
             hash,
         })
     }
 }
 
-/// The keys of `attributes` or `resource_attributes`, each once.
-fn attribute_keys(key: &'static str, given: Vec<String>) -> Result<Vec<String>, ConfigError> {
+/// The keys of `attributes` or `resource_attributes`: `"*"` (alone), or
+/// the keys listed, each once.
+fn attribute_keys(key: &'static str, given: Vec<String>) -> Result<Keys, ConfigError> {
+    if given.iter().any(|k| k == EVERY_KEY) {
+        return match given.into_iter().find(|k| k != EVERY_KEY) {
+            Some(other) => Err(ConfigError::EveryKeyAndOthers { key, other }),
+            None => Ok(Keys::Every),
+        };
+    }
     let mut out: Vec<String> = Vec::with_capacity(given.len());
     for k in given {
-        if k == EVERY_KEY {
-            return Err(ConfigError::EveryKey { key });
-        }
         if k.is_empty() {
             return Err(ConfigError::EmptyKey { key });
         }
@@ -439,7 +478,53 @@ fn attribute_keys(key: &'static str, given: Vec<String>) -> Result<Vec<String>, 
             out.push(k);
         }
     }
-    Ok(out)
+    Ok(Keys::Named(out))
+}
+
+/// The entries of `allow_keys`, checked: each an exact key or a prefix
+/// ending in `*`, naming no key listed in `attributes` or
+/// `resource_attributes`, and given only when one of them is `"*"`.
+fn allow_keys(
+    given: Vec<String>,
+    attributes: &Keys,
+    resource_attributes: &Keys,
+) -> Result<AllowKeys, ConfigError> {
+    let mut entries: Vec<(String, Allowed)> = Vec::with_capacity(given.len());
+    for entry in given {
+        let allowed = match entry.strip_suffix(EVERY_KEY) {
+            _ if entry.is_empty() => return Err(ConfigError::EmptyKey { key: "allow_keys" }),
+            Some("") => return Err(ConfigError::AllowEverything),
+            Some(prefix) if !prefix.contains(EVERY_KEY) => Allowed::Prefix(prefix.to_string()),
+            None if !entry.contains(EVERY_KEY) => Allowed::Key(entry.clone()),
+            _ => return Err(ConfigError::AllowPattern { entry }),
+        };
+        if !entries.iter().any(|(e, _)| *e == entry) {
+            entries.push((entry, allowed));
+        }
+    }
+    let allow = AllowKeys::new(entries);
+    for (key, keys) in [
+        ("attributes", attributes),
+        ("resource_attributes", resource_attributes),
+    ] {
+        let Keys::Named(named) = keys else { continue };
+        for attribute in named {
+            if let Some(entry) = allow.entry_for(attribute) {
+                return Err(ConfigError::NamedAndAllowed {
+                    key,
+                    attribute: attribute.clone(),
+                    entry: entry.to_string(),
+                });
+            }
+        }
+    }
+    let every = [attributes, resource_attributes]
+        .iter()
+        .any(|k| matches!(k, Keys::Every));
+    if !allow.is_empty() && !every {
+        return Err(ConfigError::AllowWithoutEvery);
+    }
+    Ok(allow)
 }
 
 /// The regex crate's message on one line: a syntax error's last line

@@ -27,13 +27,16 @@
 //! mask = "[REDACTED:{rule}]"
 //! # Log bodies are redacted (the default) ...
 //! body = true
-//! # ... and these attributes of every signal.
+//! # ... and these attributes of every signal ("*": every key) ...
 //! attributes = ["user.email", "http.request.header.authorization"]
 //! resource_attributes = ["host.name"]
+//! # ... but never these, under "*" (a final `*` makes a prefix).
+//! # allow_keys = ["http.route", "k8s.*"]
 //! ```
 //!
 //! How a batch goes through: [`Redact`]'s `process` reads `body` (logs only)
-//! as one [`Text`] and each configured attribute key as one list, runs
+//! as one [`Text`] and each attribute key to redact as one list (the keys
+//! named, or under `"*"` the batch's `attribute-keys` less `allow_keys`), runs
 //! every value through the [`Redactor`] (one DFA pass over all rules tells
 //! which may match; their regexes and checks find the matches), and writes
 //! back each column or key at most once, only when something changed.
@@ -41,7 +44,8 @@
 //! ([`counters`]).
 //!
 //! The modules: [`config`] (what the user writes, checked into a
-//! [`Plan`]), [`presets`] and [`checks`] (the built-in detectors),
+//! [`Plan`]), [`keys`] (which attribute keys), [`presets`] and [`checks`]
+//! (the built-in detectors),
 //! [`redactor`] (one string), [`columns`] (one column), [`hash`] (the keyed
 //! hash), [`counters`] (the metric).
 
@@ -50,6 +54,7 @@ pub mod columns;
 pub mod config;
 pub mod counters;
 pub mod hash;
+pub mod keys;
 pub mod presets;
 pub mod redactor;
 
@@ -59,6 +64,7 @@ mod tests;
 use weir_plugin::{AttributeSet, Batch, Error, Plugin, Signal, Text, export_plugin};
 
 pub use config::{Action, ConfigError, Plan, RedactConfig};
+pub use keys::{AllowKeys, Keys};
 pub use redactor::{Outcome, Redactor};
 
 /// The plugin: the compiled rules and where to apply them.
@@ -66,8 +72,9 @@ pub use redactor::{Outcome, Redactor};
 pub struct Redact {
     redactor: Redactor,
     body: bool,
-    attributes: Vec<String>,
-    resource_attributes: Vec<String>,
+    attributes: Keys,
+    resource_attributes: Keys,
+    allow_keys: AllowKeys,
 }
 
 impl Redact {
@@ -78,6 +85,7 @@ impl Redact {
             body: plan.body,
             attributes: plan.attributes,
             resource_attributes: plan.resource_attributes,
+            allow_keys: plan.allow_keys,
         })
     }
 
@@ -101,11 +109,14 @@ impl Plugin for Redact {
         if self.body && batch.signal() == Signal::Logs {
             redact_text(&mut self.redactor, batch, "body")?;
         }
-        for key in &self.attributes {
-            redact_attribute(&mut self.redactor, batch, AttributeSet::Record, key)?;
-        }
-        for key in &self.resource_attributes {
-            redact_attribute(&mut self.redactor, batch, AttributeSet::Resource, key)?;
+        for (set, keys) in [
+            (AttributeSet::Record, &self.attributes),
+            (AttributeSet::Resource, &self.resource_attributes),
+        ] {
+            let keys = keys.in_batch(&self.allow_keys, || batch.attribute_keys(set))?;
+            for key in keys.iter() {
+                redact_attribute(&mut self.redactor, batch, set, key)?;
+            }
         }
         let counts = self.redactor.take_counts();
         let names = self.redactor.rules().iter().map(|r| r.name.as_str());

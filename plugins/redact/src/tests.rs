@@ -630,16 +630,43 @@ fn config_errors_name_the_key() {
             vec!["`body`", "`attributes`"],
         ),
         (
-            json!({"presets": ["email"], "attributes": "*"}),
-            vec!["`attributes`", "\"*\"", "name the keys"],
+            json!({"presets": ["email"], "attributes": ["*", "user.email"]}),
+            vec!["`attributes`", "\"*\"", "`user.email`", "alone"],
         ),
         (
-            json!({"presets": ["email"], "resource_attributes": ["*"]}),
-            vec!["`resource_attributes`", "\"*\""],
+            json!({"presets": ["email"], "attributes": ["user.email"],
+                   "resource_attributes": "*", "allow_keys": ["user.email"]}),
+            vec!["`attributes`", "`allow_keys`", "`user.email`", "both"],
         ),
         (
-            json!({"presets": ["email"], "allow_keys": ["id"]}),
-            vec!["`allow_keys`"],
+            json!({"presets": ["email"], "attributes": "*",
+                   "resource_attributes": ["k8s.pod.name"], "allow_keys": ["k8s.*"]}),
+            vec![
+                "`resource_attributes`",
+                "`allow_keys`",
+                "`k8s.pod.name`",
+                "`k8s.*`",
+            ],
+        ),
+        (
+            json!({"presets": ["email"], "attributes": ["user.email"], "allow_keys": ["id"]}),
+            vec!["`allow_keys`", "\"*\"", "remove `allow_keys`"],
+        ),
+        (
+            json!({"presets": ["email"], "attributes": "*", "allow_keys": ["k8s.*.name"]}),
+            vec!["`allow_keys`", "`k8s.*.name`", "prefix"],
+        ),
+        (
+            json!({"presets": ["email"], "attributes": "*", "allow_keys": ["*"]}),
+            vec!["`allow_keys`", "every key alone"],
+        ),
+        (
+            json!({"presets": ["email"], "attributes": "*", "allow_keys": [""]}),
+            vec!["`allow_keys`", "empty"],
+        ),
+        (
+            json!({"presets": ["email"], "attributes": "*", "allow_keys": "http.route"}),
+            vec!["`allow_keys`", "sequence"],
         ),
         (
             json!({"presets": ["email"], "attributes": [""]}),
@@ -690,6 +717,14 @@ fn all_presets_and_the_example_config_load() {
         "resource_attributes": ["host.name"],
     });
     let config = RedactConfig::parse(&example.to_string()).expect("parses");
+    config.resolve().expect("resolves");
+    let every = json!({
+        "presets": ["email"],
+        "attributes": "*",
+        "resource_attributes": ["host.name"],
+        "allow_keys": ["http.route", "trace.parent", "k8s.*"],
+    });
+    let config = RedactConfig::parse(&every.to_string()).expect("parses");
     config.resolve().expect("resolves");
 }
 
@@ -778,4 +813,209 @@ fn anchored_custom_rule() {
             Some("u-123 (guest)".into())
         ]
     );
+}
+
+/// Guarantees: with `attributes = "*"`, every record attribute of every
+/// row is redacted, keys named nowhere in the config included, whichever
+/// rows hold them; `["*"]` means the same.
+#[test]
+fn every_attribute_is_redacted() {
+    let input = logs(&[
+        ("a", &[("contact", "a@b.io"), ("note", "x")]),
+        ("b", &[("peer", "from 10.0.0.1"), ("contact", "nobody")]),
+        ("c", &[]),
+    ]);
+    for every in [json!("*"), json!(["*"])] {
+        let config = json!({"presets": ["email", "ipv4"], "attributes": every});
+        let out = run(config, &input);
+        assert_eq!(
+            attribute(&out, "attributes", "contact"),
+            [Some("[REDACTED:email]".into()), Some("nobody".into()), None]
+        );
+        assert_eq!(
+            attribute(&out, "attributes", "peer"),
+            [None, Some("from [REDACTED:ipv4]".into()), None]
+        );
+        assert_eq!(
+            attribute(&out, "attributes", "note"),
+            [Some("x".into()), None, None]
+        );
+    }
+}
+
+/// Guarantees: under `"*"`, a key of `allow_keys` is never touched,
+/// whatever the rules find in it; an entry ending in `*` leaves every key
+/// with that prefix alone and no other (`k8s.*` keeps `k8s.pod.ip`, not
+/// `k8s`); bodies and other keys are redacted as before.
+#[test]
+fn allow_keys_are_left_alone() {
+    let config = json!({
+        "presets": ["email", "ipv4"],
+        "attributes": "*",
+        "allow_keys": ["http.route", "k8s.*"],
+    });
+    let out = run(
+        config,
+        &logs(&[(
+            "by a@b.io",
+            &[
+                ("http.route", "/users/a@b.io"),
+                ("k8s.pod.ip", "10.0.0.1"),
+                ("k8s", "10.0.0.2"),
+                ("http.route.full", "/users/c@d.io"),
+            ],
+        )]),
+    );
+    assert_eq!(
+        attribute(&out, "attributes", "http.route"),
+        [Some("/users/a@b.io".into())]
+    );
+    assert_eq!(
+        attribute(&out, "attributes", "k8s.pod.ip"),
+        [Some("10.0.0.1".into())]
+    );
+    assert_eq!(
+        attribute(&out, "attributes", "k8s"),
+        [Some("[REDACTED:ipv4]".into())]
+    );
+    assert_eq!(
+        attribute(&out, "attributes", "http.route.full"),
+        [Some("/users/[REDACTED:email]".into())]
+    );
+    assert_eq!(
+        out.table.strings("body").expect("body")[0].as_deref(),
+        Some("by [REDACTED:email]")
+    );
+    assert_eq!(
+        recorded::take(),
+        [("email".to_string(), 2), ("ipv4".to_string(), 1)]
+    );
+}
+
+/// Guarantees: under `"*"` the counter still gets one call per rule per
+/// batch, with the findings of the body and of every key together.
+#[test]
+fn counters_under_every_key() {
+    let config = json!({
+        "presets": ["email", "credit_card", "ipv4"],
+        "attributes": "*",
+    });
+    run(
+        config,
+        &logs(&[
+            ("a@b.io", &[("x", "c@d.io"), ("y", "10.0.0.1 e@f.io")]),
+            (
+                "card 4111111111111111",
+                &[("z", "10.0.0.2"), ("x", "g@h.io")],
+            ),
+            ("clean", &[("w", "nothing")]),
+        ]),
+    );
+    assert_eq!(
+        recorded::take(),
+        [
+            ("email".to_string(), 4),
+            ("credit_card".to_string(), 1),
+            ("ipv4".to_string(), 2)
+        ]
+    );
+}
+
+/// Guarantees: under `"*"` a `drop` finding removes that key from the
+/// rows it was found in only, and a batch with no finding is left exactly
+/// as it came.
+#[test]
+fn every_key_drops_and_leaves_clean_batches() {
+    let config = json!({
+        "presets": ["email"],
+        "actions": {"email": "drop"},
+        "body": false,
+        "attributes": "*",
+    });
+    let out = run(
+        config.clone(),
+        &logs(&[("", &[("contact", "a@b.io")]), ("", &[("contact", "desk")])]),
+    );
+    assert_eq!(
+        attribute(&out, "attributes", "contact"),
+        [None, Some("desk".into())]
+    );
+    let clean = logs(&[("", &[("contact", "desk"), ("n", "1")]), ("", &[])]);
+    let out = run(config, &clean);
+    assert_eq!(out.table, harness::logs(&clean).expect("valid"));
+}
+
+/// Guarantees: `resource_attributes = "*"` redacts every resource
+/// attribute but those of `allow_keys`, counted once per row that shares
+/// the resource, and leaves record attributes alone when `attributes` is
+/// not given.
+#[test]
+fn every_resource_attribute() {
+    let config = json!({
+        "presets": ["ipv4"],
+        "body": false,
+        "resource_attributes": "*",
+        "allow_keys": ["host.name"],
+    });
+    let input = logs_with(
+        &[("host.ip", "10.1.2.3"), ("host.name", "10.9.9.9")],
+        &[("one", &[("peer", "10.0.0.1")]), ("two", &[])],
+    );
+    let out = run(config, &input);
+    assert_eq!(
+        attribute(&out, "resource_attributes", "host.ip"),
+        vec![Some("[REDACTED:ipv4]".to_string()); 2]
+    );
+    assert_eq!(
+        attribute(&out, "resource_attributes", "host.name"),
+        vec![Some("10.9.9.9".to_string()); 2]
+    );
+    assert_eq!(
+        attribute(&out, "attributes", "peer"),
+        [Some("10.0.0.1".into()), None]
+    );
+    assert_eq!(recorded::take(), [("ipv4".to_string(), 2)]);
+}
+
+/// Guarantees: `"*"` works on spans (no body) as on logs: every span
+/// attribute is redacted, and `allow_keys` is honoured.
+#[test]
+fn every_span_attribute() {
+    let config = json!({
+        "presets": ["email"],
+        "attributes": "*",
+        "allow_keys": ["trace.parent"],
+    });
+    let spans = json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": "0af7651916cd43dd8448eb211c80319c",
+        "spanId": "b7ad6b7169203331",
+        "name": "checkout",
+        "attributes": [
+            {"key": "enduser.id", "value": {"stringValue": "a@b.io"}},
+            {"key": "trace.parent", "value": {"stringValue": "c@d.io"}},
+            {"key": "http.status_code", "value": {"intValue": "200"}}
+        ]
+    }]}]}]})
+    .to_string();
+    recorded::take();
+    let mut session = harness::Session::<Redact>::new(&config.to_string()).expect("init");
+    let call = session.spans(&spans).expect("the plugin runs");
+    let table = call.table.expect("the span stays");
+    let out = Output {
+        table,
+        emitted: Vec::new(),
+    };
+    assert_eq!(
+        attribute(&out, "attributes", "enduser.id"),
+        [Some("[REDACTED:email]".into())]
+    );
+    assert_eq!(
+        attribute(&out, "attributes", "trace.parent"),
+        [Some("c@d.io".into())]
+    );
+    assert_eq!(
+        attribute(&out, "attributes", "http.status_code"),
+        [Some("200".into())]
+    );
+    assert_eq!(recorded::take(), [("email".to_string(), 1)]);
 }
