@@ -22,7 +22,10 @@
 # service looked up in a CSV table of 1,000 services, three columns to
 # resource attributes), `actions` (insert a constant, rename and delete a
 # record attribute, upsert a template of two resource attributes), `issue`
-# (both, the README's example).
+# (both, the README's example), `one` (one constant upserted on the
+# resource: the host's cost of one attribute write a batch), `noop` (an
+# action for logs only: the plugin is called and changes nothing). CASES
+# picks some (default "base noop one lookup actions issue"; `base` first).
 set -euo pipefail
 
 batch=${1:-1024}
@@ -62,12 +65,14 @@ printf '%s\n[sinks.null]\ntype = "blackhole"\ninputs = ["otlp"]\n' "$head" >"$wo
 printf '%s\n%s' "$head" "$(processor "{ lookups = [$lookup] }")" >"$work/lookup.toml"
 printf '%s\n%s' "$head" "$(processor "{ actions = [$actions] }")" >"$work/actions.toml"
 printf '%s\n%s' "$head" "$(processor "{ lookups = [$lookup], actions = [$actions] }")" >"$work/issue.toml"
+printf '%s\n%s' "$head" "$(processor '{ actions = [{ set = "resource", key = "deployment.environment", value = "prod", action = "upsert" }] }')" >"$work/one.toml"
+printf '%s\n%s' "$head" "$(processor '{ actions = [{ key = "x", value = "y", action = "upsert", signals = ["logs"] }] }')" >"$work/noop.toml"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 base_seconds=
 
-for case in base lookup actions issue; do
+for case in ${CASES:-base noop one lookup actions issue}; do
     (cd "$work" && exec "$WEIR" run "$case.toml" >"$case.log" 2>&1) &
     pid=$!
     sleep 3
