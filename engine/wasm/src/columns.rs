@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, MapArray, StringArray,
-    StructArray,
+    StringBuilder, StructArray, UInt32Array,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::compute::{CastOptions, cast, cast_with_options, filter_record_batch, not};
@@ -348,45 +348,6 @@ pub fn drop_rows(batch: &RecordBatch, mask: Vec<bool>) -> Result<RecordBatch, Co
     filter_record_batch(batch, &keep).map_err(|e| ColumnError::InvalidArgument(e.to_string()))
 }
 
-/// An attribute map column with its keys and values as text.
-struct AttributeColumn<'a> {
-    index: usize,
-    map: &'a MapArray,
-    keys: Vec<Option<String>>,
-    values: Vec<Option<String>>,
-}
-
-fn attribute_map(
-    batch: &RecordBatch,
-    set: AttributeSet,
-) -> Result<AttributeColumn<'_>, ColumnError> {
-    let name = set.column();
-    let (index, array) = column(batch, name)?;
-    let Some(map) = array.as_map_opt() else {
-        return Err(ColumnError::TypeMismatch(format!(
-            "column `{name}` is not an attribute map"
-        )));
-    };
-    let keys = read_map_part(map.keys(), name)?;
-    let values = read_map_part(map.values(), name)?;
-    Ok(AttributeColumn {
-        index,
-        map,
-        keys,
-        values,
-    })
-}
-
-fn read_map_part(array: &ArrayRef, name: &str) -> Result<Vec<Option<String>>, ColumnError> {
-    let text = cast(array, &DataType::Utf8)
-        .map_err(|e| ColumnError::TypeMismatch(format!("column `{name}`: {e}")))?;
-    Ok(text
-        .as_string::<i32>()
-        .iter()
-        .map(|v| v.map(str::to_owned))
-        .collect())
-}
-
 /// The first value of attribute `key` in every row.
 pub fn read_attribute(
     batch: &RecordBatch,
@@ -560,79 +521,12 @@ pub fn update_attribute(
         check_len(batch, values.len())?;
     }
     let name = set.column();
-    let AttributeColumn {
-        index,
-        map,
-        keys,
-        values: old_values,
-    } = attribute_map(batch, set)?;
-    let types_name = format!("{name}_types");
-    let types_index = batch.schema_ref().index_of(&types_name).ok();
-    let types: Option<Vec<Option<String>>> = match types_index {
-        Some(_) => Some(read_strings(batch, &types_name)?),
-        None => None,
+    let (index, array) = column(batch, name)?;
+    let Some(map) = array.as_map_opt() else {
+        return Err(ColumnError::TypeMismatch(format!(
+            "column `{name}` is not an attribute map"
+        )));
     };
-
-    let offsets = map.value_offsets();
-    let mut new_keys: Vec<Option<String>> = Vec::with_capacity(keys.len());
-    let mut new_values: Vec<Option<String>> = Vec::with_capacity(keys.len());
-    let mut new_offsets: Vec<i32> = Vec::with_capacity(map.len() + 1);
-    new_offsets.push(0);
-    let mut new_types: Vec<Option<String>> = Vec::with_capacity(map.len());
-    let mut valid: Vec<bool> = Vec::with_capacity(map.len());
-    for row in 0..map.len() {
-        let replacement = values.as_ref().and_then(|v| v[row].as_deref());
-        let removing = values.is_none();
-        let row_types = types.as_ref().and_then(|t| t[row].clone());
-        let tokens = row_types.as_deref().map(type_tokens).unwrap_or_default();
-        let mut row_out_types = String::new();
-        let mut found = false;
-        if map.is_valid(row) {
-            let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
-            for (pos, j) in (start..end).enumerate() {
-                let token = tokens.get(pos).copied();
-                let matches = keys[j].as_deref() == Some(key);
-                if matches && removing {
-                    continue;
-                }
-                if matches && replacement.is_some() {
-                    if found {
-                        continue;
-                    }
-                    found = true;
-                    new_keys.push(keys[j].clone());
-                    new_values.push(replacement.map(str::to_owned));
-                    if token.is_some() {
-                        row_out_types.push('s');
-                    }
-                    continue;
-                }
-                new_keys.push(keys[j].clone());
-                new_values.push(old_values[j].clone());
-                if let Some(t) = token {
-                    row_out_types.push_str(t);
-                }
-            }
-        }
-        if let (Some(v), false) = (replacement, found) {
-            new_keys.push(Some(key.to_string()));
-            new_values.push(Some(v.to_string()));
-        }
-        let row_valid = map.is_valid(row) || (replacement.is_some() && !found);
-        valid.push(row_valid);
-        new_types.push(
-            if row_valid && (row_types.is_some() || !map.is_valid(row)) {
-                Some(row_out_types)
-            } else {
-                None
-            },
-        );
-        let len = i32::try_from(new_keys.len()).map_err(|_| {
-            ColumnError::InvalidArgument("the attributes would exceed 2 GiB".to_string())
-        })?;
-        new_offsets.push(len);
-    }
-
     let DataType::Map(entries_field, sorted) = map.data_type() else {
         return Err(ColumnError::TypeMismatch(format!(
             "column `{name}` is not an attribute map"
@@ -643,10 +537,112 @@ pub fn update_attribute(
             "column `{name}` has unexpected entries"
         )));
     };
-    let keys_array: ArrayRef = Arc::new(StringArray::from(new_keys));
-    let values_array: ArrayRef = Arc::new(StringArray::from(new_values));
-    let keys_array = cast_into(&keys_array, name, fields[0].data_type())?;
-    let values_array = cast_into(&values_array, name, fields[1].data_type())?;
+    // The old entries stay Arrow: the new map's entries are taken from
+    // them (and from the replacements, appended after them) by index, so
+    // no entry is copied into a `String` and a dictionary's values keep
+    // their dictionary.
+    let old_keys = map.keys();
+    let old_values = map.values();
+    let key_text = cast(old_keys, &DataType::Utf8)
+        .map_err(|e| ColumnError::TypeMismatch(format!("column `{name}`: {e}")))?;
+    let key_text = key_text.as_string::<i32>();
+    let types_name = format!("{name}_types");
+    let types_index = batch.schema_ref().index_of(&types_name).ok();
+    let types_text = match types_index {
+        Some(i) => Some(
+            cast(batch.column(i), &DataType::Utf8)
+                .map_err(|e| ColumnError::TypeMismatch(format!("column `{types_name}`: {e}")))?,
+        ),
+        None => None,
+    };
+    let types = types_text.as_ref().map(|t| t.as_string::<i32>());
+
+    let removing = values.is_none();
+    let old_len = u32::try_from(old_keys.len()).map_err(|_| {
+        ColumnError::InvalidArgument("the attributes would exceed 4 G entries".to_string())
+    })?;
+    let offsets = map.value_offsets();
+    let mut take: Vec<u32> = Vec::with_capacity(old_keys.len() + map.len());
+    let mut replacements = StringBuilder::new();
+    let mut added: u32 = 0;
+    let mut new_offsets: Vec<i32> = Vec::with_capacity(map.len() + 1);
+    new_offsets.push(0);
+    let mut new_types = StringBuilder::new();
+    let mut row_out_types = String::new();
+    let mut valid: Vec<bool> = Vec::with_capacity(map.len());
+    for row in 0..map.len() {
+        let replacement = values.as_ref().and_then(|v| v[row].as_deref());
+        let row_types = types.and_then(|t| t.is_valid(row).then(|| t.value(row)));
+        let tokens = row_types.map(type_tokens).unwrap_or_default();
+        row_out_types.clear();
+        let mut found = false;
+        if map.is_valid(row) {
+            let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+            for (pos, j) in (start..end).enumerate() {
+                let token = tokens.get(pos).copied();
+                let matches = key_text.is_valid(j) && key_text.value(j) == key;
+                if matches && removing {
+                    continue;
+                }
+                if matches && let Some(v) = replacement {
+                    if found {
+                        continue;
+                    }
+                    found = true;
+                    take.push(old_len + added);
+                    replacements.append_value(v);
+                    added += 1;
+                    if token.is_some() {
+                        row_out_types.push('s');
+                    }
+                    continue;
+                }
+                take.push(j as u32);
+                if let Some(t) = token {
+                    row_out_types.push_str(t);
+                }
+            }
+        }
+        if let (Some(v), false) = (replacement, found) {
+            take.push(old_len + added);
+            replacements.append_value(v);
+            added += 1;
+        }
+        let row_valid = map.is_valid(row) || (replacement.is_some() && !found);
+        valid.push(row_valid);
+        if row_valid && (row_types.is_some() || !map.is_valid(row)) {
+            new_types.append_value(&row_out_types);
+        } else {
+            new_types.append_null();
+        }
+        let len = i32::try_from(take.len()).map_err(|_| {
+            ColumnError::InvalidArgument("the attributes would exceed 2 GiB".to_string())
+        })?;
+        new_offsets.push(len);
+    }
+
+    let take = UInt32Array::from(take);
+    let entry =
+        |old: &ArrayRef, added_part: ArrayRef, to: &DataType| -> Result<ArrayRef, ColumnError> {
+            let added_part = cast_into(&added_part, name, to)?;
+            let all = arrow::compute::concat(&[old.as_ref(), added_part.as_ref()])
+                .map_err(|e| ColumnError::InvalidArgument(format!("column `{name}`: {e}")))?;
+            arrow::compute::take(&all, &take, None)
+                .map_err(|e| ColumnError::InvalidArgument(format!("column `{name}`: {e}")))
+        };
+    let keys_array = entry(
+        old_keys,
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            key,
+            added as usize,
+        ))),
+        fields[0].data_type(),
+    )?;
+    let values_array = entry(
+        old_values,
+        Arc::new(replacements.finish()),
+        fields[1].data_type(),
+    )?;
     let entries = StructArray::try_new(fields.clone(), vec![keys_array, values_array], None)
         .map_err(|e| ColumnError::InvalidArgument(format!("column `{name}`: {e}")))?;
     let nulls = if valid.iter().all(|v| *v) {
@@ -664,7 +660,7 @@ pub fn update_attribute(
     .map_err(|e| ColumnError::InvalidArgument(format!("column `{name}`: {e}")))?;
     let mut out = replace_column(batch, index, Arc::new(new_map))?;
     if let Some(types_index) = types_index {
-        let types_array: ArrayRef = Arc::new(StringArray::from(new_types));
+        let types_array: ArrayRef = Arc::new(new_types.finish());
         let to = batch.schema_ref().field(types_index).data_type().clone();
         let types_array = cast_into(&types_array, &types_name, &to)?;
         out = replace_column(&out, types_index, types_array)?;
