@@ -102,6 +102,7 @@ const WIT_V0_1: &[(&str, &str)] = &[
 /// builds wherever it is, with no path into Weir's source tree.
 const SDK_SOURCES: &[(&str, &str)] = &[
     ("lib.rs", include_str!("../../../sdk/rust/src/lib.rs")),
+    ("config.rs", include_str!("../../../sdk/rust/src/config.rs")),
     (
         "harness.rs",
         include_str!("../../../sdk/rust/src/harness.rs"),
@@ -113,6 +114,7 @@ const SDK_SOURCES: &[(&str, &str)] = &[
         include_str!("../../../sdk/rust/src/services.rs"),
     ),
     ("text.rs", include_str!("../../../sdk/rust/src/text.rs")),
+    ("units.rs", include_str!("../../../sdk/rust/src/units.rs")),
 ];
 
 /// Where the SDK's `lib.rs` finds the WIT package in the source tree, and
@@ -136,22 +138,34 @@ fn sdk_manifest() -> String {
             .map(str::to_string)
             .unwrap_or_else(|| unreachable!("the workspace pins {name}"))
     };
-    // The workspace writes `serde_json = "1"`; the copy needs it optional.
-    let serde_json = pinned("serde_json");
-    let serde_json = format!(
-        "serde_json = {{ version = \"{}\", optional = true }}",
-        serde_json.split('"').nth(1).unwrap_or("1")
-    );
+    // The workspace writes `serde_json = "1"` and `serde = { version =
+    // "1", ... }`; the copy needs them optional.
+    let optional = |name: &str| {
+        let line = pinned(name);
+        let (_, spec) = line
+            .split_once(" = ")
+            .unwrap_or_else(|| unreachable!("{name} = ..."));
+        match spec.trim().strip_suffix('}') {
+            Some(table) => format!("{name} = {}, optional = true }}", table.trim_end()),
+            None => format!("{name} = {{ version = {spec}, optional = true }}"),
+        }
+    };
     format!(
         "# Weir's plugin SDK, as `weir plugin new` copied it from Weir {version}:\n\
          # the `weir:plugin` contract (wit/) behind a small trait. It is part of\n\
          # this project, so the project builds wherever it is.\n\
          [package]\nname = \"weir-plugin\"\nversion = \"{version}\"\nedition = \"2024\"\n\
-         publish = false\n\n[dependencies]\n{wit_bindgen}\n{serde_json}\n\n\
-         [features]\ndefault = []\n\
+         publish = false\n\n[dependencies]\n{wit_bindgen}\n{serde}\n{serde_json}\n\
+         {serde_path_to_error}\n\n\
+         [features]\ndefault = [\"config\"]\n\
+         # Read a plugin's JSON config into a serde type (`config::parse_json`).\n\
+         config = [\"dep:serde\", \"dep:serde_json\", \"dep:serde_path_to_error\"]\n\
          # A native test harness: run a plugin against OTLP/JSON logs in `cargo test`.\n\
          harness = [\"dep:serde_json\"]\n",
         version = env!("CARGO_PKG_VERSION"),
+        serde = optional("serde"),
+        serde_json = optional("serde_json"),
+        serde_path_to_error = optional("serde_path_to_error"),
         wit_bindgen = pinned("wit-bindgen"),
     )
 }
@@ -618,6 +632,14 @@ mod tests {
             sdk.contains("wit-bindgen = {") && sdk.contains("optional = true"),
             "{sdk}"
         );
+        for dep in ["serde", "serde_json", "serde_path_to_error"] {
+            let line = sdk
+                .lines()
+                .find(|l| l.starts_with(&format!("{dep} = ")))
+                .unwrap_or_else(|| panic!("{dep} missing: {sdk}"));
+            assert!(line.ends_with("optional = true }"), "{line}");
+        }
+        assert!(sdk.contains("default = [\"config\"]"), "{sdk}");
         let tree = std::fs::canonicalize(&repo).expect("repo");
         for file in files {
             let text = std::fs::read_to_string(&file).expect("read");

@@ -46,6 +46,11 @@
 //! ([`harness::run`]), or a [`harness::Session`] of `process` and `tick`
 //! calls on one instance, with the host's [`hold`] simulated.
 //!
+//! [`config`] reads the JSON text `init` receives into a settings type,
+//! an error naming the key at fault ([`config::parse_json`], feature
+//! `config`, on by default), and the durations and sizes written in it
+//! ([`config::duration_ns`], [`config::byte_size`]).
+//!
 //! The SDK speaks `weir:plugin@0.2.0` (`wit/`). Besides 0.1.0's services it
 //! offers [`Batch::attribute_keys`], the [`hold`] (rows kept in the host
 //! across calls: [`Batch::hold`], [`hold::release`], [`hold::discard`],
@@ -73,6 +78,7 @@ pub mod bindings {
     });
 }
 
+pub mod config;
 #[cfg(feature = "harness")]
 pub mod harness;
 pub mod hold;
@@ -81,6 +87,7 @@ pub mod hold;
 mod native;
 pub mod services;
 mod text;
+mod units;
 
 pub use hold::Held;
 
