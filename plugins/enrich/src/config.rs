@@ -8,6 +8,7 @@ use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
+use weir_plugin::config::parse_json;
 
 use crate::actions::{ActionKind, ActionStep, WriteMode};
 use crate::lookup::{LookupStep, Output};
@@ -344,17 +345,9 @@ impl Plan {
 impl EnrichConfig {
     /// Parses the JSON text `init` receives.
     pub fn parse(json: &str) -> Result<Self, ConfigError> {
-        let mut de = serde_json::Deserializer::from_str(json);
-        serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let message = e.inner().to_string();
-            // serde_json's position is in the JSON the host made, not in
-            // the user's file.
-            let message = match message.rsplit_once(" at line ") {
-                Some((m, _)) => m.to_string(),
-                None => message,
-            };
-            ConfigError::Invalid { path, message }
+        parse_json(json).map_err(|e| ConfigError::Invalid {
+            path: e.path,
+            message: e.message,
         })
     }
 

@@ -4,10 +4,10 @@
 //! [`ConfigError`] naming the key to fix.
 
 use serde::Deserialize;
+use weir_plugin::config::{byte_size, duration_ns, parse_json};
 
 use crate::policy::{self, Policy, Rule, SpanTest};
 use crate::threshold::{MAX_PRECISION, Threshold};
-use crate::units;
 
 /// The plugin's settings, as written in the pipeline file: head sampling,
 /// tail sampling, or both (head first).
@@ -374,17 +374,9 @@ pub struct Plan {
 impl SampleConfig {
     /// Parses the JSON text `init` receives.
     pub fn parse(json: &str) -> Result<Self, ConfigError> {
-        let mut de = serde_json::Deserializer::from_str(json);
-        serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let message = e.inner().to_string();
-            // serde_json's position is in the JSON the host made, not in
-            // the user's file.
-            let message = match message.rsplit_once(" at line ") {
-                Some((m, _)) => m.to_string(),
-                None => message,
-            };
-            ConfigError::Invalid { path, message }
+        parse_json(json).map_err(|e| ConfigError::Invalid {
+            path: e.path,
+            message: e.message,
         })
     }
 
@@ -481,7 +473,7 @@ impl HeadConfig {
 }
 
 fn duration_key(key: &str, text: &str) -> Result<u64, ConfigError> {
-    units::duration(text).map_err(|m| bad(key, m))
+    duration_ns(text).map_err(|m| bad(key, m))
 }
 
 impl TailConfig {
@@ -503,7 +495,7 @@ impl TailConfig {
                 ),
             ));
         }
-        let max_memory = units::size(&self.max_memory).map_err(|m| bad("tail.max_memory", m))?;
+        let max_memory = byte_size(&self.max_memory).map_err(|m| bad("tail.max_memory", m))?;
         if max_memory < MIN_MAX_MEMORY {
             return Err(bad(
                 "tail.max_memory",

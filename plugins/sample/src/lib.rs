@@ -29,7 +29,8 @@
 //!   them; above `max_memory` the oldest are decided early.
 //!
 //! The modules: [`config`] (what the user writes, checked into a
-//! [`Plan`]), [`units`], [`columns`], [`counters`].
+//! [`Plan`]; its durations and sizes are read by
+//! [`weir_plugin::config`]), [`columns`], [`counters`].
 
 pub mod cache;
 pub mod columns;
@@ -42,7 +43,6 @@ pub mod policy;
 pub mod tail;
 pub mod threshold;
 pub mod tracestate;
-pub mod units;
 
 #[cfg(test)]
 mod tests;

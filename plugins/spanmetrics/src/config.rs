@@ -6,8 +6,7 @@
 use std::time::Duration;
 
 use serde::Deserialize;
-
-use crate::duration;
+use weir_plugin::config::{duration_ns, parse_json};
 
 /// The plugin's settings, as written in the pipeline file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -336,17 +335,9 @@ pub struct Plan {
 impl SpanMetricsConfig {
     /// Parses the JSON text `init` receives.
     pub fn parse(json: &str) -> Result<Self, ConfigError> {
-        let mut de = serde_json::Deserializer::from_str(json);
-        serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let message = e.inner().to_string();
-            // serde_json's position is in the JSON the host made, not in
-            // the user's file.
-            let message = match message.rsplit_once(" at line ") {
-                Some((m, _)) => m.to_string(),
-                None => message,
-            };
-            ConfigError::Invalid { path, message }
+        parse_json(json).map_err(|e| ConfigError::Invalid {
+            path: e.path,
+            message: e.message,
         })
     }
 
@@ -505,7 +496,7 @@ impl Plan {
 
 /// A duration key's value in nanoseconds.
 fn duration_key(key: &str, text: &str) -> Result<u64, ConfigError> {
-    duration::parse(text).map_err(|message| ConfigError::BadDuration {
+    duration_ns(text).map_err(|message| ConfigError::BadDuration {
         key: key.to_string(),
         message,
     })

@@ -32,7 +32,7 @@
 //! there ([`handoff`], [`wire`]).
 //!
 //! The modules: [`config`] (what the user writes, checked into a
-//! [`Plan`]), [`duration`] (durations in the config), [`columns`],
+//! [`Plan`]; its durations are read by [`weir_plugin::config`]), [`columns`],
 //! [`key`], [`series`], [`aggregate`], [`export`], [`handoff`], [`wire`],
 //! [`counters`] (the plugin's own metrics).
 
@@ -40,7 +40,6 @@ pub mod aggregate;
 pub mod columns;
 pub mod config;
 pub mod counters;
-pub mod duration;
 pub mod export;
 pub mod handoff;
 pub mod key;
