@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::{BooleanArray, UInt32Array};
-use arrow::compute::{concat_batches, filter_record_batch, take_record_batch};
+use arrow::compute::{filter_record_batch, interleave_record_batch, take_record_batch};
 use arrow::record_batch::RecordBatch;
 use weir_core::Signal;
 
@@ -100,13 +100,17 @@ impl HoldTotals {
     }
 }
 
-/// Some rows of one key, as one `hold` call moved them.
+/// Some rows of one key, as one `hold` call moved them: a range of the
+/// call's chunk, taken out only when the rows are sent on.
 struct Piece {
     signal: Signal,
-    data: RecordBatch,
+    /// The whole chunk the rows are in.
+    data: Arc<RecordBatch>,
     chunk: u64,
     /// Where in the chunk they start.
     offset: usize,
+    /// How many rows.
+    len: usize,
     /// The call that held them.
     call: u64,
 }
@@ -223,13 +227,15 @@ impl Hold {
         };
         let id = self.next_chunk;
         self.next_chunk += 1;
+        let chunk = Arc::new(chunk);
         let mut offset = 0;
         for (key, rows) in groups {
             let piece = Piece {
                 signal,
-                data: chunk.slice(offset, rows.len()),
+                data: chunk.clone(),
                 chunk: id,
                 offset,
+                len: rows.len(),
                 call: self.call,
             };
             offset += rows.len();
@@ -259,7 +265,7 @@ impl Hold {
         }
         let mut held = Held::default();
         for piece in &pieces {
-            held.rows += piece.data.num_rows();
+            held.rows += piece.len;
             held.bytes += self.forget(piece);
         }
         (pieces, held)
@@ -267,7 +273,7 @@ impl Hold {
 
     /// Counts `piece`'s rows out; returns the bytes that frees.
     fn forget(&mut self, piece: &Piece) -> u64 {
-        let rows = piece.data.num_rows();
+        let rows = piece.len;
         let mut freed = 0;
         if let Some(chunk) = self.chunks.get_mut(&piece.chunk) {
             chunk.rows -= rows;
@@ -345,23 +351,52 @@ impl Drop for Hold {
     }
 }
 
-/// `pieces` as one batch per signal (in order of first appearance), the
-/// pieces of a signal concatenated; pieces whose schemas differ stay
-/// apart.
+/// `pieces` as one batch per signal (in order of first appearance), rows
+/// in the pieces' order, picked out of their chunks in one `interleave`
+/// per signal (a slice of every column per piece cost more than the
+/// plugin's own work); chunks whose schemas differ stay apart.
 fn batches(pieces: Vec<Piece>) -> Vec<(Signal, RecordBatch)> {
-    let mut groups: Vec<(Signal, Vec<RecordBatch>)> = Vec::new();
+    // Per signal: its chunks, and (chunk, row) for every row in order.
+    struct Group {
+        signal: Signal,
+        chunks: Vec<Arc<RecordBatch>>,
+        at: HashMap<u64, usize>,
+        rows: Vec<(usize, usize)>,
+    }
+    let mut groups: Vec<Group> = Vec::new();
     for piece in pieces {
-        match groups.iter_mut().find(|(s, _)| *s == piece.signal) {
-            Some((_, batches)) => batches.push(piece.data),
-            None => groups.push((piece.signal, vec![piece.data])),
-        }
+        let g = match groups.iter().position(|g| g.signal == piece.signal) {
+            Some(g) => g,
+            None => {
+                groups.push(Group {
+                    signal: piece.signal,
+                    chunks: Vec::new(),
+                    at: HashMap::new(),
+                    rows: Vec::new(),
+                });
+                groups.len() - 1
+            }
+        };
+        let group = &mut groups[g];
+        let c = *group.at.entry(piece.chunk).or_insert_with(|| {
+            group.chunks.push(piece.data.clone());
+            group.chunks.len() - 1
+        });
+        group
+            .rows
+            .extend((piece.offset..piece.offset + piece.len).map(|r| (c, r)));
     }
     let mut out = Vec::new();
-    for (signal, parts) in groups {
-        let schema = parts[0].schema();
-        match concat_batches(&schema, &parts) {
-            Ok(one) => out.push((signal, one)),
-            Err(_) => out.extend(parts.into_iter().map(|b| (signal, b))),
+    for group in groups {
+        let chunks: Vec<&RecordBatch> = group.chunks.iter().map(|c| c.as_ref()).collect();
+        match interleave_record_batch(&chunks, &group.rows) {
+            Ok(one) => out.push((group.signal, one)),
+            // Chunks of different schemas: each piece's rows on their own.
+            Err(_) => {
+                for (c, r) in group.rows {
+                    out.push((group.signal, chunks[c].slice(r, 1)));
+                }
+            }
         }
     }
     out
