@@ -232,14 +232,16 @@ config = { interval = "1s" }
     assert!(report.is_clean(), "weir stopped with errors: {report:?}");
 }
 
-/// The value of counter `name{labels}` in the process-wide `/metrics`
-/// text, 0 when it is not there yet.
-fn counter(name: &str, labels: &str) -> f64 {
+/// The sum of counter `name` over its series carrying every one of
+/// `labels` (`component="enrich"`) in the process-wide `/metrics` text; 0
+/// before the counter exists.
+fn counter(name: &str, labels: &[&str]) -> f64 {
     engine::metrics_text()
         .lines()
-        .find(|l| l.starts_with(name) && l.contains(labels))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0.0)
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .filter(|l| labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// Scenario: 100 traces of service `shop` (a SERVER span with
@@ -301,7 +303,11 @@ actions = [{{ set = "resource", key = "deployment.environment.name", value = "e2
     // table in whole.
     std::fs::write(&services, "service,team,owner\nshop,checkout-team,cy\n").expect("write");
     let start_wait = Instant::now();
-    while counter("weir_plugin_lookup_reloads_total", "component=\"enrich\"") < 1.0 {
+    while counter(
+        "weir_plugin_lookup_reloads_total",
+        &["component=\"enrich\""],
+    ) < 1.0
+    {
         assert!(
             start_wait.elapsed() < Duration::from_secs(30),
             "the changed lookup file was not reloaded:\n{}",
@@ -351,24 +357,23 @@ actions = [{{ set = "resource", key = "deployment.environment.name", value = "e2
     assert!(report.is_clean(), "weir stopped with errors: {report:?}");
 }
 
-/// The value of `weir_plugin_sample_traces_total{component, decision}` in
-/// this process's metrics (0 before the plugin counts any).
+/// `weir_plugin_sample_traces_total{component, decision}`: the traces the
+/// plugin decided so.
 fn sample_traces(component: &str, decision: &str) -> u64 {
-    let (component, decision) = (
+    let labels = [
         format!(r#"component="{component}""#),
         format!(r#"decision="{decision}""#),
-    );
-    engine::metrics_text()
-        .lines()
-        .filter(|l| {
-            l.split('{').next().is_some_and(|name| {
-                name == "weir_plugin_sample_traces_total" || name == "weir_plugin_sample_traces"
-            })
-        })
-        .filter(|l| l.contains(&component) && l.contains(&decision))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .map(|v| v as u64)
-        .sum()
+    ];
+    let labels = [labels[0].as_str(), labels[1].as_str()];
+    // The in-process text names a plugin's counter with or without
+    // `_total`, as the recorder rendered it.
+    [
+        "weir_plugin_sample_traces_total",
+        "weir_plugin_sample_traces",
+    ]
+    .iter()
+    .map(|name| counter(name, &labels))
+    .sum::<f64>() as u64
 }
 
 /// Scenario: 200 traces of three spans (in every tenth, `charge` failed),

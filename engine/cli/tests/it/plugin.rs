@@ -16,9 +16,13 @@ fn weir(dir: &Path, args: &[&str]) -> String {
         .current_dir(dir)
         .output()
         .expect("weir runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "weir {args:?} failed:\n{stderr}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    assert!(
+        out.status.success(),
+        "weir {args:?} failed:\n{stdout}{stderr}"
+    );
+    stdout
 }
 
 /// Scenario: a user makes a plugin project in each of Rust, JavaScript and
@@ -118,17 +122,7 @@ fn new_build_and_run_in_every_language() {
 fn shipped_gateway_pipeline_passes_its_tests() {
     let root = crate::common::repo("");
     weir(&root, &["validate", "pipelines/gateway.toml"]);
-    let out = Command::new(WEIR)
-        .args(["test", "pipelines/gateway.toml"])
-        .current_dir(&root)
-        .output()
-        .expect("weir test runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = weir(&root, &["test", "pipelines/gateway.toml"]);
     assert!(stdout.contains("ok: 4 passed, 0 failed"), "{stdout}");
 }
 
@@ -155,16 +149,7 @@ fn plugin_pipelines_pass_their_tests() {
         "{files:?}"
     );
     for file in files {
-        let out = Command::new(WEIR)
-            .args(["test", &file])
-            .current_dir(&root)
-            .output()
-            .expect("weir test runs");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.contains(" 0 failed"),
-            "{file}:\n{stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = weir(&root, &["test", &file]);
+        assert!(stdout.contains(" 0 failed"), "{file}:\n{stdout}");
     }
 }
