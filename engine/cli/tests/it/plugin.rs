@@ -153,3 +153,28 @@ fn plugin_pipelines_pass_their_tests() {
         assert!(stdout.contains(" 0 failed"), "{file}:\n{stdout}");
     }
 }
+
+/// Guarantees: `weir plugin list` shows the four first-party plugins with
+/// their version and config keys, and `-q` only their names, one a line.
+#[test]
+fn plugin_list_shows_the_first_party_plugins() {
+    let root = crate::common::repo("");
+    let names = weir(&root, &["plugin", "list", "-q"]);
+    assert_eq!(
+        names.lines().collect::<Vec<_>>(),
+        ["enrich", "redact", "sample", "spanmetrics"]
+    );
+    let full = weir(&root, &["plugin", "list"]);
+    for expected in [
+        "redact 0.1.0",
+        "config keys:",
+        "presets",
+        "decision_wait",
+        "allow_keys",
+    ] {
+        assert!(
+            full.contains(expected),
+            "`{expected}` missing from:\n{full}"
+        );
+    }
+}
