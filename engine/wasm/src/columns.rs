@@ -7,16 +7,15 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, MapArray, StringArray,
-    StringBuilder, StructArray, UInt32Array,
-};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, StringArray};
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::compute::{CastOptions, cast, cast_with_options, filter_record_batch, not};
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
 use arrow::util::display::FormatOptions;
+
+use crate::attributes::{AttributeColumn, write_attributes};
 
 /// Why a column operation was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,7 +43,7 @@ pub enum AttributeSet {
 }
 
 impl AttributeSet {
-    fn column(self) -> &'static str {
+    pub(crate) fn column(self) -> &'static str {
         match self {
             AttributeSet::Record => weir_core::schema::col::ATTRIBUTES,
             AttributeSet::Resource => weir_core::schema::col::RESOURCE_ATTRIBUTES,
@@ -53,7 +52,10 @@ impl AttributeSet {
     }
 }
 
-fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<(usize, &'a ArrayRef), ColumnError> {
+pub(crate) fn column<'a>(
+    batch: &'a RecordBatch,
+    name: &str,
+) -> Result<(usize, &'a ArrayRef), ColumnError> {
     let index = batch
         .schema_ref()
         .index_of(name)
@@ -61,7 +63,7 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<(usize, &'a ArrayRef
     Ok((index, batch.column(index)))
 }
 
-fn check_len(batch: &RecordBatch, len: usize) -> Result<(), ColumnError> {
+pub(crate) fn check_len(batch: &RecordBatch, len: usize) -> Result<(), ColumnError> {
     if len != batch.num_rows() {
         return Err(ColumnError::InvalidArgument(format!(
             "{len} values given for a batch of {} rows; give exactly one per row",
@@ -264,7 +266,7 @@ pub fn read_floats(batch: &RecordBatch, name: &str) -> Result<Vec<Option<f64>>, 
         .collect())
 }
 
-fn replace_column(
+pub(crate) fn replace_column(
     batch: &RecordBatch,
     index: usize,
     values: ArrayRef,
@@ -281,7 +283,11 @@ fn replace_column(
         .map_err(|e| ColumnError::InvalidArgument(format!("column `{name}`: {e}")))
 }
 
-fn cast_into(values: &ArrayRef, name: &str, to: &DataType) -> Result<ArrayRef, ColumnError> {
+pub(crate) fn cast_into(
+    values: &ArrayRef,
+    name: &str,
+    to: &DataType,
+) -> Result<ArrayRef, ColumnError> {
     let options = CastOptions {
         safe: false,
         format_options: FormatOptions::default(),
@@ -484,25 +490,6 @@ fn part_of(value: Option<&[u8]>, parts: usize) -> usize {
     (h.finish() % parts.max(1) as u64) as usize
 }
 
-/// One entry of a `*_types` string: a letter and an optional `#<n>`.
-fn type_tokens(types: &str) -> Vec<&str> {
-    let bytes = types.as_bytes();
-    let mut tokens = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        let start = i;
-        i += 1;
-        if i < bytes.len() && bytes[i] == b'#' {
-            i += 1;
-            while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'-') {
-                i += 1;
-            }
-        }
-        tokens.push(&types[start..i]);
-    }
-    tokens
-}
-
 /// Sets (where `values[i]` is some) or, with `values = None`, removes
 /// attribute `key` in every row. A replaced entry becomes a string; further
 /// entries of the same key are removed.
@@ -512,160 +499,16 @@ pub fn update_attribute(
     key: &str,
     values: Option<Vec<Option<String>>>,
 ) -> Result<RecordBatch, ColumnError> {
-    if key.is_empty() {
-        return Err(ColumnError::InvalidArgument(
-            "an attribute key cannot be empty".to_string(),
-        ));
-    }
-    if let Some(values) = &values {
-        check_len(batch, values.len())?;
-    }
-    let name = set.column();
-    let (index, array) = column(batch, name)?;
-    let Some(map) = array.as_map_opt() else {
-        return Err(ColumnError::TypeMismatch(format!(
-            "column `{name}` is not an attribute map"
-        )));
-    };
-    let DataType::Map(entries_field, sorted) = map.data_type() else {
-        return Err(ColumnError::TypeMismatch(format!(
-            "column `{name}` is not an attribute map"
-        )));
-    };
-    let DataType::Struct(fields) = entries_field.data_type() else {
-        return Err(ColumnError::TypeMismatch(format!(
-            "column `{name}` has unexpected entries"
-        )));
-    };
-    // The old entries stay Arrow: the new map's entries are taken from
-    // them (and from the replacements, appended after them) by index, so
-    // no entry is copied into a `String` and a dictionary's values keep
-    // their dictionary.
-    let old_keys = map.keys();
-    let old_values = map.values();
-    let key_text = cast(old_keys, &DataType::Utf8)
-        .map_err(|e| ColumnError::TypeMismatch(format!("column `{name}`: {e}")))?;
-    let key_text = key_text.as_string::<i32>();
-    let types_name = format!("{name}_types");
-    let types_index = batch.schema_ref().index_of(&types_name).ok();
-    let types_text = match types_index {
-        Some(i) => Some(
-            cast(batch.column(i), &DataType::Utf8)
-                .map_err(|e| ColumnError::TypeMismatch(format!("column `{types_name}`: {e}")))?,
+    let key = key.to_string();
+    match values {
+        Some(values) => write_attributes(
+            batch,
+            set,
+            &[],
+            vec![(key, AttributeColumn::from_options(values))],
         ),
-        None => None,
-    };
-    let types = types_text.as_ref().map(|t| t.as_string::<i32>());
-
-    let removing = values.is_none();
-    let old_len = u32::try_from(old_keys.len()).map_err(|_| {
-        ColumnError::InvalidArgument("the attributes would exceed 4 G entries".to_string())
-    })?;
-    let offsets = map.value_offsets();
-    let mut take: Vec<u32> = Vec::with_capacity(old_keys.len() + map.len());
-    let mut replacements = StringBuilder::new();
-    let mut added: u32 = 0;
-    let mut new_offsets: Vec<i32> = Vec::with_capacity(map.len() + 1);
-    new_offsets.push(0);
-    let mut new_types = StringBuilder::new();
-    let mut row_out_types = String::new();
-    let mut valid: Vec<bool> = Vec::with_capacity(map.len());
-    for row in 0..map.len() {
-        let replacement = values.as_ref().and_then(|v| v[row].as_deref());
-        let row_types = types.and_then(|t| t.is_valid(row).then(|| t.value(row)));
-        let tokens = row_types.map(type_tokens).unwrap_or_default();
-        row_out_types.clear();
-        let mut found = false;
-        if map.is_valid(row) {
-            let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
-            for (pos, j) in (start..end).enumerate() {
-                let token = tokens.get(pos).copied();
-                let matches = key_text.is_valid(j) && key_text.value(j) == key;
-                if matches && removing {
-                    continue;
-                }
-                if matches && let Some(v) = replacement {
-                    if found {
-                        continue;
-                    }
-                    found = true;
-                    take.push(old_len + added);
-                    replacements.append_value(v);
-                    added += 1;
-                    if token.is_some() {
-                        row_out_types.push('s');
-                    }
-                    continue;
-                }
-                take.push(j as u32);
-                if let Some(t) = token {
-                    row_out_types.push_str(t);
-                }
-            }
-        }
-        if let (Some(v), false) = (replacement, found) {
-            take.push(old_len + added);
-            replacements.append_value(v);
-            added += 1;
-        }
-        let row_valid = map.is_valid(row) || (replacement.is_some() && !found);
-        valid.push(row_valid);
-        if row_valid && (row_types.is_some() || !map.is_valid(row)) {
-            new_types.append_value(&row_out_types);
-        } else {
-            new_types.append_null();
-        }
-        let len = i32::try_from(take.len()).map_err(|_| {
-            ColumnError::InvalidArgument("the attributes would exceed 2 GiB".to_string())
-        })?;
-        new_offsets.push(len);
+        None => write_attributes(batch, set, &[key], Vec::new()),
     }
-
-    let take = UInt32Array::from(take);
-    let entry =
-        |old: &ArrayRef, added_part: ArrayRef, to: &DataType| -> Result<ArrayRef, ColumnError> {
-            let added_part = cast_into(&added_part, name, to)?;
-            let all = arrow::compute::concat(&[old.as_ref(), added_part.as_ref()])
-                .map_err(|e| ColumnError::InvalidArgument(format!("column `{name}`: {e}")))?;
-            arrow::compute::take(&all, &take, None)
-                .map_err(|e| ColumnError::InvalidArgument(format!("column `{name}`: {e}")))
-        };
-    let keys_array = entry(
-        old_keys,
-        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-            key,
-            added as usize,
-        ))),
-        fields[0].data_type(),
-    )?;
-    let values_array = entry(
-        old_values,
-        Arc::new(replacements.finish()),
-        fields[1].data_type(),
-    )?;
-    let entries = StructArray::try_new(fields.clone(), vec![keys_array, values_array], None)
-        .map_err(|e| ColumnError::InvalidArgument(format!("column `{name}`: {e}")))?;
-    let nulls = if valid.iter().all(|v| *v) {
-        None
-    } else {
-        Some(NullBuffer::from(valid))
-    };
-    let new_map = MapArray::try_new(
-        entries_field.clone(),
-        OffsetBuffer::new(new_offsets.into()),
-        entries,
-        nulls,
-        *sorted,
-    )
-    .map_err(|e| ColumnError::InvalidArgument(format!("column `{name}`: {e}")))?;
-    let mut out = replace_column(batch, index, Arc::new(new_map))?;
-    if let Some(types_index) = types_index {
-        let types_array: ArrayRef = Arc::new(new_types.finish());
-        let to = batch.schema_ref().field(types_index).data_type().clone();
-        let types_array = cast_into(&types_array, &types_name, &to)?;
-        out = replace_column(&out, types_index, types_array)?;
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -923,6 +766,5 @@ mod tests {
             text.contains(r#"{"key":"n","value":{"intValue":"7"}}"#),
             "{text}"
         );
-        assert_eq!(type_tokens("s#3ia"), ["s#3", "i", "a"]);
     }
 }

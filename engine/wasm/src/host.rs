@@ -13,6 +13,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use weir_core::Signal;
 use weir_core::convert;
 
+use crate::attributes::{self, AttributeColumn};
 use crate::columns::{self, AttributeSet, ColumnError};
 use crate::hold::{Hold, HoldError, HoldTotals};
 
@@ -311,6 +312,21 @@ impl batch::HostBatch for HostState {
         columns::read_attribute(&self.batch(&handle)?.data, set_of(set), &key).map_err(wit_error)
     }
 
+    fn read_attribute_column(
+        &mut self,
+        handle: Resource<BatchRes>,
+        set: WitAttributeSet,
+        key: String,
+    ) -> Result<batch::AttributeColumn, WitError> {
+        let column =
+            attributes::read_attribute_column(&self.batch(&handle)?.data, set_of(set), &key)
+                .map_err(wit_error)?;
+        Ok(batch::AttributeColumn {
+            values: column.values,
+            rows: column.rows,
+        })
+    }
+
     fn write_strings(
         &mut self,
         handle: Resource<BatchRes>,
@@ -372,6 +388,28 @@ impl batch::HostBatch for HostState {
     ) -> Result<(), WitError> {
         self.write(&handle, |b| {
             columns::update_attribute(b, set_of(set), &key, None)
+        })
+    }
+
+    fn write_attributes(
+        &mut self,
+        handle: Resource<BatchRes>,
+        set: WitAttributeSet,
+        remove: Vec<String>,
+        writes: Vec<batch::AttributeWrite>,
+    ) -> Result<(), WitError> {
+        let writes = writes
+            .into_iter()
+            .map(|w| {
+                let column = AttributeColumn {
+                    values: w.column.values,
+                    rows: w.column.rows,
+                };
+                (w.key, column)
+            })
+            .collect();
+        self.write(&handle, |b| {
+            attributes::write_attributes(b, set_of(set), &remove, writes)
         })
     }
 

@@ -38,6 +38,7 @@
 //! even if the plugin ignores the refusal. In every case the instance is
 //! discarded and replaced, and the batch follows `on_error`.
 
+pub mod attributes;
 pub mod cache;
 pub mod columns;
 mod config;

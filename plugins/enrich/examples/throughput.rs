@@ -1,8 +1,8 @@
 //! Times the enrich logic natively: batches of 1,024 spans through
 //! `Enrich::enrich`, the work `process` does between reading the columns
 //! and writing them back. The batch stands in for the host: a read hands
-//! out a copy of the column (as the boundary copies it), a write is taken
-//! and dropped; the lookup tables are in-memory maps. What the host does
+//! out a copy of the column, each distinct value once (as the boundary
+//! copies it), a write is taken and dropped; the lookup tables are in-memory maps. What the host does
 //! (Arrow reads and writes, the table's match) comes on top.
 //!
 //! ```sh
@@ -25,7 +25,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use enrich::{Enrich, Plan, Rows, Tables};
-use weir_plugin::{AttributeSet, Error, Signal, Text};
+use weir_plugin::{AttributeColumn, AttributeSet, AttributeWrite, Error, Signal, Text};
 
 const ROWS: usize = 1024;
 
@@ -44,7 +44,7 @@ impl Tables for Maps {
 
 /// A batch of spans held as the columns the configs read.
 struct Columns {
-    attributes: HashMap<(u8, String), Vec<Option<String>>>,
+    attributes: HashMap<(u8, String), AttributeColumn>,
     names: Vec<Option<String>>,
     written: usize,
 }
@@ -64,12 +64,15 @@ impl Rows for Columns {
     fn num_rows(&self) -> usize {
         ROWS
     }
-    fn attribute(&self, set: AttributeSet, key: &str) -> Result<Vec<Option<String>>, Error> {
+    fn attribute(&self, set: AttributeSet, key: &str) -> Result<AttributeColumn, Error> {
         Ok(self
             .attributes
             .get(&(set_id(set), key.to_string()))
             .cloned()
-            .unwrap_or_else(|| vec![None; ROWS]))
+            .unwrap_or_else(|| AttributeColumn {
+                values: Vec::new(),
+                rows: vec![0; ROWS],
+            }))
     }
     fn text(&self, column: &str) -> Result<Text, Error> {
         match column {
@@ -77,23 +80,40 @@ impl Rows for Columns {
             other => Err(Error::NoSuchColumn(other.to_string())),
         }
     }
-    fn set_attribute(
+    fn write_attributes(
         &mut self,
         _set: AttributeSet,
-        _key: &str,
-        values: &[Option<String>],
+        _remove: &[String],
+        writes: &[AttributeWrite],
     ) -> Result<(), Error> {
-        self.written += black_box(values).len();
-        Ok(())
-    }
-    fn remove_attribute(&mut self, _set: AttributeSet, _key: &str) -> Result<(), Error> {
+        self.written += black_box(writes).len();
         Ok(())
     }
 }
 
+/// A column as Weir hands it out: each distinct value once.
+fn distinct(values: Vec<Option<String>>) -> AttributeColumn {
+    let mut column = AttributeColumn {
+        values: Vec::new(),
+        rows: Vec::new(),
+    };
+    let mut seen: HashMap<String, u32> = HashMap::new();
+    for value in values {
+        let at = match value {
+            Some(v) => *seen.entry(v.clone()).or_insert_with(|| {
+                column.values.push(v);
+                column.values.len() as u32
+            }),
+            None => 0,
+        };
+        column.rows.push(at);
+    }
+    column
+}
+
 fn batch() -> Columns {
     let mut attributes = HashMap::new();
-    let column = |f: &dyn Fn(usize) -> Option<String>| (0..ROWS).map(f).collect::<Vec<_>>();
+    let column = |f: &dyn Fn(usize) -> Option<String>| distinct((0..ROWS).map(f).collect());
     attributes.insert(
         (0, "service.name".to_string()),
         column(&|i| Some(format!("service-{}", (i / 128) * 97))),

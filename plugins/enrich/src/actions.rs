@@ -2,9 +2,9 @@
 //! `resource` processors: insert, update, upsert (with constant or
 //! templated values), delete and rename, on one attribute set.
 
-use weir_plugin::Error;
+use weir_plugin::{AttributeColumn, Error};
 
-use crate::frame::{Frame, Rows};
+use crate::frame::{Frame, Rows, View};
 use crate::refs::{Ref, Set, Signals};
 use crate::template::{Missing, Template};
 
@@ -74,13 +74,9 @@ impl ActionStep {
             ActionKind::Rename { to } => {
                 frame.load(&target)?;
                 let view = frame.view(&target);
-                let moved: Vec<(usize, String)> = (0..frame.len())
-                    .filter_map(|row| view.get(row).map(|v| (row, v.to_string())))
-                    .collect();
+                let moved = column_of(frame.len(), |row| view.get(row));
                 let to = frame.target(self.set, to);
-                for (row, value) in moved {
-                    frame.write(to, row, value);
-                }
+                frame.write(to, moved);
                 frame.delete(self.set, &self.key);
             }
             ActionKind::Write {
@@ -94,45 +90,88 @@ impl ActionStep {
                 for reference in value.refs() {
                     frame.load(reference)?;
                 }
-                let rendered: Vec<Option<String>> = match value.constant() {
-                    Some(text) => {
-                        let view = frame.view(&target);
-                        (0..frame.len())
-                            .map(|row| {
-                                mode.applies(view.get(row).is_some())
-                                    .then(|| text.to_string())
-                            })
-                            .collect()
-                    }
+                let view = frame.view(&target);
+                let applies = |row: usize| mode.applies(view.get(row).is_some());
+                let written = match value.constant() {
+                    Some(text) => AttributeColumn {
+                        values: vec![text.to_string()],
+                        rows: (0..frame.len())
+                            .map(|row| u32::from(applies(row)))
+                            .collect(),
+                    },
                     None => {
-                        let view = frame.view(&target);
-                        let refs: Vec<(&Ref, _)> =
+                        let refs: Vec<(&Ref, View<'_>)> =
                             value.refs().map(|r| (r, frame.view(r))).collect();
-                        (0..frame.len())
-                            .map(|row| {
-                                if !mode.applies(view.get(row).is_some()) {
-                                    return None;
+                        // Rows with the same values of the references get
+                        // the same text, rendered once: resource attributes
+                        // repeat row after row.
+                        let mut last: Option<(Vec<Option<&str>>, u32)> = None;
+                        let mut current: Vec<Option<&str>> = Vec::with_capacity(refs.len());
+                        let mut values = Vec::new();
+                        let mut rows = Vec::with_capacity(frame.len());
+                        for row in 0..frame.len() {
+                            if !applies(row) {
+                                rows.push(0);
+                                continue;
+                            }
+                            current.clear();
+                            current.extend(refs.iter().map(|(_, v)| v.get(row)));
+                            let id = match &last {
+                                Some((seen, id)) if *seen == current => *id,
+                                _ => {
+                                    let text = value.render(
+                                        |r| {
+                                            refs.iter()
+                                                .position(|(x, _)| *x == r)
+                                                .and_then(|i| current[i])
+                                        },
+                                        *missing,
+                                    );
+                                    let id = match text {
+                                        Some(text) => {
+                                            values.push(text);
+                                            u32::try_from(values.len()).unwrap_or(u32::MAX)
+                                        }
+                                        None => 0,
+                                    };
+                                    last = Some((current.clone(), id));
+                                    id
                                 }
-                                value.render(
-                                    |r| {
-                                        refs.iter()
-                                            .find(|(x, _)| *x == r)
-                                            .and_then(|(_, v)| v.get(row))
-                                    },
-                                    *missing,
-                                )
-                            })
-                            .collect()
+                            };
+                            rows.push(id);
+                        }
+                        AttributeColumn { values, rows }
                     }
                 };
                 let to = frame.target(self.set, &self.key);
-                for (row, v) in rendered.into_iter().enumerate() {
-                    if let Some(v) = v {
-                        frame.write(to, row, v);
-                    }
-                }
+                frame.write(to, written);
             }
         }
         Ok(())
     }
+}
+
+/// The column of `value(row)` for every row; consecutive rows of equal
+/// text share one value.
+fn column_of<'v>(rows: usize, value: impl Fn(usize) -> Option<&'v str>) -> AttributeColumn {
+    let mut column = AttributeColumn {
+        values: Vec::new(),
+        rows: Vec::with_capacity(rows),
+    };
+    let mut last: Option<&str> = None;
+    for row in 0..rows {
+        match value(row) {
+            Some(text) => {
+                if last != Some(text) {
+                    column.values.push(text.to_string());
+                    last = Some(text);
+                }
+                column
+                    .rows
+                    .push(u32::try_from(column.values.len()).unwrap_or(u32::MAX));
+            }
+            None => column.rows.push(0),
+        }
+    }
+    column
 }

@@ -1,12 +1,12 @@
 //! One batch as the steps see it: each attribute key and column read from
 //! the host at most once, the steps' writes kept here and seen by the
-//! steps after them, and each written key sent back once at the end
-//! ([`Frame::flush`]): one `remove-attribute` if the key was deleted, one
-//! `set-attribute` with every row written.
+//! steps after them, and every change sent back at the end
+//! ([`Frame::flush`]): one `write-attributes` per attribute set, with the
+//! keys deleted and each written key's values, each distinct value once.
 
 use std::collections::HashMap;
 
-use weir_plugin::{AttributeSet, Batch, Error, Signal, Text};
+use weir_plugin::{AttributeColumn, AttributeSet, AttributeWrite, Batch, Error, Signal, Text};
 
 use crate::refs::{Ref, Set};
 
@@ -17,19 +17,19 @@ pub trait Rows {
     fn signal(&self) -> Signal;
     /// The number of rows.
     fn num_rows(&self) -> usize;
-    /// Every row's value of attribute `key`.
-    fn attribute(&self, set: AttributeSet, key: &str) -> Result<Vec<Option<String>>, Error>;
+    /// Every row's value of attribute `key`, each distinct value once.
+    fn attribute(&self, set: AttributeSet, key: &str) -> Result<AttributeColumn, Error>;
     /// Every row's value of a column, as text.
     fn text(&self, column: &str) -> Result<Text, Error>;
-    /// Sets attribute `key` in the rows where `values` has a value.
-    fn set_attribute(
+    /// Removes the keys of `remove` from every row, then sets each write's
+    /// key in the rows its column gives a value for
+    /// ([`Batch::write_attributes`]).
+    fn write_attributes(
         &mut self,
         set: AttributeSet,
-        key: &str,
-        values: &[Option<String>],
+        remove: &[String],
+        writes: &[AttributeWrite],
     ) -> Result<(), Error>;
-    /// Removes attribute `key` from every row.
-    fn remove_attribute(&mut self, set: AttributeSet, key: &str) -> Result<(), Error>;
 }
 
 impl Rows for Batch<'_> {
@@ -39,22 +39,19 @@ impl Rows for Batch<'_> {
     fn num_rows(&self) -> usize {
         Batch::num_rows(self)
     }
-    fn attribute(&self, set: AttributeSet, key: &str) -> Result<Vec<Option<String>>, Error> {
-        Batch::attribute(self, set, key)
+    fn attribute(&self, set: AttributeSet, key: &str) -> Result<AttributeColumn, Error> {
+        Batch::attribute_column(self, set, key)
     }
     fn text(&self, column: &str) -> Result<Text, Error> {
         Batch::text(self, column)
     }
-    fn set_attribute(
+    fn write_attributes(
         &mut self,
         set: AttributeSet,
-        key: &str,
-        values: &[Option<String>],
+        remove: &[String],
+        writes: &[AttributeWrite],
     ) -> Result<(), Error> {
-        Batch::set_attribute(self, set, key, values)
-    }
-    fn remove_attribute(&mut self, set: AttributeSet, key: &str) -> Result<(), Error> {
-        Batch::remove_attribute(self, set, key)
+        Batch::write_attributes(self, set, remove, writes)
     }
 }
 
@@ -64,11 +61,33 @@ pub struct Attr {
     set: Set,
     key: String,
     /// The batch's values, once read (`None` until a step needs them).
-    base: Option<Vec<Option<String>>>,
+    base: Option<AttributeColumn>,
     /// Whether a step deleted the key (from every row).
     removed: bool,
-    /// The values steps wrote, per row; empty until the first write.
-    written: Vec<Option<String>>,
+    /// The values steps wrote (row entry 0: not written); `None` until
+    /// the first write.
+    written: Option<AttributeColumn>,
+}
+
+impl Attr {
+    /// A number for the value of `row`, the same for rows whose value
+    /// comes from the same entry of the read or written values.
+    fn code(&self, row: usize) -> Option<usize> {
+        let read = self.base.as_ref().map_or(0, |b| b.values.len());
+        if let Some(w) = &self.written
+            && let Some(&at) = w.rows.get(row)
+            && at != 0
+        {
+            return Some(read + at as usize);
+        }
+        if self.removed {
+            return None;
+        }
+        match self.base.as_ref()?.rows.get(row) {
+            Some(&at) if at != 0 => Some(at as usize),
+            _ => None,
+        }
+    }
 }
 
 /// A key column's distinct values: what to look up once each.
@@ -96,13 +115,13 @@ impl<'f> View<'f> {
         match self {
             View::Attr(attr) => {
                 let attr = attr?;
-                if let Some(Some(v)) = attr.written.get(row) {
+                if let Some(v) = attr.written.as_ref().and_then(|w| w.get(row)) {
                     return Some(v);
                 }
                 if attr.removed {
                     return None;
                 }
-                attr.base.as_ref()?.get(row)?.as_deref()
+                attr.base.as_ref()?.get(row)
             }
             View::Column(text) => text?.get(row),
         }
@@ -167,7 +186,7 @@ impl<'a, R: Rows + ?Sized> Frame<'a, R> {
             key: key.to_string(),
             base: None,
             removed: false,
-            written: Vec::new(),
+            written: None,
         });
         self.attrs.len() - 1
     }
@@ -224,13 +243,26 @@ impl<'a, R: Rows + ?Sized> Frame<'a, R> {
         };
         let view = self.view(reference);
         let mut seen: HashMap<&str, u32> = HashMap::new();
+        // An attribute's rows that share an entry of its values share a
+        // key: found by the entry's number, without hashing the text.
+        let mut by_code: Vec<u32> = Vec::new();
         let mut last: Option<(&str, u32)> = None;
         for row in 0..self.len {
             let Some(value) = view.get(row) else {
                 keys.rows.push(None);
                 continue;
             };
-            // Resource attributes repeat row after row: skip the hash.
+            let code = match view {
+                View::Attr(Some(attr)) => attr.code(row),
+                _ => None,
+            };
+            if let Some(&known) = code.and_then(|c| by_code.get(c))
+                && known != 0
+            {
+                keys.rows.push(Some(known - 1));
+                continue;
+            }
+            // Column values repeat row after row: skip the hash.
             let index = match last {
                 Some((v, i)) if v == value => i,
                 _ => *seen.entry(value).or_insert_with(|| {
@@ -239,19 +271,33 @@ impl<'a, R: Rows + ?Sized> Frame<'a, R> {
                 }),
             };
             last = Some((value, index));
+            if let Some(c) = code {
+                if by_code.len() <= c {
+                    by_code.resize(c + 1, 0);
+                }
+                by_code[c] = index + 1;
+            }
             keys.rows.push(Some(index));
         }
         Ok(keys)
     }
 
-    /// Sets attribute `target` to `value` in `row`.
-    pub fn write(&mut self, target: Target, row: usize, value: String) {
+    /// Writes `column` to attribute `target`: each row whose entry is not
+    /// 0 gets its value, over what an earlier step wrote there.
+    pub fn write(&mut self, target: Target, column: AttributeColumn) {
         let len = self.len;
         let attr = &mut self.attrs[target.0];
-        if attr.written.is_empty() {
-            attr.written = vec![None; len];
+        let written = attr.written.get_or_insert_with(|| AttributeColumn {
+            values: Vec::new(),
+            rows: vec![0; len],
+        });
+        let offset = u32::try_from(written.values.len()).unwrap_or(u32::MAX);
+        written.values.extend(column.values);
+        for (row, &at) in column.rows.iter().enumerate().take(len) {
+            if at != 0 {
+                written.rows[row] = offset.saturating_add(at);
+            }
         }
-        attr.written[row] = Some(value);
     }
 
     /// Deletes attribute `key` of `set` from every row (values written
@@ -261,21 +307,66 @@ impl<'a, R: Rows + ?Sized> Frame<'a, R> {
         let attr = &mut self.attrs[i];
         attr.removed = true;
         attr.base = None;
-        attr.written.clear();
+        attr.written = None;
     }
 
-    /// Sends every change to the batch: per key, one removal if it was
-    /// deleted, then one write of every row written.
+    /// Sends every change to the batch: one `write-attributes` per
+    /// attribute set, with the keys deleted and, for each key written,
+    /// the values some row has.
     pub fn flush(self) -> Result<(), Error> {
+        let mut sets: Vec<(Set, Vec<String>, Vec<AttributeWrite>)> = Vec::new();
         for attr in self.attrs {
+            let written = attr.written.and_then(used);
+            if !attr.removed && written.is_none() {
+                continue;
+            }
+            let at = match sets.iter().position(|(s, _, _)| *s == attr.set) {
+                Some(at) => at,
+                None => {
+                    sets.push((attr.set, Vec::new(), Vec::new()));
+                    sets.len() - 1
+                }
+            };
             if attr.removed {
-                self.rows.remove_attribute(attr.set.wit(), &attr.key)?;
+                sets[at].1.push(attr.key.clone());
             }
-            if attr.written.iter().any(Option::is_some) {
-                self.rows
-                    .set_attribute(attr.set.wit(), &attr.key, &attr.written)?;
+            if let Some(column) = written {
+                sets[at].2.push(AttributeWrite {
+                    key: attr.key,
+                    column,
+                });
             }
+        }
+        for (set, remove, writes) in sets {
+            self.rows.write_attributes(set.wit(), &remove, &writes)?;
         }
         Ok(())
     }
+}
+
+/// `column` with only the values some row has (a later step may have
+/// written over an earlier one's), `None` if no row has one.
+fn used(mut column: AttributeColumn) -> Option<AttributeColumn> {
+    let mut new_at = vec![0u32; column.values.len() + 1];
+    for &at in &column.rows {
+        new_at[at as usize] = 1;
+    }
+    new_at[0] = 0;
+    let mut kept = 0u32;
+    let mut values = Vec::new();
+    for (i, value) in std::mem::take(&mut column.values).into_iter().enumerate() {
+        if new_at[i + 1] != 0 {
+            kept += 1;
+            new_at[i + 1] = kept;
+            values.push(value);
+        }
+    }
+    if kept == 0 {
+        return None;
+    }
+    for at in &mut column.rows {
+        *at = new_at[*at as usize];
+    }
+    column.values = values;
+    Some(column)
 }

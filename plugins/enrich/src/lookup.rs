@@ -3,8 +3,10 @@
 //! once, and each target attribute written once per batch (through the
 //! [`Frame`]).
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
-use weir_plugin::Error;
+use weir_plugin::{AttributeColumn, Error};
 
 use crate::actions::WriteMode;
 use crate::frame::{Frame, Rows};
@@ -82,12 +84,27 @@ impl LookupStep {
                 found.len()
             )));
         }
-        // One column of values per target attribute, one entry per
-        // distinct key.
+        // Each value found once (many keys share a row of the table: the
+        // addresses of one network), parsed once.
+        let mut which: Vec<Option<usize>> = Vec::with_capacity(found.len());
+        let mut raw: Vec<&str> = Vec::new();
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for value in &found {
+            which.push(value.as_deref().map(|v| {
+                *seen.entry(v).or_insert_with(|| {
+                    raw.push(v);
+                    raw.len() - 1
+                })
+            }));
+        }
+        // One cell per distinct value found, per target attribute.
         let targets: Vec<(String, Vec<Option<String>>)> = match &self.output {
-            Output::Whole(attribute) => vec![(attribute.clone(), found.clone())],
+            Output::Whole(attribute) => vec![(
+                attribute.clone(),
+                raw.iter().map(|v| Some(v.to_string())).collect(),
+            )],
             Output::Columns(columns) => {
-                let objects = objects(&found);
+                let objects = objects(&raw);
                 columns
                     .iter()
                     .map(|(column, attribute)| {
@@ -100,7 +117,7 @@ impl LookupStep {
                     .collect()
             }
             Output::All { prefix } => {
-                let objects = objects(&found);
+                let objects = objects(&raw);
                 let mut names: Vec<&str> = Vec::new();
                 for object in objects.iter().flatten() {
                     for name in object.keys() {
@@ -121,35 +138,43 @@ impl LookupStep {
                     .collect()
             }
         };
-        for (attribute, values) in targets {
+        for (attribute, cells) in targets {
             let target = Ref::Attribute(self.set, attribute);
             if self.mode != WriteMode::Upsert {
                 frame.load(&target)?;
             }
-            let present: Vec<bool> = match self.mode {
-                WriteMode::Upsert => Vec::new(),
-                _ => {
-                    let view = frame.view(&target);
-                    (0..frame.len())
-                        .map(|row| view.get(row).is_some())
-                        .collect()
-                }
-            };
+            // Each cell's number in the written values (0: none).
+            let mut values = Vec::new();
+            let ids: Vec<u32> = cells
+                .into_iter()
+                .map(|cell| match cell {
+                    Some(v) => {
+                        values.push(v);
+                        u32::try_from(values.len()).unwrap_or(u32::MAX)
+                    }
+                    None => 0,
+                })
+                .collect();
+            let view = frame.view(&target);
+            let rows: Vec<u32> = keys
+                .rows
+                .iter()
+                .enumerate()
+                .map(|(row, key)| {
+                    let id = key
+                        .and_then(|k| which[k as usize])
+                        .map_or(0, |value| ids[value]);
+                    let writes = id != 0
+                        && (self.mode == WriteMode::Upsert
+                            || self.mode.applies(view.get(row).is_some()));
+                    if writes { id } else { 0 }
+                })
+                .collect();
             let Ref::Attribute(_, attribute) = &target else {
                 continue;
             };
             let to = frame.target(self.set, attribute);
-            for (row, key) in keys.rows.iter().enumerate() {
-                let Some(Some(value)) = key.map(|k| &values[k as usize]) else {
-                    continue;
-                };
-                if self
-                    .mode
-                    .applies(present.get(row).copied().unwrap_or(false))
-                {
-                    frame.write(to, row, value.clone());
-                }
-            }
+            frame.write(to, AttributeColumn { values, rows });
         }
         let mut outcome = Outcome::default();
         for key in keys.rows.iter().flatten() {
@@ -162,11 +187,8 @@ impl LookupStep {
     }
 }
 
-/// Each value found parsed as an object of columns, once; `None` where
-/// nothing was found or the value is not an object.
-fn objects(found: &[Option<String>]) -> Vec<Option<Map<String, Value>>> {
-    found
-        .iter()
-        .map(|v| v.as_deref().and_then(|v| serde_json::from_str(v).ok()))
-        .collect()
+/// Each value found parsed as an object of columns; `None` where the
+/// value is not an object.
+fn objects(found: &[&str]) -> Vec<Option<Map<String, Value>>> {
+    found.iter().map(|v| serde_json::from_str(v).ok()).collect()
 }

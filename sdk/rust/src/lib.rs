@@ -93,6 +93,7 @@ pub use hold::Held;
 
 pub use text::Text;
 
+pub use bindings::weir::plugin::batch::{AttributeColumn, AttributeWrite};
 pub use bindings::weir::plugin::types::{AttributeSet, Error, Signal};
 
 use bindings::weir::plugin::batch::Batch as WitBatch;
@@ -132,6 +133,43 @@ pub trait Plugin: Sized + 'static {
     fn tick(&mut self, now: u64) -> Result<(), Error> {
         let _ = now;
         Ok(())
+    }
+}
+
+impl AttributeColumn {
+    /// The column of one value (or none) per row.
+    pub fn from_options(values: Vec<Option<String>>) -> Self {
+        let mut column = AttributeColumn {
+            values: Vec::new(),
+            rows: Vec::with_capacity(values.len()),
+        };
+        for value in values {
+            match value {
+                Some(v) => {
+                    column.values.push(v);
+                    column
+                        .rows
+                        .push(u32::try_from(column.values.len()).unwrap_or(u32::MAX));
+                }
+                None => column.rows.push(0),
+            }
+        }
+        column
+    }
+
+    /// The value of `row`, `None` where it has none (or `row` is past the
+    /// rows, or its index past the values).
+    pub fn get(&self, row: usize) -> Option<&str> {
+        let at = *self.rows.get(row)?;
+        let at = usize::try_from(at).ok()?.checked_sub(1)?;
+        self.values.get(at).map(String::as_str)
+    }
+
+    /// The value of every row.
+    pub fn to_options(&self) -> Vec<Option<String>> {
+        (0..self.rows.len())
+            .map(|row| self.get(row).map(str::to_owned))
+            .collect()
     }
 }
 
@@ -233,6 +271,34 @@ impl<'a> Batch<'a> {
         }
     }
 
+    /// The value of attribute `key` in every row, each distinct value
+    /// once ([`AttributeColumn::get`] gives a row's): the cheap read for
+    /// values that repeat from row to row, such as resource attributes.
+    pub fn attribute_column(&self, set: AttributeSet, key: &str) -> Result<AttributeColumn, Error> {
+        match &self.inner {
+            Inner::Wit(b) => b.read_attribute_column(set, key),
+            Inner::Native(t) => t.read_attribute_column(set, key),
+        }
+    }
+
+    /// Changes several attributes of `set` in one pass over the batch:
+    /// every key of `remove` leaves every row, then each write sets its
+    /// key in the rows its column gives a value for (as
+    /// [`Batch::set_attribute`] does). One call per attribute set is the
+    /// cheap way to write many keys: a call per key rebuilds the set once
+    /// per key. Nothing is changed if any write is refused.
+    pub fn write_attributes(
+        &mut self,
+        set: AttributeSet,
+        remove: &[String],
+        writes: &[AttributeWrite],
+    ) -> Result<(), Error> {
+        match &mut self.inner {
+            Inner::Wit(b) => b.write_attributes(set, remove, writes),
+            Inner::Native(t) => t.write_attributes(set, remove, writes),
+        }
+    }
+
     /// Replaces a text column, one value per row.
     pub fn set_strings(&mut self, column: &str, values: &[Option<String>]) -> Result<(), Error> {
         match &mut self.inner {
@@ -290,8 +356,14 @@ impl<'a> Batch<'a> {
         key: &str,
         value: &str,
     ) -> Result<(), Error> {
-        let values = vec![Some(value.to_string()); self.num_rows()];
-        self.set_attribute(set, key, &values)
+        let write = AttributeWrite {
+            key: key.to_string(),
+            column: AttributeColumn {
+                values: vec![value.to_string()],
+                rows: vec![1; self.num_rows()],
+            },
+        };
+        self.write_attributes(set, &[], &[write])
     }
 
     /// Removes attribute `key` from every row.

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use crate::{AttributeSet, Error, Held, Signal};
+use crate::{AttributeColumn, AttributeSet, AttributeWrite, Error, Held, Signal};
 
 /// One column of a [`Table`].
 #[derive(Debug, Clone, PartialEq)]
@@ -188,6 +188,30 @@ impl Table {
         }
     }
 
+    /// As Weir gives it: each distinct value once.
+    pub(crate) fn read_attribute_column(
+        &self,
+        set: AttributeSet,
+        key: &str,
+    ) -> Result<AttributeColumn, Error> {
+        let mut column = AttributeColumn {
+            values: Vec::new(),
+            rows: Vec::new(),
+        };
+        let mut seen: HashMap<String, u32> = HashMap::new();
+        for value in self.read_attribute(set, key)? {
+            let at = match value {
+                Some(v) => *seen.entry(v.clone()).or_insert_with(|| {
+                    column.values.push(v);
+                    u32::try_from(column.values.len()).unwrap_or(u32::MAX)
+                }),
+                None => 0,
+            };
+            column.rows.push(at);
+        }
+        Ok(column)
+    }
+
     pub(crate) fn write_strings(
         &mut self,
         name: &str,
@@ -266,6 +290,48 @@ impl Table {
                 }
                 None => entries.push((key.to_string(), value.clone())),
             }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn write_attributes(
+        &mut self,
+        set: AttributeSet,
+        remove: &[String],
+        writes: &[AttributeWrite],
+    ) -> Result<(), Error> {
+        // Checked whole first: a refused call changes nothing, as in Weir.
+        self.attributes_mut(set)?;
+        if remove
+            .iter()
+            .chain(writes.iter().map(|w| &w.key))
+            .any(String::is_empty)
+        {
+            return Err(Error::InvalidArgument(
+                "an attribute key cannot be empty".to_string(),
+            ));
+        }
+        for (n, write) in writes.iter().enumerate() {
+            if writes[..n].iter().any(|w| w.key == write.key) {
+                return Err(Error::InvalidArgument(format!(
+                    "attribute `{}` is written twice in one call; give it once",
+                    write.key
+                )));
+            }
+            self.check_len(write.column.rows.len())?;
+            let count = write.column.values.len();
+            if let Some(bad) = write.column.rows.iter().find(|&&i| i as usize > count) {
+                return Err(Error::InvalidArgument(format!(
+                    "attribute `{}`: row index {bad} is past the {count} values given",
+                    write.key
+                )));
+            }
+        }
+        for key in remove {
+            self.remove_attribute(set, key)?;
+        }
+        for write in writes {
+            self.set_attribute(set, &write.key, &write.column.to_options())?;
         }
         Ok(())
     }

@@ -160,7 +160,7 @@ fn one_lookup_and_one_write_per_batch() {
             ]
         )]
     );
-    assert_eq!(s.calls, ["set resource.owner", "set resource.team"]);
+    assert_eq!(s.calls, ["resource: remove [], set [owner, team]"]);
     let misses = (0..1024).filter(|i| i % 6 == 3).count() as u64;
     assert_eq!(outcomes[0].hits + outcomes[0].misses, 1024);
     assert_eq!(outcomes[0].misses, misses);

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 use weir_plugin::harness::{self, Column, Output};
-use weir_plugin::{AttributeSet, Error, Plugin, Signal, Text};
+use weir_plugin::{AttributeColumn, AttributeSet, AttributeWrite, Error, Plugin, Signal, Text};
 
 use crate::{Enrich, Plan, Tables};
 
@@ -233,9 +233,27 @@ impl crate::Rows for Rows {
         self.rows.len()
     }
 
-    fn attribute(&self, set: AttributeSet, key: &str) -> Result<Vec<Option<String>>, Error> {
-        // Reads are not recorded: `calls` is about what is written.
-        Ok(self.values(set, key))
+    fn attribute(&self, set: AttributeSet, key: &str) -> Result<AttributeColumn, Error> {
+        // Reads are not recorded: `calls` is about what is written. Each
+        // distinct value once, as Weir gives them.
+        let mut column = AttributeColumn {
+            values: Vec::new(),
+            rows: Vec::new(),
+        };
+        for value in self.values(set, key) {
+            let at = match value {
+                Some(v) => match column.values.iter().position(|x| *x == v) {
+                    Some(i) => i + 1,
+                    None => {
+                        column.values.push(v);
+                        column.values.len()
+                    }
+                },
+                None => 0,
+            };
+            column.rows.push(at as u32);
+        }
+        Ok(column)
     }
 
     fn text(&self, column: &str) -> Result<Text, Error> {
@@ -254,29 +272,38 @@ impl crate::Rows for Rows {
             .collect())
     }
 
-    fn set_attribute(
+    fn write_attributes(
         &mut self,
         set: AttributeSet,
-        key: &str,
-        values: &[Option<String>],
+        remove: &[String],
+        writes: &[AttributeWrite],
     ) -> Result<(), Error> {
-        assert_eq!(values.len(), self.rows.len(), "one value per row");
-        self.calls.push(format!("set {}.{key}", set_name(set)));
-        for (row, value) in self.rows.iter_mut().zip(values) {
-            let Some(value) = value else { continue };
-            let entries = row.set_mut(set);
-            match entries.iter_mut().find(|(k, _)| k == key) {
-                Some(entry) => entry.1 = value.clone(),
-                None => entries.push((key.to_string(), value.clone())),
-            }
-        }
-        Ok(())
-    }
-
-    fn remove_attribute(&mut self, set: AttributeSet, key: &str) -> Result<(), Error> {
-        self.calls.push(format!("remove {}.{key}", set_name(set)));
+        let keys: Vec<&str> = writes.iter().map(|w| w.key.as_str()).collect();
+        self.calls.push(format!(
+            "{}: remove [{}], set [{}]",
+            set_name(set),
+            remove.join(", "),
+            keys.join(", ")
+        ));
         for row in &mut self.rows {
-            row.set_mut(set).retain(|(k, _)| k != key);
+            row.set_mut(set).retain(|(k, _)| !remove.contains(k));
+        }
+        for write in writes {
+            assert_eq!(
+                write.column.rows.len(),
+                self.rows.len(),
+                "one entry per row"
+            );
+            for (i, row) in self.rows.iter_mut().enumerate() {
+                let Some(value) = write.column.get(i) else {
+                    continue;
+                };
+                let entries = row.set_mut(set);
+                match entries.iter_mut().find(|(k, _)| *k == write.key) {
+                    Some(entry) => entry.1 = value.to_string(),
+                    None => entries.push((write.key.clone(), value.to_string())),
+                }
+            }
         }
         Ok(())
     }
