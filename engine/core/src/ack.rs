@@ -15,6 +15,11 @@
 //! * A holder that could not do its part calls [`Ack::fail`] or
 //!   [`Ack::reject`]; the worst outcome wins
 //!   (retryable failure > permanent rejection > delivered).
+//! * A holder that keeps only part of a batch, refusing some records for
+//!   good (the store refuses rows outside the time range a table accepts),
+//!   says so with [`Ack::refuse`] before its verdict: the source hears the
+//!   count and the first reason beside the outcome ([`AckWaiter::settled`]),
+//!   and an OTLP source answers them as `partial_success`.
 //! * A clone dropped without a verdict counts as a retryable failure: a task
 //!   aborted at shutdown, a batch still queued in a channel when the
 //!   pipeline is torn down, a code path that forgot. A client is never told
@@ -71,14 +76,39 @@ impl AckStatus {
     }
 }
 
+/// Records of a batch that holders refused one by one while they kept the
+/// rest ([`Ack::refuse`]): an OTLP source reports them as
+/// `partial_success`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Refused {
+    /// How many records, summed over the holders that refused some.
+    pub records: u64,
+    /// Why the first of them was refused.
+    pub reason: Option<String>,
+}
+
+/// What a source hears once every holder of its [`Ack`] is done: the
+/// outcome, and the records refused one by one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    /// The worst verdict.
+    pub status: AckStatus,
+    /// The records refused one by one (only meaningful when `status` is
+    /// [`AckStatus::Delivered`]: otherwise the whole batch is retried or
+    /// refused).
+    pub refused: Refused,
+}
+
 struct Shared {
     /// The worst verdict given explicitly (or by a panic).
     status: Mutex<AckStatus>,
+    /// Records refused one by one by holders that kept the rest.
+    refused: Mutex<Refused>,
     /// Whether some clone was dropped without a verdict. Kept apart so that
     /// an explicit failure's reason (which says what went wrong) wins over
     /// this one, which only says that a holder vanished.
     dropped: AtomicBool,
-    tx: Mutex<Option<oneshot::Sender<AckStatus>>>,
+    tx: Mutex<Option<oneshot::Sender<Settled>>>,
 }
 
 impl Shared {
@@ -98,9 +128,10 @@ impl Drop for Shared {
         if *self.dropped.get_mut() {
             status = status.worst(AckStatus::Failed(DROPPED_WITHOUT_VERDICT.into()));
         }
+        let refused = std::mem::take(self.refused.get_mut().unwrap_or_else(|e| e.into_inner()));
         if let Some(tx) = self.tx.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
             // The waiter may have gone (client disconnected): nothing to tell.
-            let _ = tx.send(status);
+            let _ = tx.send(Settled { status, refused });
         }
     }
 }
@@ -122,6 +153,7 @@ impl Ack {
         let (tx, rx) = oneshot::channel();
         let shared = Arc::new(Shared {
             status: Mutex::new(AckStatus::Delivered),
+            refused: Mutex::new(Refused::default()),
             dropped: AtomicBool::new(false),
             tx: Mutex::new(Some(tx)),
         });
@@ -156,6 +188,20 @@ impl Ack {
         if let Some(shared) = self.shared.take() {
             shared.record(AckStatus::Failed(reason.into()));
         }
+    }
+
+    /// Record that this holder refused `records` records of the batch for
+    /// good, and why, while it keeps the rest (it still gives its verdict
+    /// afterwards). The counts of every holder add up; the first reason is
+    /// kept. Nothing happens for zero records or an untracked
+    /// acknowledgement.
+    pub fn refuse(&self, records: u64, reason: impl Into<String>) {
+        let Some(shared) = self.shared.as_ref().filter(|_| records > 0) else {
+            return;
+        };
+        let mut refused = shared.refused.lock().unwrap_or_else(|e| e.into_inner());
+        refused.records = refused.records.saturating_add(records);
+        refused.reason.get_or_insert_with(|| reason.into());
     }
 
     /// Record that this holder refuses the data for good (it is malformed
@@ -196,10 +242,27 @@ impl std::fmt::Debug for Ack {
 }
 
 /// Resolves to the combined [`AckStatus`] once every clone of its [`Ack`]
-/// has been given a verdict (or dropped).
+/// has been given a verdict (or dropped); [`AckWaiter::settled`] adds the
+/// records refused one by one.
 #[derive(Debug)]
 pub struct AckWaiter {
-    rx: oneshot::Receiver<AckStatus>,
+    rx: oneshot::Receiver<Settled>,
+}
+
+impl AckWaiter {
+    /// The combined outcome and the records holders refused one by one
+    /// ([`Ack::refuse`]), once every clone has its verdict.
+    pub async fn settled(self) -> Settled {
+        self.rx.await.unwrap_or_else(|_| lost())
+    }
+}
+
+/// What a waiter hears when the acknowledgement vanished without a word.
+fn lost() -> Settled {
+    Settled {
+        status: AckStatus::Failed("acknowledgement was lost".into()),
+        refused: Refused::default(),
+    }
 }
 
 impl Future for AckWaiter {
@@ -208,7 +271,7 @@ impl Future for AckWaiter {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<AckStatus> {
         Pin::new(&mut self.rx)
             .poll(cx)
-            .map(|r| r.unwrap_or_else(|_| AckStatus::Failed("acknowledgement was lost".into())))
+            .map(|r| r.unwrap_or_else(|_| lost()).status)
     }
 }
 
@@ -309,6 +372,40 @@ mod tests {
         assert!(r.is_err());
         ack.deliver();
         assert_eq!(waiter.await, AckStatus::Failed(PANICKED.into()));
+    }
+
+    /// Guarantees: records refused one by one by several holders add up,
+    /// the first reason is kept, and the outcome stays the worst verdict;
+    /// zero records and untracked acknowledgements record nothing.
+    #[tokio::test]
+    async fn refused_records_add_up_beside_the_verdict() {
+        let (ack, waiter) = Ack::new();
+        let other = ack.clone();
+        ack.refuse(2, "too old");
+        other.refuse(3, "too new");
+        other.refuse(0, "nothing");
+        ack.deliver();
+        other.deliver();
+        assert_eq!(
+            waiter.settled().await,
+            Settled {
+                status: AckStatus::Delivered,
+                refused: Refused {
+                    records: 5,
+                    reason: Some("too old".into()),
+                },
+            }
+        );
+
+        let (ack, waiter) = Ack::new();
+        ack.refuse(0, "nothing");
+        ack.clone().fail("disk full");
+        ack.deliver();
+        let settled = waiter.settled().await;
+        assert_eq!(settled.status, AckStatus::Failed("disk full".into()));
+        assert_eq!(settled.refused, Refused::default());
+
+        Ack::none().refuse(7, "ignored");
     }
 
     fn futures_poll_once(w: &mut AckWaiter) -> Option<AckStatus> {

@@ -36,7 +36,7 @@ pub mod schema;
 pub mod shutdown;
 pub mod signal;
 
-pub use ack::{Ack, AckStatus, AckWaiter};
+pub use ack::{Ack, AckStatus, AckWaiter, Refused, Settled};
 pub use batch::Batch;
 pub use component::{
     Built, Edge, Input, Output, Processor, SendError, Sink, SinkContext, Source, SourceContext,

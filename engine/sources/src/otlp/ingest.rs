@@ -12,7 +12,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::debug;
 use weir_core::convert::{self, ConvertError, Converted};
-use weir_core::{Ack, AckStatus, Batch, Output, SendError, Signal};
+use weir_core::{Ack, AckStatus, Batch, Output, Refused, SendError, Settled, Signal};
 
 /// An OTLP export request of one signal.
 pub(crate) trait ExportRequest: prost::Message + Default + Send + 'static {
@@ -58,12 +58,14 @@ impl ExportRequest for ExportMetricsServiceRequest {
 /// answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Accepted and acknowledged by every sink; `rejected` records (with the
-    /// first reason) were refused individually (OTLP `partial_success`).
+    /// Accepted and acknowledged by every sink; `rejected` records were
+    /// refused individually, by the conversion or by a sink (OTLP
+    /// `partial_success`).
     Accepted {
         /// Records refused individually.
         rejected: u64,
-        /// Why the first one was refused.
+        /// Why: the conversion's first reason and the sinks' first, joined
+        /// by `; `.
         message: Option<String>,
     },
     /// The request is malformed (400 / INVALID_ARGUMENT); do not retry.
@@ -117,7 +119,8 @@ impl Ingest {
     }
 
     /// Converts `request` to rows, sends them into the pipeline, and waits
-    /// until every sink has acknowledged them.
+    /// until every sink has acknowledged them; records the conversion or a
+    /// sink refused one by one are answered as `partial_success`.
     pub(crate) async fn ingest<R: ExportRequest>(
         &self,
         protocol: &'static str,
@@ -173,16 +176,46 @@ impl Ingest {
                 return Outcome::Unavailable("Weir is shutting down; retry".into());
             }
         }
-        match tokio::time::timeout(self.ack_timeout, waiter).await {
-            Ok(AckStatus::Delivered) => accepted,
-            Ok(AckStatus::Failed(reason)) => {
-                Outcome::Unavailable(format!("the data could not be stored: {reason}; retry"))
+        match tokio::time::timeout(self.ack_timeout, waiter.settled()).await {
+            Ok(Settled {
+                status: AckStatus::Delivered,
+                refused,
+            }) => {
+                let refused = Refused {
+                    // A record fanned out to several sinks may be refused
+                    // by each: never count more than were sent.
+                    records: refused.records.min(rows),
+                    ..refused
+                };
+                if refused.records > 0 {
+                    metrics::rejected_records(&self.name, signal).increment(refused.records);
+                }
+                Outcome::Accepted {
+                    rejected: converted.rejected.saturating_add(refused.records),
+                    message: join_reasons(converted.rejection, refused.reason),
+                }
             }
-            Ok(AckStatus::Rejected(reason)) => Outcome::Invalid(reason),
+            Ok(Settled {
+                status: AckStatus::Failed(reason),
+                ..
+            }) => Outcome::Unavailable(format!("the data could not be stored: {reason}; retry")),
+            Ok(Settled {
+                status: AckStatus::Rejected(reason),
+                ..
+            }) => Outcome::Invalid(reason),
             Err(_) => Outcome::Unavailable(format!(
                 "sinks did not acknowledge within {}s; retry (the data may arrive twice)",
                 self.ack_timeout.as_secs_f64()
             )),
         }
+    }
+}
+
+/// The reasons of the records the conversion refused and of those the
+/// sinks refused, for `partial_success`'s one message.
+fn join_reasons(converted: Option<String>, sinks: Option<String>) -> Option<String> {
+    match (converted, sinks) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
     }
 }
