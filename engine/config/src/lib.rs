@@ -161,8 +161,8 @@ pub use rule_tests::{
 };
 pub use secret::{Secret, Sensitive};
 pub use settings::{
-    ApiConfig, FlightConfig, FsyncPolicy, PostgresConfig, QueryAuthConfig, QueryConfig, QueryUser,
-    RetentionConfig, RuntimeConfig, ServerTlsConfig, StoreConfig,
+    ApiConfig, FlightConfig, FsyncPolicy, MaxFutureConfig, PostgresConfig, QueryAuthConfig,
+    QueryConfig, QueryUser, RetentionConfig, RuntimeConfig, ServerTlsConfig, StoreConfig,
 };
 
 use diagnostic::Report;

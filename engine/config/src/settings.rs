@@ -150,9 +150,16 @@ pub struct StoreConfig {
     )]
     pub compaction_target_size: u64,
     /// How long each table keeps data, by event time; whole hourly
-    /// partitions older than this are deleted.
+    /// partitions older than this are deleted. A record already older than
+    /// its table's retention when it arrives is not stored: it is refused
+    /// and reported to the sender (OTLP `partial_success`).
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// How far past now each table accepts event times; a record further
+    /// in the future is not stored: it is refused and reported to the
+    /// sender (OTLP `partial_success`).
+    #[serde(default)]
+    pub max_future: MaxFutureConfig,
 }
 
 /// When the write-ahead log is forced to disk.
@@ -203,6 +210,29 @@ pub struct RetentionConfig {
     pub check_interval: Duration,
 }
 
+/// `[store.max_future]`: how far past now each table accepts event
+/// times, to absorb clock skew between senders and Weir. A record whose
+/// time is later than now plus this is refused (a clock set decades ahead,
+/// a timestamp in the wrong unit), so that it cannot create partitions no
+/// query or retention will reach for years. Durations such as `"1h"`,
+/// `"15m"`; `"0s"` refuses every time after now.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct MaxFutureConfig {
+    /// The `logs` table. Default `"1h"`.
+    #[serde(default = "default_max_future", deserialize_with = "values::duration")]
+    pub logs: Duration,
+    /// The `spans` table. Default `"1h"`.
+    #[serde(default = "default_max_future", deserialize_with = "values::duration")]
+    pub spans: Duration,
+    /// The `metrics` table. Default `"1h"`.
+    #[serde(default = "default_max_future", deserialize_with = "values::duration")]
+    pub metrics: Duration,
+    /// The `alerts` table. Default `"1h"`.
+    #[serde(default = "default_max_future", deserialize_with = "values::duration")]
+    pub alerts: Duration,
+}
+
 const HOUR: u64 = 3600;
 
 fn default_store_path() -> PathBuf {
@@ -232,6 +262,9 @@ fn default_metrics_retention() -> Duration {
 fn default_retention_check() -> Duration {
     Duration::from_secs(600)
 }
+fn default_max_future() -> Duration {
+    Duration::from_secs(HOUR)
+}
 
 impl Default for RetentionConfig {
     fn default() -> Self {
@@ -241,6 +274,17 @@ impl Default for RetentionConfig {
             metrics: default_metrics_retention(),
             alerts: default_metrics_retention(),
             check_interval: default_retention_check(),
+        }
+    }
+}
+
+impl Default for MaxFutureConfig {
+    fn default() -> Self {
+        MaxFutureConfig {
+            logs: default_max_future(),
+            spans: default_max_future(),
+            metrics: default_max_future(),
+            alerts: default_max_future(),
         }
     }
 }
@@ -256,6 +300,7 @@ impl Default for StoreConfig {
             compaction_interval: default_compaction_interval(),
             compaction_target_size: default_compaction_target(),
             retention: RetentionConfig::default(),
+            max_future: MaxFutureConfig::default(),
         }
     }
 }

@@ -113,6 +113,35 @@ queue_capacity = 1
     assert_eq!(out.type_name, "file");
 }
 
+/// Scenario: `[store.max_future]` with one table set, and with none.
+/// Guarantees: the table set takes its duration (zero allowed), the
+/// others the documented default of one hour, as `[store.retention]`'s
+/// unset tables take theirs.
+#[test]
+fn store_max_future_is_read_per_table() {
+    let pipeline = |store: &str| {
+        format!(
+            "{store}\n[sources.otlp]\ntype = \"otlp\"\n[sinks.null]\ntype = \"blackhole\"\ninputs = [\"otlp\"]\n"
+        )
+    };
+    let plan = parse_str(&pipeline(""), "p.toml").expect("valid");
+    let hour = Duration::from_secs(3600);
+    let f = &plan.store.max_future;
+    assert_eq!(
+        (f.logs, f.spans, f.metrics, f.alerts),
+        (hour, hour, hour, hour)
+    );
+    let plan = parse_str(
+        &pipeline("[store.max_future]\nspans = \"5m\"\nalerts = \"0s\""),
+        "p.toml",
+    )
+    .expect("valid");
+    let f = &plan.store.max_future;
+    assert_eq!(f.spans, Duration::from_secs(300));
+    assert_eq!(f.alerts, Duration::ZERO);
+    assert_eq!((f.logs, f.metrics), (hour, hour));
+}
+
 /// Scenario: sinks written before their source, inputs split by signal.
 /// Guarantees: components come in topological order, and entries from one
 /// upstream merge into a single input with the union of their signals.
