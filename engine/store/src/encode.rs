@@ -1,5 +1,6 @@
-//! Rows -> Parquet: the partition hour of each row, the sort order of a
-//! file, and the writer settings.
+//! Rows -> Parquet: the instant each row is partitioned by, the sort order
+//! of a file, and the writer settings. (`split` cuts a flush's rows into
+//! hours and sorts them.)
 //!
 //! # Sort order
 //!
@@ -35,11 +36,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
-use arrow::compute::{SortColumn, SortOptions, concat_batches, filter_record_batch};
-use arrow::compute::{lexsort_to_indices, take_record_batch};
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::compute::SortOptions;
 use arrow::datatypes::{DataType, TimestampNanosecondType};
-use arrow::error::ArrowError;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::errors::ParquetError;
@@ -47,8 +46,6 @@ use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::schema::types::ColumnPath;
 use weir_core::Signal;
-
-use crate::partition::hour_of;
 
 /// zstd level of the Parquet files.
 const ZSTD_LEVEL: i32 = 9;
@@ -122,59 +119,19 @@ pub(crate) fn time_range(table: Signal, batch: &RecordBatch) -> Option<(i64, i64
     Some((arrow::compute::min(times)?, arrow::compute::max(times)?))
 }
 
-/// Splits `batch` by the hour each row belongs to: its event time, else
-/// (logs) its observed time, else `arrival_ns`.
-pub(crate) fn split_by_hour(
-    table: Signal,
-    batch: &RecordBatch,
-    arrival_ns: i64,
-) -> Result<Vec<(i64, RecordBatch)>, ArrowError> {
+/// The instant each row is partitioned by: its event time, else (logs)
+/// its observed time; `None` when it has neither (it then goes by when it
+/// arrived).
+pub(crate) fn partition_times(table: Signal, batch: &RecordBatch) -> Vec<Option<i64>> {
     let time = timestamps(batch, table.time_column());
     let fallback = fallback_time_column(table).and_then(|c| timestamps(batch, c));
-    let hours: Vec<i64> = (0..batch.num_rows())
+    (0..batch.num_rows())
         .map(|i| {
-            let t = time
-                .filter(|t| t.is_valid(i))
+            time.filter(|t| t.is_valid(i))
                 .map(|t| t.value(i))
                 .or_else(|| fallback.filter(|t| t.is_valid(i)).map(|t| t.value(i)))
-                .unwrap_or(arrival_ns);
-            hour_of(t)
-        })
-        .collect();
-    let mut distinct: Vec<i64> = hours.clone();
-    distinct.sort_unstable();
-    distinct.dedup();
-    if distinct.len() <= 1 {
-        return Ok(distinct.into_iter().map(|h| (h, batch.clone())).collect());
-    }
-    distinct
-        .into_iter()
-        .map(|h| {
-            let mask = BooleanArray::from_iter(hours.iter().map(|x| Some(*x == h)));
-            Ok((h, filter_record_batch(batch, &mask)?))
         })
         .collect()
-}
-
-/// Concatenates `batches` and sorts the rows by the table's sort key.
-pub(crate) fn sorted(table: Signal, batches: &[RecordBatch]) -> Result<RecordBatch, ArrowError> {
-    let schema = table.schema();
-    let all = concat_batches(&schema, batches)?;
-    let columns = sort_key(table)
-        .iter()
-        .map(|name| {
-            let values: ArrayRef = all
-                .column_by_name(name)
-                .cloned()
-                .ok_or_else(|| ArrowError::SchemaError(format!("no column `{name}`")))?;
-            Ok(SortColumn {
-                values,
-                options: Some(SORT_OPTIONS),
-            })
-        })
-        .collect::<Result<Vec<_>, ArrowError>>()?;
-    let indices = lexsort_to_indices(&columns, None)?;
-    take_record_batch(&all, &indices)
 }
 
 /// How many Parquet leaf columns an Arrow type makes.
@@ -239,7 +196,14 @@ pub(crate) fn encode(
     kv: Vec<KeyValue>,
 ) -> Result<Vec<u8>, ParquetError> {
     let props = writer_properties(table, kv);
-    let mut out = Vec::with_capacity(batch.get_array_memory_size() / 8);
+    // The batch may be a slice of a larger one (an hour of a flush): its
+    // own rows' bytes, not those of the buffers it points into.
+    let bytes: usize = batch
+        .columns()
+        .iter()
+        .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0))
+        .sum();
+    let mut out = Vec::with_capacity(bytes / 8);
     let mut writer = ArrowWriter::try_new(&mut out, table.schema(), Some(props))?;
     writer.write(batch)?;
     writer.close()?;
@@ -285,48 +249,21 @@ mod tests {
         crate::testdata::logs_batch(times, observed, services)
     }
 
-    /// Guarantees: rows go to the hour of their time, else of their observed
-    /// time, else of their arrival, and no row is lost or duplicated.
+    /// Guarantees: a row is partitioned by its time, else its observed
+    /// time, else by nothing.
     #[test]
-    fn rows_split_by_hour_with_fallbacks() {
+    fn rows_partition_by_time_then_observed_time() {
         let h = crate::partition::HOUR_NS;
         let b = logs(
             &[Some(h + 1), None, None, Some(3 * h)],
-            &[Some(0), Some(2 * h + 5), None, Some(0)],
+            &[Some(1), Some(2 * h + 5), None, Some(1)],
             &["a", "b", "c", "d"],
         );
-        let parts = split_by_hour(Signal::Logs, &b, 7 * h).expect("split");
-        let got: Vec<(i64, usize)> = parts.iter().map(|(h, b)| (*h, b.num_rows())).collect();
-        assert_eq!(got, vec![(1, 1), (2, 1), (3, 1), (7, 1)]);
-        assert_eq!(time_range(Signal::Logs, &b), Some((h + 1, 3 * h)));
-    }
-
-    /// Guarantees: sorting puts rows in (service_name, time) order with null
-    /// services first, and the encoded file declares that order.
-    #[test]
-    fn sorts_by_service_then_time() {
-        let b = logs(
-            &[Some(5), Some(1), Some(3), Some(2)],
-            &[None; 4],
-            &["b", "a", "b", ""],
-        );
-        let s = sorted(Signal::Logs, &[b]).expect("sort");
-        let times = s
-            .column_by_name("time")
-            .expect("time")
-            .as_primitive::<TimestampNanosecondType>();
-        assert_eq!(times.values().to_vec(), vec![2, 1, 3, 5]);
-        let bytes = encode(Signal::Logs, &s, vec![]).expect("encode");
-        let reader =
-            parquet::file::serialized_reader::SerializedFileReader::new(bytes::Bytes::from(bytes))
-                .expect("read");
-        let md = parquet::file::reader::FileReader::metadata(&reader);
-        let sorting = md.row_group(0).sorting_columns().expect("sorting").clone();
-        // logs: time(0) observed_time(1) service_name(2)
         assert_eq!(
-            sorting.iter().map(|s| s.column_idx).collect::<Vec<_>>(),
-            vec![2, 0]
+            partition_times(Signal::Logs, &b),
+            vec![Some(h + 1), Some(2 * h + 5), None, Some(3 * h)]
         );
+        assert_eq!(time_range(Signal::Logs, &b), Some((h + 1, 3 * h)));
     }
 
     /// Guarantees: a batch with a column of the wrong type is refused with

@@ -4,23 +4,22 @@
 //! below the oldest row still in memory. A failed flush is repeated
 //! exactly (same rows, same file names) after a backoff.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 #[cfg(any(test, feature = "fault-injection"))]
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use arrow::record_batch::RecordBatch;
 use tracing::warn;
 use weir_core::Signal;
 
-use crate::encode::{encode, sorted, split_by_hour, time_range};
+use crate::encode::{encode, time_range};
 use crate::error::StoreError;
 #[cfg(any(test, feature = "fault-injection"))]
 use crate::faults::injected;
 use crate::inner::{Inner, blocking, lock, read, write};
 use crate::layout::{FileEntry, FileKind, flush_file_name};
 use crate::obs;
+use crate::split::{HourRows, split_by_hour};
 use crate::state::MemBatch;
 use crate::tables;
 use crate::wal::Lsn;
@@ -193,29 +192,19 @@ impl Inner {
     }
 }
 
-/// Splits a flush's rows by hour, sorts each hour and encodes it
-/// (blocking).
+/// Cuts a flush's rows into hours, each sorted (one sort for them all,
+/// `split`), and encodes one file per hour (blocking).
 fn build_flush_files(
     table: Signal,
     batches: &[Arc<MemBatch>],
     through: Lsn,
     epoch: u64,
 ) -> Result<Vec<(FileEntry, Vec<u8>)>, StoreError> {
-    let mut hours: BTreeMap<i64, (Vec<RecordBatch>, Lsn, Lsn)> = BTreeMap::new();
-    for m in batches {
-        let parts = split_by_hour(table, &m.batch, m.arrival_ns)
-            .map_err(|e| StoreError::rows("split by hour", table, e))?;
-        for (hour, part) in parts {
-            let e = hours.entry(hour).or_insert((Vec::new(), Lsn::MAX, 0));
-            e.0.push(part);
-            e.1 = e.1.min(m.lsn);
-            e.2 = e.2.max(m.lsn);
-        }
-    }
+    let hours =
+        split_by_hour(table, batches).map_err(|e| StoreError::rows("split by hour", table, e))?;
     let files = u32::try_from(hours.len()).ok();
     let mut out = Vec::with_capacity(hours.len());
-    for (hour, (parts, lsn_min, lsn_max)) in hours {
-        let rows = sorted(table, &parts).map_err(|e| StoreError::rows("sort", table, e))?;
+    for HourRows { hour, rows, lsn } in hours {
         let mut entry = FileEntry {
             table,
             hour,
@@ -223,7 +212,7 @@ fn build_flush_files(
             size: 0,
             rows: rows.num_rows() as u64,
             time: time_range(table, &rows),
-            lsn: (lsn_min, lsn_max),
+            lsn,
             epoch,
             kind: FileKind::Flush { through, files },
         };

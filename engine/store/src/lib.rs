@@ -23,7 +23,8 @@
 //!    acknowledge.
 //! 2. The flusher (`flush`, run by `tasks`) writes a table's memory rows
 //!    to Parquet when they exceed `flush_size` or the oldest waited
-//!    `flush_interval`: one file per hour (`encode` says how), written
+//!    `flush_interval`: one sort cuts them into hours (`split`), then one
+//!    file per hour (`encode` says how), written
 //!    durably; then the checkpoint
 //!    (`checkpoint`) records that the table is in Parquet up to that LSN;
 //!    then, in one step for readers, the rows leave memory and the files
@@ -69,6 +70,7 @@ mod provider;
 mod quarantine;
 mod recovery;
 mod sink;
+mod split;
 mod state;
 mod store;
 mod tables;

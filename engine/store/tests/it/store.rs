@@ -294,6 +294,47 @@ async fn retention_deletes_expired_partitions() {
     store.close().await.expect("close");
 }
 
+/// Scenario: one batch of 4,000 log records, two per hour over 2,000
+/// consecutive hours (about twelve weeks, all within the retention),
+/// flushed.
+/// Guarantees: the flush completes and writes exactly one file per hour,
+/// in its hour's directory; every record is read back, before and after
+/// a restart, and a one-hour filter finds that hour's two.
+#[tokio::test]
+async fn a_batch_over_thousands_of_hours_flushes_one_file_per_hour() {
+    const HOURS: i64 = 2_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&config(dir.path())).await;
+    store
+        .append(logs_entry(log_batch(
+            2 * HOURS as usize,
+            BASE,
+            HOUR / 2,
+            "wide",
+        )))
+        .await
+        .expect("append");
+    store.flush().await.expect("flush");
+    let files = parquet_files(&dir.path().join("tables"));
+    assert_eq!(files.len(), HOURS as usize);
+    let dirs: std::collections::BTreeSet<_> = files.iter().filter_map(|f| f.parent()).collect();
+    assert_eq!(dirs.len(), HOURS as usize, "one file per hour directory");
+    let all = "SELECT count(*) FROM logs";
+    assert_eq!(count(&store, all).await, 2 * HOURS);
+    let hour = BASE + 1_234 * HOUR;
+    let one = format!(
+        "SELECT count(*) FROM logs WHERE time >= {} AND time < {}",
+        ts(hour),
+        ts(hour + HOUR)
+    );
+    assert_eq!(count(&store, &one).await, 2);
+    store.close().await.expect("close");
+    drop(store);
+    let store = open(&config(dir.path())).await;
+    assert_eq!(count(&store, all).await, 2 * HOURS);
+    store.close().await.expect("close");
+}
+
 /// Scenario: the tables at a `file://` URL outside `path`.
 /// Guarantees: the Parquet files go there, the WAL stays under `path`,
 /// and queries and restarts work the same.
