@@ -134,6 +134,19 @@ pub(crate) fn partition_times(table: Signal, batch: &RecordBatch) -> Vec<Option<
         .collect()
 }
 
+/// Bounds of every instant a row of `batch` may be partitioned by (the
+/// range of the time column together with that of the fallback column),
+/// found with two min / max kernels; `None` when every such time is null.
+pub(crate) fn partition_time_bounds(table: Signal, batch: &RecordBatch) -> Option<(i64, i64)> {
+    let fallback = fallback_time_column(table)
+        .and_then(|c| timestamps(batch, c))
+        .and_then(|t| Some((arrow::compute::min(t)?, arrow::compute::max(t)?)));
+    match (time_range(table, batch), fallback) {
+        (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+        (a, b) => a.or(b),
+    }
+}
+
 /// How many Parquet leaf columns an Arrow type makes.
 fn leaves(t: &DataType) -> usize {
     match t {
@@ -250,7 +263,7 @@ mod tests {
     }
 
     /// Guarantees: a row is partitioned by its time, else its observed
-    /// time, else by nothing.
+    /// time, else by nothing; the bounds cover both columns.
     #[test]
     fn rows_partition_by_time_then_observed_time() {
         let h = crate::partition::HOUR_NS;
@@ -264,6 +277,9 @@ mod tests {
             vec![Some(h + 1), Some(2 * h + 5), None, Some(3 * h)]
         );
         assert_eq!(time_range(Signal::Logs, &b), Some((h + 1, 3 * h)));
+        assert_eq!(partition_time_bounds(Signal::Logs, &b), Some((1, 3 * h)));
+        let none = logs(&[None], &[None], &["a"]);
+        assert_eq!(partition_time_bounds(Signal::Logs, &none), None);
     }
 
     /// Guarantees: a batch with a column of the wrong type is refused with

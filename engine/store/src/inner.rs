@@ -19,6 +19,7 @@ use tracing::warn;
 use weir_config::StoreConfig;
 use weir_core::Signal;
 
+use crate::admit::RefusalLog;
 use crate::checkpoint::Checkpoint;
 use crate::error::StoreError;
 #[cfg(any(test, feature = "fault-injection"))]
@@ -59,6 +60,8 @@ pub(crate) struct Inner {
     pub last_cut: Mutex<Lsn>,
     /// Wakes the flusher (a table reached `flush_size`).
     pub flush_wanted: Arc<Notify>,
+    /// When rows outside their table's time range were last logged.
+    pub refusals: RefusalLog,
     /// Injected failures (tests only).
     #[cfg(any(test, feature = "fault-injection"))]
     pub faults: Faults,
@@ -116,6 +119,7 @@ impl Inner {
             graveyard: Mutex::new(Vec::new()),
             last_cut: Mutex::new(0),
             flush_wanted: Arc::new(Notify::new()),
+            refusals: RefusalLog::default(),
             #[cfg(any(test, feature = "fault-injection"))]
             faults: Faults::default(),
             metadata_cache: Arc::new(

@@ -17,7 +17,9 @@
 //! How a batch moves:
 //!
 //! 1. [`Store::append`] checks each batch against its table's schema,
-//!    appends them all to the WAL with one group commit, and, under the
+//!    refuses the rows whose time is outside what the table accepts
+//!    (`admit`: `[now - retention, now + max_future]`, reported back as
+//!    [`RefusedRows`]), appends the rest to the WAL with one group commit, and, under the
 //!    same lock, adds them to the table's rows in memory, tagged with their
 //!    log sequence numbers (LSN). Only then does it return: the caller may
 //!    acknowledge.
@@ -51,6 +53,7 @@
 /// The write-ahead log (its own crate, shared with the sinks' disk queues).
 pub use weir_wal as wal;
 
+mod admit;
 mod append;
 mod checkpoint;
 mod encode;
@@ -81,6 +84,7 @@ mod testdata;
 mod tests;
 mod tuning;
 
+pub use admit::RefusedRows;
 pub use error::StoreError;
 pub use provider::StoreTable;
 pub use sink::{StoreSink, StoreSinkConfig};

@@ -44,6 +44,7 @@ use parquet::arrow::AsyncArrowWriter;
 use tracing::{info, warn};
 use weir_core::Signal;
 
+use crate::admit::{nanos, retention};
 use crate::encode::{SORT_OPTIONS, sort_key, writer_properties};
 use crate::error::StoreError;
 use crate::inner::{Inner, blocking};
@@ -285,15 +286,8 @@ impl Inner {
     /// Removes every hour whose retention is over as of `now_ns`.
     pub(crate) async fn enforce_retention(&self, now_ns: i64) -> Result<(), StoreError> {
         let _guard = self.maintenance.lock().await;
-        let r = &self.config.retention;
         for table in Signal::ALL {
-            let keep = match table {
-                Signal::Logs => r.logs,
-                Signal::Spans => r.spans,
-                Signal::Metrics => r.metrics,
-                Signal::Alerts => r.alerts,
-            };
-            let keep = i64::try_from(keep.as_nanos()).unwrap_or(i64::MAX);
+            let keep = nanos(retention(&self.config, table));
             let cutoff = now_ns.saturating_sub(keep);
             let removed = {
                 let mut state = self.state_mut();

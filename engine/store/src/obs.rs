@@ -98,6 +98,13 @@ const RETENTION_DELETED_PARTITIONS: CounterDef<1> = CounterDef {
     labels: ["table"],
 };
 
+const REFUSED_ROWS: CounterDef<2> = CounterDef {
+    name: "weir_store_refused_rows_total",
+    help: "Rows of a table the store refused when they were appended because their time is outside the range the table accepts, by reason (before_retention: older than now minus [store.retention]; after_max_future: later than now plus [store.max_future]); the senders were told (OTLP partial_success).",
+    unit: Some(Unit::Count),
+    labels: ["table", "reason"],
+};
+
 const ERRORS: CounterDef<1> = CounterDef {
     name: "weir_store_errors_total",
     help: "Failures of the store, by stage (wal, backlog, flush, checkpoint, compaction, delete, open).",
@@ -120,6 +127,7 @@ pub fn describe() {
     FLUSH_SECONDS.describe();
     COMPACTIONS.describe();
     RETENTION_DELETED_PARTITIONS.describe();
+    REFUSED_ROWS.describe();
     ERRORS.describe();
 }
 
@@ -179,6 +187,18 @@ pub(crate) fn retention_deleted(table: Signal, n: usize) {
     RETENTION_DELETED_PARTITIONS
         .with([table.as_str().into()])
         .increment(n as u64);
+}
+
+/// `before` rows of a table older than its retention, and `after` later
+/// than its `max_future`, were refused.
+pub(crate) fn refused(table: Signal, before: u64, after: u64) {
+    for (reason, n) in [("before_retention", before), ("after_max_future", after)] {
+        if n > 0 {
+            REFUSED_ROWS
+                .with([table.as_str().into(), reason.into()])
+                .increment(n);
+        }
+    }
 }
 
 /// Something failed at `stage`.

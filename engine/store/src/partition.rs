@@ -39,6 +39,20 @@ pub(crate) fn hour_dir(hour: i64) -> String {
     format!("date={y:04}-{m:02}-{d:02}/hour={:02}", hour.rem_euclid(24))
 }
 
+/// The instant `ns` in UTC to the second, as RFC 3339 writes it:
+/// `2024-03-01T10:00:00Z` (any `i64`: from 1677 to 2262).
+pub(crate) fn utc(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3_600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
 /// The hour of a directory `date=YYYY-MM-DD/hour=HH`, from its two path
 /// parts; `None` if they are not of that form.
 pub(crate) fn parse_hour_dir(date: &str, hour: &str) -> Option<i64> {
@@ -105,6 +119,14 @@ mod tests {
         assert_eq!(parse_hour_dir("date=2024-02-30", "hour=01"), None);
         assert_eq!(parse_hour_dir("date=2024-02-29", "hour=24"), None);
         assert_eq!(parse_hour_dir("x", "hour=01"), None);
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            utc(1_709_214_300 * 1_000_000_000 + 7),
+            "2024-02-29T13:45:00Z"
+        );
+        assert_eq!(utc(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(utc(i64::MAX), "2262-04-11T23:47:16Z");
+        assert_eq!(utc(i64::MIN), "1677-09-21T00:12:43Z");
     }
 
     proptest! {

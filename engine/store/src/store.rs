@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use weir_config::StoreConfig;
 use weir_core::Signal;
 
+use crate::admit::{RefusedRows, Window};
 use crate::encode::conform;
 use crate::error::StoreError;
 use crate::inner::{Inner, blocking, lock, write};
@@ -76,23 +77,56 @@ impl Store {
     /// Durably appends batches (one WAL group commit for the whole call),
     /// then makes them visible to queries.
     ///
-    /// Returns only when the WAL holds them (forced to disk when `fsync =
-    /// "always"`). An `Err` means nothing of this call is acknowledged:
-    /// nothing was logged, or (for an I/O error during the write) what was
-    /// logged is not visible and may or may not come back after a restart,
-    /// so the client must retry.
-    pub async fn append(&self, entries: Vec<(Signal, RecordBatch)>) -> Result<(), StoreError> {
+    /// Rows whose time is outside what their table accepts, `[now -
+    /// retention, now + max_future]` (`[store.retention]`,
+    /// `[store.max_future]`), are not stored; the rest of their batch is.
+    /// The answer has one entry per batch, in order: the rows refused and
+    /// why, for the sender, or `None`. Refused rows are counted in
+    /// `weir_store_refused_rows_total` and logged (a warning at most every
+    /// ten seconds).
+    ///
+    /// Returns only when the WAL holds what is stored (forced to disk when
+    /// `fsync = "always"`). An `Err` means nothing of this call is
+    /// acknowledged: nothing was logged, or (for an I/O error during the
+    /// write) what was logged is not visible and may or may not come back
+    /// after a restart, so the client must retry.
+    pub async fn append(
+        &self,
+        entries: Vec<(Signal, RecordBatch)>,
+    ) -> Result<Vec<Option<RefusedRows>>, StoreError> {
+        let now = now_ns();
+        let mut refusals = Vec::with_capacity(entries.len());
+        let mut counts = Vec::new();
         let mut conformed = Vec::with_capacity(entries.len());
         for (table, batch) in entries {
             let batch = conform(table, &batch)
                 .map_err(|message| StoreError::InvalidBatch { table, message })?;
-            if batch.num_rows() > 0 {
-                conformed.push((table, batch));
+            let window = Window::of(&self.inner.config, table, now);
+            let admitted = window
+                .admit(batch)
+                .map_err(|e| StoreError::rows("check the time of", table, e))?;
+            let refusal = window.refusal(&admitted);
+            if let Some(refused) = &refusal {
+                counts.push((table, admitted.before, admitted.after, refused.clone()));
+            }
+            refusals.push(refusal);
+            if admitted.batch.num_rows() > 0 {
+                conformed.push((table, admitted.batch));
             }
         }
-        if conformed.is_empty() {
-            return Ok(());
+        if !conformed.is_empty() {
+            self.write(conformed).await?;
         }
+        // Counted once the rest is stored: a failed append is retried whole.
+        for (table, before, after, refused) in counts {
+            obs::refused(table, before, after);
+            self.inner.refusals.log(table, &refused);
+        }
+        Ok(refusals)
+    }
+
+    /// Appends conformed, non-empty batches to the WAL, then to memory.
+    async fn write(&self, conformed: Vec<(Signal, RecordBatch)>) -> Result<(), StoreError> {
         self.inner.check_backlog(&conformed)?;
         let inner = self.inner.clone();
         let (wal_bytes, held) = blocking("append to the WAL", move || {

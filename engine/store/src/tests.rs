@@ -241,12 +241,19 @@ fn metrics_are_reported() {
                 store.flush().await.expect("flush");
             }
             store.compact_now().await.expect("compact");
-            store
+            // 1970 is outside the 20 years kept: refused.
+            let refused = store
                 .append(vec![(Signal::Logs, logs_at(1_000_000_000, 1, 1, "old"))])
                 .await
                 .expect("append");
+            assert!(refused[0].is_some());
             store.flush().await.expect("flush");
-            store.enforce_retention_now().await.expect("retention");
+            // Twice that later, the hours of BASE have expired.
+            store
+                .inner()
+                .enforce_retention(BASE + 2 * crate::admit::nanos(KEEP))
+                .await
+                .expect("retention");
             store.inner().faults.flush.store(true, Ordering::Relaxed);
             store
                 .append(vec![(Signal::Logs, logs_at(BASE, 1, 1, "a"))])
@@ -266,15 +273,86 @@ fn metrics_are_reported() {
         "weir_store_flush_seconds",
         "weir_store_compactions_total",
         "weir_store_retention_deleted_partitions_total{table=logs}",
+        "weir_store_refused_rows_total{table=logs,reason=before_retention}",
         "weir_store_errors_total{stage=flush}",
     ] {
         assert!(seen.contains(&name.to_string()), "{name} not in {seen:?}");
     }
 }
 
-/// Records the names (with labels) of the metrics registered.
+/// Scenario: one batch of logs with records 1 ns after the epoch, a day
+/// ago, now, and at the last instant an `i64` holds (2262), appended with
+/// the default `logs` range (7 days back, 1 hour ahead).
+/// Guarantees: the epoch and 2262 records are refused, without overflow
+/// or panic: the answer for the batch gives their count and the range, and
+/// `weir_store_refused_rows_total` counts them by reason; the other
+/// records of the same batch are stored and read back by SQL, before and
+/// after a flush, which writes files for their hours only.
+#[test]
+fn rows_outside_the_time_range_are_refused_and_the_rest_stored() {
+    let recorder = Names::default();
+    let counters = recorder.1.clone();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let now = crate::partition::now_ns();
+    metrics::with_local_recorder(&recorder, || {
+        rt.block_on(async {
+            let mut cfg = config(dir.path());
+            cfg.retention = RetentionConfig::default();
+            let store = Store::open_tuned(&cfg, Tuning::for_config(&cfg))
+                .await
+                .expect("open");
+            let batch = crate::testdata::logs_batch(
+                &[Some(1), Some(now - 24 * HOUR_NS), Some(now), Some(i64::MAX)],
+                &[None; 4],
+                &["epoch", "yesterday", "now", "2262"],
+            );
+            let answer = store
+                .append(vec![
+                    (Signal::Logs, batch),
+                    (Signal::Logs, logs_at(now, 1, 2, "fine")),
+                ])
+                .await
+                .expect("append");
+            assert_eq!(answer.len(), 2);
+            assert_eq!(answer[1], None, "a batch that fits is stored whole");
+            let refused = answer[0].clone().expect("refused rows");
+            assert_eq!(refused.rows, 2);
+            for part in ["2 `logs` records", "1 before it, 1 after it", " to "] {
+                assert!(refused.reason.contains(part), "{part}: {}", refused.reason);
+            }
+            let sql = "SELECT count(*) FROM logs";
+            let services = "SELECT count(DISTINCT service_name) FROM logs \
+                WHERE service_name IN ('yesterday', 'now', 'fine')";
+            assert_eq!(count(&store, sql).await, 4);
+            assert_eq!(count(&store, services).await, 3);
+            store.flush().await.expect("flush");
+            assert_eq!(count(&store, sql).await, 4);
+            assert_eq!(count(&store, services).await, 3);
+            // Yesterday's hour, and the current one.
+            let hours = store.inner().state().table(Signal::Logs).files.len();
+            assert_eq!(hours, 2);
+            store.close().await.expect("close");
+        });
+    });
+    let counters = counters.lock().expect("lock");
+    for reason in ["before_retention", "after_max_future"] {
+        let name = format!("weir_store_refused_rows_total{{table=logs,reason={reason}}}");
+        let value = counters.get(&name).map(|c| c.load(Ordering::Relaxed));
+        assert_eq!(value, Some(1), "{name} in {:?}", counters.keys());
+    }
+}
+
+/// Records the names (with labels) of the metrics registered, and the
+/// values of the counters.
 #[derive(Default)]
-struct Names(Arc<Mutex<Vec<String>>>);
+struct Names(Arc<Mutex<Vec<String>>>, Arc<Mutex<Counters>>);
+
+/// Counter values by name with labels.
+type Counters = HashMap<String, Arc<AtomicU64>>;
 
 /// A metric's name with its labels: `name{label=value,...}`.
 fn key_name(key: &Key) -> String {
@@ -305,7 +383,8 @@ impl Recorder for Names {
     fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
         self.note(key);
-        Counter::noop()
+        let mut counters = self.1.lock().expect("lock");
+        Counter::from_arc(counters.entry(key_name(key)).or_default().clone())
     }
     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
         self.note(key);

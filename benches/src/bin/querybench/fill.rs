@@ -174,7 +174,14 @@ pub async fn run(args: &FillArgs) -> anyhow::Result<PathBuf> {
         let rows = batch.num_rows() as u64;
         loop {
             match store.append(vec![(Signal::Logs, batch.clone())]).await {
-                Ok(()) => break,
+                Ok(refused) => {
+                    // Rows older than the `logs` retention (7 days) are
+                    // not stored: the fill would not hold what it says.
+                    if let Some(r) = refused.into_iter().flatten().next() {
+                        bail!("{}; use at most --hours 168", r.reason);
+                    }
+                    break;
+                }
                 // The flushes are behind: wait as a source would, then retry.
                 Err(StoreError::Backlog { .. }) => {
                     backlog_waits += 1;

@@ -1,5 +1,7 @@
 //! The `store` sink: batches into the embedded store, acknowledged once the
-//! write-ahead log holds them.
+//! write-ahead log holds them. Rows the store refuses for their time are
+//! reported on the batch's acknowledgement ([`weir_core::Ack::refuse`]),
+//! so the sender hears of them (OTLP `partial_success`).
 
 mod config;
 
@@ -8,7 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tracing::warn;
 use weir_core::metrics::component::ComponentMetrics;
-use weir_core::{Batch, ComponentError, Sink, SinkContext};
+use weir_core::{ComponentError, Sink, SinkContext};
 
 use crate::Store;
 
@@ -43,8 +45,16 @@ impl Sink for StoreSink {
                 .map(|b| (b.signal(), b.data().clone()))
                 .collect();
             match self.store.append(entries).await {
-                // The WAL holds them: acknowledged.
-                Ok(()) => batches.drain(..).for_each(Batch::deliver),
+                // The WAL holds them: acknowledged, with the rows refused
+                // for their time, which the sources report to the senders.
+                Ok(refusals) => {
+                    for (batch, refused) in batches.drain(..).zip(refusals) {
+                        if let Some(refused) = refused {
+                            batch.ack().refuse(refused.rows, refused.reason);
+                        }
+                        batch.deliver();
+                    }
+                }
                 Err(e) => {
                     ComponentMetrics::new(cx.name.clone())
                         .errors("write")

@@ -240,16 +240,15 @@ async fn compaction_merges_small_files() {
     store.close().await.expect("close");
 }
 
-/// Scenario: logs 10 days old and fresh, spans 2 days old, with the
+/// Scenario: logs of 10 days ago and of an hour ago, spans of 2 days ago,
+/// stored while the retention is long; the store reopened with the
 /// default retention (logs 7 days, spans 24 hours).
 /// Guarantees: whole expired partitions go, the rest stays, and they do
 /// not come back after a restart.
 #[tokio::test]
 async fn retention_deletes_expired_partitions() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cfg = config(dir.path());
-    cfg.retention = weir_config::RetentionConfig::default();
-    let store = open(&cfg).await;
+    let store = open(&config(dir.path())).await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -274,6 +273,12 @@ async fn retention_deletes_expired_partitions() {
     store.flush().await.expect("flush");
     assert_eq!(count(&store, "SELECT count(*) FROM logs").await, 20);
     assert_eq!(count(&store, "SELECT count(*) FROM spans").await, 8);
+    store.close().await.expect("close");
+    drop(store);
+
+    let mut cfg = config(dir.path());
+    cfg.retention = weir_config::RetentionConfig::default();
+    let store = open(&cfg).await;
     store.enforce_retention_now().await.expect("retention");
     assert_eq!(count(&store, "SELECT count(*) FROM logs").await, 10);
     assert_eq!(count(&store, "SELECT count(*) FROM spans").await, 0);
@@ -305,7 +310,7 @@ async fn a_batch_over_thousands_of_hours_flushes_one_file_per_hour() {
     const HOURS: i64 = 2_000;
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(&config(dir.path())).await;
-    store
+    let refused = store
         .append(logs_entry(log_batch(
             2 * HOURS as usize,
             BASE,
@@ -314,6 +319,7 @@ async fn a_batch_over_thousands_of_hours_flushes_one_file_per_hour() {
         )))
         .await
         .expect("append");
+    assert_eq!(refused, vec![None]);
     store.flush().await.expect("flush");
     let files = parquet_files(&dir.path().join("tables"));
     assert_eq!(files.len(), HOURS as usize);
