@@ -3,17 +3,20 @@
 
 use std::io::Write;
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
-use weir_testkit::engine::Weir;
+use weir_testkit::engine::{self, Weir};
 use weir_testkit::otlp::{self, Group};
 use weir_testkit::{kv, prometheus};
 
 use crate::common::otlp_example;
+use crate::python_sdk::sql;
 
 fn span(i: u8, trace_id: Vec<u8>) -> Span {
     Span {
@@ -197,6 +200,125 @@ async fn invalid_records_are_reported_in_partial_success() {
 
     let got = weir.stop().await;
     assert_eq!(got.spans().len(), 4);
+}
+
+/// Scenario: into the embedded store with the default `logs` range (7
+/// days back, 1 hour ahead), a logs request of one record 1 ns after the
+/// epoch, one now and one at the last instant of 2262, over HTTP and then
+/// gRPC.
+/// Guarantees: each answer is 200 / OK with partial_success counting the
+/// two refused records and saying why (the count, the table's range and
+/// its settings); only the records of now are stored (SQL reads them);
+/// the source and the store count the refusals.
+#[tokio::test(flavor = "multi_thread")]
+async fn records_outside_the_store_range_are_reported_in_partial_success() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let weir = engine::start(&format!(
+        r#"
+[api]
+address = "127.0.0.1:0"
+
+[store]
+path = "{}"
+
+[sources.range_otlp]
+type = "otlp"
+grpc_address = "127.0.0.1:0"
+http_address = "127.0.0.1:0"
+
+[sinks.range_store]
+type = "store"
+inputs = ["range_otlp"]
+"#,
+        dir.path().join("data").display()
+    ))
+    .await;
+    let now = weir_testkit::time::now_ns();
+    let request = |via: &str| {
+        Group::new(vec![
+            otlp::log(1, 9, "at the epoch"),
+            otlp::log(now, 9, via),
+            otlp::log(i64::MAX as u64, 9, "in 2262"),
+        ])
+        .service("range")
+        .logs()
+    };
+    let check = |partial: Option<_>| {
+        let partial: opentelemetry_proto::tonic::collector::logs::v1::ExportLogsPartialSuccess =
+            partial.expect("partial success");
+        assert_eq!(partial.rejected_log_records, 2);
+        for part in [
+            "2 `logs` records refused by the store",
+            "1 before it, 1 after it",
+            "`[store.retention] logs` (7days)",
+            "`[store.max_future] logs` (1h)",
+        ] {
+            assert!(
+                partial.error_message.contains(part),
+                "{part}: {}",
+                partial.error_message
+            );
+        }
+    };
+
+    let http = format!("http://{}", weir.listener("range_otlp/http").expect("http"));
+    let r = client()
+        .post(format!("{http}/v1/logs"))
+        .header("content-type", "application/x-protobuf")
+        .body(request("over http").encode_to_vec())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 200);
+    let answer =
+        ExportLogsServiceResponse::decode(r.bytes().await.expect("body")).expect("response");
+    check(answer.partial_success);
+
+    let grpc = format!("http://{}", weir.listener("range_otlp/grpc").expect("grpc"));
+    let mut client = LogsServiceClient::connect(grpc).await.expect("connect");
+    let answer = client
+        .export(request("over grpc"))
+        .await
+        .expect("export")
+        .into_inner();
+    check(answer.partial_success);
+
+    let api = weir.api_addr.expect("api bound");
+    let rows = sql(
+        api,
+        "SELECT body FROM logs WHERE service_name = 'range' ORDER BY body",
+    )
+    .await;
+    let bodies: Vec<&str> = rows.iter().filter_map(|r| r["body"].as_str()).collect();
+    assert_eq!(bodies, ["over grpc", "over http"]);
+
+    let metrics = weir_testkit::engine::metrics_text();
+    for (series, expected) in [
+        (
+            r#"weir_otlp_rejected_records_total{component="range_otlp",signal="logs"}"#,
+            4.0,
+        ),
+        (
+            r#"weir_otlp_requests_total{component="range_otlp",protocol="http",outcome="partially_accepted"}"#,
+            1.0,
+        ),
+        (
+            r#"weir_store_refused_rows_total{table="logs",reason="before_retention"}"#,
+            2.0,
+        ),
+        (
+            r#"weir_store_refused_rows_total{table="logs",reason="after_max_future"}"#,
+            2.0,
+        ),
+    ] {
+        assert_eq!(
+            prometheus::value(&metrics, series),
+            Some(expected),
+            "{series}"
+        );
+    }
+    let report = weir.stop().await;
+    assert!(report.is_clean(), "weir stopped with errors: {report:?}");
 }
 
 /// Scenario: gRPC export with and without gzip, and an oversize message.
