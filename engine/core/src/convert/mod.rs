@@ -51,6 +51,7 @@
 
 mod build;
 mod check;
+mod estimate;
 pub mod json;
 mod logs;
 mod metrics;
@@ -64,6 +65,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
 pub use check::MAX_REQUEST_BYTES;
+pub use estimate::{logs_expanded_size, metrics_expanded_size, spans_expanded_size};
 pub use metrics::point_count;
 
 /// A conversion failed.
