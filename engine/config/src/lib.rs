@@ -20,6 +20,8 @@
 //! grpc_address = "0.0.0.0:4317"    # `grpc = false` turns the gRPC listener off
 //! http_address = "0.0.0.0:4318"    # `http = false` turns the HTTP listener off
 //! max_request_size = "8MiB"        # "8MiB", "4MB" or a number of bytes
+//! max_in_flight_bytes = "512MiB"   # memory of all requests in flight, counted by their converted size
+//! read_timeout = "10s"             # a client must send headers, then body, this fast
 //! queue_wait = "200ms"             # wait for room this long, then 503 / UNAVAILABLE
 //!
 //! [sinks.archive]

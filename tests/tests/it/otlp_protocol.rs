@@ -322,7 +322,8 @@ inputs = ["range_otlp"]
 }
 
 /// Scenario: gRPC export with and without gzip, and an oversize message.
-/// Guarantees: OK for valid requests; OUT_OF_RANGE (not retryable) over `max_request_size`.
+/// Guarantees: OK for valid requests; RESOURCE_EXHAUSTED without a retry
+/// hint (not retryable) over `max_request_size`.
 #[tokio::test(flavor = "multi_thread")]
 async fn grpc_accepts_gzip_and_enforces_the_size_limit() {
     let weir = Weir::start("max_request_size = \"4KiB\"").await;
@@ -344,9 +345,9 @@ async fn grpc_accepts_gzip_and_enforces_the_size_limit() {
         .export(traces((0..100).map(|i| span(i, vec![5; 16])).collect()))
         .await
         .expect_err("too large");
-    // tonic's codec refuses a message over `max_decoding_message_size` with
-    // OUT_OF_RANGE before Weir sees it; either way the client must not retry.
-    assert_eq!(err2.code(), tonic::Code::OutOfRange, "{err2:?}");
+    // Refused while its body arrives, before tonic decodes it.
+    assert_eq!(err2.code(), tonic::Code::ResourceExhausted, "{err2:?}");
+    assert!(err2.message().contains("max_request_size"), "{err2:?}");
     let got = weir.stop().await;
     assert_eq!(got.spans().len(), 1 + if err.is_ok() { 100 } else { 0 });
 }

@@ -39,7 +39,11 @@ fn defaults_fill_unset_keys() {
         grpc,
         http,
         max_request_size,
+        max_expanded_request_size,
+        max_in_flight_bytes,
         max_concurrent_requests,
+        max_concurrent_streams,
+        read_timeout,
         queue_wait,
         retry_after,
         ack_timeout,
@@ -47,7 +51,11 @@ fn defaults_fill_unset_keys() {
     } = OtlpSourceConfig::default();
     assert!(grpc && http);
     assert_eq!(max_request_size, 8 * 1024 * 1024);
+    assert_eq!(max_expanded_request_size, 128 * 1024 * 1024);
+    assert_eq!(max_in_flight_bytes, 512 * 1024 * 1024);
     assert_eq!(max_concurrent_requests, 512);
+    assert_eq!(max_concurrent_streams, 100);
+    assert_eq!(read_timeout, Duration::from_secs(10));
     assert_eq!(queue_wait, Duration::from_millis(200));
     assert_eq!(retry_after, Duration::from_secs(1));
     assert_eq!(ack_timeout, Duration::from_secs(30));
@@ -72,7 +80,11 @@ type = "otlp"
 grpc = false
 http_address = "[::1]:4318"
 max_request_size = "4MB"
+max_expanded_request_size = "64MiB"
+max_in_flight_bytes = "1GiB"
 max_concurrent_requests = 8
+max_concurrent_streams = 16
+read_timeout = "30s"
 queue_wait = "0s"
 retry_after = "3s"
 ack_timeout = "1h"
@@ -96,7 +108,11 @@ queue_capacity = 1
     assert!(!otlp.grpc && otlp.http);
     assert_eq!(otlp.http_address, addr("[::1]:4318"));
     assert_eq!(otlp.max_request_size, 4_000_000);
+    assert_eq!(otlp.max_expanded_request_size, 64 << 20);
+    assert_eq!(otlp.max_in_flight_bytes, 1 << 30);
     assert_eq!(otlp.max_concurrent_requests, 8);
+    assert_eq!(otlp.max_concurrent_streams, 16);
+    assert_eq!(otlp.read_timeout, Duration::from_secs(30));
     assert_eq!(otlp.queue_wait, Duration::ZERO);
     assert_eq!(otlp.retry_after, Duration::from_secs(3));
     assert_eq!(otlp.ack_timeout, Duration::from_secs(3600));

@@ -50,14 +50,56 @@ pub struct OtlpSourceConfig {
         deserialize_with = "values::request_size"
     )]
     pub max_request_size: u64,
-    /// How many requests may be in progress at once (1 to 1000000). Default
-    /// `512`. Beyond this, requests are refused with HTTP 503 / gRPC
-    /// `UNAVAILABLE` and a retry hint.
+    /// The most memory one request may take once converted, estimated
+    /// before converting it: the decoded request plus its rows, where every
+    /// record carries a copy of its resource and scope attributes (and a
+    /// data point its metric's metadata). A size such as `"128MiB"` or an
+    /// integer number of bytes. Default `"128MiB"`; at least
+    /// `max_request_size`. Larger requests are refused with HTTP 413 / gRPC
+    /// `RESOURCE_EXHAUSTED`: send fewer records per request, or fewer
+    /// resource attributes.
+    #[serde(
+        default = "default_max_expanded_request_size",
+        deserialize_with = "values::byte_size"
+    )]
+    pub max_expanded_request_size: u64,
+    /// The most memory all requests in flight may take together: bodies
+    /// while they arrive, then each request's estimate (as for
+    /// `max_expanded_request_size`) until it is answered. A size such as
+    /// `"512MiB"`. Default `"512MiB"`; at least `max_expanded_request_size`.
+    /// A request that finds no room within `queue_wait` is refused with
+    /// HTTP 503 / gRPC `UNAVAILABLE` and a retry hint.
+    #[serde(
+        default = "default_max_in_flight_bytes",
+        deserialize_with = "values::byte_size"
+    )]
+    pub max_in_flight_bytes: u64,
+    /// How many requests may be in progress at once (1 to 1000000), counted
+    /// from when a request's body has fully arrived until it is answered.
+    /// Default `512`. Beyond this, requests are refused with HTTP 503 /
+    /// gRPC `UNAVAILABLE` and a retry hint.
     #[serde(
         default = "default_max_concurrent_requests",
         deserialize_with = "values::concurrent_requests"
     )]
     pub max_concurrent_requests: usize,
+    /// How many requests one HTTP/2 connection may have open at once, on
+    /// the gRPC and on the HTTP listener (1 to 10000). Default `100`.
+    #[serde(
+        default = "default_max_concurrent_streams",
+        deserialize_with = "max_concurrent_streams"
+    )]
+    pub max_concurrent_streams: u32,
+    /// The longest a client may take to send a request's headers (HTTP/1),
+    /// and then its whole body: a duration above zero. Default `"10s"`.
+    /// A client slower than this gets HTTP 408 / gRPC `DEADLINE_EXCEEDED`
+    /// and its connection is closed, so slow senders cannot hold the
+    /// receiver's memory or connections for long.
+    #[serde(
+        default = "default_read_timeout",
+        deserialize_with = "values::positive_duration"
+    )]
+    pub read_timeout: Duration,
     /// How long a request may wait for room in the pipeline before it is
     /// refused with HTTP 503 / gRPC `UNAVAILABLE`: a duration such as
     /// `"200ms"`. Default `"200ms"`; `"0s"` refuses at once when full.
@@ -94,8 +136,29 @@ fn default_max_request_size() -> u64 {
     8 * 1024 * 1024
 }
 
+fn default_max_expanded_request_size() -> u64 {
+    128 * 1024 * 1024
+}
+
+fn default_max_in_flight_bytes() -> u64 {
+    512 * 1024 * 1024
+}
+
 fn default_max_concurrent_requests() -> usize {
     512
+}
+
+fn default_max_concurrent_streams() -> u32 {
+    100
+}
+
+fn max_concurrent_streams<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = values::count(d, 1, 10_000)?;
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+fn default_read_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 fn default_queue_wait() -> Duration {
@@ -118,7 +181,11 @@ impl Default for OtlpSourceConfig {
             http: default_true(),
             http_address: default_http_address(),
             max_request_size: default_max_request_size(),
+            max_expanded_request_size: default_max_expanded_request_size(),
+            max_in_flight_bytes: default_max_in_flight_bytes(),
             max_concurrent_requests: default_max_concurrent_requests(),
+            max_concurrent_streams: default_max_concurrent_streams(),
+            read_timeout: default_read_timeout(),
             queue_wait: default_queue_wait(),
             retry_after: default_retry_after(),
             ack_timeout: default_ack_timeout(),
@@ -174,6 +241,32 @@ impl ComponentConfig for OtlpSourceConfig {
                     .to_string(),
             });
         }
+        if self.max_expanded_request_size < self.max_request_size {
+            problems.push(Problem {
+                key: "max_expanded_request_size".into(),
+                message: format!(
+                    "`max_expanded_request_size` ({} bytes) is less than `max_request_size` \
+                     ({} bytes), so the largest requests would always be refused",
+                    self.max_expanded_request_size, self.max_request_size
+                ),
+                help: "raise `max_expanded_request_size` (default \"128MiB\") or lower \
+                       `max_request_size`"
+                    .to_string(),
+            });
+        }
+        if self.max_in_flight_bytes < self.max_expanded_request_size {
+            problems.push(Problem {
+                key: "max_in_flight_bytes".into(),
+                message: format!(
+                    "`max_in_flight_bytes` ({} bytes) is less than `max_expanded_request_size` \
+                     ({} bytes): requests that size could never be held",
+                    self.max_in_flight_bytes, self.max_expanded_request_size
+                ),
+                help: "raise `max_in_flight_bytes` (default \"512MiB\") or lower \
+                       `max_expanded_request_size`"
+                    .to_string(),
+            });
+        }
         problems
     }
 }
@@ -189,6 +282,10 @@ mod tests {
         assert_eq!(c.grpc_address.to_string(), "127.0.0.1:4317");
         assert_eq!(c.http_address.to_string(), "127.0.0.1:4318");
         assert_eq!(c.max_request_size, 8 << 20);
+        assert_eq!(c.max_expanded_request_size, 128 << 20);
+        assert_eq!(c.max_in_flight_bytes, 512 << 20);
+        assert_eq!(c.max_concurrent_streams, 100);
+        assert_eq!(c.read_timeout, Duration::from_secs(10));
         assert!(c.problems().is_empty());
     }
 
@@ -207,5 +304,22 @@ mod tests {
             ..OtlpSourceConfig::default()
         };
         assert_eq!(clash.problems()[0].key, "http_address");
+    }
+
+    /// Guarantees: limits that contradict each other (a request allowed on
+    /// the wire that could never be converted or held) are reported at the
+    /// key to change.
+    #[test]
+    fn memory_limits_must_nest() {
+        let expanded = OtlpSourceConfig {
+            max_expanded_request_size: 1 << 20,
+            ..OtlpSourceConfig::default()
+        };
+        assert_eq!(expanded.problems()[0].key, "max_expanded_request_size");
+        let in_flight = OtlpSourceConfig {
+            max_in_flight_bytes: 64 << 20,
+            ..OtlpSourceConfig::default()
+        };
+        assert_eq!(in_flight.problems()[0].key, "max_in_flight_bytes");
     }
 }

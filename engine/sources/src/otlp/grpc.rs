@@ -27,19 +27,23 @@ use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use weir_core::Shutdown;
 
+use super::grpc_admit::{AdmitLayer, Admitted};
 use super::ingest::{ExportRequest, Ingest, Outcome};
 
 /// Serves the three OTLP services on `listener` until `shutdown` fires,
-/// then finishes the requests in flight.
+/// then finishes the requests in flight. Each request passes
+/// [`AdmitLayer`] (body received, slot taken) before tonic decodes it.
 pub(crate) async fn serve(
     listener: TcpListener,
     ingest: Arc<Ingest>,
-    max_request_size: u64,
+    max_concurrent_streams: u32,
     shutdown: Shutdown,
 ) -> Result<(), String> {
-    let max = usize::try_from(max_request_size).unwrap_or(usize::MAX);
-    let svc = Grpc(ingest);
+    let max = ingest.max_request_size;
+    let svc = Grpc(ingest.clone());
     tonic::transport::Server::builder()
+        .max_concurrent_streams(max_concurrent_streams)
+        .layer(AdmitLayer(ingest))
         .add_service(
             TraceServiceServer::new(svc.clone())
                 .accept_compressed(CompressionEncoding::Gzip)
@@ -69,26 +73,37 @@ struct Grpc(Arc<Ingest>);
 impl Grpc {
     async fn export<R: ExportRequest>(&self, request: Request<R>) -> Result<(u64, String), Status> {
         let ingest = &self.0;
-        let _permit = ingest.admit("grpc").map_err(|o| self.status(o))?;
+        let Some((_slot, held)) = request
+            .extensions()
+            .get::<Admitted>()
+            .and_then(Admitted::take)
+        else {
+            return Err(Status::internal(
+                "the request reached its handler without being admitted \
+                 (this is a bug in Weir, please report it)",
+            ));
+        };
         let request = request.into_inner();
         let wire = request.encoded_len();
-        match ingest.ingest("grpc", &request, wire).await {
+        match ingest.ingest("grpc", &request, wire, held).await {
             Outcome::Accepted { rejected, message } => Ok((rejected, message.unwrap_or_default())),
-            other => Err(self.status(other)),
+            other => Err(status(ingest, other)),
         }
     }
+}
 
-    fn status(&self, outcome: Outcome) -> Status {
-        match outcome {
-            Outcome::Accepted { .. } => Status::ok(""),
-            Outcome::Invalid(m) => Status::invalid_argument(m),
-            Outcome::TooLarge(m) => Status::resource_exhausted(m),
-            Outcome::Unavailable(m) => Status::with_error_details(
-                Code::Unavailable,
-                m,
-                ErrorDetails::with_retry_info(Some(self.0.retry_after)),
-            ),
-        }
+/// The gRPC status that answers `outcome`.
+pub(crate) fn status(ingest: &Ingest, outcome: Outcome) -> Status {
+    match outcome {
+        Outcome::Accepted { .. } => Status::ok(""),
+        Outcome::Invalid(m) => Status::invalid_argument(m),
+        Outcome::TooLarge(m) => Status::resource_exhausted(m),
+        Outcome::TimedOut(m) => Status::deadline_exceeded(m),
+        Outcome::Unavailable(m) => Status::with_error_details(
+            Code::Unavailable,
+            m,
+            ErrorDetails::with_retry_info(Some(ingest.retry_after)),
+        ),
     }
 }
 

@@ -6,12 +6,11 @@ use std::io::Read;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
@@ -25,19 +24,20 @@ use prost::Message;
 use tokio::net::TcpListener;
 use weir_core::Shutdown;
 
+use super::budget::Held;
+use super::conn::{self, ConnLimits};
 use super::ingest::{ExportRequest, Ingest, Outcome};
+use super::receive::{self, too_large};
 
 /// Serves OTLP/HTTP on `listener` until `shutdown` fires, then finishes the
 /// requests in flight.
 pub(crate) async fn serve(
     listener: TcpListener,
     ingest: Arc<Ingest>,
+    limits: ConnLimits,
     shutdown: Shutdown,
 ) -> Result<(), String> {
-    axum::serve(listener, router(ingest))
-        .with_graceful_shutdown(async move { shutdown.wait().await })
-        .await
-        .map_err(|e| format!("OTLP/HTTP server failed: {e}"))
+    conn::serve(listener, router(ingest), limits, shutdown).await
 }
 
 fn router(ingest: Arc<Ingest>) -> Router {
@@ -73,6 +73,9 @@ struct RpcStatus {
     message: String,
 }
 
+/// Answers one export: the body is received (bounded in time, size and
+/// in-flight memory) before the request takes a slot, and decoded only
+/// once it has one.
 async fn export<R: ExportRequest + PartialSuccess>(
     State(ingest): State<Arc<Ingest>>,
     request: Request,
@@ -90,26 +93,40 @@ async fn export<R: ExportRequest + PartialSuccess>(
             );
         }
     };
+    let gzip = match gzipped(&parts.headers) {
+        Ok(gzip) => gzip,
+        Err(message) => {
+            ingest.count_request("http", "unsupported_media_type");
+            return error(format, StatusCode::UNSUPPORTED_MEDIA_TYPE, message, None);
+        }
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > ingest.max_request_size as u64) {
+        ingest.count_request("http", "too_large");
+        return respond::<R>(&ingest, format, too_large(&ingest));
+    }
+    let (body, mut held) =
+        match receive::receive(&ingest, "http", body, ingest.max_request_size).await {
+            Ok(received) => received,
+            Err(outcome) => return respond::<R>(&ingest, format, outcome),
+        };
     let _permit = match ingest.admit("http") {
         Ok(p) => p,
         Err(outcome) => return respond::<R>(&ingest, format, outcome),
     };
-    let body = match read_body(&ingest, &parts.headers, body).await {
-        Ok(b) => b,
-        Err((status, message)) => {
-            ingest.count_request(
-                "http",
-                if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    "too_large"
-                } else {
-                    "invalid"
-                },
-            );
-            return error(format, status, message, None);
-        }
+    let body = match gzip {
+        false => body,
+        true => match gunzip(&ingest, body, &mut held) {
+            Ok(b) => b,
+            Err(outcome) => return respond::<R>(&ingest, format, outcome),
+        },
     };
     let decoded = match format {
-        Format::Protobuf => R::decode(body.as_slice()).map_err(|e| e.to_string()),
+        Format::Protobuf => R::decode(&body[..]).map_err(|e| e.to_string()),
         Format::Json => R::decode_json(&body).map_err(|e| e.to_string()),
     };
     let request = match decoded {
@@ -127,7 +144,9 @@ async fn export<R: ExportRequest + PartialSuccess>(
             return error(format, StatusCode::BAD_REQUEST, message, None);
         }
     };
-    let outcome = ingest.ingest("http", &request, body.len()).await;
+    let wire = body.len();
+    drop(body);
+    let outcome = ingest.ingest("http", &request, wire, held).await;
     respond::<R>(&ingest, format, outcome)
 }
 
@@ -151,39 +170,8 @@ fn content_type(headers: &HeaderMap) -> Result<Format, String> {
     }
 }
 
-/// Reads the body, refusing more than `max_request_size` bytes before or
-/// after gzip decompression.
-async fn read_body(
-    ingest: &Ingest,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Vec<u8>, (StatusCode, String)> {
-    let max = ingest.max_request_size;
-    let too_large = || {
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "the request is larger than `max_request_size` ({max} bytes); send smaller batches"
-            ),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return Err(too_large());
-    }
-    let bytes: Bytes = match Limited::new(body, max).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
-        Err(e) => {
-            return Err((
-                StatusCode::BAD_REQUEST,
-                format!("could not read the body: {e}"),
-            ));
-        }
-    };
+/// Whether the body is gzip-compressed (`Content-Encoding`).
+fn gzipped(headers: &HeaderMap) -> Result<bool, String> {
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -191,26 +179,34 @@ async fn read_body(
         .trim()
         .to_ascii_lowercase();
     match encoding.as_str() {
-        "" | "identity" => Ok(bytes.to_vec()),
-        "gzip" | "x-gzip" => {
-            let mut out = Vec::with_capacity(bytes.len().saturating_mul(4).min(max));
-            let mut decoder = flate2::read::GzDecoder::new(&bytes[..]).take(max as u64 + 1);
-            decoder.read_to_end(&mut out).map_err(|e| {
-                (
-                    StatusCode::BAD_REQUEST,
-                    format!("the gzip body is corrupt: {e}"),
-                )
-            })?;
-            if out.len() > max {
-                return Err(too_large());
-            }
-            Ok(out)
-        }
-        other => Err((
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("unsupported Content-Encoding `{other}`: use `gzip` or none"),
+        "" | "identity" => Ok(false),
+        "gzip" | "x-gzip" => Ok(true),
+        other => Err(format!(
+            "unsupported Content-Encoding `{other}`: use `gzip` or none"
         )),
     }
+}
+
+/// Decompresses a gzip body, refusing more than `max_request_size` bytes
+/// after decompression; the decompressed bytes are held in the in-flight
+/// budget too.
+fn gunzip(ingest: &Ingest, bytes: Bytes, held: &mut Held) -> Result<Bytes, Outcome> {
+    let max = ingest.max_request_size;
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(4).min(max));
+    let mut decoder = flate2::read::GzDecoder::new(&bytes[..]).take(max as u64 + 1);
+    if let Err(e) = decoder.read_to_end(&mut out) {
+        ingest.count_request("http", "invalid");
+        return Err(Outcome::Invalid(format!("the gzip body is corrupt: {e}")));
+    }
+    if out.len() > max {
+        ingest.count_request("http", "too_large");
+        return Err(too_large(ingest));
+    }
+    let both = (bytes.len() + out.len()) as u64;
+    if let Err(short) = ingest.budget.try_grow(held, both) {
+        return Err(ingest.short("http", short, both));
+    }
+    Ok(out.into())
 }
 
 fn respond<R: PartialSuccess>(ingest: &Ingest, format: Format, outcome: Outcome) -> Response {
@@ -224,6 +220,14 @@ fn respond<R: PartialSuccess>(ingest: &Ingest, format: Format, outcome: Outcome)
         }
         Outcome::Invalid(m) => error(format, StatusCode::BAD_REQUEST, m, None),
         Outcome::TooLarge(m) => error(format, StatusCode::PAYLOAD_TOO_LARGE, m, None),
+        Outcome::TimedOut(m) => {
+            let mut response = error(format, StatusCode::REQUEST_TIMEOUT, m, None);
+            // What is left of the body will not be read: end the connection.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
         Outcome::Unavailable(m) => error(
             format,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -242,6 +246,7 @@ fn error(
     // google.rpc.Code numbers for the HTTP statuses used here.
     let code = match status {
         StatusCode::BAD_REQUEST => 3,
+        StatusCode::REQUEST_TIMEOUT => 4,
         StatusCode::PAYLOAD_TOO_LARGE => 8,
         StatusCode::SERVICE_UNAVAILABLE => 14,
         _ => 2,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::OtlpSourceConfig;
+use super::budget::{Budget, Held, Short};
 use super::metrics;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -20,6 +21,9 @@ pub(crate) trait ExportRequest: prost::Message + Default + Send + 'static {
     const SIGNAL: Signal;
     /// Converts the request to Arrow rows.
     fn convert(&self) -> Result<Converted, ConvertError>;
+    /// The bytes the request and its rows take once converted, estimated
+    /// from its lengths.
+    fn expanded_size(&self) -> usize;
     /// Decodes an OTLP/JSON body.
     fn decode_json(body: &[u8]) -> Result<Self, ConvertError>;
 }
@@ -28,6 +32,9 @@ impl ExportRequest for ExportTraceServiceRequest {
     const SIGNAL: Signal = Signal::Spans;
     fn convert(&self) -> Result<Converted, ConvertError> {
         convert::spans_to_batch(self)
+    }
+    fn expanded_size(&self) -> usize {
+        convert::spans_expanded_size(self)
     }
     fn decode_json(body: &[u8]) -> Result<Self, ConvertError> {
         convert::json::decode_spans(body)
@@ -39,6 +46,9 @@ impl ExportRequest for ExportLogsServiceRequest {
     fn convert(&self) -> Result<Converted, ConvertError> {
         convert::logs_to_batch(self)
     }
+    fn expanded_size(&self) -> usize {
+        convert::logs_expanded_size(self)
+    }
     fn decode_json(body: &[u8]) -> Result<Self, ConvertError> {
         convert::json::decode_logs(body)
     }
@@ -48,6 +58,9 @@ impl ExportRequest for ExportMetricsServiceRequest {
     const SIGNAL: Signal = Signal::Metrics;
     fn convert(&self) -> Result<Converted, ConvertError> {
         convert::metrics_to_batch(self)
+    }
+    fn expanded_size(&self) -> usize {
+        convert::metrics_expanded_size(self)
     }
     fn decode_json(body: &[u8]) -> Result<Self, ConvertError> {
         convert::json::decode_metrics(body)
@@ -70,8 +83,13 @@ pub enum Outcome {
     },
     /// The request is malformed (400 / INVALID_ARGUMENT); do not retry.
     Invalid(String),
-    /// The request is larger than `max_request_size` (413 / RESOURCE_EXHAUSTED).
+    /// The request is larger than `max_request_size`, or would take more
+    /// than `max_expanded_request_size` once converted (413 /
+    /// RESOURCE_EXHAUSTED).
     TooLarge(String),
+    /// The client did not send its request within `read_timeout` (408 /
+    /// DEADLINE_EXCEEDED).
+    TimedOut(String),
     /// The pipeline is full, shutting down, or a sink could not make the
     /// data durable: retry after the hint (503 / UNAVAILABLE).
     Unavailable(String),
@@ -82,8 +100,11 @@ pub(crate) struct Ingest {
     pub(crate) name: Arc<str>,
     output: Output,
     permits: Arc<Semaphore>,
+    pub(crate) budget: Budget,
+    max_expanded: u64,
     queue_wait: Duration,
     ack_timeout: Duration,
+    pub(crate) read_timeout: Duration,
     pub(crate) retry_after: Duration,
     pub(crate) max_request_size: usize,
 }
@@ -94,15 +115,19 @@ impl Ingest {
             name,
             output,
             permits: Arc::new(Semaphore::new(config.max_concurrent_requests.max(1))),
+            budget: Budget::new(config.max_in_flight_bytes),
+            max_expanded: config.max_expanded_request_size,
             queue_wait: config.queue_wait,
             ack_timeout: config.ack_timeout,
+            read_timeout: config.read_timeout,
             retry_after: config.retry_after,
             max_request_size: usize::try_from(config.max_request_size).unwrap_or(usize::MAX),
         }
     }
 
     /// A slot for one request in flight, or `None` when
-    /// `max_concurrent_requests` are already being served.
+    /// `max_concurrent_requests` are already being served. Taken once the
+    /// body has arrived and before it is decoded.
     pub(crate) fn admit(&self, protocol: &'static str) -> Result<OwnedSemaphorePermit, Outcome> {
         self.permits.clone().try_acquire_owned().map_err(|_| {
             self.count_request(protocol, "too_many_requests");
@@ -118,21 +143,73 @@ impl Ingest {
         metrics::requests(&self.name, protocol, outcome).increment(1);
     }
 
+    /// The refusal of a request that cannot hold more memory: `Never` is
+    /// too large, `Now` is retryable. Counts it.
+    pub(crate) fn short(&self, protocol: &'static str, short: Short, bytes: u64) -> Outcome {
+        let total = self.budget.total();
+        match short {
+            Short::Never => {
+                self.count_request(protocol, "too_large");
+                Outcome::TooLarge(format!(
+                    "the request would take about {bytes} bytes in memory, more than all of \
+                     `max_in_flight_bytes` ({total} bytes) of `{}`: send fewer records per request",
+                    self.name
+                ))
+            }
+            Short::Now => {
+                self.count_request(protocol, "in_flight_full");
+                Outcome::Unavailable(format!(
+                    "`{}` holds its maximum of request memory in flight (`max_in_flight_bytes`, \
+                     {total} bytes); retry after {}s",
+                    self.name,
+                    self.retry_after.as_secs_f64()
+                ))
+            }
+        }
+    }
+
     /// Converts `request` to rows, sends them into the pipeline, and waits
     /// until every sink has acknowledged them; records the conversion or a
     /// sink refused one by one are answered as `partial_success`.
+    ///
+    /// First the request's size once converted is estimated: over
+    /// `max_expanded_request_size` it is refused as too large, and `held`
+    /// (the bytes its body took) grows to the estimate within `queue_wait`
+    /// or the request is refused for now. The bytes stay held until the
+    /// request is answered.
     pub(crate) async fn ingest<R: ExportRequest>(
         &self,
         protocol: &'static str,
         request: &R,
         wire_bytes: usize,
+        mut held: Held,
     ) -> Outcome {
+        let expanded = request.expanded_size() as u64;
+        if expanded > self.max_expanded {
+            self.count_request(protocol, "too_large");
+            return Outcome::TooLarge(format!(
+                "the request would take about {expanded} bytes once converted (every record \
+                 carries a copy of its resource and scope attributes), more than \
+                 `max_expanded_request_size` ({} bytes) of `{}`: send fewer records per \
+                 request, or fewer or shorter resource attributes",
+                self.max_expanded, self.name
+            ));
+        }
+        if let Err(short) = self
+            .budget
+            .grow_within(&mut held, expanded, self.queue_wait)
+            .await
+        {
+            return self.short(protocol, short, expanded);
+        }
         let outcome = self.ingest_inner(request, wire_bytes).await;
+        drop(held);
         let label = match &outcome {
             Outcome::Accepted { rejected: 0, .. } => "accepted",
             Outcome::Accepted { .. } => "partially_accepted",
             Outcome::Invalid(_) => "invalid",
             Outcome::TooLarge(_) => "too_large",
+            Outcome::TimedOut(_) => "read_timeout",
             Outcome::Unavailable(_) => "unavailable",
         };
         self.count_request(protocol, label);
@@ -143,6 +220,7 @@ impl Ingest {
         let signal = R::SIGNAL;
         let converted = match request.convert() {
             Ok(c) => c,
+            Err(e @ ConvertError::TooLarge(_)) => return Outcome::TooLarge(e.to_string()),
             Err(e) => return Outcome::Invalid(e.to_string()),
         };
         let rows = converted.batch.num_rows() as u64;

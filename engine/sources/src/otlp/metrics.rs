@@ -10,7 +10,7 @@ use weir_core::metrics::CounterDef;
 
 const REQUESTS: CounterDef<3> = CounterDef {
     name: "weir_otlp_requests_total",
-    help: "OTLP requests answered, by protocol (grpc, http) and outcome (accepted, partially_accepted, invalid, too_large, unavailable, too_many_requests, unsupported_media_type).",
+    help: "OTLP requests answered, by protocol (grpc, http) and outcome (accepted, partially_accepted, invalid, too_large, unavailable, too_many_requests, in_flight_full, read_timeout, unsupported_media_type).",
     unit: Some(Unit::Count),
     labels: ["component", "protocol", "outcome"],
 };

@@ -1,19 +1,32 @@
 //! The OTLP receiver: gRPC and HTTP in front of one shared ingest path.
 //!
 //! ```text
-//! gRPC  TraceService/export ─┐                    ┌─▶ Output::send_within
-//! HTTP  POST /v1/traces ─────┼─▶ Ingest::ingest ──┤        (503 / UNAVAILABLE if full)
-//!       (proto | json, gzip) ┘   convert to Arrow └─▶ await Ack ─▶ response
+//! gRPC  TraceService/export ─┐ receive body, ┌ decode ┐                    ┌─▶ Output::send_within
+//! HTTP  POST /v1/traces ─────┼▶ take a slot ─┤        ├▶ Ingest::ingest ──┤        (503 / UNAVAILABLE if full)
+//!       (proto | json, gzip) ┘               └ (gzip) ┘  estimate, hold,  └─▶ await Ack ─▶ response
+//!                                                        convert to Arrow
 //! ```
-//! [`ingest`] holds the logic both transports share; [`grpc`] and [`http`]
-//! only translate requests and outcomes; [`metrics`] declares what the
-//! source counts.
+//! A request is bounded at every step by what was received: [`receive`]
+//! reads a body within `read_timeout` and `max_request_size`, holding its
+//! bytes in the in-flight [`budget`] as they arrive; only then does it take
+//! one of `max_concurrent_requests` slots and get decoded (for gRPC in
+//! [`grpc_admit`], a layer in front of tonic); [`ingest`] estimates the
+//! request's size once converted, refuses it over
+//! `max_expanded_request_size`, and holds that many bytes until it is
+//! answered. [`grpc`] and [`http`] only translate requests and outcomes;
+//! [`conn`] serves the HTTP listener's connections (header timeout, HTTP/2
+//! stream cap, graceful shutdown); [`metrics`] declares what the source
+//! counts.
 
+mod budget;
 mod config;
+mod conn;
 mod grpc;
+mod grpc_admit;
 mod http;
 mod ingest;
 pub mod metrics;
+mod receive;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -92,12 +105,21 @@ impl Source for OtlpSource {
             servers.spawn(grpc::serve(
                 listener,
                 ingest.clone(),
-                self.config.max_request_size,
+                self.config.max_concurrent_streams,
                 cx.shutdown.clone(),
             ));
         }
         if let Some(listener) = self.http {
-            servers.spawn(http::serve(listener, ingest.clone(), cx.shutdown.clone()));
+            let limits = conn::ConnLimits {
+                header_read_timeout: self.config.read_timeout,
+                max_concurrent_streams: self.config.max_concurrent_streams,
+            };
+            servers.spawn(http::serve(
+                listener,
+                ingest.clone(),
+                limits,
+                cx.shutdown.clone(),
+            ));
         }
         let mut result = Ok(());
         while let Some(done) = servers.join_next().await {

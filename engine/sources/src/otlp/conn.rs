@@ -1,0 +1,77 @@
+//! The HTTP listener's connections: HTTP/1 and HTTP/2 on one port, a
+//! client that does not send its headers within `read_timeout` is
+//! disconnected (HTTP/1), an HTTP/2 connection has at most
+//! `max_concurrent_streams` requests open, and on shutdown the listener
+//! stops accepting while the requests in flight finish.
+
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tracing::{debug, warn};
+use weir_core::Shutdown;
+
+/// How long to pause after `accept` fails (out of file descriptors, say)
+/// before trying again, so the loop does not spin.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
+
+/// What bounds one connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnLimits {
+    /// The longest an HTTP/1 client may take to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// The most requests open at once on one HTTP/2 connection.
+    pub max_concurrent_streams: u32,
+}
+
+/// Serves `app` on `listener` until `shutdown` fires, then waits for the
+/// open connections to finish their requests.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnLimits,
+    shutdown: Shutdown,
+) -> Result<(), String> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_concurrent_streams);
+    let graceful = GracefulShutdown::new();
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    loop {
+        let (socket, peer) = tokio::select! {
+            () = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    warn!(%error, "accepting an OTLP/HTTP connection failed");
+                    tokio::time::sleep(ACCEPT_PAUSE).await;
+                    continue;
+                }
+            },
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let conn = builder
+            .serve_connection(TokioIo::new(socket), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(error) = conn.await {
+                debug!(%peer, %error, "OTLP/HTTP connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}

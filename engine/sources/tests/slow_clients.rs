@@ -1,0 +1,167 @@
+//! Hostile clients that connect and then send slowly: they must not keep
+//! an ordinary client from being served, and each gets its timeout.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::StreamBody;
+use hyper::body::Frame;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use weir_sources::OtlpSourceConfig;
+
+/// The source's limits in these tests: few request slots, so that a
+/// handful of slow senders holding one each would fill them all.
+fn config() -> OtlpSourceConfig {
+    OtlpSourceConfig {
+        max_concurrent_requests: 8,
+        read_timeout: Duration::from_secs(4),
+        ..OtlpSourceConfig::default()
+    }
+}
+
+/// An HTTP/1 client that sends part of its headers and stalls.
+async fn partial_headers(http: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(http).await.expect("connects");
+    stream
+        .write_all(b"POST /v1/logs HTTP/1.1\r\nHost: weir\r\nContent-Type: appl")
+        .await
+        .expect("writes");
+    stream
+}
+
+/// An HTTP/1 client that sends its headers and a few bytes of a 1,000-byte
+/// body, and stalls.
+async fn partial_body(http: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(http).await.expect("connects");
+    stream
+        .write_all(
+            b"POST /v1/logs HTTP/1.1\r\nHost: weir\r\n\
+              Content-Type: application/x-protobuf\r\nContent-Length: 1000\r\n\r\n\x0a\x05",
+        )
+        .await
+        .expect("writes");
+    stream
+}
+
+/// A gRPC stream that sends its headers and the first bytes of a message,
+/// and stalls; the sender keeps the stream open, the receiver gets the
+/// response.
+type Stalled = (
+    mpsc::Sender<Result<Frame<Bytes>, std::convert::Infallible>>,
+    tokio::task::JoinHandle<Option<http::Response<hyper::body::Incoming>>>,
+);
+
+/// `streams` stalled gRPC export streams on one HTTP/2 connection.
+async fn stalled_grpc(grpc: SocketAddr, streams: usize) -> Vec<Stalled> {
+    let tcp = TcpStream::connect(grpc).await.expect("connects");
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .expect("HTTP/2 handshake");
+    tokio::spawn(conn);
+    let mut stalled = Vec::new();
+    for _ in 0..streams {
+        let (tx, rx) = mpsc::channel(1);
+        // A message of 1,000 bytes is announced; two arrive.
+        tx.send(Ok(Frame::data(Bytes::from_static(&[
+            0, 0, 0, 3, 232, 10, 5,
+        ]))))
+        .await
+        .expect("queued");
+        let body = StreamBody::new(tokio_stream(rx));
+        let request = http::Request::post(format!(
+            "http://{grpc}/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(body)
+        .expect("request");
+        let mut sender = sender.clone();
+        let response = tokio::spawn(async move {
+            sender.ready().await.ok()?;
+            sender.send_request(request).await.ok()
+        });
+        stalled.push((tx, response));
+    }
+    stalled
+}
+
+/// A stream of what `rx` receives.
+fn tokio_stream<T: Send + 'static>(
+    mut rx: mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Reads what the server sends until it closes the connection (or 10 s).
+async fn read_until_closed(mut stream: TcpStream) -> String {
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out)).await;
+    assert!(read.is_ok(), "the server kept the connection open");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Scenario: 300 hostile clients connected at once (100 HTTP/1 clients
+/// stalled in their headers, 100 stalled in their bodies, 100 gRPC streams
+/// stalled in their messages over 4 connections) beside an ordinary client
+/// sending over HTTP and gRPC, with 8 request slots.
+/// Guarantees: every ordinary request is accepted promptly while the
+/// hostile clients are connected (they hold no request slot); after
+/// `read_timeout` a stalled HTTP body gets 408 and its connection closed, a
+/// client stalled in its headers is disconnected, and a stalled gRPC stream
+/// gets DEADLINE_EXCEEDED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_senders_do_not_keep_a_normal_client_out() {
+    let running = common::start("slow_clients", config()).await;
+    let started = Instant::now();
+    let mut headers = Vec::new();
+    let mut bodies = Vec::new();
+    for _ in 0..100 {
+        headers.push(partial_headers(running.http).await);
+        bodies.push(partial_body(running.http).await);
+    }
+    let mut grpc_stalled = Vec::new();
+    for _ in 0..4 {
+        grpc_stalled.extend(stalled_grpc(running.grpc, 25).await);
+    }
+    // Let the server take in what the hostile clients sent.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let client = reqwest::Client::new();
+    let mut grpc = common::grpc_logs(running.grpc).await;
+    for _ in 0..5 {
+        let (status, text) = common::post_logs(&client, running.http, &common::normal_logs()).await;
+        assert_eq!(status, 200, "HTTP beside slow senders: {text}");
+        grpc.export(common::normal_logs())
+            .await
+            .expect("gRPC beside slow senders");
+    }
+    let served = started.elapsed();
+    assert!(
+        served < Duration::from_secs(3),
+        "the ordinary client was served while the slow senders were connected ({served:?})"
+    );
+
+    let answer = read_until_closed(bodies.pop().expect("a slow body")).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("read_timeout"), "{answer}");
+    let answer = read_until_closed(headers.pop().expect("slow headers")).await;
+    assert!(!answer.contains("200 OK"), "{answer}");
+    let (_keep_open, response) = grpc_stalled.pop().expect("a stalled stream");
+    let response = tokio::time::timeout(Duration::from_secs(10), response)
+        .await
+        .expect("answered in time")
+        .expect("task")
+        .expect("a response");
+    assert_eq!(
+        response.headers().get("grpc-status").map(|v| v.as_bytes()),
+        Some(&b"4"[..]),
+        "DEADLINE_EXCEEDED: {response:?}"
+    );
+}
