@@ -319,6 +319,7 @@ fn run(file: &std::path::Path) -> u8 {
         Ok(p) => p,
         Err(code) => return code,
     };
+    weir_core::memory::install(plan.runtime.memory_limit, plan.runtime.spike_limit());
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all().thread_name("weir");
     if plan.runtime.worker_threads > 0 {

@@ -28,6 +28,7 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// `describe` per set; a set's metrics appear in `/metrics` once recorded).
 fn describe_metrics() {
     weir_core::metrics::component::describe();
+    weir_core::memory::describe();
     weir_sources::otlp::metrics::describe();
     weir_sinks::alerts::metrics::describe();
     weir_kafka::metrics::describe();

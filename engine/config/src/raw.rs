@@ -144,7 +144,14 @@ pub(crate) fn read(root: DeTable<'_>, registry: &Registry, report: &mut Report<'
                 }
             }
             "runtime" => {
-                if let Some(runtime) = read_settings(&key, value, report) {
+                let span = value.span();
+                if let Some(runtime) = read_settings::<RuntimeConfig>(&key, value, report) {
+                    if let Some(problem) = memory_problem(&runtime) {
+                        report
+                            .error(span, problem)
+                            .key("runtime")
+                            .help("give `memory_limit`, and a `memory_spike_limit` under it (or leave that out: a fifth of the limit)");
+                    }
                     pipeline.runtime = runtime;
                 }
             }
@@ -189,6 +196,17 @@ pub(crate) fn read(root: DeTable<'_>, registry: &Registry, report: &mut Report<'
     }
     pipeline.components.sort_by_key(|c| c.span.start);
     pipeline
+}
+
+/// What is wrong with `[runtime]`'s memory limit, if anything.
+fn memory_problem(runtime: &RuntimeConfig) -> Option<String> {
+    match (runtime.memory_limit, runtime.memory_spike_limit) {
+        (None, Some(_)) => Some("`memory_spike_limit` is set without `memory_limit`".to_string()),
+        (Some(limit), Some(spike)) if spike >= limit => Some(format!(
+            "`memory_spike_limit` ({spike} bytes) must be less than `memory_limit` ({limit} bytes)"
+        )),
+        _ => None,
+    }
 }
 
 fn read_settings<T: serde::de::DeserializeOwned>(

@@ -85,6 +85,32 @@ pub struct RuntimeConfig {
     /// Default `0`.
     #[serde(default)]
     pub worker_threads: usize,
+    /// The most resident memory Weir should use, as the OpenTelemetry
+    /// Collector's `memory_limiter` sets it: a size such as `"2GiB"`. It
+    /// is read every 100 ms; from `memory_limit - memory_spike_limit` on,
+    /// the sources take no new data (OTLP answers 503 / `UNAVAILABLE` with
+    /// a retry hint, Kafka stops fetching) until it falls back, while what
+    /// was accepted goes on to the sinks. Set it well under the memory
+    /// the machine or container gives Weir. Default: no limit.
+    #[serde(default, deserialize_with = "values::optional_byte_size")]
+    pub memory_limit: Option<u64>,
+    /// The headroom under `memory_limit` for what arrives between two
+    /// reads and what is already in flight: a size. Default a fifth of
+    /// `memory_limit`. Only with `memory_limit`, and less than it.
+    #[serde(default, deserialize_with = "values::optional_byte_size")]
+    pub memory_spike_limit: Option<u64>,
+}
+
+impl RuntimeConfig {
+    /// The spike limit in force: `memory_spike_limit`, or a fifth of
+    /// `memory_limit` (0 without a limit).
+    pub fn spike_limit(&self) -> u64 {
+        match (self.memory_limit, self.memory_spike_limit) {
+            (_, Some(spike)) => spike,
+            (Some(limit), None) => limit / 5,
+            (None, None) => 0,
+        }
+    }
 }
 
 fn default_shutdown_timeout() -> Duration {
@@ -96,6 +122,8 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             shutdown_timeout: default_shutdown_timeout(),
             worker_threads: 0,
+            memory_limit: None,
+            memory_spike_limit: None,
         }
     }
 }

@@ -156,6 +156,11 @@ pub fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     Ok(bytes)
 }
 
+/// An optional positive size, as [`byte_size`].
+pub fn optional_byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    byte_size(d).map(Some)
+}
+
 struct CountVisitor {
     min: u64,
     max: u64,

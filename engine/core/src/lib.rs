@@ -30,6 +30,7 @@ pub mod batch;
 pub mod component;
 pub mod convert;
 pub mod error;
+pub mod memory;
 pub mod metrics;
 pub mod redact;
 pub mod schema;

@@ -25,6 +25,7 @@ mod compliance;
 mod durability;
 mod export;
 mod kafka;
+mod memory;
 mod plugin;
 mod prometheus_parity;
 mod rules;

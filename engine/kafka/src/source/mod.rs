@@ -267,6 +267,9 @@ impl State<'_> {
                     let due = self.batcher.take_due(Instant::now());
                     self.ready.extend(due);
                 }
+                // Paused, nothing may arrive to look again: look as often
+                // as memory is read.
+                _ = tokio::time::sleep(weir_core::memory::CHECK_INTERVAL), if self.paused => {}
                 message = consumer.recv() => {
                     // A rebalance seen in the same poll as this message
                     // comes first: the message belongs to the new
@@ -510,10 +513,13 @@ impl State<'_> {
     fn regulate(&mut self) {
         let limit = usize::try_from(self.source.config.max_in_flight).unwrap_or(usize::MAX);
         self.in_flight_gauge.set(self.in_flight as f64);
-        let pause = if !self.paused && self.in_flight >= limit {
+        // Over Weir's memory limit the partitions pause too, until memory
+        // is back under it (`weir_core::memory`).
+        let memory = weir_core::memory::pressure().is_some();
+        let pause = if !self.paused && (self.in_flight >= limit || memory) {
             crate::metrics::pauses(&self.source.name).increment(1);
             true
-        } else if self.paused && self.in_flight < limit / 2 {
+        } else if self.paused && self.in_flight < limit / 2 && !memory {
             false
         } else {
             return;

@@ -125,10 +125,18 @@ impl Ingest {
         }
     }
 
-    /// A slot for one request in flight, or `None` when
-    /// `max_concurrent_requests` are already being served. Taken once the
-    /// body has arrived and before it is decoded.
+    /// A slot for one request in flight, taken once the body has arrived
+    /// and before it is decoded; refused while `max_concurrent_requests`
+    /// are being served or Weir is over its memory limit
+    /// ([`weir_core::memory`]).
     pub(crate) fn admit(&self, protocol: &'static str) -> Result<OwnedSemaphorePermit, Outcome> {
+        if let Some(pressure) = weir_core::memory::pressure() {
+            self.count_request(protocol, "memory_limit");
+            return Err(Outcome::Unavailable(format!(
+                "{pressure}; retry after {}s",
+                self.retry_after.as_secs_f64()
+            )));
+        }
         self.permits.clone().try_acquire_owned().map_err(|_| {
             self.count_request(protocol, "too_many_requests");
             Outcome::Unavailable(format!(
