@@ -257,6 +257,7 @@ mod tests {
         let s = start_sink(SinkBehaviour {
             rejected_per_request: 3,
             unavailable_every: 4,
+            ..SinkBehaviour::default()
         })
         .await;
         let endpoint = url(s.grpc);
@@ -300,6 +301,7 @@ mod tests {
         let s = start_sink(SinkBehaviour {
             rejected_per_request: 0,
             unavailable_every: 3,
+            ..SinkBehaviour::default()
         })
         .await;
         let endpoint = url(s.grpc);
@@ -334,6 +336,7 @@ mod tests {
         let s = start_sink(SinkBehaviour {
             rejected_per_request: 1,
             unavailable_every: 5,
+            ..SinkBehaviour::default()
         })
         .await;
         let endpoint = url(s.http);

@@ -58,6 +58,8 @@ pub struct SinkBehaviour {
     pub rejected_per_request: u64,
     /// Answer every n-th request with gRPC UNAVAILABLE / HTTP 503 (0 = never).
     pub unavailable_every: u64,
+    /// Wait this long before answering each gRPC request: a slow backend.
+    pub delay: std::time::Duration,
 }
 
 /// What the sink has received.
@@ -178,6 +180,9 @@ impl TraceService for GrpcSink {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<GrpcResponse<ExportTraceServiceResponse>, Status> {
+        if !self.0.behaviour.delay.is_zero() {
+            tokio::time::sleep(self.0.behaviour.delay).await;
+        }
         self.0
             .traces(request.get_ref())
             .map(GrpcResponse::new)
@@ -191,6 +196,9 @@ impl LogsService for GrpcSink {
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<GrpcResponse<ExportLogsServiceResponse>, Status> {
+        if !self.0.behaviour.delay.is_zero() {
+            tokio::time::sleep(self.0.behaviour.delay).await;
+        }
         self.0
             .logs(request.get_ref())
             .map(GrpcResponse::new)
@@ -204,6 +212,9 @@ impl MetricsService for GrpcSink {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<GrpcResponse<ExportMetricsServiceResponse>, Status> {
+        if !self.0.behaviour.delay.is_zero() {
+            tokio::time::sleep(self.0.behaviour.delay).await;
+        }
         self.0
             .metrics(request.get_ref())
             .map(GrpcResponse::new)

@@ -29,6 +29,10 @@ struct Args {
     /// Tokio worker threads [default: number of CPUs].
     #[arg(long)]
     threads: Option<usize>,
+    /// Milliseconds to wait before answering each gRPC request: a slow
+    /// backend (`benches/overload.sh`).
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
 }
 
 #[allow(clippy::print_stderr)]
@@ -45,7 +49,10 @@ fn main() -> anyhow::Result<()> {
 
 #[allow(clippy::print_stderr)]
 async fn serve(args: Args) -> anyhow::Result<()> {
-    let sink = Sink::new(SinkBehaviour::default());
+    let sink = Sink::new(SinkBehaviour {
+        delay: Duration::from_millis(args.delay_ms),
+        ..SinkBehaviour::default()
+    });
     let grpc = TcpListener::bind(args.grpc)
         .await
         .with_context(|| format!("binding the gRPC address {}; is it in use?", args.grpc))?;
