@@ -96,6 +96,12 @@ pub trait ComponentConfig: DynConfig + Debug + Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Settings that work but should change (a deprecated key, say):
+    /// shown as warnings, the pipeline starts.
+    fn warnings(&self) -> Vec<Problem> {
+        Vec::new()
+    }
+
     /// Whether `[[tests]]` blocks may name this component as the one they
     /// test (the `rules` processor).
     fn takes_tests(&self) -> bool {

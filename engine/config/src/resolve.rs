@@ -154,6 +154,16 @@ fn check_problems(comps: &[RawComponent], report: &mut Report<'_>) {
                 .key(owner.key(&p.key))
                 .help(p.help);
         }
+        for p in config.warnings() {
+            let owner = c.owner();
+            report
+                .warning(
+                    c.span_of(&p.key),
+                    format!("{} in {}", p.message, owner.describe),
+                )
+                .key(owner.key(&p.key))
+                .help(p.help);
+        }
     }
 }
 

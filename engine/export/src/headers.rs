@@ -29,6 +29,37 @@ pub(crate) struct UserHeaders<'a> {
 }
 
 impl UserHeaders<'_> {
+    /// The deprecated keys in use: `headers_from_env` and
+    /// `headers_from_file`, which `headers = { NAME = { env = .. } }` and
+    /// `{ file = .. }` replace (the form every secret takes).
+    pub(crate) fn deprecations(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let forms = [
+            (
+                "headers_from_env",
+                !self.from_env.is_empty(),
+                "env = \"VARIABLE\"",
+            ),
+            (
+                "headers_from_file",
+                !self.from_file.is_empty(),
+                "file = \"PATH\"",
+            ),
+        ];
+        for (key, used, form) in forms {
+            if used {
+                out.push(Problem {
+                    key: key.to_string(),
+                    message: format!("`{key}` is deprecated"),
+                    help: format!(
+                        "write each header in `headers` as `NAME = {{ {form} }}`; `{key}` will be removed"
+                    ),
+                });
+            }
+        }
+        out
+    }
+
     /// What is wrong across keys: a header named twice, one of `reserved`
     /// (lower-case names the exporter sets itself for `protocol`, such as
     /// "the remote-write protocol"), `X-Scope-OrgID` given with `tenant`,

@@ -50,6 +50,10 @@ macro_rules! export_sink_config {
                 problems
             }
 
+            fn warnings(&self) -> Vec<weir_config::Problem> {
+                self.user_headers().deprecations()
+            }
+
             async fn build(
                 &self,
                 cx: &mut weir_config::BuildContext<'_>,

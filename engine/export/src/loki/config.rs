@@ -17,7 +17,7 @@ crate::settings::external_sink_config! {
 /// url = "http://loki:3100"          # posts to /loki/api/v1/push
 /// tenant = "team-a"
 /// labels = ["service.name", "k8s.namespace.name"]
-/// headers_from_env = { Authorization = "LOKI_AUTHORIZATION" }
+/// headers = { Authorization = { env = "LOKI_AUTHORIZATION" } }
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
@@ -69,12 +69,16 @@ pub struct LokiConfig {
     /// cannot be read stops the start. Default: none.
     #[serde(default)]
     pub headers: BTreeMap<String, Sensitive>,
+    /// Deprecated: write `headers = { NAME = { env = "VARIABLE" } }`
+    /// instead (a warning at start says so).
     /// HTTP headers whose value is read from an environment variable when
     /// the pipeline starts, header name -> variable name, such as
     /// `{ Authorization = "LOKI_AUTHORIZATION" }`. A variable that is not
     /// set stops the start. Default: none.
     #[serde(default)]
     pub headers_from_env: BTreeMap<String, String>,
+    /// Deprecated: write `headers = { NAME = { file = "PATH" } }`
+    /// instead (a warning at start says so).
     /// HTTP headers whose value is the content of a file (surrounding
     /// whitespace trimmed), read when the pipeline starts, header name ->
     /// path. A file that cannot be read stops the start. Default: none.

@@ -17,7 +17,7 @@ crate::settings::external_sink_config! {
 /// endpoint = "https://collector:4317"
 /// protocol = "grpc"
 /// compression = "gzip"
-/// headers_from_env = { Authorization = "OTLP_AUTHORIZATION" }
+/// headers = { Authorization = { env = "OTLP_AUTHORIZATION" } }
 /// tls = { ca_file = "/etc/weir/ca.pem" }
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -47,12 +47,16 @@ pub struct OtlpConfig {
     /// cannot be read stops the start. Default: none.
     #[serde(default)]
     pub headers: BTreeMap<String, Sensitive>,
+    /// Deprecated: write `headers = { NAME = { env = "VARIABLE" } }`
+    /// instead (a warning at start says so).
     /// Headers whose value is read from an environment variable when the
     /// pipeline starts, header name -> variable name, such as
     /// `{ Authorization = "OTLP_AUTHORIZATION" }`. A variable that is not
     /// set stops the start. Default: none.
     #[serde(default)]
     pub headers_from_env: BTreeMap<String, String>,
+    /// Deprecated: write `headers = { NAME = { file = "PATH" } }`
+    /// instead (a warning at start says so).
     /// Headers whose value is the content of a file (surrounding
     /// whitespace trimmed), read when the pipeline starts, header name ->
     /// path. A file that cannot be read stops the start. Default: none.
@@ -240,6 +244,14 @@ mod tests {
         assert_eq!(config.tls.ca_file, Some(PathBuf::from("/etc/ca.pem")));
         assert_eq!(config.timeout, Duration::from_secs(3));
         assert!(config.problems().is_empty());
+        // The two deprecated keys work, and each is warned about.
+        let warned: Vec<String> = config
+            .user_headers()
+            .deprecations()
+            .into_iter()
+            .map(|p| p.key)
+            .collect();
+        assert_eq!(warned, ["headers_from_env", "headers_from_file"]);
         let proto: OtlpConfig =
             toml::from_str("endpoint = \"http://c\"\nprotocol = \"http/protobuf\"").expect("valid");
         assert_eq!(proto.protocol, Protocol::HttpProtobuf);

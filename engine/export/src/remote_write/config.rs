@@ -17,7 +17,7 @@ crate::settings::external_sink_config! {
 /// ```toml
 /// url = "http://prometheus:9090/api/v1/write"
 /// tenant = "team-a"
-/// headers_from_env = { Authorization = "PROM_AUTHORIZATION" }
+/// headers = { Authorization = { env = "PROM_AUTHORIZATION" } }
 /// resource_to_labels = ["deployment.environment"]
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -40,12 +40,16 @@ pub struct PrometheusRemoteWriteConfig {
     /// cannot be read stops the start. Default: none.
     #[serde(default)]
     pub headers: BTreeMap<String, Sensitive>,
+    /// Deprecated: write `headers = { NAME = { env = "VARIABLE" } }`
+    /// instead (a warning at start says so).
     /// HTTP headers whose value is read from an environment variable when
     /// the pipeline starts, header name -> variable name, such as
     /// `{ Authorization = "PROM_AUTHORIZATION" }`, so secrets stay out of
     /// the file. A variable that is not set stops the start. Default: none.
     #[serde(default)]
     pub headers_from_env: BTreeMap<String, String>,
+    /// Deprecated: write `headers = { NAME = { file = "PATH" } }`
+    /// instead (a warning at start says so).
     /// HTTP headers whose value is the content of a file (surrounding
     /// whitespace trimmed), read when the pipeline starts, header name ->
     /// path, such as `{ Authorization = "/run/secrets/prom-auth" }`. A file
