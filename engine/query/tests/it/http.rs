@@ -537,10 +537,12 @@ async fn csv_and_arrow_stream_every_row() {
     assert_eq!(sum, (ROWS * (ROWS + 1)) as i64);
 }
 
-/// Scenario: a heavy ORDER BY and a heavy GROUP BY over a big
-/// generate_series with a 4 MiB limit, next to a small query. Guarantees:
-/// the heavy ones fail alone with 400 `resources_exhausted` naming the
-/// limit; the small one, concurrent, succeeds; the service runs on.
+/// Scenario: a heavy ORDER BY, a heavy GROUP BY and a string
+/// concatenation in an aggregate (`string_agg` of 10 KB values over 60,000
+/// rows: 600 MB if nothing held it) with a 4 MiB limit, next to a small
+/// query. Guarantees: the heavy ones fail alone with 400
+/// `resources_exhausted` naming the limit; the small one, concurrent,
+/// succeeds; the service runs on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_limit_fails_the_query_alone() {
     let config = common::config(Duration::from_secs(600), 4 << 20);
@@ -554,12 +556,16 @@ async fn memory_limit_fails_the_query_alone() {
         &base,
         "SELECT value % 1000000 AS k, count(*) FROM generate_series(1, 5000000) GROUP BY k",
     );
+    let concat = sql(
+        &base,
+        "SELECT length(string_agg(repeat('x', 10000), ',')) FROM generate_series(1, 60000)",
+    );
     let small = sql(
         &base,
         "SELECT service_name, count(*) AS n FROM spans GROUP BY 1 ORDER BY 1",
     );
-    let (sort, group, small) = tokio::join!(sort, group, small);
-    for heavy in [&sort, &group] {
+    let (sort, group, concat, small) = tokio::join!(sort, group, concat, small);
+    for heavy in [&sort, &group, &concat] {
         assert_eq!(heavy.status, StatusCode::BAD_REQUEST, "{}", heavy.body);
         let doc = heavy.json();
         assert_eq!(doc["kind"], "resources_exhausted", "{doc}");
