@@ -138,31 +138,24 @@ pub(crate) fn tests(raw: &RawPipeline, report: &mut Report<'_>) -> Vec<PipelineT
     out
 }
 
-/// Settings inside one component that contradict each other.
+/// Settings inside one component that contradict each other (errors),
+/// or that work but should change (warnings).
 fn check_problems(comps: &[RawComponent], report: &mut Report<'_>) {
     for c in comps {
         let Some((_, config)) = &c.config else {
             continue;
         };
-        for p in config.problems() {
-            let owner = c.owner();
-            report
-                .error(
-                    c.span_of(&p.key),
-                    format!("{} in {}", p.message, owner.describe),
-                )
-                .key(owner.key(&p.key))
-                .help(p.help);
-        }
-        for p in config.warnings() {
-            let owner = c.owner();
-            report
-                .warning(
-                    c.span_of(&p.key),
-                    format!("{} in {}", p.message, owner.describe),
-                )
-                .key(owner.key(&p.key))
-                .help(p.help);
+        let owner = c.owner();
+        let errors = config.problems().into_iter().map(|p| (true, p));
+        let warnings = config.warnings().into_iter().map(|p| (false, p));
+        for (error, p) in errors.chain(warnings) {
+            let span = c.span_of(&p.key);
+            let message = format!("{} in {}", p.message, owner.describe);
+            let draft = match error {
+                true => report.error(span, message),
+                false => report.warning(span, message),
+            };
+            draft.key(owner.key(&p.key)).help(p.help);
         }
     }
 }

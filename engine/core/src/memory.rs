@@ -98,7 +98,6 @@ pub fn install(limit: Option<u64>, spike: u64) {
             });
         }
     }
-    SOFT_LIMIT.with([]).set(SOFT.load(Ordering::Relaxed) as f64);
 }
 
 /// Reads the resident memory and updates the state.

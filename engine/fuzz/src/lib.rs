@@ -68,8 +68,8 @@ impl Target {
         Target::ALL.into_iter().find(|t| t.name() == name)
     }
 
-    /// Whether its inputs are text: the mutator then also splices in
-    /// [`Target::tokens`].
+    /// The tokens of its input language the mutator splices in (none for
+    /// binary inputs).
     pub fn tokens(self) -> &'static [&'static str] {
         match self {
             Target::OtlpProto | Target::WalReplay => &[],

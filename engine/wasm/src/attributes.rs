@@ -51,6 +51,17 @@ impl AttributeColumn {
         }
         column
     }
+
+    /// The value of every row, `None` where it has none.
+    pub fn to_options(&self) -> Vec<Option<String>> {
+        self.rows
+            .iter()
+            .map(|&at| {
+                let at = (at as usize).checked_sub(1)?;
+                self.values.get(at).cloned()
+            })
+            .collect()
+    }
 }
 
 /// The map column of `set` and its child arrays.

@@ -15,7 +15,7 @@ use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
 use arrow::util::display::FormatOptions;
 
-use crate::attributes::{AttributeColumn, write_attributes};
+use crate::attributes::{AttributeColumn, read_attribute_column, write_attributes};
 
 /// Why a column operation was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -360,35 +360,7 @@ pub fn read_attribute(
     set: AttributeSet,
     key: &str,
 ) -> Result<Vec<Option<String>>, ColumnError> {
-    let name = set.column();
-    let (_, array) = column(batch, name)?;
-    let Some(map) = array.as_map_opt() else {
-        return Err(ColumnError::TypeMismatch(format!(
-            "column `{name}` is not an attribute map"
-        )));
-    };
-    let keys = cast(map.keys(), &DataType::Utf8)
-        .map_err(|e| ColumnError::TypeMismatch(format!("column `{name}`: {e}")))?;
-    let keys = keys.as_string::<i32>();
-    let values = cast(map.values(), &DataType::Utf8)
-        .map_err(|e| ColumnError::TypeMismatch(format!("column `{name}`: {e}")))?;
-    let values = values.as_string::<i32>();
-    let offsets = map.value_offsets();
-    let mut out = Vec::with_capacity(map.len());
-    for row in 0..map.len() {
-        let mut found = None;
-        if map.is_valid(row) {
-            let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
-            for j in start..end {
-                if keys.is_valid(j) && keys.value(j) == key {
-                    found = values.is_valid(j).then(|| values.value(j).to_string());
-                    break;
-                }
-            }
-        }
-        out.push(found);
-    }
-    Ok(out)
+    Ok(read_attribute_column(batch, set, key)?.to_options())
 }
 
 /// The distinct keys of attribute set `set` in any row of the batch, each
