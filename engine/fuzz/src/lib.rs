@@ -3,7 +3,7 @@
 //! take the process down, whatever the bytes.
 //!
 //! ```text
-//! otlp_proto    first byte picks the signal; protobuf decode, conversion to Arrow, and back
+//! otlp_proto    first byte picks the signal; the decode-size walk (never stricter than the decoder), protobuf decode, conversion to Arrow, and back
 //! otlp_json     first byte picks the signal; OTLP/JSON decode, conversion to Arrow, and back
 //! pipeline_toml a pipeline file through the loader with every built-in component
 //! wal_replay    a write-ahead-log segment opened and replayed (raw, or framed with valid CRCs)

@@ -102,13 +102,33 @@ fn otlp(data: &[u8], decode: Decode) {
         return;
     };
     match (pick % 3, decode) {
-        (0, Decode::Proto) => logs(ExportLogsServiceRequest::decode(body).ok()),
+        (0, Decode::Proto) => logs(walked(
+            convert::logs_decoded_size(body),
+            ExportLogsServiceRequest::decode(body).ok(),
+        )),
         (0, Decode::Json) => logs(json::decode_logs(body).ok()),
-        (1, Decode::Proto) => spans(ExportTraceServiceRequest::decode(body).ok()),
+        (1, Decode::Proto) => spans(walked(
+            convert::spans_decoded_size(body),
+            ExportTraceServiceRequest::decode(body).ok(),
+        )),
         (1, Decode::Json) => spans(json::decode_spans(body).ok()),
-        (_, Decode::Proto) => metrics(ExportMetricsServiceRequest::decode(body).ok()),
+        (_, Decode::Proto) => metrics(walked(
+            convert::metrics_decoded_size(body),
+            ExportMetricsServiceRequest::decode(body).ok(),
+        )),
         (_, Decode::Json) => metrics(json::decode_metrics(body).ok()),
     }
+    let _ = convert::json_decoded_size(body);
+}
+
+/// The walk that bounds decoding before it happens must accept every body
+/// the decoder accepts: a body it refused would be refused by Weir though
+/// it decodes.
+fn walked<R>(walk: Result<usize, convert::WireError>, decoded: Option<R>) -> Option<R> {
+    if let (Err(e), Some(_)) = (&walk, &decoded) {
+        panic!("the decode-size walk refused a body that decodes: {e}");
+    }
+    decoded
 }
 
 fn logs(request: Option<ExportLogsServiceRequest>) {

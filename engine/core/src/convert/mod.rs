@@ -58,6 +58,7 @@ mod metrics;
 mod read;
 mod spans;
 mod value_text;
+mod wire;
 
 use arrow::record_batch::RecordBatch;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -67,6 +68,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 pub use check::MAX_REQUEST_BYTES;
 pub use estimate::{logs_expanded_size, metrics_expanded_size, spans_expanded_size};
 pub use metrics::point_count;
+pub use wire::{
+    WireError, json_decoded_size, logs_decoded_size, metrics_decoded_size, spans_decoded_size,
+};
 
 /// A conversion failed.
 #[derive(Debug, thiserror::Error)]

@@ -65,6 +65,17 @@ pub struct KafkaSourceConfig {
         deserialize_with = "values::byte_size"
     )]
     pub max_in_flight: u64,
+    /// The most memory decoding one message may take, bounded from its
+    /// bytes before it is decoded (an empty attribute is two bytes in a
+    /// message and about a hundred once decoded): a size such as
+    /// `"128MiB"`. Default `"128MiB"`. A message over it is handled as one
+    /// that does not decode: counted, logged, copied to
+    /// `dead_letter_topic` if set, and its offset committed.
+    #[serde(
+        default = "default_max_decoded_message_size",
+        deserialize_with = "values::byte_size"
+    )]
+    pub max_decoded_message_size: u64,
     /// The most records in one batch sent into the pipeline (1 to 1000000).
     /// Default `8192`.
     #[serde(
@@ -186,6 +197,10 @@ fn default_topics() -> Vec<TopicConfig> {
 
 fn default_max_in_flight() -> u64 {
     64 << 20
+}
+
+fn default_max_decoded_message_size() -> u64 {
+    128 << 20
 }
 
 fn default_max_batch_records() -> usize {

@@ -83,13 +83,30 @@ impl Decoded {
 }
 
 /// Decodes `msg`, declared to carry `signal` in `encoding`, and adds the
-/// attributes `attach` asks for. The error says what is wrong with it.
+/// attributes `attach` asks for. A message whose decoding would take more
+/// than `max_decoded` bytes (bounded from its bytes first) is refused
+/// undecoded. The error says what is wrong with it.
 pub(crate) fn decode(
     msg: &Message<'_>,
     signal: TopicSignal,
     encoding: Encoding,
     attach: &Attach,
+    max_decoded: usize,
 ) -> Result<Decoded, String> {
+    let bound = match (encoding, signal) {
+        (Encoding::OtlpProto, TopicSignal::Logs) => convert::logs_decoded_size(msg.value),
+        (Encoding::OtlpProto, TopicSignal::Spans) => convert::spans_decoded_size(msg.value),
+        (Encoding::OtlpProto, TopicSignal::Metrics) => convert::metrics_decoded_size(msg.value),
+        (Encoding::OtlpJson, _) => Ok(convert::json_decoded_size(msg.value)),
+        (Encoding::Raw | Encoding::Text, _) => Ok(0),
+    }
+    .map_err(|e| format!("not an OTLP protobuf export request of the declared signal: {e}"))?;
+    if bound > max_decoded {
+        return Err(format!(
+            "decoding the message would take about {bound} bytes, more than \
+             `max_decoded_message_size` ({max_decoded} bytes)"
+        ));
+    }
     let mut decoded = match (encoding, signal) {
         (Encoding::OtlpProto, TopicSignal::Logs) => {
             Decoded::Logs(ExportLogsServiceRequest::decode(msg.value).map_err(proto_error)?)
@@ -284,6 +301,7 @@ mod tests {
             TopicSignal::Spans,
             Encoding::OtlpProto,
             &attach,
+            usize::MAX,
         )
         .expect("decodes");
         assert_eq!(decoded.records(), 2);
@@ -315,6 +333,7 @@ mod tests {
             TopicSignal::Logs,
             Encoding::OtlpProto,
             &Attach::default(),
+            usize::MAX,
         )
         .expect_err("garbage");
         assert!(e.contains("OTLP protobuf"), "{e}");
@@ -323,10 +342,51 @@ mod tests {
                 &msg(b"{not json"),
                 TopicSignal::Spans,
                 Encoding::OtlpJson,
-                &Attach::default()
+                &Attach::default(),
+                usize::MAX,
             )
             .is_err()
         );
+    }
+
+    /// Guarantees: a message of 500,000 empty attributes (1 MB, about
+    /// 64 MB decoded) is refused before it is decoded when that is over
+    /// `max_decoded_message_size`, naming the setting, and decodes under a
+    /// larger one.
+    #[test]
+    fn a_message_that_would_decode_too_large_is_refused() {
+        let mut record = Vec::new();
+        for _ in 0..500_000 {
+            record.extend_from_slice(&[0x32, 0x00]);
+        }
+        let request = ExportLogsServiceRequest {
+            resource_logs: vec![opentelemetry_proto::tonic::logs::v1::ResourceLogs {
+                scope_logs: vec![opentelemetry_proto::tonic::logs::v1::ScopeLogs {
+                    log_records: vec![LogRecord::decode(&record[..]).expect("a record")],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let bytes = request.encode_to_vec();
+        let e = decode(
+            &msg(&bytes),
+            TopicSignal::Logs,
+            Encoding::OtlpProto,
+            &Attach::default(),
+            16 << 20,
+        )
+        .expect_err("too large");
+        assert!(e.contains("max_decoded_message_size"), "{e}");
+        let decoded = decode(
+            &msg(&bytes),
+            TopicSignal::Logs,
+            Encoding::OtlpProto,
+            &Attach::default(),
+            128 << 20,
+        )
+        .expect("decodes");
+        assert_eq!(decoded.records(), 1);
     }
 
     /// Guarantees: a line whose message timestamp is past 2262 (beyond the
@@ -339,9 +399,14 @@ mod tests {
                 timestamp_ms: Some(ts),
                 ..msg(b"x")
             };
-            let Decoded::Line(record) =
-                decode(&m, TopicSignal::Logs, Encoding::Text, &Attach::default()).expect("decodes")
-            else {
+            let Decoded::Line(record) = decode(
+                &m,
+                TopicSignal::Logs,
+                Encoding::Text,
+                &Attach::default(),
+                usize::MAX,
+            )
+            .expect("decodes") else {
                 panic!("a line expected")
             };
             assert_eq!(record.time_unix_nano, 0, "{ts}");
@@ -359,6 +424,7 @@ mod tests {
             TopicSignal::Logs,
             Encoding::Text,
             &Attach::default(),
+            usize::MAX,
         )
         .expect("decodes") else {
             panic!("a line expected")

@@ -345,7 +345,13 @@ impl State<'_> {
             self.undecodable(&message, token, "no topic entry matches this topic".into());
             return;
         };
-        match decode::decode(&message, route.signal, route.encoding, &self.attach) {
+        match decode::decode(
+            &message,
+            route.signal,
+            route.encoding,
+            &self.attach,
+            usize::try_from(self.source.config.max_decoded_message_size).unwrap_or(usize::MAX),
+        ) {
             Ok(decoded) => {
                 if let Some(full) = self.batcher.add(decoded, token, bytes) {
                     self.ready.push_back(full);

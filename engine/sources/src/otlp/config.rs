@@ -50,8 +50,9 @@ pub struct OtlpSourceConfig {
         deserialize_with = "values::request_size"
     )]
     pub max_request_size: u64,
-    /// The most memory one request may take once converted, estimated
-    /// before converting it: the decoded request plus its rows, where every
+    /// The most memory one request may take once decoded, bounded from its
+    /// bytes before decoding it, and once converted, estimated before
+    /// converting it: the decoded request plus its rows, where every
     /// record carries a copy of its resource and scope attributes (and a
     /// data point its metric's metadata). A size such as `"128MiB"` or an
     /// integer number of bytes. Default `"128MiB"`; at least

@@ -1,7 +1,8 @@
 //! The tower layer in front of the gRPC services: it receives a request's
 //! body (bounded in time, size and in-flight memory) and takes a request
-//! slot before tonic decodes anything, so a request is decoded only once it
-//! is admitted. The slot and the bytes held travel to the handler in the
+//! slot before tonic decodes anything, then decompresses the message and
+//! holds the memory decoding it will take, so a request is decoded only
+//! once it is admitted and its decoded size is bounded. The slot and the bytes held travel to the handler in the
 //! request's extensions ([`Admitted`]).
 
 use std::future::Future;
@@ -9,15 +10,22 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use std::io::Read;
+
+use bytes::Bytes;
 use http_body_util::Full;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::sync::OwnedSemaphorePermit;
 use tonic::body::Body;
 use tower::{Layer, Service};
 
 use super::budget::Held;
 use super::grpc::status;
-use super::ingest::Ingest;
-use super::receive::receive;
+use super::ingest::{Ingest, Outcome};
+use super::receive::{receive, too_large};
+use weir_core::Signal;
 
 /// A gRPC message's frame header: one compression flag byte and a 4-byte
 /// length.
@@ -89,6 +97,10 @@ where
                 Ok(slot) => slot,
                 Err(outcome) => return Ok(status(&ingest, outcome).into_http()),
             };
+            let (bytes, held) = match prepare(&ingest, parts.uri.path(), bytes, held).await {
+                Ok(prepared) => prepared,
+                Err(outcome) => return Ok(status(&ingest, outcome).into_http()),
+            };
             parts
                 .extensions
                 .insert(Admitted(Arc::new(Mutex::new(Some((slot, held))))));
@@ -100,4 +112,88 @@ where
                 .await
         })
     }
+}
+
+/// Makes a received export ready for tonic to decode: a gzip-compressed
+/// message is decompressed here (at most `max_request_size` bytes, held in
+/// the budget) and framed uncompressed, and the memory decoding the
+/// message takes is held ([`Ingest::hold_decoded`]) before tonic decodes
+/// it. A body of another method, or whose framing is broken, goes to tonic
+/// as it came, for tonic to answer.
+async fn prepare(
+    ingest: &Ingest,
+    path: &str,
+    bytes: Bytes,
+    mut held: Held,
+) -> Result<(Bytes, Held), Outcome> {
+    let signal = match path {
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export" => Signal::Spans,
+        "/opentelemetry.proto.collector.logs.v1.LogsService/Export" => Signal::Logs,
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export" => Signal::Metrics,
+        _ => return Ok((bytes, held)),
+    };
+    let Some((&flag, rest)) = bytes.split_first() else {
+        return Ok((bytes, held));
+    };
+    let Some(declared) = rest
+        .get(..4)
+        .map(|n| u32::from_be_bytes([n[0], n[1], n[2], n[3]]))
+    else {
+        return Ok((bytes, held));
+    };
+    let end = (FRAME_HEADER + declared as usize).min(bytes.len());
+    let (bytes, end) = match flag {
+        1 => {
+            let frame = inflate(ingest, &bytes[FRAME_HEADER..end], &mut held)?;
+            let end = frame.len();
+            (frame, end)
+        }
+        _ => (bytes, end),
+    };
+    let message = &bytes[FRAME_HEADER..end];
+    match signal {
+        Signal::Spans => {
+            ingest
+                .hold_decoded::<ExportTraceServiceRequest>("grpc", message, false, &mut held)
+                .await?
+        }
+        Signal::Logs => {
+            ingest
+                .hold_decoded::<ExportLogsServiceRequest>("grpc", message, false, &mut held)
+                .await?
+        }
+        _ => {
+            ingest
+                .hold_decoded::<ExportMetricsServiceRequest>("grpc", message, false, &mut held)
+                .await?
+        }
+    }
+    Ok((bytes, held))
+}
+
+/// Decompresses a gzip message into an uncompressed gRPC frame, refusing
+/// more than `max_request_size` bytes after decompression; the frame is
+/// held in the in-flight budget with the compressed bytes.
+fn inflate(ingest: &Ingest, compressed: &[u8], held: &mut Held) -> Result<Bytes, Outcome> {
+    let max = ingest.max_request_size;
+    let mut frame = Vec::with_capacity(FRAME_HEADER + compressed.len().saturating_mul(4).min(max));
+    frame.extend_from_slice(&[0; FRAME_HEADER]);
+    let mut decoder = flate2::read::GzDecoder::new(compressed).take(max as u64 + 1);
+    if let Err(e) = decoder.read_to_end(&mut frame) {
+        ingest.count_request("grpc", "invalid");
+        return Err(Outcome::Invalid(format!(
+            "the gzip-compressed message is corrupt: {e}"
+        )));
+    }
+    let len = frame.len() - FRAME_HEADER;
+    if len > max {
+        ingest.count_request("grpc", "too_large");
+        return Err(too_large(ingest));
+    }
+    frame[1..FRAME_HEADER].copy_from_slice(&(len as u32).to_be_bytes());
+    let both = held.bytes().saturating_add(frame.len() as u64);
+    if let Err(short) = ingest.budget.try_grow(held, both) {
+        return Err(ingest.short("grpc", short, both));
+    }
+    Ok(frame.into())
 }

@@ -75,7 +75,7 @@ struct RpcStatus {
 
 /// Answers one export: the body is received (bounded in time, size and
 /// in-flight memory) before the request takes a slot, and decoded only
-/// once it has one.
+/// once it has one and the memory decoding takes is held.
 async fn export<R: ExportRequest + PartialSuccess>(
     State(ingest): State<Arc<Ingest>>,
     request: Request,
@@ -125,6 +125,12 @@ async fn export<R: ExportRequest + PartialSuccess>(
             Err(outcome) => return respond::<R>(&ingest, format, outcome),
         },
     };
+    if let Err(outcome) = ingest
+        .hold_decoded::<R>("http", &body, format == Format::Json, &mut held)
+        .await
+    {
+        return respond::<R>(&ingest, format, outcome);
+    }
     let decoded = match format {
         Format::Protobuf => R::decode(&body[..]).map_err(|e| e.to_string()),
         Format::Json => R::decode_json(&body).map_err(|e| e.to_string()),

@@ -12,7 +12,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::debug;
-use weir_core::convert::{self, ConvertError, Converted};
+use weir_core::convert::{self, ConvertError, Converted, WireError};
 use weir_core::{Ack, AckStatus, Batch, Output, Refused, SendError, Settled, Signal};
 
 /// An OTLP export request of one signal.
@@ -24,6 +24,9 @@ pub(crate) trait ExportRequest: prost::Message + Default + Send + 'static {
     /// The bytes the request and its rows take once converted, estimated
     /// from its lengths.
     fn expanded_size(&self) -> usize;
+    /// The bytes decoding a protobuf body takes at most, walked from its
+    /// tags and lengths before decoding it.
+    fn decoded_size(body: &[u8]) -> Result<usize, WireError>;
     /// Decodes an OTLP/JSON body.
     fn decode_json(body: &[u8]) -> Result<Self, ConvertError>;
 }
@@ -35,6 +38,9 @@ impl ExportRequest for ExportTraceServiceRequest {
     }
     fn expanded_size(&self) -> usize {
         convert::spans_expanded_size(self)
+    }
+    fn decoded_size(body: &[u8]) -> Result<usize, WireError> {
+        convert::spans_decoded_size(body)
     }
     fn decode_json(body: &[u8]) -> Result<Self, ConvertError> {
         convert::json::decode_spans(body)
@@ -49,6 +55,9 @@ impl ExportRequest for ExportLogsServiceRequest {
     fn expanded_size(&self) -> usize {
         convert::logs_expanded_size(self)
     }
+    fn decoded_size(body: &[u8]) -> Result<usize, WireError> {
+        convert::logs_decoded_size(body)
+    }
     fn decode_json(body: &[u8]) -> Result<Self, ConvertError> {
         convert::json::decode_logs(body)
     }
@@ -61,6 +70,9 @@ impl ExportRequest for ExportMetricsServiceRequest {
     }
     fn expanded_size(&self) -> usize {
         convert::metrics_expanded_size(self)
+    }
+    fn decoded_size(body: &[u8]) -> Result<usize, WireError> {
+        convert::metrics_decoded_size(body)
     }
     fn decode_json(body: &[u8]) -> Result<Self, ConvertError> {
         convert::json::decode_metrics(body)
@@ -174,6 +186,45 @@ impl Ingest {
                 ))
             }
         }
+    }
+
+    /// Holds the memory decoding `body` takes before it is decoded: the
+    /// bound is walked from the body's tags and lengths (protobuf) or its
+    /// objects (JSON). A body over `max_expanded_request_size` once decoded
+    /// is refused as too large, a malformed one as invalid, and `held`
+    /// grows by the bound within `queue_wait` or the request is refused
+    /// for now.
+    pub(crate) async fn hold_decoded<R: ExportRequest>(
+        &self,
+        protocol: &'static str,
+        body: &[u8],
+        json: bool,
+        held: &mut Held,
+    ) -> Result<(), Outcome> {
+        let decoded = match json {
+            true => convert::json_decoded_size(body),
+            false => R::decoded_size(body).map_err(|e| {
+                self.count_request(protocol, "invalid");
+                Outcome::Invalid(format!(
+                    "the body is not a valid OTLP {} protobuf request: {e}",
+                    R::SIGNAL
+                ))
+            })?,
+        } as u64;
+        if decoded > self.max_expanded {
+            self.count_request(protocol, "too_large");
+            return Err(Outcome::TooLarge(format!(
+                "decoding the request would take about {decoded} bytes, more than \
+                 `max_expanded_request_size` ({} bytes) of `{}`: send fewer records or \
+                 attributes per request",
+                self.max_expanded, self.name
+            )));
+        }
+        let need = held.bytes().saturating_add(decoded);
+        self.budget
+            .grow_within(held, need, self.queue_wait)
+            .await
+            .map_err(|short| self.short(protocol, short, need))
     }
 
     /// Converts `request` to rows, sends them into the pipeline, and waits

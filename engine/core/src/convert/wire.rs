@@ -1,0 +1,709 @@
+//! How much memory decoding a request takes, bounded before decoding it.
+//!
+//! Decoding is where a request's memory first grows: an empty attribute
+//! (two bytes on the wire) becomes a `KeyValue` of about a hundred bytes in
+//! its list, a packed varint of one byte becomes a `u64`. A request of a
+//! few megabytes can take a gigabyte once decoded, before
+//! [`estimate`](super::estimate) could look at it. These functions walk the
+//! protobuf bytes with the OTLP schema (tags and lengths only: no value is
+//! read, nothing is allocated) and add up what the decoded structs take:
+//! each element of a repeated message field is one struct in a `Vec` (twice
+//! over, as a `Vec` grows by doubling), each string or byte string its
+//! length, each repeated number eight bytes. Unknown fields are skipped, as
+//! the decoder skips them. For OTLP/JSON, [`json_decoded_size`] bounds the
+//! same from the number of objects in the text.
+//!
+//! The walk also finds what would make decoding fail early (a length past
+//! the end of its message, a truncated varint, nesting deeper than the
+//! decoder allows), so a malformed body is refused before it is decoded.
+
+use std::fmt;
+use std::mem::size_of;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, EntityRef, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::metrics::v1::{
+    Exemplar, ExponentialHistogramDataPoint, HistogramDataPoint, Metric, NumberDataPoint,
+    ResourceMetrics, ScopeMetrics, SummaryDataPoint, summary_data_point::ValueAtQuantile,
+};
+use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+/// The deepest nesting of messages the walk follows, as the protobuf
+/// decoder's recursion limit.
+const MAX_DEPTH: u32 = 100;
+
+/// Why a body is not a protobuf message of the expected shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireError {
+    /// The byte offset in the body where the problem is.
+    pub offset: usize,
+    /// What is wrong there.
+    pub what: &'static str,
+    /// The message being read, and the field if known.
+    pub message: &'static str,
+    /// The field number, 0 when the problem is in a field's key.
+    pub field: u32,
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.field {
+            0 => write!(
+                f,
+                "{} in a {} at byte {}",
+                self.what, self.message, self.offset
+            ),
+            n => write!(
+                f,
+                "{} in field {n} of a {} at byte {}",
+                self.what, self.message, self.offset
+            ),
+        }
+    }
+}
+
+impl std::error::Error for WireError {}
+
+/// The messages of the OTLP export requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Msg {
+    TraceRequest,
+    LogsRequest,
+    MetricsRequest,
+    ResourceSpans,
+    ResourceLogs,
+    ResourceMetrics,
+    Resource,
+    EntityRef,
+    ScopeSpans,
+    ScopeLogs,
+    ScopeMetrics,
+    Scope,
+    KeyValue,
+    AnyValue,
+    ArrayValue,
+    KeyValueList,
+    Span,
+    Event,
+    Link,
+    Status,
+    LogRecord,
+    Metric,
+    /// Gauge, sum, histogram, exponential histogram or summary: a list of
+    /// points (field 1) of the given kind.
+    Points(Point),
+    NumberPoint,
+    HistogramPoint,
+    ExponentialPoint,
+    Buckets,
+    SummaryPoint,
+    Quantile,
+    Exemplar,
+}
+
+/// The kinds of data point a metric's data holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Point {
+    Number,
+    Histogram,
+    Exponential,
+    Summary,
+}
+
+/// What one field of a message holds, as far as memory goes.
+#[derive(Debug, Clone, Copy)]
+enum Field {
+    /// A message held inside its parent's struct (an optional field or a
+    /// oneof): its own fields count, not its struct.
+    Inline(Msg),
+    /// One element of a repeated message field: a struct in a `Vec`.
+    Element(Msg, usize),
+    /// A string or byte string: its length.
+    Text,
+    /// One element of a repeated string field.
+    Texts,
+    /// A repeated fixed-width number: eight bytes per value.
+    Fixed,
+    /// A repeated varint: up to eight bytes per byte on the wire.
+    Varints,
+    /// A scalar held in the struct: nothing more.
+    Scalar,
+}
+
+impl Msg {
+    fn name(self) -> &'static str {
+        match self {
+            Msg::TraceRequest => "ExportTraceServiceRequest",
+            Msg::LogsRequest => "ExportLogsServiceRequest",
+            Msg::MetricsRequest => "ExportMetricsServiceRequest",
+            Msg::ResourceSpans => "ResourceSpans",
+            Msg::ResourceLogs => "ResourceLogs",
+            Msg::ResourceMetrics => "ResourceMetrics",
+            Msg::Resource => "Resource",
+            Msg::EntityRef => "EntityRef",
+            Msg::ScopeSpans => "ScopeSpans",
+            Msg::ScopeLogs => "ScopeLogs",
+            Msg::ScopeMetrics => "ScopeMetrics",
+            Msg::Scope => "InstrumentationScope",
+            Msg::KeyValue => "KeyValue",
+            Msg::AnyValue => "AnyValue",
+            Msg::ArrayValue => "ArrayValue",
+            Msg::KeyValueList => "KeyValueList",
+            Msg::Span => "Span",
+            Msg::Event => "Span.Event",
+            Msg::Link => "Span.Link",
+            Msg::Status => "Status",
+            Msg::LogRecord => "LogRecord",
+            Msg::Metric => "Metric",
+            Msg::Points(Point::Number) => "Gauge or Sum",
+            Msg::Points(Point::Histogram) => "Histogram",
+            Msg::Points(Point::Exponential) => "ExponentialHistogram",
+            Msg::Points(Point::Summary) => "Summary",
+            Msg::NumberPoint => "NumberDataPoint",
+            Msg::HistogramPoint => "HistogramDataPoint",
+            Msg::ExponentialPoint => "ExponentialHistogramDataPoint",
+            Msg::Buckets => "ExponentialHistogramDataPoint.Buckets",
+            Msg::SummaryPoint => "SummaryDataPoint",
+            Msg::Quantile => "SummaryDataPoint.ValueAtQuantile",
+            Msg::Exemplar => "Exemplar",
+        }
+    }
+
+    /// What field `tag` of this message holds; `None` for a field the
+    /// decoder skips.
+    fn field(self, tag: u32) -> Option<Field> {
+        use Field::*;
+        let kv = Element(Msg::KeyValue, size_of::<KeyValue>());
+        Some(match (self, tag) {
+            (Msg::TraceRequest, 1) => Element(Msg::ResourceSpans, size_of::<ResourceSpans>()),
+            (Msg::LogsRequest, 1) => Element(Msg::ResourceLogs, size_of::<ResourceLogs>()),
+            (Msg::MetricsRequest, 1) => Element(Msg::ResourceMetrics, size_of::<ResourceMetrics>()),
+            (Msg::ResourceSpans | Msg::ResourceLogs | Msg::ResourceMetrics, 1) => {
+                Inline(Msg::Resource)
+            }
+            (Msg::ResourceSpans, 2) => Element(Msg::ScopeSpans, size_of::<ScopeSpans>()),
+            (Msg::ResourceLogs, 2) => Element(Msg::ScopeLogs, size_of::<ScopeLogs>()),
+            (Msg::ResourceMetrics, 2) => Element(Msg::ScopeMetrics, size_of::<ScopeMetrics>()),
+            (Msg::ResourceSpans | Msg::ResourceLogs | Msg::ResourceMetrics, 3) => Text,
+            (Msg::ScopeSpans | Msg::ScopeLogs | Msg::ScopeMetrics, 1) => Inline(Msg::Scope),
+            (Msg::ScopeSpans, 2) => Element(Msg::Span, size_of::<Span>()),
+            (Msg::ScopeLogs, 2) => Element(Msg::LogRecord, size_of::<LogRecord>()),
+            (Msg::ScopeMetrics, 2) => Element(Msg::Metric, size_of::<Metric>()),
+            (Msg::ScopeSpans | Msg::ScopeLogs | Msg::ScopeMetrics, 3) => Text,
+            (Msg::Resource, 1) => kv,
+            (Msg::Resource, 2) => Scalar,
+            (Msg::Resource, 3) => Element(Msg::EntityRef, size_of::<EntityRef>()),
+            (Msg::EntityRef, 1 | 2) => Text,
+            (Msg::EntityRef, 3 | 4) => Texts,
+            (Msg::Scope, 1 | 2) => Text,
+            (Msg::Scope, 3) => kv,
+            (Msg::Scope, 4) => Scalar,
+            (Msg::KeyValue, 1) => Text,
+            (Msg::KeyValue, 2) => Inline(Msg::AnyValue),
+            (Msg::KeyValue, 3) => Scalar,
+            (Msg::AnyValue, 1 | 7) => Text,
+            (Msg::AnyValue, 2 | 3 | 4 | 8) => Scalar,
+            (Msg::AnyValue, 5) => Inline(Msg::ArrayValue),
+            (Msg::AnyValue, 6) => Inline(Msg::KeyValueList),
+            (Msg::ArrayValue, 1) => Element(Msg::AnyValue, size_of::<AnyValue>()),
+            (Msg::KeyValueList, 1) => kv,
+            (Msg::Span, 1..=5) => Text,
+            (Msg::Span, 6..=8 | 10 | 12 | 14 | 16) => Scalar,
+            (Msg::Span, 9) => kv,
+            (Msg::Span, 11) => Element(Msg::Event, size_of::<Event>()),
+            (Msg::Span, 13) => Element(Msg::Link, size_of::<Link>()),
+            (Msg::Span, 15) => Inline(Msg::Status),
+            (Msg::Event, 1 | 4) => Scalar,
+            (Msg::Event, 2) => Text,
+            (Msg::Event, 3) => kv,
+            (Msg::Link, 1..=3) => Text,
+            (Msg::Link, 4) => kv,
+            (Msg::Link, 5 | 6) => Scalar,
+            (Msg::Status, 2) => Text,
+            (Msg::Status, 3) => Scalar,
+            (Msg::LogRecord, 1 | 2 | 7 | 8 | 11) => Scalar,
+            (Msg::LogRecord, 3 | 9 | 10 | 12) => Text,
+            (Msg::LogRecord, 5) => Inline(Msg::AnyValue),
+            (Msg::LogRecord, 6) => kv,
+            (Msg::Metric, 1..=3) => Text,
+            (Msg::Metric, 5 | 7) => Inline(Msg::Points(Point::Number)),
+            (Msg::Metric, 9) => Inline(Msg::Points(Point::Histogram)),
+            (Msg::Metric, 10) => Inline(Msg::Points(Point::Exponential)),
+            (Msg::Metric, 11) => Inline(Msg::Points(Point::Summary)),
+            (Msg::Metric, 12) => kv,
+            (Msg::Points(p), 1) => match p {
+                Point::Number => Element(Msg::NumberPoint, size_of::<NumberDataPoint>()),
+                Point::Histogram => Element(Msg::HistogramPoint, size_of::<HistogramDataPoint>()),
+                Point::Exponential => Element(
+                    Msg::ExponentialPoint,
+                    size_of::<ExponentialHistogramDataPoint>(),
+                ),
+                Point::Summary => Element(Msg::SummaryPoint, size_of::<SummaryDataPoint>()),
+            },
+            (Msg::Points(_), 2 | 3) => Scalar,
+            (Msg::NumberPoint, 7) => kv,
+            (Msg::NumberPoint, 2 | 3 | 4 | 6 | 8) => Scalar,
+            (Msg::NumberPoint, 5) => Element(Msg::Exemplar, size_of::<Exemplar>()),
+            (Msg::HistogramPoint, 9) => kv,
+            (Msg::HistogramPoint, 2..=5 | 10..=12) => Scalar,
+            (Msg::HistogramPoint, 6 | 7) => Fixed,
+            (Msg::HistogramPoint, 8) => Element(Msg::Exemplar, size_of::<Exemplar>()),
+            (Msg::ExponentialPoint, 1) => kv,
+            (Msg::ExponentialPoint, 2..=7 | 10 | 12..=14) => Scalar,
+            (Msg::ExponentialPoint, 8 | 9) => Inline(Msg::Buckets),
+            (Msg::ExponentialPoint, 11) => Element(Msg::Exemplar, size_of::<Exemplar>()),
+            (Msg::Buckets, 1) => Scalar,
+            (Msg::Buckets, 2) => Varints,
+            (Msg::SummaryPoint, 7) => kv,
+            (Msg::SummaryPoint, 2..=5 | 8) => Scalar,
+            (Msg::SummaryPoint, 6) => Element(Msg::Quantile, size_of::<ValueAtQuantile>()),
+            (Msg::Quantile, 1 | 2) => Scalar,
+            (Msg::Exemplar, 7) => kv,
+            (Msg::Exemplar, 2 | 3 | 6) => Scalar,
+            (Msg::Exemplar, 4 | 5) => Text,
+            _ => return None,
+        })
+    }
+}
+
+/// The bytes decoding a trace export request takes, at most.
+pub fn spans_decoded_size(body: &[u8]) -> Result<usize, WireError> {
+    decoded_size(
+        Msg::TraceRequest,
+        size_of::<ExportTraceServiceRequest>(),
+        body,
+    )
+}
+
+/// The bytes decoding a logs export request takes, at most.
+pub fn logs_decoded_size(body: &[u8]) -> Result<usize, WireError> {
+    decoded_size(
+        Msg::LogsRequest,
+        size_of::<ExportLogsServiceRequest>(),
+        body,
+    )
+}
+
+/// The bytes decoding a metrics export request takes, at most.
+pub fn metrics_decoded_size(body: &[u8]) -> Result<usize, WireError> {
+    decoded_size(
+        Msg::MetricsRequest,
+        size_of::<ExportMetricsServiceRequest>(),
+        body,
+    )
+}
+
+fn decoded_size(msg: Msg, top: usize, body: &[u8]) -> Result<usize, WireError> {
+    let mut walk = Walk { body, total: top };
+    walk.message(msg, 0, body.len(), 0)?;
+    Ok(walk.total)
+}
+
+/// The bytes of one `serde_json` object map's first node: an OTLP/JSON
+/// body is parsed into a `serde_json::Value` tree before its messages are
+/// read out of it, and every object with a key allocates a node of eleven
+/// keys and values.
+const JSON_OBJECT_NODE: usize = 640;
+
+/// The bytes one key of a JSON object takes in its map besides its text:
+/// its share of a node.
+const JSON_KEY: usize = 128;
+
+/// The bytes decoding an OTLP/JSON body takes, at most: the parsed
+/// document (a node per object, a share of a node per key, a value slot
+/// per array element or member, every string's text) and the structs read
+/// out of it (every object may become the largest struct of the requests,
+/// twice over in a growing `Vec`). Counts objects, keys and values outside
+/// strings in one pass over the text.
+pub fn json_decoded_size(body: &[u8]) -> usize {
+    let largest = [
+        size_of::<Span>(),
+        size_of::<LogRecord>(),
+        size_of::<Metric>(),
+        size_of::<NumberDataPoint>(),
+        size_of::<HistogramDataPoint>(),
+        size_of::<ExponentialHistogramDataPoint>(),
+        size_of::<SummaryDataPoint>(),
+        size_of::<ResourceSpans>(),
+        size_of::<ResourceLogs>(),
+        size_of::<ResourceMetrics>(),
+        size_of::<KeyValue>(),
+        size_of::<Exemplar>(),
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0);
+    let value = 2 * size_of::<serde_json::Value>();
+    let (mut objects, mut keys, mut values) = (0usize, 0usize, 0usize);
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in body {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' => objects += 1,
+            b':' => keys += 1,
+            b',' | b'[' => values += 1,
+            _ => {}
+        }
+    }
+    body.len()
+        .saturating_add(objects.saturating_mul(JSON_OBJECT_NODE + 2 * largest))
+        .saturating_add(keys.saturating_mul(JSON_KEY))
+        .saturating_add(values.saturating_mul(value))
+}
+
+struct Walk<'a> {
+    body: &'a [u8],
+    total: usize,
+}
+
+impl Walk<'_> {
+    fn add(&mut self, n: usize) {
+        self.total = self.total.saturating_add(n);
+    }
+
+    /// Walks the fields of `msg` in `body[start..end]`.
+    fn message(&mut self, msg: Msg, start: usize, end: usize, depth: u32) -> Result<(), WireError> {
+        if depth > MAX_DEPTH {
+            return Err(self.error(start, "messages nested too deep", msg, 0));
+        }
+        let mut at = start;
+        while at < end {
+            let key_at = at;
+            let key = self.varint(&mut at, end, msg, 0)?;
+            let wire = (key & 7) as u8;
+            let tag = u32::try_from(key >> 3).unwrap_or(0);
+            if tag == 0 {
+                return Err(self.error(key_at, "a field number of 0", msg, 0));
+            }
+            let field = msg.field(tag);
+            match wire {
+                // varint
+                0 => {
+                    self.varint(&mut at, end, msg, tag)?;
+                    match field {
+                        Some(Field::Fixed | Field::Varints) => self.add(2 * size_of::<u64>()),
+                        Some(
+                            Field::Inline(_) | Field::Element(..) | Field::Text | Field::Texts,
+                        ) => {
+                            return Err(self.error(
+                                key_at,
+                                "a number where a length-delimited value belongs",
+                                msg,
+                                tag,
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
+                // 64-bit
+                1 => {
+                    at = self.skip(at, 8, end, msg, tag)?;
+                    if let Some(Field::Fixed) = field {
+                        self.add(2 * size_of::<u64>());
+                    }
+                }
+                // length-delimited
+                2 => {
+                    let len = self.varint(&mut at, end, msg, tag)?;
+                    let len = usize::try_from(len).unwrap_or(usize::MAX);
+                    let inner = at;
+                    at = self.skip(at, len, end, msg, tag)?;
+                    match field {
+                        Some(Field::Inline(child)) => self.message(child, inner, at, depth + 1)?,
+                        Some(Field::Element(child, size)) => {
+                            self.add(2 * size);
+                            self.message(child, inner, at, depth + 1)?;
+                        }
+                        Some(Field::Text) => self.add(len),
+                        Some(Field::Texts) => self.add(len.saturating_add(2 * size_of::<String>())),
+                        Some(Field::Fixed) => self.add(len.saturating_mul(2)),
+                        Some(Field::Varints) => self.add(len.saturating_mul(2 * size_of::<u64>())),
+                        Some(Field::Scalar) => {
+                            return Err(self.error(
+                                key_at,
+                                "a length-delimited value where a number belongs",
+                                msg,
+                                tag,
+                            ));
+                        }
+                        None => {}
+                    }
+                }
+                // a group, skipped as the decoder skips unknown groups
+                3 => at = self.group(at, end, msg, tag, depth + 1)?,
+                // 32-bit
+                5 => at = self.skip(at, 4, end, msg, tag)?,
+                _ => return Err(self.error(key_at, "an invalid wire type", msg, tag)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Skips a group that starts at `at` up to its end key.
+    fn group(
+        &mut self,
+        mut at: usize,
+        end: usize,
+        msg: Msg,
+        tag: u32,
+        depth: u32,
+    ) -> Result<usize, WireError> {
+        if depth > MAX_DEPTH {
+            return Err(self.error(at, "groups nested too deep", msg, tag));
+        }
+        loop {
+            if at >= end {
+                return Err(self.error(at, "a group without its end", msg, tag));
+            }
+            let key_at = at;
+            let key = self.varint(&mut at, end, msg, tag)?;
+            match key & 7 {
+                0 => {
+                    self.varint(&mut at, end, msg, tag)?;
+                }
+                1 => at = self.skip(at, 8, end, msg, tag)?,
+                2 => {
+                    let len = self.varint(&mut at, end, msg, tag)?;
+                    at = self.skip(
+                        at,
+                        usize::try_from(len).unwrap_or(usize::MAX),
+                        end,
+                        msg,
+                        tag,
+                    )?;
+                }
+                3 => at = self.group(at, end, msg, tag, depth + 1)?,
+                4 => {
+                    if key >> 3 != u64::from(tag) {
+                        return Err(self.error(
+                            key_at,
+                            "a group ended by another field's end",
+                            msg,
+                            tag,
+                        ));
+                    }
+                    return Ok(at);
+                }
+                5 => at = self.skip(at, 4, end, msg, tag)?,
+                _ => return Err(self.error(key_at, "an invalid wire type", msg, tag)),
+            }
+        }
+    }
+
+    fn skip(
+        &self,
+        at: usize,
+        len: usize,
+        end: usize,
+        msg: Msg,
+        tag: u32,
+    ) -> Result<usize, WireError> {
+        match at.checked_add(len) {
+            Some(next) if next <= end => Ok(next),
+            _ => Err(self.error(
+                at,
+                "a value that runs past the end of its message",
+                msg,
+                tag,
+            )),
+        }
+    }
+
+    fn varint(&self, at: &mut usize, end: usize, msg: Msg, tag: u32) -> Result<u64, WireError> {
+        let start = *at;
+        let mut value = 0u64;
+        for i in 0..10 {
+            let Some(&b) = self.body.get(*at).filter(|_| *at < end) else {
+                return Err(self.error(start, "a truncated varint", msg, tag));
+            };
+            *at += 1;
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                return Ok(value);
+            }
+        }
+        Err(self.error(start, "a varint longer than 10 bytes", msg, tag))
+    }
+
+    fn error(&self, offset: usize, what: &'static str, msg: Msg, field: u32) -> WireError {
+        WireError {
+            offset,
+            what,
+            message: msg.name(),
+            field,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use prost::Message;
+
+    fn kv(key: &str, value: Value) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(value) }),
+            ..Default::default()
+        }
+    }
+
+    fn spans(n: usize, attrs: usize) -> ExportTraceServiceRequest {
+        let span = Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            name: "GET /orders".into(),
+            attributes: (0..attrs)
+                .map(|i| kv(&format!("k{i}"), Value::StringValue("v".repeat(20))))
+                .collect(),
+            ..Default::default()
+        };
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", Value::StringValue("checkout".into()))],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![span; n],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    /// Guarantees: the bound covers the structs a decoded request holds
+    /// (each list element's struct and each string), and stays within a
+    /// small factor of them for an ordinary request.
+    #[test]
+    fn bounds_an_ordinary_request_closely() {
+        let req = spans(512, 10);
+        let body = req.encode_to_vec();
+        let bound = spans_decoded_size(&body).expect("valid");
+        let held = 512 * (size_of::<Span>() + 10 * (size_of::<KeyValue>() + 2 + 20) + 24)
+            + size_of::<ResourceSpans>();
+        assert!(bound >= held, "bound {bound} under the structs held {held}");
+        assert!(bound <= 3 * held, "bound {bound} far over {held}");
+    }
+
+    /// Guarantees: empty attributes, two bytes each on the wire, are
+    /// counted at their decoded size, so a body of them is seen for what
+    /// it becomes.
+    #[test]
+    fn sees_the_amplification_of_empty_elements() {
+        let mut req = spans(1, 0);
+        req.resource_spans[0].scope_spans[0].spans[0].attributes =
+            vec![KeyValue::default(); 100_000];
+        let body = req.encode_to_vec();
+        let bound = spans_decoded_size(&body).expect("valid");
+        assert!(body.len() < 300_000, "{} bytes", body.len());
+        assert!(bound >= 100_000 * size_of::<KeyValue>(), "{bound}");
+    }
+
+    /// Guarantees: packed varints count eight bytes per value however
+    /// short on the wire.
+    #[test]
+    fn counts_packed_varints_at_their_decoded_width() {
+        // Buckets { bucket_counts: [0; 1000] } inside a point.
+        use opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets;
+        use opentelemetry_proto::tonic::metrics::v1::{
+            ExponentialHistogram, ScopeMetrics, metric::Data,
+        };
+        let req = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![Metric {
+                        name: "m".into(),
+                        data: Some(Data::ExponentialHistogram(ExponentialHistogram {
+                            data_points: vec![ExponentialHistogramDataPoint {
+                                positive: Some(Buckets {
+                                    offset: 0,
+                                    bucket_counts: vec![0; 1000],
+                                }),
+                                ..Default::default()
+                            }],
+                            aggregation_temporality: 1,
+                        })),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let body = req.encode_to_vec();
+        let bound = metrics_decoded_size(&body).expect("valid");
+        assert!(bound >= 1000 * 8, "{bound}");
+    }
+
+    /// Guarantees: a length past the end, a truncated varint and nesting
+    /// past the decoder's limit are refused with where they are; a body
+    /// the decoder accepts is accepted.
+    #[test]
+    fn refuses_what_the_decoder_would_refuse() {
+        let err = spans_decoded_size(&[0x0a, 0x05, 0x00]).expect_err("too short");
+        assert_eq!(err.offset, 2);
+        assert_eq!(err.field, 1);
+        assert!(err.to_string().contains("runs past the end"), "{err}");
+        let err = spans_decoded_size(&[0x0a, 0x80]).expect_err("truncated");
+        assert!(err.to_string().contains("truncated varint"), "{err}");
+
+        // AnyValue nested 150 times: array_value { values { array_value ... } }
+        let mut value = AnyValue::default();
+        for _ in 0..150 {
+            value = AnyValue {
+                value: Some(Value::ArrayValue(
+                    opentelemetry_proto::tonic::common::v1::ArrayValue {
+                        values: vec![value],
+                    },
+                )),
+            };
+        }
+        let mut req = spans(1, 0);
+        req.resource_spans[0].scope_spans[0].spans[0].attributes = vec![KeyValue {
+            key: "deep".into(),
+            value: Some(value),
+            ..Default::default()
+        }];
+        let body = req.encode_to_vec();
+        assert!(ExportTraceServiceRequest::decode(&body[..]).is_err());
+        let err = spans_decoded_size(&body).expect_err("too deep");
+        assert!(err.to_string().contains("nested too deep"), "{err}");
+
+        // Unknown fields (here field 99 as varint, bytes and group) are skipped.
+        let mut body = spans(2, 1).encode_to_vec();
+        body.extend_from_slice(&[0x98, 0x06, 0x01]); // 99: varint 1
+        body.extend_from_slice(&[0x9a, 0x06, 0x02, 0xaa, 0xbb]); // 99: 2 bytes
+        body.extend_from_slice(&[0x9b, 0x06, 0x08, 0x01, 0x9c, 0x06]); // 99: group
+        assert!(ExportTraceServiceRequest::decode(&body[..]).is_ok());
+        spans_decoded_size(&body).expect("unknown fields skipped");
+    }
+
+    /// Guarantees: JSON objects count at the largest struct they may
+    /// become; braces inside strings do not count.
+    #[test]
+    fn bounds_json_by_its_objects() {
+        let empty = json_decoded_size(b"{\"resourceSpans\":[]}");
+        let many = json_decoded_size(b"{\"resourceSpans\":[{},{},{},{}]}");
+        assert!(many >= empty + 4 * size_of::<Span>(), "{empty} {many}");
+        let quoted = json_decoded_size(b"{\"a\":\"{{{{\\\"{{\"}");
+        assert!(quoted < empty + size_of::<Span>(), "{quoted}");
+    }
+}
