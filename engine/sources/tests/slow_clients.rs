@@ -1,15 +1,18 @@
-//! Hostile clients that connect and then send slowly: they must not keep
-//! an ordinary client from being served, and each gets its timeout.
+//! Hostile clients that connect and then send slowly or hold connections
+//! open: they must not keep an ordinary client from being served, each
+//! gets its timeout, and open connections are capped.
 
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::StreamBody;
 use hyper::body::Frame;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -164,4 +167,132 @@ async fn slow_senders_do_not_keep_a_normal_client_out() {
         Some(&b"4"[..]),
         "DEADLINE_EXCEEDED: {response:?}"
     );
+}
+
+/// The recorder of this test binary's metrics, installed by the first
+/// call: a test that reads metrics calls it before it starts its source,
+/// which takes its metric handles at start. Each test reads its own
+/// component's metrics.
+fn recorder() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::set_global_recorder(recorder).expect("the only recorder of this binary");
+        handle
+    })
+}
+
+/// The metrics recorded so far, as `/metrics` shows them.
+fn metrics_text() -> String {
+    recorder().render()
+}
+
+/// The value of metric `name` with these labels (0 if not recorded yet).
+fn metric(name: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics_text()
+        .lines()
+        .filter_map(|line| line.strip_prefix(name)?.strip_prefix('{'))
+        .filter_map(|rest| rest.split_once("} "))
+        .find(|(found, _)| {
+            labels
+                .iter()
+                .all(|(k, v)| found.split(',').any(|l| l == format!("{k}=\"{v}\"")))
+        })
+        .map_or(0.0, |(_, value)| value.trim().parse().expect("a number"))
+}
+
+/// Waits (at most 10 s) until `check` holds.
+async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let waited = tokio::time::timeout(Duration::from_secs(10), async {
+        while !check() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "timed out waiting until {what}");
+}
+
+/// An idle HTTP/2 connection to `addr` (handshake done, no request); it
+/// closes when the task is aborted.
+async fn idle_http2(addr: SocketAddr) -> tokio::task::JoinHandle<()> {
+    let tcp = TcpStream::connect(addr).await.expect("connects");
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake::<_, _, http_body_util::Empty<Bytes>>(
+            TokioExecutor::new(),
+            TokioIo::new(tcp),
+        )
+        .await
+        .expect("HTTP/2 handshake");
+    tokio::spawn(async move {
+        let _sender = sender;
+        let _ = conn.await;
+    })
+}
+
+/// Scenario: `max_connections = 4`; on each listener four idle HTTP/2
+/// connections are open when a fifth client sends an export.
+/// Guarantees: the fifth is not served while the four are open (the
+/// listener waits, `weir_otlp_connections` shows 4 and
+/// `weir_otlp_connection_limit_reached_total` counts it); once one of the
+/// four closes it is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_connections_holds_the_next_client_until_one_closes() {
+    recorder();
+    let running = common::start(
+        "limits",
+        OtlpSourceConfig {
+            max_connections: 4,
+            read_timeout: Duration::from_secs(30),
+            ..config()
+        },
+    )
+    .await;
+    for (protocol, addr) in [("grpc", running.grpc), ("http", running.http)] {
+        let labels = [("component", "limits"), ("protocol", protocol)];
+        let mut open = Vec::new();
+        for _ in 0..4 {
+            open.push(idle_http2(addr).await);
+        }
+        until(&format!("{protocol}: 4 connections open"), || {
+            metric("weir_otlp_connections", &labels) == 4.0
+        })
+        .await;
+
+        let mut fifth = match protocol {
+            "grpc" => tokio::spawn(async move {
+                let mut grpc = common::grpc_logs(addr).await;
+                grpc.export(common::normal_logs())
+                    .await
+                    .expect("gRPC once a connection closed");
+            }),
+            _ => tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let (status, text) = common::post_logs(&client, addr, &common::normal_logs()).await;
+                assert_eq!(status, 200, "HTTP once a connection closed: {text}");
+            }),
+        };
+        until(&format!("{protocol}: the limit is reached"), || {
+            metric("weir_otlp_connection_limit_reached_total", &labels) >= 1.0
+        })
+        .await;
+        let waited = tokio::time::timeout(Duration::from_millis(500), &mut fifth).await;
+        assert!(waited.is_err(), "{protocol}: served beyond max_connections");
+        assert_eq!(metric("weir_otlp_connections", &labels), 4.0);
+
+        let closed = Instant::now();
+        open.pop().expect("an idle connection").abort();
+        tokio::time::timeout(Duration::from_secs(10), fifth)
+            .await
+            .expect("served once a connection closed")
+            .expect("the export succeeds");
+        eprintln!(
+            "{protocol}: served {:?} after a connection closed",
+            closed.elapsed()
+        );
+        assert!(metric("weir_otlp_connections", &labels) <= 4.0);
+        for conn in open {
+            conn.abort();
+        }
+    }
 }

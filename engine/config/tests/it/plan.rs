@@ -43,6 +43,7 @@ fn defaults_fill_unset_keys() {
         max_in_flight_bytes,
         max_concurrent_requests,
         max_concurrent_streams,
+        max_connections,
         read_timeout,
         queue_wait,
         retry_after,
@@ -55,6 +56,7 @@ fn defaults_fill_unset_keys() {
     assert_eq!(max_in_flight_bytes, 512 * 1024 * 1024);
     assert_eq!(max_concurrent_requests, 512);
     assert_eq!(max_concurrent_streams, 100);
+    assert_eq!(max_connections, 4096);
     assert_eq!(read_timeout, Duration::from_secs(10));
     assert_eq!(queue_wait, Duration::from_millis(200));
     assert_eq!(retry_after, Duration::from_secs(1));
@@ -84,6 +86,7 @@ max_expanded_request_size = "64MiB"
 max_in_flight_bytes = "1GiB"
 max_concurrent_requests = 8
 max_concurrent_streams = 16
+max_connections = 100
 read_timeout = "30s"
 queue_wait = "0s"
 retry_after = "3s"
@@ -112,6 +115,7 @@ queue_capacity = 1
     assert_eq!(otlp.max_in_flight_bytes, 1 << 30);
     assert_eq!(otlp.max_concurrent_requests, 8);
     assert_eq!(otlp.max_concurrent_streams, 16);
+    assert_eq!(otlp.max_connections, 100);
     assert_eq!(otlp.read_timeout, Duration::from_secs(30));
     assert_eq!(otlp.queue_wait, Duration::ZERO);
     assert_eq!(otlp.retry_after, Duration::from_secs(3));

@@ -91,6 +91,19 @@ pub struct OtlpSourceConfig {
         deserialize_with = "max_concurrent_streams"
     )]
     pub max_concurrent_streams: u32,
+    /// How many connections may be open at once on each listener: the
+    /// gRPC listener and the HTTP listener have this many each (1 to
+    /// 1000000). Default `4096`. At the limit a listener accepts no more
+    /// until a connection closes: new clients wait in the system's backlog
+    /// of pending connections (and time out there if none closes), the
+    /// metric `weir_otlp_connection_limit_reached_total` counts it, and a
+    /// warning says so at most once a minute. Keep it below the process's
+    /// limit on open files (`ulimit -n`).
+    #[serde(
+        default = "default_max_connections",
+        deserialize_with = "max_connections"
+    )]
+    pub max_connections: usize,
     /// The longest a client may take to send a request's headers (HTTP/1),
     /// and then its whole body: a duration above zero. Default `"10s"`.
     /// A client slower than this gets HTTP 408 / gRPC `DEADLINE_EXCEEDED`
@@ -158,6 +171,14 @@ fn max_concurrent_streams<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32,
     Ok(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
+fn default_max_connections() -> usize {
+    4096
+}
+
+fn max_connections<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    values::count(d, 1, 1_000_000)
+}
+
 fn default_read_timeout() -> Duration {
     Duration::from_secs(10)
 }
@@ -186,6 +207,7 @@ impl Default for OtlpSourceConfig {
             max_in_flight_bytes: default_max_in_flight_bytes(),
             max_concurrent_requests: default_max_concurrent_requests(),
             max_concurrent_streams: default_max_concurrent_streams(),
+            max_connections: default_max_connections(),
             read_timeout: default_read_timeout(),
             queue_wait: default_queue_wait(),
             retry_after: default_retry_after(),
@@ -286,6 +308,7 @@ mod tests {
         assert_eq!(c.max_expanded_request_size, 128 << 20);
         assert_eq!(c.max_in_flight_bytes, 512 << 20);
         assert_eq!(c.max_concurrent_streams, 100);
+        assert_eq!(c.max_connections, 4096);
         assert_eq!(c.read_timeout, Duration::from_secs(10));
         assert!(c.problems().is_empty());
     }

@@ -1,8 +1,9 @@
-//! The HTTP listener's connections: HTTP/1 and HTTP/2 on one port, a
-//! client that does not send its headers within `read_timeout` is
-//! disconnected (HTTP/1), an HTTP/2 connection has at most
-//! `max_concurrent_streams` requests open, and on shutdown the listener
-//! stops accepting while the requests in flight finish.
+//! The HTTP listener's connections: HTTP/1 and HTTP/2 on one port, at
+//! most `max_connections` open ([`Listener`]), a client that does not send
+//! its headers within `read_timeout` is disconnected (HTTP/1), an HTTP/2
+//! connection has at most `max_concurrent_streams` requests open, and on
+//! shutdown the listener stops accepting while the requests in flight
+//! finish.
 
 use std::time::Duration;
 
@@ -11,13 +12,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tracing::{debug, warn};
+use tracing::debug;
 use weir_core::Shutdown;
 
-/// How long to pause after `accept` fails (out of file descriptors, say)
-/// before trying again, so the loop does not spin.
-const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
+use super::listener::Listener;
 
 /// What bounds one connection.
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +29,7 @@ pub(crate) struct ConnLimits {
 /// Serves `app` on `listener` until `shutdown` fires, then waits for the
 /// open connections to finish their requests.
 pub(crate) async fn serve(
-    listener: TcpListener,
+    mut listener: Listener,
     app: Router,
     limits: ConnLimits,
     shutdown: Shutdown,
@@ -51,14 +49,7 @@ pub(crate) async fn serve(
     loop {
         let (socket, peer) = tokio::select! {
             () = &mut stop => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    warn!(%error, "accepting an OTLP/HTTP connection failed");
-                    tokio::time::sleep(ACCEPT_PAUSE).await;
-                    continue;
-                }
-            },
+            accepted = listener.accept() => accepted,
         };
         let service = TowerToHyperService::new(app.clone());
         let conn = builder

@@ -20,21 +20,22 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
-use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use weir_core::Shutdown;
 
 use super::grpc_admit::{AdmitLayer, Admitted};
 use super::ingest::{ExportRequest, Ingest, Outcome};
+use super::listener::Listener;
 
 /// Serves the three OTLP services on `listener` until `shutdown` fires,
-/// then finishes the requests in flight. Each request passes
-/// [`AdmitLayer`] (body received, slot taken) before tonic decodes it.
+/// then finishes the requests in flight. Connections come from
+/// [`Listener`] (`max_connections`); each request
+/// passes [`AdmitLayer`] (body received, slot taken) before tonic decodes
+/// it.
 pub(crate) async fn serve(
-    listener: TcpListener,
+    listener: Listener,
     ingest: Arc<Ingest>,
     max_concurrent_streams: u32,
     shutdown: Shutdown,
@@ -60,7 +61,7 @@ pub(crate) async fn serve(
                 .max_decoding_message_size(max),
         )
         .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener),
+            listener.into_incoming(),
             async move { shutdown.wait().await },
         )
         .await

@@ -21,18 +21,18 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
-use tokio::net::TcpListener;
 use weir_core::Shutdown;
 
 use super::budget::Held;
 use super::conn::{self, ConnLimits};
 use super::ingest::{ExportRequest, Ingest, Outcome};
+use super::listener::Listener;
 use super::receive::{self, too_large};
 
 /// Serves OTLP/HTTP on `listener` until `shutdown` fires, then finishes the
 /// requests in flight.
 pub(crate) async fn serve(
-    listener: TcpListener,
+    listener: Listener,
     ingest: Arc<Ingest>,
     limits: ConnLimits,
     shutdown: Shutdown,

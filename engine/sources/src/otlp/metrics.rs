@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use metrics::{Counter, Unit};
+use metrics::{Counter, Gauge, Unit};
 use weir_core::Signal;
-use weir_core::metrics::CounterDef;
+use weir_core::metrics::{CounterDef, GaugeDef};
 
 const REQUESTS: CounterDef<3> = CounterDef {
     name: "weir_otlp_requests_total",
@@ -36,12 +36,28 @@ const DISCARDED_RECORDS: CounterDef<2> = CounterDef {
     labels: ["component", "signal"],
 };
 
+const CONNECTIONS: GaugeDef<2> = GaugeDef {
+    name: "weir_otlp_connections",
+    help: "OTLP connections open, by protocol (grpc, http); each listener holds at most max_connections.",
+    unit: Some(Unit::Count),
+    labels: ["component", "protocol"],
+};
+
+const CONNECTION_LIMIT_REACHED: CounterDef<2> = CounterDef {
+    name: "weir_otlp_connection_limit_reached_total",
+    help: "Times a listener held max_connections open connections and stopped accepting until one closed, by protocol.",
+    unit: Some(Unit::Count),
+    labels: ["component", "protocol"],
+};
+
 /// Gives the recorder the help text of the OTLP source's metrics.
 pub fn describe() {
     REQUESTS.describe();
     RECEIVED_BYTES.describe();
     REJECTED_RECORDS.describe();
     DISCARDED_RECORDS.describe();
+    CONNECTIONS.describe();
+    CONNECTION_LIMIT_REACHED.describe();
 }
 
 /// `weir_otlp_requests_total{component, protocol, outcome}`.
@@ -66,4 +82,14 @@ pub(crate) fn rejected_records(component: &Arc<str>, signal: Signal) -> Counter 
 /// `weir_otlp_discarded_records_total{component, signal}`.
 pub(crate) fn discarded_records(component: &Arc<str>, signal: Signal) -> Counter {
     DISCARDED_RECORDS.with([component.clone().into(), signal.as_str().into()])
+}
+
+/// `weir_otlp_connections{component, protocol}`.
+pub(crate) fn connections(component: &Arc<str>, protocol: &'static str) -> Gauge {
+    CONNECTIONS.with([component.clone().into(), protocol.into()])
+}
+
+/// `weir_otlp_connection_limit_reached_total{component, protocol}`.
+pub(crate) fn connection_limit_reached(component: &Arc<str>, protocol: &'static str) -> Counter {
+    CONNECTION_LIMIT_REACHED.with([component.clone().into(), protocol.into()])
 }

@@ -6,6 +6,10 @@
 //!       (proto | json, gzip) ┘               └ (gzip) ┘  estimate, hold,  └─▶ await Ack ─▶ response
 //!                                                        convert to Arrow
 //! ```
+//! A connection is bounded before any request: each listener holds at
+//! most `max_connections` open ([`listener`]; at the limit it stops
+//! accepting until one closes), each [`io::Conn`] holding its slot.
+//!
 //! A request is bounded at every step by what was received: [`receive`]
 //! reads a body within `read_timeout` and `max_request_size`, holding its
 //! bytes in the in-flight [`budget`] as they arrive; only then does it take
@@ -14,9 +18,9 @@
 //! request's size once converted, refuses it over
 //! `max_expanded_request_size`, and holds that many bytes until it is
 //! answered. [`grpc`] and [`http`] only translate requests and outcomes;
-//! [`conn`] serves the HTTP listener's connections (header timeout, HTTP/2
-//! stream cap, graceful shutdown); [`metrics`] declares what the source
-//! counts.
+//! [`conn`] serves the HTTP listener's connections (HTTP/1 header timeout,
+//! HTTP/2 stream cap, graceful shutdown); [`metrics`] declares what the
+//! source counts.
 
 mod budget;
 mod config;
@@ -25,6 +29,8 @@ mod grpc;
 mod grpc_admit;
 mod http;
 mod ingest;
+mod io;
+mod listener;
 pub mod metrics;
 mod receive;
 
@@ -100,22 +106,26 @@ impl Source for OtlpSource {
             cx.output,
             &self.config,
         ));
+        let max_connections = self.config.max_connections;
+        let name = cx.name.clone();
+        let listener =
+            |tcp, protocol| listener::Listener::new(tcp, name.clone(), protocol, max_connections);
         let mut servers = tokio::task::JoinSet::new();
-        if let Some(listener) = self.grpc {
+        if let Some(tcp) = self.grpc {
             servers.spawn(grpc::serve(
-                listener,
+                listener(tcp, "grpc"),
                 ingest.clone(),
                 self.config.max_concurrent_streams,
                 cx.shutdown.clone(),
             ));
         }
-        if let Some(listener) = self.http {
+        if let Some(tcp) = self.http {
             let limits = conn::ConnLimits {
                 header_read_timeout: self.config.read_timeout,
                 max_concurrent_streams: self.config.max_concurrent_streams,
             };
             servers.spawn(http::serve(
-                listener,
+                listener(tcp, "http"),
                 ingest.clone(),
                 limits,
                 cx.shutdown.clone(),
