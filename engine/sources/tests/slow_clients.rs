@@ -1,6 +1,6 @@
-//! Hostile clients that connect and then send slowly or hold connections
-//! open: they must not keep an ordinary client from being served, each
-//! gets its timeout, and open connections are capped.
+//! Hostile clients that connect and then send slowly, stall mid-frame or
+//! hold connections open: they must not keep an ordinary client from being
+//! served, each gets its timeout, and open connections are capped.
 
 mod common;
 
@@ -211,6 +211,152 @@ async fn until(what: &str, mut check: impl FnMut() -> bool) {
     })
     .await;
     assert!(waited.is_ok(), "timed out waiting until {what}");
+}
+
+/// The HTTP/2 client preface.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// An HTTP/2 frame header: `len` bytes of payload follow.
+fn frame_header(len: u32, kind: u8, flags: u8, stream: u32) -> Vec<u8> {
+    let mut h = len.to_be_bytes()[1..].to_vec();
+    h.extend([kind, flags]);
+    h.extend(stream.to_be_bytes());
+    h
+}
+
+/// How a raw HTTP/2 client leaves its connection.
+#[derive(Debug, Clone, Copy)]
+enum Stall {
+    /// Connects and sends nothing.
+    Silent,
+    /// Preface and SETTINGS, then HEADERS without END_HEADERS: the
+    /// CONTINUATION never comes.
+    OpenHeaderBlock,
+    /// Preface and SETTINGS, then a HEADERS frame announcing 64 bytes of
+    /// which 2 arrive.
+    CutPayload,
+    /// Preface and SETTINGS, then 5 bytes of a frame header.
+    CutFrameHeader,
+    /// Preface and SETTINGS, then quiet: an idle client, not a stalled one.
+    AtRest,
+}
+
+/// A raw client that connects to `addr` and leaves its connection as
+/// `stall` says.
+async fn raw_http2(addr: SocketAddr, stall: Stall) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.expect("connects");
+    let mut bytes = PREFACE.to_vec();
+    bytes.extend(frame_header(0, 0x4, 0, 0)); // SETTINGS, none changed
+    // HPACK: `:method: POST`, `:scheme: http` (static table 3 and 6).
+    match stall {
+        Stall::Silent => bytes.clear(),
+        Stall::OpenHeaderBlock => {
+            bytes.extend(frame_header(2, 0x1, 0, 1));
+            bytes.extend([0x83, 0x86]);
+        }
+        Stall::CutPayload => {
+            bytes.extend(frame_header(64, 0x1, 0x4, 1));
+            bytes.extend([0x83, 0x86]);
+        }
+        Stall::CutFrameHeader => bytes.extend(&frame_header(2, 0x1, 0x4, 1)[..5]),
+        Stall::AtRest => {}
+    }
+    stream.write_all(&bytes).await.expect("writes");
+    stream
+}
+
+/// Reads until the server closes `stream` (end of file or an error), at
+/// most `within`: when that happened, or `None` if it stayed open.
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> Option<Instant> {
+    let mut buf = [0u8; 1024];
+    let read = tokio::time::timeout(within, async {
+        while let Ok(1..) = stream.read(&mut buf).await {}
+    })
+    .await;
+    read.ok().map(|()| Instant::now())
+}
+
+/// Scenario: on the gRPC and on the HTTP port, raw HTTP/2 clients stall
+/// mid-way (a HEADERS frame whose CONTINUATION never comes, a frame whose
+/// payload stops, a frame header cut short, and a connection that sends
+/// nothing), beside an idle HTTP/2 client and an ordinary client.
+/// Guarantees: the ordinary client is served while they stall; each
+/// stalled connection is closed by the server after `read_timeout` (not
+/// before, and within a few seconds more) and counted in
+/// `weir_otlp_stalled_connections_total`; the idle HTTP/2 connection stays
+/// open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_http2_frames_are_disconnected() {
+    let read_timeout = Duration::from_secs(2);
+    recorder();
+    let running = common::start(
+        "stalled_frames",
+        OtlpSourceConfig {
+            read_timeout,
+            ..config()
+        },
+    )
+    .await;
+    let stalls = [
+        Stall::OpenHeaderBlock,
+        Stall::CutPayload,
+        Stall::CutFrameHeader,
+        Stall::Silent,
+    ];
+    let mut stalled = Vec::new();
+    let mut idle = Vec::new();
+    for (protocol, addr) in [("grpc", running.grpc), ("http", running.http)] {
+        for stall in stalls {
+            let stream = raw_http2(addr, stall).await;
+            stalled.push((protocol, stall, stream, Instant::now()));
+        }
+        idle.push((protocol, raw_http2(addr, Stall::AtRest).await));
+    }
+    let sent = Instant::now();
+
+    let client = reqwest::Client::new();
+    let (status, text) = common::post_logs(&client, running.http, &common::normal_logs()).await;
+    assert_eq!(status, 200, "HTTP beside stalled frames: {text}");
+    common::grpc_logs(running.grpc)
+        .await
+        .export(common::normal_logs())
+        .await
+        .expect("gRPC beside stalled frames");
+    assert!(sent.elapsed() < read_timeout, "served at once");
+
+    let slack = Duration::from_secs(3);
+    let closes = stalled
+        .iter_mut()
+        .map(|(protocol, stall, stream, sent)| async move {
+            let closed = closed_within(stream, read_timeout + slack).await;
+            (*protocol, *stall, closed.map(|at| at - *sent))
+        });
+    for (protocol, stall, closed) in futures::future::join_all(closes).await {
+        let Some(after) = closed else {
+            panic!("{protocol}: the server kept a {stall:?} connection open");
+        };
+        // Measured from the client's last write; the server's clock starts
+        // when it reads (or accepts), about then.
+        assert!(
+            after + Duration::from_millis(100) >= read_timeout,
+            "{protocol}: {stall:?} closed after {after:?}, before read_timeout"
+        );
+        eprintln!("{protocol}: {stall:?} closed after {after:?}");
+    }
+    for protocol in ["grpc", "http"] {
+        let stalled = metric(
+            "weir_otlp_stalled_connections_total",
+            &[("component", "stalled_frames"), ("protocol", protocol)],
+        );
+        assert_eq!(stalled, stalls.len() as f64, "{protocol}");
+    }
+    for (protocol, mut stream) in idle {
+        let closed = closed_within(&mut stream, Duration::from_millis(200)).await;
+        assert_eq!(
+            closed, None,
+            "{protocol}: an idle HTTP/2 connection was closed"
+        );
+    }
 }
 
 /// An idle HTTP/2 connection to `addr` (handshake done, no request); it

@@ -108,7 +108,11 @@ pub struct OtlpSourceConfig {
     /// and then its whole body: a duration above zero. Default `"10s"`.
     /// A client slower than this gets HTTP 408 / gRPC `DEADLINE_EXCEEDED`
     /// and its connection is closed, so slow senders cannot hold the
-    /// receiver's memory or connections for long.
+    /// receiver's memory or connections for long. The same time bounds
+    /// a new connection's first bytes and, on HTTP/2, each frame and each
+    /// header block (HEADERS and its CONTINUATION frames) once begun: a
+    /// client that leaves one unfinished longer is disconnected. An HTTP/2
+    /// connection idle between frames is kept open.
     #[serde(
         default = "default_read_timeout",
         deserialize_with = "values::positive_duration"

@@ -1,6 +1,7 @@
 //! The HTTP listener's connections: HTTP/1 and HTTP/2 on one port, at
 //! most `max_connections` open ([`Listener`]), a client that does not send
-//! its headers within `read_timeout` is disconnected (HTTP/1), an HTTP/2
+//! its headers within `read_timeout` is disconnected (HTTP/1; stalled
+//! HTTP/2 frames are timed out by [`Conn`](super::io::Conn)), an HTTP/2
 //! connection has at most `max_concurrent_streams` requests open, and on
 //! shutdown the listener stops accepting while the requests in flight
 //! finish.

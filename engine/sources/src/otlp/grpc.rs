@@ -31,7 +31,7 @@ use super::listener::Listener;
 
 /// Serves the three OTLP services on `listener` until `shutdown` fires,
 /// then finishes the requests in flight. Connections come from
-/// [`Listener`] (`max_connections`); each request
+/// [`Listener`] (`max_connections`, stalled frames timed out); each request
 /// passes [`AdmitLayer`] (body received, slot taken) before tonic decodes
 /// it.
 pub(crate) async fn serve(

@@ -42,6 +42,7 @@ impl Listener {
         name: Arc<str>,
         protocol: &'static str,
         max_connections: usize,
+        read_timeout: Duration,
     ) -> Self {
         let max_connections = max_connections.clamp(1, Semaphore::MAX_PERMITS);
         Listener {
@@ -49,7 +50,7 @@ impl Listener {
             slots: Arc::new(Semaphore::new(max_connections)),
             max_connections,
             limit_reached: metrics::connection_limit_reached(&name, protocol),
-            shared: Arc::new(ConnShared::new(name, protocol)),
+            shared: Arc::new(ConnShared::new(name, protocol, read_timeout)),
             last_warning: None,
         }
     }
@@ -77,7 +78,7 @@ impl Listener {
                     if let Err(error) = socket.set_nodelay(true) {
                         debug!(%error, "could not set TCP_NODELAY on an OTLP connection");
                     }
-                    return (Conn::new(socket, slot, self.shared.clone()), peer);
+                    return (Conn::new(socket, peer, slot, self.shared.clone()), peer);
                 }
                 Err(error) => {
                     warn!(

@@ -50,6 +50,13 @@ const CONNECTION_LIMIT_REACHED: CounterDef<2> = CounterDef {
     labels: ["component", "protocol"],
 };
 
+const STALLED_CONNECTIONS: CounterDef<2> = CounterDef {
+    name: "weir_otlp_stalled_connections_total",
+    help: "Connections closed because the client left its first bytes, an HTTP/2 frame or a header block unfinished for read_timeout, by protocol.",
+    unit: Some(Unit::Count),
+    labels: ["component", "protocol"],
+};
+
 /// Gives the recorder the help text of the OTLP source's metrics.
 pub fn describe() {
     REQUESTS.describe();
@@ -58,6 +65,7 @@ pub fn describe() {
     DISCARDED_RECORDS.describe();
     CONNECTIONS.describe();
     CONNECTION_LIMIT_REACHED.describe();
+    STALLED_CONNECTIONS.describe();
 }
 
 /// `weir_otlp_requests_total{component, protocol, outcome}`.
@@ -92,4 +100,9 @@ pub(crate) fn connections(component: &Arc<str>, protocol: &'static str) -> Gauge
 /// `weir_otlp_connection_limit_reached_total{component, protocol}`.
 pub(crate) fn connection_limit_reached(component: &Arc<str>, protocol: &'static str) -> Counter {
     CONNECTION_LIMIT_REACHED.with([component.clone().into(), protocol.into()])
+}
+
+/// `weir_otlp_stalled_connections_total{component, protocol}`.
+pub(crate) fn stalled_connections(component: &Arc<str>, protocol: &'static str) -> Counter {
+    STALLED_CONNECTIONS.with([component.clone().into(), protocol.into()])
 }

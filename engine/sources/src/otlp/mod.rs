@@ -8,7 +8,10 @@
 //! ```
 //! A connection is bounded before any request: each listener holds at
 //! most `max_connections` open ([`listener`]; at the limit it stops
-//! accepting until one closes), each [`io::Conn`] holding its slot.
+//! accepting until one closes), and [`io`] closes a connection whose
+//! client leaves its first bytes, an HTTP/2 frame or a header block
+//! unfinished for `read_timeout` ([`frames`] follows the frames in the
+//! bytes read), which hyper and h2 would wait for without limit.
 //!
 //! A request is bounded at every step by what was received: [`receive`]
 //! reads a body within `read_timeout` and `max_request_size`, holding its
@@ -25,6 +28,7 @@
 mod budget;
 mod config;
 mod conn;
+mod frames;
 mod grpc;
 mod grpc_admit;
 mod http;
@@ -106,10 +110,12 @@ impl Source for OtlpSource {
             cx.output,
             &self.config,
         ));
-        let max_connections = self.config.max_connections;
+        let (max_connections, read_timeout) =
+            (self.config.max_connections, self.config.read_timeout);
         let name = cx.name.clone();
-        let listener =
-            |tcp, protocol| listener::Listener::new(tcp, name.clone(), protocol, max_connections);
+        let listener = |tcp, protocol| {
+            listener::Listener::new(tcp, name.clone(), protocol, max_connections, read_timeout)
+        };
         let mut servers = tokio::task::JoinSet::new();
         if let Some(tcp) = self.grpc {
             servers.spawn(grpc::serve(
