@@ -16,6 +16,9 @@
 //! The walk also finds what would make decoding fail early (a length past
 //! the end of its message, a truncated varint, nesting deeper than the
 //! decoder allows), so a malformed body is refused before it is decoded.
+//! It is never stricter than the decoder: a field with the wrong wire type
+//! is left for the decoder to refuse (the fuzz target `otlp_proto` checks
+//! that every body the decoder takes, the walk takes).
 
 use std::fmt;
 use std::mem::size_of;
@@ -394,19 +397,8 @@ impl Walk<'_> {
                 // varint
                 0 => {
                     self.varint(&mut at, end, msg, tag)?;
-                    match field {
-                        Some(Field::Fixed | Field::Varints) => self.add(2 * size_of::<u64>()),
-                        Some(
-                            Field::Inline(_) | Field::Element(..) | Field::Text | Field::Texts,
-                        ) => {
-                            return Err(self.error(
-                                key_at,
-                                "a number where a length-delimited value belongs",
-                                msg,
-                                tag,
-                            ));
-                        }
-                        _ => {}
+                    if let Some(Field::Fixed | Field::Varints) = field {
+                        self.add(2 * size_of::<u64>());
                     }
                 }
                 // 64-bit
@@ -432,15 +424,9 @@ impl Walk<'_> {
                         Some(Field::Texts) => self.add(len.saturating_add(2 * size_of::<String>())),
                         Some(Field::Fixed) => self.add(len.saturating_mul(2)),
                         Some(Field::Varints) => self.add(len.saturating_mul(2 * size_of::<u64>())),
-                        Some(Field::Scalar) => {
-                            return Err(self.error(
-                                key_at,
-                                "a length-delimited value where a number belongs",
-                                msg,
-                                tag,
-                            ));
-                        }
-                        None => {}
+                        // A scalar's wrong wire type is left for the
+                        // decoder to refuse: the walk is never stricter.
+                        Some(Field::Scalar) | None => {}
                     }
                 }
                 // a group, skipped as the decoder skips unknown groups
