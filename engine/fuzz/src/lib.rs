@@ -19,12 +19,22 @@
 //! fixed. This is a mutation fuzzer without coverage feedback, on stable
 //! Rust, so that it builds with the rest of the workspace; the targets are
 //! plain functions of bytes and fit `cargo fuzz` as they are.
+//!
+//! Coverage-guided fuzzing: `weir-libfuzzer` (feature `libfuzzer`, without
+//! the default features) runs the targets that need no engine
+//! (`otlp_proto`, `otlp_json`, `wal_replay`, see [`targets::run_light`])
+//! under libFuzzer, which keeps the inputs that reach new code. It is
+//! built on stable Rust with LLVM's sanitizer coverage
+//! (`-Cpasses=sancov-module` and its options, as `cargo fuzz` passes them,
+//! without AddressSanitizer: the code under test is safe Rust);
+//! `benches/fuzz.sh --coverage` builds and runs it.
 
 pub mod mutate;
 pub mod targets;
 
 use std::path::{Path, PathBuf};
 
+#[cfg(feature = "all-targets")]
 pub use targets::Runner;
 
 /// A fuzz target.
