@@ -509,7 +509,28 @@ impl Walk<'_> {
         }
     }
 
+    /// Reads a varint at `at`; a one-byte varint (most tags and lengths)
+    /// takes the short path.
+    #[inline(always)]
     fn varint(&self, at: &mut usize, end: usize, msg: Msg, tag: u32) -> Result<u64, WireError> {
+        if *at < end
+            && let Some(&b) = self.body.get(*at)
+            && b < 0x80
+        {
+            *at += 1;
+            return Ok(u64::from(b));
+        }
+        self.long_varint(at, end, msg, tag)
+    }
+
+    #[inline(never)]
+    fn long_varint(
+        &self,
+        at: &mut usize,
+        end: usize,
+        msg: Msg,
+        tag: u32,
+    ) -> Result<u64, WireError> {
         let start = *at;
         let mut value = 0u64;
         for i in 0..10 {
