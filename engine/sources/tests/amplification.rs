@@ -365,7 +365,7 @@ async fn raw_grpc_logs(grpc: std::net::SocketAddr, message: &[u8], gzip: bool) -
             .get(name)
             .or_else(|| headers.get(name))
             .and_then(|v| v.to_str().ok())
-            .map(|v| percent_decode(v))
+            .map(percent_decode)
             .unwrap_or_default()
     };
     (get("grpc-status"), get("grpc-message"))
