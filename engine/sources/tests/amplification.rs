@@ -58,6 +58,28 @@ fn reset_peak() -> usize {
     now
 }
 
+/// Posts `body` to `/v1/logs` of `http` as `content_type`; returns the
+/// status, the answer's text and the most the receiver allocated meanwhile
+/// beyond what it had.
+async fn post_measured(
+    client: &reqwest::Client,
+    http: std::net::SocketAddr,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, String, usize) {
+    let base = reset_peak();
+    let response = client
+        .post(format!("http://{http}/v1/logs"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("answered");
+    let status = response.status().as_u16();
+    let text = String::from_utf8_lossy(&response.bytes().await.expect("body")).into_owned();
+    (status, text, PEAK.load(Ordering::Relaxed) - base)
+}
+
 /// One resource with 2,000 attributes of 100 bytes over 30,000 empty log
 /// records: about 300 KB on the wire, gigabytes once every row carries the
 /// resource.
@@ -94,19 +116,14 @@ async fn an_amplifying_request_is_refused_before_it_expands() {
     );
     let client = reqwest::Client::new();
 
-    let body = request.encode_to_vec();
-    let base = reset_peak();
     let started = Instant::now();
-    let response = client
-        .post(format!("http://{}/v1/logs", running.http))
-        .header("content-type", "application/x-protobuf")
-        .body(body)
-        .send()
-        .await
-        .expect("answered");
-    let status = response.status().as_u16();
-    let text = String::from_utf8_lossy(&response.bytes().await.expect("body")).into_owned();
-    let peak = PEAK.load(Ordering::Relaxed) - base;
+    let (status, text, peak) = post_measured(
+        &client,
+        running.http,
+        "application/x-protobuf",
+        request.encode_to_vec(),
+    )
+    .await;
     assert_eq!(status, 413, "HTTP: {text}");
     assert!(text.contains("max_expanded_request_size"), "{text}");
     assert!(
@@ -242,17 +259,13 @@ async fn a_request_that_amplifies_when_decoded_is_refused_before_decoding() {
     drop(decoded);
     let client = reqwest::Client::new();
 
-    let base = reset_peak();
-    let response = client
-        .post(format!("http://{}/v1/logs", running.http))
-        .header("content-type", "application/x-protobuf")
-        .body(body.clone())
-        .send()
-        .await
-        .expect("answered");
-    let status = response.status().as_u16();
-    let text = String::from_utf8_lossy(&response.bytes().await.expect("body")).into_owned();
-    let peak = PEAK.load(Ordering::Relaxed) - base;
+    let (status, text, peak) = post_measured(
+        &client,
+        running.http,
+        "application/x-protobuf",
+        body.clone(),
+    )
+    .await;
     assert_eq!(status, 413, "HTTP: {text}");
     assert!(text.contains("max_expanded_request_size"), "{text}");
     assert!(text.contains("decoding the request"), "{text}");
@@ -271,17 +284,7 @@ async fn a_request_that_amplifies_when_decoded_is_refused_before_decoding() {
         json.extend_from_slice(b"{}");
     }
     json.extend_from_slice(b"]}]}]}]}");
-    let base = reset_peak();
-    let response = client
-        .post(format!("http://{}/v1/logs", running.http))
-        .header("content-type", "application/json")
-        .body(json)
-        .send()
-        .await
-        .expect("answered");
-    let status = response.status().as_u16();
-    let text = String::from_utf8_lossy(&response.bytes().await.expect("body")).into_owned();
-    let peak = PEAK.load(Ordering::Relaxed) - base;
+    let (status, text, peak) = post_measured(&client, running.http, "application/json", json).await;
     assert_eq!(status, 413, "JSON: {text}");
     assert!(text.contains("max_expanded_request_size"), "{text}");
     assert!(
