@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{otlp_spans, start, stop};
+use crate::common::{otlp_spans, post_spans, start, stop};
 
 fn pipeline(dir: &std::path::Path, memory: &str) -> std::path::PathBuf {
     let file = dir.join(format!("memory-{}.toml", memory.len()));
@@ -94,13 +94,6 @@ fn over_its_memory_limit_weir_refuses_data_as_retryable() {
     stop(weir);
 
     let weir = start(&pipeline(dir.path(), "memory_limit = \"16GiB\""));
-    let response = client
-        .post(format!("http://{}/v1/traces", weir.http))
-        .header("content-type", "application/json")
-        .body(body)
-        .timeout(Duration::from_secs(30))
-        .send()
-        .expect("weir answers");
-    assert_eq!(response.status().as_u16(), 200);
+    post_spans(&client, &weir.http, body);
     stop(weir);
 }

@@ -10,13 +10,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use std::io::Read;
-
 use bytes::Bytes;
 use http_body_util::Full;
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::sync::OwnedSemaphorePermit;
 use tonic::body::Body;
 use tower::{Layer, Service};
@@ -24,8 +19,9 @@ use tower::{Layer, Service};
 use super::budget::Held;
 use super::grpc::status;
 use super::ingest::{Ingest, Outcome};
-use super::receive::{receive, too_large};
+use super::receive::{gunzip, receive};
 use weir_core::Signal;
+use weir_core::convert::{self, WireError};
 
 /// A gRPC message's frame header: one compression flag byte and a 4-byte
 /// length.
@@ -126,10 +122,17 @@ async fn prepare(
     bytes: Bytes,
     mut held: Held,
 ) -> Result<(Bytes, Held), Outcome> {
-    let signal = match path {
-        "/opentelemetry.proto.collector.trace.v1.TraceService/Export" => Signal::Spans,
-        "/opentelemetry.proto.collector.logs.v1.LogsService/Export" => Signal::Logs,
-        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export" => Signal::Metrics,
+    type Walk = fn(&[u8]) -> Result<usize, WireError>;
+    let (signal, walk): (Signal, Walk) = match path {
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export" => {
+            (Signal::Spans, convert::spans_decoded_size)
+        }
+        "/opentelemetry.proto.collector.logs.v1.LogsService/Export" => {
+            (Signal::Logs, convert::logs_decoded_size)
+        }
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export" => {
+            (Signal::Metrics, convert::metrics_decoded_size)
+        }
         _ => return Ok((bytes, held)),
     };
     let Some((&flag, rest)) = bytes.split_first() else {
@@ -150,50 +153,17 @@ async fn prepare(
         }
         _ => (bytes, end),
     };
-    let message = &bytes[FRAME_HEADER..end];
-    match signal {
-        Signal::Spans => {
-            ingest
-                .hold_decoded::<ExportTraceServiceRequest>("grpc", message, false, &mut held)
-                .await?
-        }
-        Signal::Logs => {
-            ingest
-                .hold_decoded::<ExportLogsServiceRequest>("grpc", message, false, &mut held)
-                .await?
-        }
-        _ => {
-            ingest
-                .hold_decoded::<ExportMetricsServiceRequest>("grpc", message, false, &mut held)
-                .await?
-        }
-    }
+    ingest
+        .hold_decoded("grpc", signal, walk(&bytes[FRAME_HEADER..end]), &mut held)
+        .await?;
     Ok((bytes, held))
 }
 
-/// Decompresses a gzip message into an uncompressed gRPC frame, refusing
-/// more than `max_request_size` bytes after decompression; the frame is
-/// held in the in-flight budget with the compressed bytes.
+/// Decompresses a gzip message into an uncompressed gRPC frame (see
+/// [`gunzip`]).
 fn inflate(ingest: &Ingest, compressed: &[u8], held: &mut Held) -> Result<Bytes, Outcome> {
-    let max = ingest.max_request_size;
-    let mut frame = Vec::with_capacity(FRAME_HEADER + compressed.len().saturating_mul(4).min(max));
-    frame.extend_from_slice(&[0; FRAME_HEADER]);
-    let mut decoder = flate2::read::GzDecoder::new(compressed).take(max as u64 + 1);
-    if let Err(e) = decoder.read_to_end(&mut frame) {
-        ingest.count_request("grpc", "invalid");
-        return Err(Outcome::Invalid(format!(
-            "the gzip-compressed message is corrupt: {e}"
-        )));
-    }
-    let len = frame.len() - FRAME_HEADER;
-    if len > max {
-        ingest.count_request("grpc", "too_large");
-        return Err(too_large(ingest));
-    }
-    frame[1..FRAME_HEADER].copy_from_slice(&(len as u32).to_be_bytes());
-    let both = held.bytes().saturating_add(frame.len() as u64);
-    if let Err(short) = ingest.budget.try_grow(held, both) {
-        return Err(ingest.short("grpc", short, both));
-    }
+    let mut frame = gunzip(ingest, "grpc", compressed, FRAME_HEADER, held)?;
+    let len = u32::try_from(frame.len() - FRAME_HEADER).unwrap_or(u32::MAX);
+    frame[1..FRAME_HEADER].copy_from_slice(&len.to_be_bytes());
     Ok(frame.into())
 }

@@ -2,7 +2,6 @@
 //! JSON bodies, optionally gzip-compressed, answered as the specification
 //! says (200 with `partial_success`, 400, 413, 415, 503 with `Retry-After`).
 
-use std::io::Read;
 use std::sync::Arc;
 
 use axum::Router;
@@ -23,7 +22,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prost::Message;
 use weir_core::Shutdown;
 
-use super::budget::Held;
 use super::conn::{self, ConnLimits};
 use super::ingest::{ExportRequest, Ingest, Outcome};
 use super::listener::Listener;
@@ -120,13 +118,17 @@ async fn export<R: ExportRequest + PartialSuccess>(
     };
     let body = match gzip {
         false => body,
-        true => match gunzip(&ingest, body, &mut held) {
-            Ok(b) => b,
+        true => match receive::gunzip(&ingest, "http", &body, 0, &mut held) {
+            Ok(b) => Bytes::from(b),
             Err(outcome) => return respond::<R>(&ingest, format, outcome),
         },
     };
+    let bound = match format {
+        Format::Protobuf => R::decoded_size(&body),
+        Format::Json => Ok(weir_core::convert::json_decoded_size(&body)),
+    };
     if let Err(outcome) = ingest
-        .hold_decoded::<R>("http", &body, format == Format::Json, &mut held)
+        .hold_decoded("http", R::SIGNAL, bound, &mut held)
         .await
     {
         return respond::<R>(&ingest, format, outcome);
@@ -191,28 +193,6 @@ fn gzipped(headers: &HeaderMap) -> Result<bool, String> {
             "unsupported Content-Encoding `{other}`: use `gzip` or none"
         )),
     }
-}
-
-/// Decompresses a gzip body, refusing more than `max_request_size` bytes
-/// after decompression; the decompressed bytes are held in the in-flight
-/// budget too.
-fn gunzip(ingest: &Ingest, bytes: Bytes, held: &mut Held) -> Result<Bytes, Outcome> {
-    let max = ingest.max_request_size;
-    let mut out = Vec::with_capacity(bytes.len().saturating_mul(4).min(max));
-    let mut decoder = flate2::read::GzDecoder::new(&bytes[..]).take(max as u64 + 1);
-    if let Err(e) = decoder.read_to_end(&mut out) {
-        ingest.count_request("http", "invalid");
-        return Err(Outcome::Invalid(format!("the gzip body is corrupt: {e}")));
-    }
-    if out.len() > max {
-        ingest.count_request("http", "too_large");
-        return Err(too_large(ingest));
-    }
-    let both = (bytes.len() + out.len()) as u64;
-    if let Err(short) = ingest.budget.try_grow(held, both) {
-        return Err(ingest.short("http", short, both));
-    }
-    Ok(out.into())
 }
 
 fn respond<R: PartialSuccess>(ingest: &Ingest, format: Format, outcome: Outcome) -> Response {

@@ -188,29 +188,25 @@ impl Ingest {
         }
     }
 
-    /// Holds the memory decoding `body` takes before it is decoded: the
-    /// bound is walked from the body's tags and lengths (protobuf) or its
-    /// objects (JSON). A body over `max_expanded_request_size` once decoded
-    /// is refused as too large, a malformed one as invalid, and `held`
-    /// grows by the bound within `queue_wait` or the request is refused
-    /// for now.
-    pub(crate) async fn hold_decoded<R: ExportRequest>(
+    /// Holds the memory decoding a body takes before it is decoded:
+    /// `bound` is what its walk found (protobuf: from its tags and lengths;
+    /// JSON: from its objects), or why it is malformed. A body over
+    /// `max_expanded_request_size` once decoded is refused as too large, a
+    /// malformed one as invalid, and `held` grows by the bound within
+    /// `queue_wait` or the request is refused for now.
+    pub(crate) async fn hold_decoded(
         &self,
         protocol: &'static str,
-        body: &[u8],
-        json: bool,
+        signal: Signal,
+        bound: Result<usize, WireError>,
         held: &mut Held,
     ) -> Result<(), Outcome> {
-        let decoded = match json {
-            true => convert::json_decoded_size(body),
-            false => R::decoded_size(body).map_err(|e| {
-                self.count_request(protocol, "invalid");
-                Outcome::Invalid(format!(
-                    "the body is not a valid OTLP {} protobuf request: {e}",
-                    R::SIGNAL
-                ))
-            })?,
-        } as u64;
+        let decoded = bound.map_err(|e| {
+            self.count_request(protocol, "invalid");
+            Outcome::Invalid(format!(
+                "the body is not a valid OTLP {signal} protobuf request: {e}"
+            ))
+        })? as u64;
         if decoded > self.max_expanded {
             self.count_request(protocol, "too_large");
             return Err(Outcome::TooLarge(format!(

@@ -3,6 +3,8 @@
 //! chunk is counted against `max_in_flight_bytes` as it arrives), so slow
 //! or large senders hold only the bytes they have sent, and not for long.
 
+use std::io::Read;
+
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Body;
@@ -88,4 +90,34 @@ pub(crate) fn too_large(ingest: &Ingest) -> Outcome {
         "the request is larger than `max_request_size` ({} bytes) of `{}`; send smaller batches",
         ingest.max_request_size, ingest.name
     ))
+}
+
+/// Decompresses a gzip body after `prefix` zero bytes (room for a frame
+/// header), refusing more than `max_request_size` bytes after
+/// decompression; the decompressed bytes are held in the in-flight budget
+/// besides what `held` already holds. A refusal is counted.
+pub(crate) fn gunzip(
+    ingest: &Ingest,
+    protocol: &'static str,
+    compressed: &[u8],
+    prefix: usize,
+    held: &mut Held,
+) -> Result<Vec<u8>, Outcome> {
+    let max = ingest.max_request_size;
+    let mut out = Vec::with_capacity(prefix + compressed.len().saturating_mul(4).min(max));
+    out.resize(prefix, 0);
+    let mut decoder = flate2::read::GzDecoder::new(compressed).take(max as u64 + 1);
+    if let Err(e) = decoder.read_to_end(&mut out) {
+        ingest.count_request(protocol, "invalid");
+        return Err(Outcome::Invalid(format!("the gzip body is corrupt: {e}")));
+    }
+    if out.len() - prefix > max {
+        ingest.count_request(protocol, "too_large");
+        return Err(too_large(ingest));
+    }
+    let both = held.bytes().saturating_add(out.len() as u64);
+    if let Err(short) = ingest.budget.try_grow(held, both) {
+        return Err(ingest.short(protocol, short, both));
+    }
+    Ok(out)
 }
