@@ -22,7 +22,7 @@ const REQUESTS: CounterDef<2> = CounterDef {
 
 const DROPPED: CounterDef<2> = CounterDef {
     name: "weir_export_dropped_records_total",
-    help: "Records an external sink dropped, by reason (refused: the backend refused them for good; partial: refused while the rest was taken; expired: retried longer than retry.max_elapsed without a queue, failed back to the source).",
+    help: "Records an external sink dropped, by reason (refused: the backend refused them for good; partial: refused while the rest was taken; expired: retried longer than retry.max_elapsed without a queue, failed back to the source; unreadable: acknowledged in a disk queue whose log was then damaged on disk).",
     unit: Some(Unit::Count),
     labels: ["component", "reason"],
 };
@@ -83,6 +83,7 @@ pub(crate) struct QueueGauges {
     bytes: Gauge,
     records: Gauge,
     oldest: Gauge,
+    unreadable: Counter,
 }
 
 impl QueueGauges {
@@ -92,7 +93,13 @@ impl QueueGauges {
             bytes: QUEUE_BYTES.with([s(component)]),
             records: QUEUE_RECORDS.with([s(component)]),
             oldest: QUEUE_OLDEST.with([s(component)]),
+            unreadable: dropped(component, "unreadable"),
         }
+    }
+
+    /// Counts `records` the queue could not read back from its log.
+    pub(crate) fn lost(&self, records: u64) {
+        self.unreadable.increment(records);
     }
 
     pub(crate) fn set(&self, bytes: u64, records: usize, oldest: std::time::Duration) {

@@ -82,10 +82,18 @@ impl Default for RetryConfig {
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct QueueConfig {
     /// The most bytes the queue holds on disk, such as `"1GiB"`. Required.
-    /// The queued rows are held in memory too, so this also bounds the
-    /// memory the queue takes.
     #[serde(deserialize_with = "values::byte_size")]
     pub max_size: u64,
+    /// The most bytes of queued rows kept in memory. Default `"64MiB"`.
+    /// Batches beyond it wait in the log on disk only and are read back,
+    /// a log segment (at most a quarter of this) at a time, when their
+    /// turn comes; so a queue filling during an outage grows on disk, not
+    /// in memory.
+    #[serde(
+        default = "default_queue_memory",
+        deserialize_with = "values::byte_size"
+    )]
+    pub max_memory: u64,
     /// The directory of the queue. Default: `queues/<sink name>` in the
     /// store's directory (`[store] dir`); required when there is none.
     #[serde(default, deserialize_with = "optional_path")]
@@ -95,6 +103,10 @@ pub struct QueueConfig {
     /// (the queue then only survives restarts).
     #[serde(default)]
     pub ack: AckMode,
+}
+
+fn default_queue_memory() -> u64 {
+    64 << 20
 }
 
 /// When a queued batch is acknowledged to its source.
@@ -330,6 +342,7 @@ mod tests {
         s.retry.initial_backoff = Duration::from_secs(60);
         s.queue = Some(QueueConfig {
             max_size: 1000,
+            max_memory: 64 << 20,
             dir: None,
             ack: AckMode::Queued,
         });

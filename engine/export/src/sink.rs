@@ -32,7 +32,7 @@ use weir_core::{ComponentError, Sink, SinkContext};
 
 use crate::exporter::{ExportError, Exporter};
 use crate::metrics::{self, QueueGauges};
-use crate::queue::{Entry, Queue, rows_bytes};
+use crate::queue::{Entry, Queue};
 use crate::settings::{SendSettings, backoff};
 
 /// How long a stopping sink keeps sending what it holds before it gives
@@ -94,10 +94,11 @@ impl ExportSink {
             let bound = s.max_batch_bytes.saturating_mul(s.max_in_flight as u64 + 1);
             return Ok(Arc::new(Queue::memory(bound, gauges)));
         };
-        let (dir, max_size, ack) = (dir.clone(), q.max_size, q.ack);
-        let opened = tokio::task::spawn_blocking(move || Queue::open(&dir, max_size, ack, gauges))
-            .await
-            .map_err(|e| ComponentError::internal(&*self.name, e.to_string()))?;
+        let (dir, max_size, memory, ack) = (dir.clone(), q.max_size, q.max_memory, q.ack);
+        let opened =
+            tokio::task::spawn_blocking(move || Queue::open(&dir, max_size, memory, ack, gauges))
+                .await
+                .map_err(|e| ComponentError::internal(&*self.name, e.to_string()))?;
         let (queue, replayed) = opened.map_err(|e| {
             ComponentError::config(
                 &*self.name,
@@ -289,7 +290,7 @@ impl Sender {
     async fn settle(&self, entries: Vec<Entry>, outcome: Outcome) {
         let mut done = Vec::with_capacity(entries.len());
         for e in entries {
-            done.push((e.id, rows_bytes(&e.rows)));
+            done.push((e.id, e.bytes));
             let Some(ack) = e.ack else { continue };
             match &outcome {
                 Outcome::Sent => ack.deliver(),

@@ -258,6 +258,8 @@ fn queued(dir: &std::path::Path, max_size: u64, ack: AckMode) -> SendSettings {
     SendSettings {
         queue: Some(QueueConfig {
             max_size,
+            // Small: most of a filled queue waits on disk only.
+            max_memory: 64 << 10,
             dir: Some(dir.to_path_buf()),
             ack,
         }),

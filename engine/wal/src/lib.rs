@@ -205,6 +205,19 @@ pub struct WalRecord {
     pub batch: RecordBatch,
 }
 
+/// The records of one segment read again by [`Wal::read_back`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadBack {
+    /// Its records, in LSN order, up to any damage.
+    pub records: Vec<WalRecord>,
+    /// The LSN of the segment's last record: what it held runs through
+    /// this one, whether or not it could be read.
+    pub through: Lsn,
+    /// Damage found in it: which file, where and why. The records from
+    /// there through [`ReadBack::through`] could not be read.
+    pub problem: Option<String>,
+}
+
 /// What [`Wal::open`] found in the log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplayReport {
@@ -559,6 +572,59 @@ impl Wal {
         self.next_lsn = next;
         self.active = Some(self.create_segment()?);
         Ok(())
+    }
+
+    /// Reads again, from disk, the records of the segment that holds
+    /// `lsn`: for an owner that keeps only part of its log in memory (a
+    /// sink's queue) and let go of the batches [`Wal::open`] or its caller
+    /// had. The segment is read whole (one read, one allocation; its
+    /// batches point into it), so the records returned are those of one
+    /// segment, at most about `segment_size` bytes.
+    ///
+    /// `Ok(None)` when no segment holds `lsn` (it was removed, or never
+    /// written). Damage found on the way (the disk changed the file after
+    /// it was written) is not an error: the records before it are returned
+    /// and [`ReadBack::problem`] says what was found. Blocking I/O.
+    pub fn read_back(&self, lsn: Lsn) -> Result<Option<ReadBack>, WalError> {
+        let holds = |first: Lsn, last: Option<Lsn>| first <= lsn && last.is_some_and(|l| lsn <= l);
+        let found = self
+            .closed
+            .iter()
+            .find(|c| holds(c.first_lsn, c.last_lsn))
+            .map(|c| (&c.path, c.first_lsn, c.last_lsn, c.size))
+            .or_else(|| {
+                self.active
+                    .as_ref()
+                    .filter(|a| holds(a.first_lsn, a.last_lsn))
+                    .map(|a| (&a.path, a.first_lsn, a.last_lsn, a.size))
+            });
+        let Some((path, first_lsn, Some(last_lsn), size)) = found else {
+            return Ok(None);
+        };
+        let mut file = File::open(path)
+            .map_err(|e| WalError::io("open WAL segment to read it back", path, e))?;
+        let data = open::read_all(&mut file, size, path)?;
+        let (records, problem) = match replay::scan(&data, first_lsn) {
+            Ok(scan) => (
+                scan.records,
+                scan.problem
+                    .map(|why| format!("'{}' {why}", path.display())),
+            ),
+            Err(e) => {
+                let why = match e {
+                    format::HeaderError::Torn(n) => format!("a torn header ({n} bytes)"),
+                    format::HeaderError::Corrupt(why) => why,
+                    format::HeaderError::Version(v) => format!("format version {v}"),
+                };
+                let problem = format!("'{}': its header is unusable: {why}", path.display());
+                (Vec::new(), Some(problem))
+            }
+        };
+        Ok(Some(ReadBack {
+            records,
+            through: last_lsn,
+            problem,
+        }))
     }
 
     /// Bytes the log's segment files take on disk.

@@ -386,7 +386,7 @@ fn inspect(path: PathBuf, first_lsn: Lsn, last_kept: Option<Lsn>) -> Result<Foun
 }
 
 /// Reads the `len` bytes of `file` into 64-byte aligned memory.
-fn read_all(file: &mut File, len: u64, path: &Path) -> Result<Buffer, WalError> {
+pub(super) fn read_all(file: &mut File, len: u64, path: &Path) -> Result<Buffer, WalError> {
     let size = usize::try_from(len).map_err(|_| {
         let e = io::Error::new(
             io::ErrorKind::OutOfMemory,

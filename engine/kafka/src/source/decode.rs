@@ -32,6 +32,54 @@ pub(crate) struct Message<'a> {
     pub timestamp_ms: Option<i64>,
 }
 
+/// A message copied out of the consumer, to be decoded on another thread.
+#[derive(Debug)]
+pub(crate) struct OwnedMessage {
+    pub topic: std::sync::Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub timestamp_ms: Option<i64>,
+}
+
+impl OwnedMessage {
+    /// A copy of `m`.
+    pub(crate) fn of(m: &Message<'_>, topic: std::sync::Arc<str>) -> Self {
+        OwnedMessage {
+            topic,
+            partition: m.partition,
+            offset: m.offset,
+            key: m.key.map(<[u8]>::to_vec),
+            value: m.value.to_vec(),
+            headers: m
+                .headers
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), v.to_vec()))
+                .collect(),
+            timestamp_ms: m.timestamp_ms,
+        }
+    }
+
+    /// The message as [`decode`] reads it.
+    pub(crate) fn view(&self) -> Message<'_> {
+        Message {
+            topic: &self.topic,
+            partition: self.partition,
+            offset: self.offset,
+            key: self.key.as_deref(),
+            value: &self.value,
+            headers: self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_slice()))
+                .collect(),
+            timestamp_ms: self.timestamp_ms,
+        }
+    }
+}
+
 /// Which Kafka attributes to add to what a message carries.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Attach {

@@ -2,9 +2,10 @@
 //! batches and stores each message's offset only once the pipeline is done
 //! with it.
 //!
-//! One task owns the consumer: it reads messages, decodes them
-//! ([`decode`]), gathers their records into batches ([`batcher`]) and
-//! tracks which offsets may be committed ([`offsets`]). A second task
+//! One task owns the consumer: it reads messages, has them decoded
+//! ([`decode`]) on blocking threads, a few at once, takes the results in
+//! the order the messages came, gathers their records into batches
+//! ([`batcher`]) and tracks which offsets may be committed ([`offsets`]). A second task
 //! converts batches to rows, sends them and waits for their
 //! acknowledgements ([`deliver`]). librdkafka commits the stored offsets
 //! every `commit_interval`; they are also committed before partitions are
@@ -37,13 +38,16 @@ pub use config::{Encoding, InitialOffset, KafkaSourceConfig, TopicConfig, TopicS
 
 use batcher::{Batcher, Outgoing};
 use context::{Rebalanced, commit_stored};
-use decode::{Attach, Message};
+use decode::{Attach, Decoded, Message, OwnedMessage};
 use deliver::{Deliver, Finished};
 use offsets::{Offsets, Token};
 
 /// How long a stopping source waits for the acknowledgements of what it
 /// has sent before it commits what is finished and returns.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Messages being decoded at once, per core.
+const DECODING_PER_CORE: usize = 2;
 
 /// How often a failing partition or consumer is logged at most.
 const LOG_EVERY: Duration = Duration::from_secs(60);
@@ -187,10 +191,13 @@ impl Source for KafkaSource {
         let mut state = State {
             source: &self,
             consumer,
-            attach: Attach {
+            attach: Arc::new(Attach {
                 metadata: self.config.metadata,
                 headers: self.config.headers.clone(),
-            },
+            }),
+            decoding: VecDeque::new(),
+            max_decoding: std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+                * DECODING_PER_CORE,
             offsets: Offsets::default(),
             batcher: Batcher::new(self.config.max_batch_records, self.config.batch_timeout),
             ready: VecDeque::new(),
@@ -221,12 +228,35 @@ struct SeenTopic {
     read_bytes: metrics::Counter,
 }
 
+/// A message being decoded on a blocking thread.
+struct Decoding {
+    topic: Arc<str>,
+    token: Token,
+    bytes: usize,
+    job: tokio::task::JoinHandle<(OwnedMessage, Result<Decoded, String>)>,
+}
+
+/// The result of the oldest message being decoded (waits forever when
+/// none is).
+async fn oldest(
+    decoding: &mut VecDeque<Decoding>,
+) -> Result<(OwnedMessage, Result<Decoded, String>), tokio::task::JoinError> {
+    match decoding.front_mut() {
+        Some(d) => (&mut d.job).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The consumer loop's state.
 struct State<'a> {
     source: &'a KafkaSource,
     consumer: &'a StreamConsumer<context::SourceContext>,
     /// The Kafka attributes added to what messages carry.
-    attach: Attach,
+    attach: Arc<Attach>,
+    /// Messages being decoded, in the order they were read.
+    decoding: VecDeque<Decoding>,
+    /// The most messages decoded at once.
+    max_decoding: usize,
     offsets: Offsets,
     batcher: Batcher,
     ready: VecDeque<Outgoing>,
@@ -270,7 +300,10 @@ impl State<'_> {
                 // Paused, nothing may arrive to look again: look as often
                 // as memory is read.
                 _ = tokio::time::sleep(weir_core::memory::CHECK_INTERVAL), if self.paused => {}
-                message = consumer.recv() => {
+                done = oldest(&mut self.decoding), if !self.decoding.is_empty() => {
+                    self.decoded(done);
+                }
+                message = consumer.recv(), if self.decoding.len() < self.max_decoding => {
                     // A rebalance seen in the same poll as this message
                     // comes first: the message belongs to the new
                     // assignment.
@@ -285,8 +318,12 @@ impl State<'_> {
             self.regulate();
             self.store();
         }
-        // Stopping: send what is gathered, wait a while for what is out,
-        // commit what is finished.
+        // Stopping: take what is being decoded, send what is gathered, wait
+        // a while for what is out, commit what is finished.
+        while !self.decoding.is_empty() {
+            let done = oldest(&mut self.decoding).await;
+            self.decoded(done);
+        }
         let all = self.batcher.take_all();
         self.ready.extend(all);
         let deadline = Instant::now() + DRAIN_TIMEOUT;
@@ -345,19 +382,62 @@ impl State<'_> {
             self.undecodable(&message, token, "no topic entry matches this topic".into());
             return;
         };
-        match decode::decode(
-            &message,
-            route.signal,
-            route.encoding,
-            &self.attach,
-            usize::try_from(self.source.config.max_decoded_message_size).unwrap_or(usize::MAX),
-        ) {
-            Ok(decoded) => {
+        let owned = OwnedMessage::of(&message, topic.clone());
+        let attach = self.attach.clone();
+        let max_decoded =
+            usize::try_from(self.source.config.max_decoded_message_size).unwrap_or(usize::MAX);
+        let job = tokio::task::spawn_blocking(move || {
+            let result = decode::decode(
+                &owned.view(),
+                route.signal,
+                route.encoding,
+                &attach,
+                max_decoded,
+            );
+            (owned, result)
+        });
+        self.decoding.push_back(Decoding {
+            topic,
+            token,
+            bytes,
+            job,
+        });
+    }
+
+    /// Takes the oldest decoded message: its records join a batch, or it
+    /// is undecodable.
+    fn decoded(
+        &mut self,
+        done: Result<(OwnedMessage, Result<Decoded, String>), tokio::task::JoinError>,
+    ) {
+        let Some(Decoding {
+            topic,
+            token,
+            bytes,
+            ..
+        }) = self.decoding.pop_front()
+        else {
+            return;
+        };
+        match done {
+            Ok((_, Ok(decoded))) => {
                 if let Some(full) = self.batcher.add(decoded, token, bytes) {
                     self.ready.push_back(full);
                 }
             }
-            Err(why) => self.undecodable(&message, token, why),
+            Ok((owned, Err(why))) => self.undecodable(&owned.view(), token, why),
+            Err(e) => {
+                // A panic in the decoder: the message cannot be told apart
+                // from one that does not decode, but it is no longer at
+                // hand to copy to the dead-letter topic.
+                warn!(component = %self.source.name, error = %e,
+                    "kafka: decoding a message failed; it is skipped");
+                crate::metrics::decode_errors(&self.source.name, &topic).increment(1);
+                self.finish(Finished {
+                    tokens: vec![token],
+                    bytes,
+                });
+            }
         }
     }
 
