@@ -22,7 +22,8 @@ use super::offsets::Token;
 /// conversion takes ([`convert::MAX_REQUEST_BYTES`]).
 const MAX_BATCH_BYTES: usize = 32 << 20;
 
-/// The merged request of one batch.
+/// The merged request of one batch, or the rows of a message converted
+/// on its own.
 #[derive(Debug)]
 pub(crate) enum Request {
     /// Logs.
@@ -31,15 +32,19 @@ pub(crate) enum Request {
     Spans(ExportTraceServiceRequest),
     /// Metric points.
     Metrics(ExportMetricsServiceRequest),
+    /// A message large enough to be a batch alone, converted on the thread
+    /// that decoded it.
+    Rows(Signal, Result<Converted, ConvertError>),
 }
 
 impl Request {
     /// The request as rows.
-    pub(crate) fn convert(&self) -> Result<Converted, ConvertError> {
+    pub(crate) fn convert(self) -> Result<Converted, ConvertError> {
         match self {
-            Request::Logs(r) => convert::logs_to_batch(r),
-            Request::Spans(r) => convert::spans_to_batch(r),
-            Request::Metrics(r) => convert::metrics_to_batch(r),
+            Request::Logs(r) => convert::logs_to_batch(&r),
+            Request::Spans(r) => convert::spans_to_batch(&r),
+            Request::Metrics(r) => convert::metrics_to_batch(&r),
+            Request::Rows(_, converted) => converted,
         }
     }
 
@@ -49,6 +54,7 @@ impl Request {
             Request::Logs(_) => Signal::Logs,
             Request::Spans(_) => Signal::Spans,
             Request::Metrics(_) => Signal::Metrics,
+            Request::Rows(signal, _) => *signal,
         }
     }
 }
@@ -182,6 +188,15 @@ impl Batcher {
             }
         }
         out
+    }
+
+    /// The batch of `signal` being filled, if any.
+    pub(crate) fn take(&mut self, signal: Signal) -> Option<Outgoing> {
+        match signal {
+            Signal::Spans => self.spans.take(signal),
+            Signal::Metrics => self.metrics.take(signal),
+            _ => self.logs.take(Signal::Logs),
+        }
     }
 
     /// Every batch being filled.

@@ -67,11 +67,14 @@ pub(crate) async fn run(mut batches: mpsc::Receiver<Outgoing>, d: Deliver) {
         tokio::select! {
             biased;
             out = batches.recv(), if room => match out {
-                Some(out) => converting.push_back(tokio::task::spawn_blocking(move || Converting {
-                    signal: out.request.signal(),
-                    converted: out.request.convert(),
-                    tokens: out.tokens,
-                    bytes: out.bytes,
+                Some(out) => converting.push_back(tokio::task::spawn_blocking(move || {
+                    let signal = out.request.signal();
+                    Converting {
+                        signal,
+                        converted: out.request.convert(),
+                        tokens: out.tokens,
+                        bytes: out.bytes,
+                    }
                 })),
                 None => open = false,
             },

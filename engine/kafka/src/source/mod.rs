@@ -32,11 +32,12 @@ use regex::Regex;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{info, warn};
-use weir_core::{ComponentError, Source, SourceContext};
+use weir_core::convert::{self, ConvertError, Converted};
+use weir_core::{ComponentError, Signal, Source, SourceContext};
 
 pub use config::{Encoding, InitialOffset, KafkaSourceConfig, TopicConfig, TopicSignal};
 
-use batcher::{Batcher, Outgoing};
+use batcher::{Batcher, Outgoing, Request};
 use context::{Rebalanced, commit_stored};
 use decode::{Attach, Decoded, Message, OwnedMessage};
 use deliver::{Deliver, Finished};
@@ -233,14 +234,40 @@ struct Decoding {
     topic: Arc<str>,
     token: Token,
     bytes: usize,
-    job: tokio::task::JoinHandle<(OwnedMessage, Result<Decoded, String>)>,
+    job: tokio::task::JoinHandle<Done>,
+}
+
+/// A message decoded, and what it became.
+type Done = (OwnedMessage, Result<Ready, String>);
+
+/// What a decoded message became.
+enum Ready {
+    /// Records to gather with other messages' into a batch.
+    Decoded(Decoded),
+    /// A message large enough to be a batch alone (half of
+    /// `max_batch_records` or more), already converted to rows on the
+    /// thread that decoded it: its records never cross threads.
+    Rows(Signal, Result<Converted, ConvertError>),
+}
+
+impl Ready {
+    /// `decoded` converted at once when it holds at least `alone` records.
+    fn of(decoded: Decoded, alone: usize) -> Self {
+        if decoded.records() < alone {
+            return Ready::Decoded(decoded);
+        }
+        match decoded {
+            Decoded::Spans(r) => Ready::Rows(Signal::Spans, convert::spans_to_batch(&r)),
+            Decoded::Logs(r) => Ready::Rows(Signal::Logs, convert::logs_to_batch(&r)),
+            Decoded::Metrics(r) => Ready::Rows(Signal::Metrics, convert::metrics_to_batch(&r)),
+            line @ Decoded::Line(_) => Ready::Decoded(line),
+        }
+    }
 }
 
 /// The result of the oldest message being decoded (waits forever when
 /// none is).
-async fn oldest(
-    decoding: &mut VecDeque<Decoding>,
-) -> Result<(OwnedMessage, Result<Decoded, String>), tokio::task::JoinError> {
+async fn oldest(decoding: &mut VecDeque<Decoding>) -> Result<Done, tokio::task::JoinError> {
     match decoding.front_mut() {
         Some(d) => (&mut d.job).await,
         None => std::future::pending().await,
@@ -386,6 +413,7 @@ impl State<'_> {
         let attach = self.attach.clone();
         let max_decoded =
             usize::try_from(self.source.config.max_decoded_message_size).unwrap_or(usize::MAX);
+        let alone = self.source.config.max_batch_records.div_ceil(2).max(1);
         let job = tokio::task::spawn_blocking(move || {
             let result = decode::decode(
                 &owned.view(),
@@ -393,7 +421,8 @@ impl State<'_> {
                 route.encoding,
                 &attach,
                 max_decoded,
-            );
+            )
+            .map(|decoded| Ready::of(decoded, alone));
             (owned, result)
         });
         self.decoding.push_back(Decoding {
@@ -406,10 +435,7 @@ impl State<'_> {
 
     /// Takes the oldest decoded message: its records join a batch, or it
     /// is undecodable.
-    fn decoded(
-        &mut self,
-        done: Result<(OwnedMessage, Result<Decoded, String>), tokio::task::JoinError>,
-    ) {
+    fn decoded(&mut self, done: Result<Done, tokio::task::JoinError>) {
         let Some(Decoding {
             topic,
             token,
@@ -420,10 +446,19 @@ impl State<'_> {
             return;
         };
         match done {
-            Ok((_, Ok(decoded))) => {
+            Ok((_, Ok(Ready::Decoded(decoded)))) => {
                 if let Some(full) = self.batcher.add(decoded, token, bytes) {
                     self.ready.push_back(full);
                 }
+            }
+            Ok((_, Ok(Ready::Rows(signal, converted)))) => {
+                // What was gathered before it goes first.
+                self.ready.extend(self.batcher.take(signal));
+                self.ready.push_back(Outgoing {
+                    request: Request::Rows(signal, converted),
+                    tokens: vec![token],
+                    bytes,
+                });
             }
             Ok((owned, Err(why))) => self.undecodable(&owned.view(), token, why),
             Err(e) => {
@@ -661,5 +696,55 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::logs::v1::LogRecord;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+    use super::*;
+
+    fn spans(n: usize) -> Decoded {
+        let span = |i: usize| Span {
+            trace_id: vec![1; 16],
+            span_id: (i as u64 + 1).to_be_bytes().to_vec(),
+            name: format!("s{i}"),
+            start_time_unix_nano: 1_700_000_000_000_000_000,
+            end_time_unix_nano: 1_700_000_000_000_000_001,
+            ..Span::default()
+        };
+        Decoded::Spans(ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: (0..n).map(span).collect(),
+                    ..ScopeSpans::default()
+                }],
+                ..ResourceSpans::default()
+            }],
+        })
+    }
+
+    /// Guarantees: a message of at least `alone` records becomes rows at
+    /// once, the same rows as the merged path makes of it; smaller ones,
+    /// and plain lines, are left to be gathered.
+    #[test]
+    fn a_large_message_is_converted_alone() {
+        let Ready::Rows(signal, converted) = Ready::of(spans(4), 4) else {
+            panic!("not converted");
+        };
+        assert_eq!(signal, Signal::Spans);
+        let rows = converted.expect("converts").batch;
+        let Decoded::Spans(request) = spans(4) else {
+            unreachable!()
+        };
+        let merged = Request::Spans(request).convert().expect("converts").batch;
+        assert_eq!(rows, merged);
+        assert_eq!(rows.num_rows(), 4);
+        assert!(matches!(Ready::of(spans(3), 4), Ready::Decoded(_)));
+        let line = Decoded::Line(LogRecord::default());
+        assert!(matches!(Ready::of(line, 1), Ready::Decoded(_)));
     }
 }

@@ -45,6 +45,8 @@ fn all_stored_once_or_more(api: &str, tag: &str, prefix: &str, messages: u64, pe
 /// 0.2 to 2.3 s after new spans reached the store, Weir is killed with
 /// SIGKILL and started again in the same consumer group (a 6 s session
 /// timeout, so that the dead member's partitions come back soon).
+/// `max_batch_records = 100`: each 50-span message is half a batch, so it
+/// is converted alone on the thread that decoded it.
 /// Guarantees: every produced span is in the store at least once, with its
 /// content (offsets are committed only after the store acknowledged); the
 /// number of spans stored more than once is reported.
@@ -68,7 +70,7 @@ fn kill_9_while_consuming_loses_nothing() {
     });
 
     let dir = tempfile::tempdir().expect("tmp");
-    let extra = "max_batch_records = 500\n[sources.fleet.librdkafka]\n\
+    let extra = "max_batch_records = 100\n[sources.fleet.librdkafka]\n\
                  \"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"";
     let mut weir = start(
         dir.path(),
