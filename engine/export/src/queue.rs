@@ -19,8 +19,8 @@
 //! taken when the queue is empty, so that it never blocks forever.
 //!
 //! On disk, only `max_memory` bytes of rows are kept in memory. A batch
-//! pushed beyond that (or replayed beyond it at open) waits in the log
-//! only; when its turn comes, [`Queue::take`] reads its segment back
+//! pushed beyond that (or beyond it in the log at open, which reads the
+//! rest one segment at a time and lets it go) waits in the log only; when its turn comes, [`Queue::take`] reads its segment back
 //! ([`Wal::read_back`], one segment at a time), so a queue filled during a
 //! long outage takes its log's size on disk, not in memory. Once a batch
 //! has waited on disk, every later one does too until the reader caught
@@ -172,7 +172,9 @@ impl Queue {
             // that one read back stays well within the memory bound.
             segment_size: (max_size / 16).min(memory / 4).clamp(256 << 10, 64 << 20),
         };
-        let (wal, records, report) = Wal::open(opts).map_err(err)?;
+        // The log's oldest `memory` bytes come back in memory; the rest is
+        // checked, let go of, and read back in its turn.
+        let (wal, records, let_go, report) = Wal::open_within(opts, memory).map_err(err)?;
         if let Some(problem) = &report.problem {
             warn!(dir = %dir.display(), truncated_bytes = report.truncated_bytes, %problem,
                 "the disk queue was damaged: it was cut at the damage, what precedes it is sent");
@@ -191,6 +193,18 @@ impl Queue {
                 rows,
                 records,
                 bytes,
+                ack: None,
+                since: now,
+            });
+        }
+        for info in let_go.into_iter().filter(|i| i.lsn > done_through) {
+            state.pending_records += info.rows;
+            state.add(Pending {
+                id: info.lsn,
+                signal: info.table,
+                rows: None,
+                records: info.rows,
+                bytes: info.bytes,
                 ack: None,
                 since: now,
             });

@@ -205,6 +205,36 @@ pub struct WalRecord {
     pub batch: RecordBatch,
 }
 
+/// A record [`Wal::open_within`] read and checked, then let go of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordInfo {
+    /// Its LSN.
+    pub lsn: Lsn,
+    /// Its table.
+    pub table: Signal,
+    /// The rows of its batch.
+    pub rows: usize,
+    /// The bytes its batch's arrays took.
+    pub bytes: u64,
+}
+
+impl RecordInfo {
+    fn of(r: &WalRecord) -> Self {
+        let bytes = r
+            .batch
+            .columns()
+            .iter()
+            .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0))
+            .sum::<usize>();
+        RecordInfo {
+            lsn: r.lsn,
+            table: r.table,
+            rows: r.batch.num_rows(),
+            bytes: bytes as u64,
+        }
+    }
+}
+
 /// The records of one segment read again by [`Wal::read_back`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReadBack {
@@ -386,6 +416,21 @@ impl Wal {
     /// a directory locked by another process, or a segment written by a newer
     /// version.
     pub fn open(opts: WalOptions) -> Result<(Wal, Vec<WalRecord>, ReplayReport), WalError> {
+        let (wal, records, _, report) = Wal::open_within(opts, u64::MAX)?;
+        Ok((wal, records, report))
+    }
+
+    /// [`Wal::open`] for an owner that keeps only part of its log in
+    /// memory (a sink's queue): the batches of the oldest segments are
+    /// returned up to `keep` bytes of segments; every later record is read
+    /// and checked all the same, then let go of, and described by a
+    /// [`RecordInfo`] (LSN order, after the records returned), to be read
+    /// back with [`Wal::read_back`] when needed. Memory then holds about
+    /// `keep` bytes and one segment, whatever the log's size.
+    pub fn open_within(
+        opts: WalOptions,
+        keep: u64,
+    ) -> Result<(Wal, Vec<WalRecord>, Vec<RecordInfo>, ReplayReport), WalError> {
         let WalOptions {
             dir,
             fsync,
@@ -394,8 +439,9 @@ impl Wal {
         fs::create_dir_all(&dir).map_err(|e| WalError::io("create WAL directory", &dir, e))?;
         let lock = lock_dir(&dir)?;
 
-        let recovered = open::recover(&dir, segment_size)?;
+        let recovered = open::recover(&dir, segment_size, keep)?;
         let records = recovered.records;
+        let let_go = recovered.let_go;
         let report = recovered.report;
         let wal = Wal {
             dir,
@@ -414,7 +460,7 @@ impl Wal {
         };
         debug!(dir = %wal.dir.display(), records = report.records, segments = report.segments,
             next_lsn = wal.next_lsn, "WAL replayed");
-        Ok((wal, records, report))
+        Ok((wal, records, let_go, report))
     }
 
     /// Tells `observer` of every write and fsync from now on (the owner's

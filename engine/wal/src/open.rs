@@ -18,7 +18,8 @@ use tracing::debug;
 use super::format::{self, FRAME_LEN, HEADER_LEN, HeaderError, IPC_END, PAYLOAD_PREFIX_LEN};
 use super::replay::{self, Scan};
 use super::{
-    Active, Closed, Damage, Lsn, ReplayReport, WalError, WalRecord, create_segment, sync_dir,
+    Active, Closed, Damage, Lsn, RecordInfo, ReplayReport, WalError, WalRecord, create_segment,
+    sync_dir,
 };
 
 /// What is appended to the name of a damaged segment's copy.
@@ -36,6 +37,8 @@ pub(super) struct Recovered {
     pub(super) active: Option<Active>,
     pub(super) next_lsn: Lsn,
     pub(super) records: Vec<WalRecord>,
+    /// The records after the first `keep` bytes of segments, let go of.
+    pub(super) let_go: Vec<RecordInfo>,
     pub(super) report: ReplayReport,
 }
 
@@ -78,17 +81,33 @@ impl Found {
     }
 }
 
-/// Reads, checks and repairs the log in `dir`.
-pub(super) fn recover(dir: &Path, segment_size: u64) -> Result<Recovered, WalError> {
+/// Reads, checks and repairs the log in `dir`, keeping the batches of the
+/// oldest segments up to `keep` bytes of them; the later ones are let go
+/// of once read and checked, so that memory holds about `keep` bytes and
+/// one segment.
+pub(super) fn recover(dir: &Path, segment_size: u64, keep: u64) -> Result<Recovered, WalError> {
     // 1. Read everything; change nothing.
     let mut found = Vec::new();
     let mut last_kept: Option<Lsn> = None;
+    let mut held = 0u64;
+    let mut letting_go = false;
     for (first_lsn, path) in list_segments(dir)? {
-        let item = inspect(path, first_lsn, last_kept)?;
-        if let Found::Segment { scan, .. } = &item
-            && let Some(last) = scan.records.last()
-        {
-            last_kept = Some(last.lsn);
+        let mut item = inspect(path, first_lsn, last_kept)?;
+        if let Found::Segment { scan, data, .. } = &mut item {
+            letting_go = letting_go || held.saturating_add(scan.good_len) > keep;
+            if letting_go {
+                scan.let_go();
+                if scan.problem.is_none() {
+                    // Only a damaged segment's bytes are needed again (its
+                    // copy aside).
+                    *data = Buffer::from(Vec::<u8>::new());
+                }
+            } else {
+                held += scan.good_len;
+            }
+            if let Some(last) = scan.last_lsn() {
+                last_kept = Some(last);
+            }
         }
         found.push(item);
     }
@@ -121,9 +140,8 @@ pub(super) fn recover(dir: &Path, segment_size: u64) -> Result<Recovered, WalErr
                 ..
             } => {
                 let after = scan
-                    .records
-                    .last()
-                    .map_or(*first_lsn, |r| r.lsn.saturating_add(1));
+                    .last_lsn()
+                    .map_or(*first_lsn, |lsn| lsn.saturating_add(1));
                 shown = shown.max(after);
                 let cut = len - scan.good_len;
                 next_lsn = next_lsn.max(after.saturating_add(records_in(cut)).min(cap).max(after));
@@ -143,6 +161,7 @@ pub(super) fn recover(dir: &Path, segment_size: u64) -> Result<Recovered, WalErr
     let mut damage = Vec::new();
     let mut truncated_bytes = 0;
     let mut records = Vec::new();
+    let mut let_go = Vec::new();
     let mut closed = VecDeque::new();
     let mut dir_changed = false;
     for item in found {
@@ -201,9 +220,8 @@ pub(super) fn recover(dir: &Path, segment_size: u64) -> Result<Recovered, WalErr
                     truncated_bytes += cut;
                     let from = usize::try_from(scan.good_len).unwrap_or(data.len());
                     let next = scan
-                        .records
-                        .last()
-                        .map_or(first_lsn, |r| r.lsn.saturating_add(1));
+                        .last_lsn()
+                        .map_or(first_lsn, |lsn| lsn.saturating_add(1));
                     let lost = replay::lost_after(&data, from, next, records_in(cut));
                     // The evidence first: the file as found, durably, before
                     // the cut destroys it. Zeros are not worth a copy.
@@ -215,7 +233,7 @@ pub(super) fn recover(dir: &Path, segment_size: u64) -> Result<Recovered, WalErr
                         None
                     };
                     let offset = scan.good_len;
-                    let kept = scan.records.len();
+                    let kept = scan.len();
                     let copied = copy.as_ref().map_or_else(
                         || "nothing worth a copy was cut".to_string(),
                         |c| format!("the segment as found was copied to {}", c.display()),
@@ -250,10 +268,11 @@ pub(super) fn recover(dir: &Path, segment_size: u64) -> Result<Recovered, WalErr
                 closed.push_back(Closed {
                     path,
                     first_lsn,
-                    last_lsn: scan.records.last().map(|r| r.lsn),
+                    last_lsn: scan.last_lsn(),
                     size: scan.good_len,
                 });
                 records.append(&mut scan.records);
+                let_go.append(&mut scan.let_go);
             }
         }
     }
@@ -295,7 +314,7 @@ pub(super) fn recover(dir: &Path, segment_size: u64) -> Result<Recovered, WalErr
     };
 
     let report = ReplayReport {
-        records: records.len(),
+        records: records.len() + let_go.len(),
         segments: closed.len() + usize::from(active.is_some()),
         truncated_bytes,
         problem: (!problems.is_empty()).then(|| problems.join("; ")),
@@ -306,6 +325,7 @@ pub(super) fn recover(dir: &Path, segment_size: u64) -> Result<Recovered, WalErr
         active,
         next_lsn,
         records,
+        let_go,
         report,
     })
 }

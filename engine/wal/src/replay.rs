@@ -9,13 +9,16 @@ use arrow::error::ArrowError;
 use arrow::ipc::reader::StreamDecoder;
 
 use super::format::{self, FLAG_NEW_STREAM, Frame, HEADER_LEN, HeaderError, IPC_END, read_frame};
-use super::{Lsn, WalRecord};
+use super::{Lsn, RecordInfo, WalRecord};
 
 /// What a segment holds.
 #[derive(Debug)]
 pub(super) struct Scan {
     /// The valid records, in order.
     pub(super) records: Vec<WalRecord>,
+    /// The valid records let go of (their batches dropped), in order: a
+    /// scan has either these or `records`.
+    pub(super) let_go: Vec<RecordInfo>,
     /// Bytes of the valid prefix: the header and the valid records.
     pub(super) good_len: u64,
     /// Why the bytes after `good_len` are not records, when there are such
@@ -137,9 +140,31 @@ pub(super) fn scan(data: &Buffer, first_lsn: Lsn) -> Result<Scan, HeaderError> {
     };
     Ok(Scan {
         records,
+        let_go: Vec::new(),
         good_len: offset as u64,
         problem: problem.map(|why| format!("at offset {offset}: {why}")),
     })
+}
+
+impl Scan {
+    /// The LSN of the last valid record, kept or let go.
+    pub(super) fn last_lsn(&self) -> Option<Lsn> {
+        self.records
+            .last()
+            .map(|r| r.lsn)
+            .or_else(|| self.let_go.last().map(|r| r.lsn))
+    }
+
+    /// The valid records, kept or let go.
+    pub(super) fn len(&self) -> usize {
+        self.records.len() + self.let_go.len()
+    }
+
+    /// Drops the batches, keeping what [`RecordInfo`] says of them.
+    pub(super) fn let_go(&mut self) {
+        self.let_go
+            .extend(self.records.drain(..).map(|r| RecordInfo::of(&r)));
+    }
 }
 
 #[cfg(test)]

@@ -209,3 +209,48 @@ fn read_back_returns_the_segment_holding_an_lsn() {
     let problem = back.problem.expect("damage reported");
     assert!(problem.contains(&format::segment_name(3)), "{problem}");
 }
+
+/// Scenario: a log of six segments reopened with room for about two.
+/// Guarantees: `open_within` returns the batches of the oldest segments
+/// within the bytes asked for, and describes every later record (LSN,
+/// table, rows) without its batch, in order; those are read back whole;
+/// the log goes on appending after them.
+#[test]
+fn open_within_lets_go_of_what_is_past_the_bound() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = || WalOptions {
+        dir: dir.path().to_path_buf(),
+        fsync: FsyncPolicy::Never,
+        segment_size: 1,
+    };
+    let batches: Vec<RecordBatch> = (0..6).map(|i| alerts(50 + i, i)).collect();
+    let segment_len = {
+        let (mut wal, _, _) = Wal::open(opts()).expect("open");
+        for b in &batches {
+            wal.append(&[(Signal::Alerts, b)]).expect("append");
+        }
+        wal.disk_bytes() / 6
+    };
+    let (mut wal, kept, let_go, report) =
+        Wal::open_within(opts(), 2 * segment_len + segment_len / 2).expect("reopen");
+    assert_eq!(report.records, 6);
+    assert_eq!(report.problem, None);
+    assert_eq!(kept.iter().map(|r| r.lsn).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(kept[1].batch, batches[1]);
+    assert_eq!(
+        let_go.iter().map(|i| i.lsn).collect::<Vec<_>>(),
+        [3, 4, 5, 6]
+    );
+    for info in &let_go {
+        let want = &batches[(info.lsn - 1) as usize];
+        assert_eq!((info.table, info.rows), (Signal::Alerts, want.num_rows()));
+        assert!(info.bytes > 0);
+        let back = wal.read_back(info.lsn).expect("read").expect("held");
+        assert_eq!(&back.records[0].batch, want);
+    }
+    assert_eq!(
+        wal.append(&[(Signal::Alerts, &batches[0])])
+            .expect("append"),
+        [7]
+    );
+}
