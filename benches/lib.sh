@@ -2,6 +2,15 @@
 # run. A script that sources it defines `die` (and `KEEP_WORK`, kept set to
 # 1 when a server fails, so that its logs stay).
 
+# Fails unless each of the binaries "${@:2}" is in directory $1.
+need_bins() {
+    local dir="$1" bin
+    shift
+    for bin in "$@"; do
+        [[ -x "$dir/$bin" ]] || die "$dir/$bin is missing; build it: cargo build --profile bench -p weir-cli -p weir-benches --bins"
+    done
+}
+
 # A free TCP port on 127.0.0.1 (bound, then released).
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'

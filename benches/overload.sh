@@ -51,9 +51,7 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
-for bin in weir weir-loadgen weir-otlp-blackhole; do
-    [[ -x "$BIN_DIR/$bin" ]] || die "$BIN_DIR/$bin is missing; build it (see --help)"
-done
+need_bins "$BIN_DIR" weir weir-loadgen weir-otlp-blackhole
 
 WORK="$(mktemp -d)"
 PIDS=()

@@ -30,6 +30,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN_DIR="$TARGET_DIR/release"
 SECONDS_LOAD=15
+KEEP_WORK=0
 
 die() { echo "queue-outage.sh: $*" >&2; exit 1; }
 # shellcheck source=benches/lib.sh
@@ -44,16 +45,14 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
-for bin in weir weir-loadgen weir-otlp-blackhole; do
-    [[ -x "$BIN_DIR/$bin" ]] || die "$BIN_DIR/$bin is missing; build it (see --help)"
-done
+need_bins "$BIN_DIR" weir weir-loadgen weir-otlp-blackhole
 
 WORK="$(mktemp -d)"
 PIDS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    rm -rf "$WORK"
+    if [[ $KEEP_WORK == 0 ]]; then rm -rf "$WORK"; else echo "work kept in $WORK" >&2; fi
 }
 trap cleanup EXIT
 

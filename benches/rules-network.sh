@@ -57,9 +57,7 @@ if ((BUILD)); then
     (cd "$ROOT" && cargo build --quiet --profile bench -p weir-cli -p weir-benches) ||
         die "the build failed (see the cargo output above)"
 fi
-for bin in weir weir-loadgen weir-rulesbench; do
-    [[ -x "$BIN_DIR/$bin" ]] || die "no $bin in $BIN_DIR; build with: cargo build --profile bench -p weir-cli -p weir-benches"
-done
+need_bins "$BIN_DIR" weir weir-loadgen weir-rulesbench
 
 WORK="$(mktemp -d)"
 SERVER_PID=""

@@ -19,12 +19,12 @@
 //! taken when the queue is empty, so that it never blocks forever.
 //!
 //! On disk, only `max_memory` bytes of rows are kept in memory. A batch
-//! pushed beyond that (or beyond it in the log at open, which reads the
-//! rest one segment at a time and lets it go) waits in the log only; when its turn comes, [`Queue::take`] reads its segment back
-//! ([`Wal::read_back`], one segment at a time), so a queue filled during a
-//! long outage takes its log's size on disk, not in memory. Once a batch
-//! has waited on disk, every later one does too until the reader caught
-//! up: batches leave in the order they came.
+//! pushed beyond that, or found beyond it in the log at open
+//! ([`Wal::open_within`]), waits in the log only; when its turn comes,
+//! [`Queue::take`] reads its segment back ([`Wal::read_back`]). A queue
+//! filled during a long outage so takes its log's size on disk, not in
+//! memory. Once a batch has waited on disk, every later one does too until
+//! the reader caught up: batches leave in the order they came.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -36,7 +36,7 @@ use arrow::record_batch::RecordBatch;
 use tokio::sync::Notify;
 use tracing::warn;
 use weir_core::{Ack, Signal};
-use weir_wal::{FsyncPolicy, Wal, WalOptions};
+use weir_wal::{FsyncPolicy, Wal, WalOptions, batch_bytes};
 
 use crate::metrics::QueueGauges;
 use crate::settings::AckMode;
@@ -53,7 +53,8 @@ pub(crate) struct Entry {
     pub signal: Signal,
     /// Its rows.
     pub rows: RecordBatch,
-    /// The memory its rows take, as the queue counted it ([`rows_bytes`]).
+    /// The memory its rows take, as the queue counted it
+    /// ([`weir_wal::batch_bytes`]).
     pub bytes: u64,
     /// The acknowledgement still owed to its source (none once released,
     /// or for a batch replayed from disk).
@@ -112,7 +113,8 @@ pub(crate) struct Queue {
     disk: Option<Arc<Mutex<Disk>>>,
     /// In memory: the most row bytes held; on disk: the most log bytes.
     bound: u64,
-    /// The most row bytes kept in memory (on disk; in memory: `bound`).
+    /// On disk: the most row bytes kept in memory, the rest waiting in the
+    /// log only (in memory: no such bound, `bound` holds the pushes back).
     memory: u64,
     /// One reader of the log at a time.
     reading: tokio::sync::Mutex<()>,
@@ -143,7 +145,7 @@ impl Queue {
             state: Mutex::new(State::new(0)),
             disk: None,
             bound,
-            memory: bound,
+            memory: u64::MAX,
             reading: tokio::sync::Mutex::new(()),
             disk_bytes: AtomicU64::new(0),
             changed: Notify::new(),
@@ -183,8 +185,7 @@ impl Queue {
         let now = Instant::now();
         let mut state = State::new(done_through);
         for r in records.into_iter().filter(|r| r.lsn > done_through) {
-            let bytes = rows_bytes(&r.batch);
-            state.pending_records += r.batch.num_rows();
+            let bytes = batch_bytes(&r.batch);
             let records = r.batch.num_rows();
             let rows = state.keeps(bytes, memory).then_some(r.batch);
             state.add(Pending {
@@ -198,7 +199,6 @@ impl Queue {
             });
         }
         for info in let_go.into_iter().filter(|i| i.lsn > done_through) {
-            state.pending_records += info.rows;
             state.add(Pending {
                 id: info.lsn,
                 signal: info.table,
@@ -260,7 +260,11 @@ impl Queue {
         self: &Arc<Self>,
         batches: Vec<(Signal, RecordBatch, Ack)>,
     ) -> Result<(), QueueError> {
-        let bytes: u64 = batches.iter().map(|(_, rows, _)| rows_bytes(rows)).sum();
+        let sizes: Vec<u64> = batches
+            .iter()
+            .map(|(_, rows, _)| batch_bytes(rows))
+            .collect();
+        let bytes = sizes.iter().sum();
         loop {
             let changed = self.changed.notified();
             if self.has_room(bytes) {
@@ -329,12 +333,10 @@ impl Queue {
         };
         {
             let mut state = self.state();
-            for (id, signal, rows, ack) in entries {
-                let bytes = rows_bytes(&rows);
+            for ((id, signal, rows, ack), bytes) in entries.into_iter().zip(sizes) {
                 let records = rows.num_rows();
-                state.pending_records += records;
                 // On disk, rows beyond the memory bound wait in the log only.
-                let rows = (self.disk.is_none() || state.keeps(bytes, self.memory)).then_some(rows);
+                let rows = state.keeps(bytes, self.memory).then_some(rows);
                 state.add(Pending {
                     id,
                     signal,
@@ -446,39 +448,35 @@ impl Queue {
                 return;
             }
         };
-        let mut lost = Vec::new();
-        {
+        let mut back: std::collections::HashMap<u64, RecordBatch> =
+            records.into_iter().map(|r| (r.lsn, r.batch)).collect();
+        let lost: Vec<Pending> = {
             let mut state = self.state();
-            let mut back: std::collections::HashMap<u64, RecordBatch> =
-                records.into_iter().map(|r| (r.lsn, r.batch)).collect();
-            let mut kept = Vec::new();
-            while let Some(mut p) = state.pending.pop_front() {
-                if p.rows.is_some() || p.id > through {
-                    kept.push(p);
-                    continue;
-                }
-                match back.remove(&p.id) {
-                    Some(rows) => {
-                        p.bytes = rows_bytes(&rows);
-                        p.rows = Some(rows);
-                        state.held += p.bytes;
-                        state.on_disk -= 1;
-                        kept.push(p);
+            // Pending ids increase: the segment's entries are a run at the
+            // front. Those it gave back go back in memory; the others are
+            // lost.
+            let run = state.pending.partition_point(|p| p.id <= through);
+            let segment: Vec<Pending> = state.pending.drain(..run).collect();
+            let mut lost = Vec::new();
+            for mut p in segment.into_iter().rev() {
+                if p.rows.is_none() {
+                    state.on_disk -= 1;
+                    match back.remove(&p.id) {
+                        Some(rows) => {
+                            p.rows = Some(rows);
+                            state.held += p.bytes;
+                        }
+                        None => {
+                            state.pending_records -= p.records;
+                            lost.push(p);
+                            continue;
+                        }
                     }
-                    None => {
-                        state.on_disk -= 1;
-                        state.pending_records -= p.records;
-                        lost.push(p);
-                    }
                 }
-                if back.is_empty() && problem.is_none() {
-                    break;
-                }
-            }
-            for p in kept.into_iter().rev() {
                 state.pending.push_front(p);
             }
-        }
+            lost
+        };
         if !lost.is_empty() {
             let records: usize = lost.iter().map(|p| p.records).sum();
             let why = problem.unwrap_or_default();
@@ -618,11 +616,12 @@ impl State {
     /// a bound of `memory` bytes: not once one waits on disk (order), and
     /// not past the bound unless nothing else is in memory.
     fn keeps(&self, bytes: u64, memory: u64) -> bool {
-        self.on_disk == 0 && (self.held == 0 || self.held + bytes <= memory)
+        self.on_disk == 0 && (self.held == 0 || self.held.saturating_add(bytes) <= memory)
     }
 
     /// Adds a pending entry.
     fn add(&mut self, p: Pending) {
+        self.pending_records += p.records;
         if p.rows.is_some() {
             self.held += p.bytes;
         } else {
@@ -658,20 +657,6 @@ impl State {
 
 fn lock(disk: &Mutex<Disk>) -> MutexGuard<'_, Disk> {
     disk.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The bytes a batch's rows take in memory: the bytes its arrays use, not
-/// the capacity of the buffers they point into (a batch read back from the
-/// log points into its whole segment).
-pub(crate) fn rows_bytes(rows: &RecordBatch) -> u64 {
-    rows.columns()
-        .iter()
-        .map(|c| {
-            c.to_data()
-                .get_slice_memory_size()
-                .unwrap_or_else(|_| c.get_array_memory_size())
-        })
-        .sum::<usize>() as u64
 }
 
 fn read_done(dir: &Path) -> u64 {
@@ -759,10 +744,10 @@ mod tests {
     async fn rows_beyond_the_memory_bound_wait_on_disk_and_leave_in_order() {
         let dir = tempfile::tempdir().expect("tempdir");
         let memory = 64 << 10;
-        let batch_bytes = rows_bytes(&rows(0..1000));
+        let one = batch_bytes(&rows(0..1000));
         // One segment holds at most a quarter of the bound, rounded up to
         // the smallest segment (256 KiB) plus the group that filled it.
-        let bound = memory + (256 << 10) + batch_bytes;
+        let bound = memory + (256 << 10) + one;
         {
             let (queue, _) = open(dir.path(), memory);
             fill(&queue, 200).await;

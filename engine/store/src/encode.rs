@@ -211,11 +211,7 @@ pub(crate) fn encode(
     let props = writer_properties(table, kv);
     // The batch may be a slice of a larger one (an hour of a flush): its
     // own rows' bytes, not those of the buffers it points into.
-    let bytes: usize = batch
-        .columns()
-        .iter()
-        .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0))
-        .sum();
+    let bytes = weir_wal::batch_bytes(batch) as usize;
     let mut out = Vec::with_capacity(bytes / 8);
     let mut writer = ArrowWriter::try_new(&mut out, table.schema(), Some(props))?;
     writer.write(batch)?;

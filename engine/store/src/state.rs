@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
 use weir_core::Signal;
 
@@ -102,20 +101,6 @@ pub(crate) struct State {
     pub closed: bool,
 }
 
-/// The bytes of `batch`'s own rows. A batch replayed from the WAL points
-/// into the buffer of its whole segment; only its slice counts.
-fn memory_size(batch: &RecordBatch) -> usize {
-    batch
-        .columns()
-        .iter()
-        .map(|c| {
-            c.to_data()
-                .get_slice_memory_size()
-                .unwrap_or_else(|_| c.get_array_memory_size())
-        })
-        .sum()
-}
-
 impl State {
     /// One table.
     pub fn table(&self, table: Signal) -> &TableState {
@@ -140,7 +125,7 @@ impl State {
         if batch.num_rows() == 0 {
             return;
         }
-        let bytes = memory_size(&batch);
+        let bytes = weir_wal::batch_bytes(&batch) as usize;
         let time = time_range(table, &batch);
         let t = self.table_mut(table);
         t.mem_bytes += bytes;

@@ -220,19 +220,29 @@ pub struct RecordInfo {
 
 impl RecordInfo {
     fn of(r: &WalRecord) -> Self {
-        let bytes = r
-            .batch
-            .columns()
-            .iter()
-            .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0))
-            .sum::<usize>();
         RecordInfo {
             lsn: r.lsn,
             table: r.table,
             rows: r.batch.num_rows(),
-            bytes: bytes as u64,
+            bytes: batch_bytes(&r.batch),
         }
     }
+}
+
+/// The bytes of `batch`'s own rows: its arrays' slices. A batch replayed
+/// or read back from the log points into the buffer of its whole segment
+/// (and a slice of a batch into the whole batch's buffers), which
+/// `get_array_memory_size` would count.
+pub fn batch_bytes(batch: &RecordBatch) -> u64 {
+    batch
+        .columns()
+        .iter()
+        .map(|c| {
+            c.to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size())
+        })
+        .sum::<usize>() as u64
 }
 
 /// The records of one segment read again by [`Wal::read_back`].

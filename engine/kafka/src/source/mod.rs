@@ -32,8 +32,7 @@ use regex::Regex;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{info, warn};
-use weir_core::convert::{self, ConvertError, Converted};
-use weir_core::{ComponentError, Signal, Source, SourceContext};
+use weir_core::{ComponentError, Source, SourceContext};
 
 pub use config::{Encoding, InitialOffset, KafkaSourceConfig, TopicConfig, TopicSignal};
 
@@ -245,9 +244,10 @@ enum Ready {
     /// Records to gather with other messages' into a batch.
     Decoded(Decoded),
     /// A message large enough to be a batch alone (half of
-    /// `max_batch_records` or more), already converted to rows on the
-    /// thread that decoded it: its records never cross threads.
-    Rows(Signal, Result<Converted, ConvertError>),
+    /// `max_batch_records` or more), already converted to rows
+    /// ([`Request::Rows`]) on the thread that decoded it: its records never
+    /// cross threads.
+    Rows(Request),
 }
 
 impl Ready {
@@ -256,12 +256,13 @@ impl Ready {
         if decoded.records() < alone {
             return Ready::Decoded(decoded);
         }
-        match decoded {
-            Decoded::Spans(r) => Ready::Rows(Signal::Spans, convert::spans_to_batch(&r)),
-            Decoded::Logs(r) => Ready::Rows(Signal::Logs, convert::logs_to_batch(&r)),
-            Decoded::Metrics(r) => Ready::Rows(Signal::Metrics, convert::metrics_to_batch(&r)),
-            line @ Decoded::Line(_) => Ready::Decoded(line),
-        }
+        let request = match decoded {
+            Decoded::Spans(r) => Request::Spans(r),
+            Decoded::Logs(r) => Request::Logs(r),
+            Decoded::Metrics(r) => Request::Metrics(r),
+            line @ Decoded::Line(_) => return Ready::Decoded(line),
+        };
+        Ready::Rows(Request::Rows(request.signal(), request.convert()))
     }
 }
 
@@ -451,11 +452,11 @@ impl State<'_> {
                     self.ready.push_back(full);
                 }
             }
-            Ok((_, Ok(Ready::Rows(signal, converted)))) => {
+            Ok((_, Ok(Ready::Rows(request)))) => {
                 // What was gathered before it goes first.
-                self.ready.extend(self.batcher.take(signal));
+                self.ready.extend(self.batcher.take(request.signal()));
                 self.ready.push_back(Outgoing {
-                    request: Request::Rows(signal, converted),
+                    request,
                     tokens: vec![token],
                     bytes,
                 });
@@ -706,6 +707,7 @@ mod tests {
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
     use super::*;
+    use weir_core::Signal;
 
     fn spans(n: usize) -> Decoded {
         let span = |i: usize| Span {
@@ -732,11 +734,11 @@ mod tests {
     /// and plain lines, are left to be gathered.
     #[test]
     fn a_large_message_is_converted_alone() {
-        let Ready::Rows(signal, converted) = Ready::of(spans(4), 4) else {
+        let Ready::Rows(request) = Ready::of(spans(4), 4) else {
             panic!("not converted");
         };
-        assert_eq!(signal, Signal::Spans);
-        let rows = converted.expect("converts").batch;
+        assert_eq!(request.signal(), Signal::Spans);
+        let rows = request.convert().expect("converts").batch;
         let Decoded::Spans(request) = spans(4) else {
             unreachable!()
         };
