@@ -15,7 +15,7 @@ use arrow::record_batch::RecordBatch;
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
-use super::value_text::{append_text, push_type};
+use super::value_text::{KvRef, append_text, append_value_text, push_type, push_type_of};
 use super::{ConvertError, json};
 use crate::schema::{self, col};
 
@@ -88,11 +88,16 @@ impl AttrsBuilder {
     }
 
     /// Appends one map holding `attrs`; appends their types to `types`.
-    pub fn append(&mut self, attrs: &[KeyValue], types: &mut String, scratch: &mut String) {
+    pub fn append<'k>(
+        &mut self,
+        attrs: impl IntoIterator<Item = KvRef<'k>>,
+        types: &mut String,
+        scratch: &mut String,
+    ) {
         for kv in attrs {
-            self.keys.append_value(&kv.key);
-            append_text(&mut self.values, kv.value.as_ref(), scratch);
-            push_type(types, kv);
+            self.keys.append_value(kv.key);
+            append_value_text(&mut self.values, kv.value, scratch);
+            push_type_of(types, kv.value, kv.key_strindex);
         }
         self.offsets.push(offset(self.keys.len()));
     }
@@ -125,6 +130,15 @@ impl AttrColumns {
     }
 
     pub fn append(&mut self, attrs: &[KeyValue], scratch: &mut String) {
+        self.append_refs(attrs.iter().map(KvRef::from), scratch);
+    }
+
+    /// Appends one row's attributes given as [`KvRef`]s.
+    pub fn append_refs<'k>(
+        &mut self,
+        attrs: impl IntoIterator<Item = KvRef<'k>>,
+        scratch: &mut String,
+    ) {
         self.types_text.clear();
         self.map.append(attrs, &mut self.types_text, scratch);
         self.types.append_value(&self.types_text);
@@ -154,6 +168,15 @@ impl NestedAttrColumns {
     }
 
     pub fn append(&mut self, attrs: &[KeyValue], scratch: &mut String) {
+        self.append_refs(attrs.iter().map(KvRef::from), scratch);
+    }
+
+    /// Appends one row's attributes given as [`KvRef`]s.
+    pub fn append_refs<'k>(
+        &mut self,
+        attrs: impl IntoIterator<Item = KvRef<'k>>,
+        scratch: &mut String,
+    ) {
         self.types_text.clear();
         self.map.append(attrs, &mut self.types_text, scratch);
         self.types.append_value(&self.types_text);

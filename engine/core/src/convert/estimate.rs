@@ -30,12 +30,12 @@ use prost::Message as _;
 /// indexes, whatever its content (timestamps, ids, counts, one index or
 /// offset per string, map and list column), with the headroom the column
 /// builders reserve per row.
-const ROW_BYTES: usize = 512;
+pub(super) const ROW_BYTES: usize = 512;
 
 /// The bytes one attribute entry takes in a row besides its key and value
 /// text: the key's offset, the value's offset or dictionary index, and its
 /// type letter.
-const ENTRY_BYTES: usize = 9;
+pub(super) const ENTRY_BYTES: usize = 9;
 
 /// The bytes an attribute of a resource, scope or metric's metadata adds to
 /// every row it is copied onto: its key (copied), the entry's offsets and
@@ -58,11 +58,11 @@ fn own(attrs: &[KeyValue]) -> usize {
         .saturating_mul(size_of::<KeyValue>() + ENTRY_BYTES)
 }
 
-fn resource_bytes(resource: Option<&Resource>) -> usize {
+pub(super) fn resource_bytes(resource: Option<&Resource>) -> usize {
     resource.map_or(0, |r| repeated(&r.attributes))
 }
 
-fn scope_bytes(scope: Option<&InstrumentationScope>) -> usize {
+pub(super) fn scope_bytes(scope: Option<&InstrumentationScope>) -> usize {
     scope.map_or(0, |s| {
         repeated(&s.attributes)
             .saturating_add(s.name.len())

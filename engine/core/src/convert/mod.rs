@@ -55,8 +55,10 @@ mod estimate;
 pub mod json;
 mod logs;
 mod metrics;
+mod protobuf;
 mod read;
 mod spans;
+mod spans_wire;
 mod value_text;
 mod wire;
 
@@ -68,6 +70,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 pub use check::MAX_REQUEST_BYTES;
 pub use estimate::{logs_expanded_size, metrics_expanded_size, spans_expanded_size};
 pub use metrics::point_count;
+pub use spans_wire::{SpansProto, spans_proto_to_batch};
 pub use wire::{
     WireError, json_decoded_size, logs_decoded_size, metrics_decoded_size, spans_decoded_size,
 };

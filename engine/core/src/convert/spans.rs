@@ -20,30 +20,87 @@ use super::check::{Rejections, check_id, check_required_id, check_size, check_ti
 use super::read::{
     Columns, CommonReader, IdCol, MapCol, StrCol, list_range, opt, runs, unix_nanos,
 };
+use super::value_text::KvRef;
 use super::{ConvertError, Converted};
 use crate::schema::{self, col};
 
 const TABLE: &str = "spans";
 
-/// Why `span` cannot be a row, if it cannot.
-fn check(span: &Span) -> Result<(), String> {
-    check_required_id("trace_id", &span.trace_id, 16)?;
-    check_required_id("span_id", &span.span_id, 8)?;
-    check_id("parent_span_id", &span.parent_span_id, 8, true)?;
+/// A span's own fields (all but its attributes, events and links),
+/// borrowed from a decoded `Span` or read from protobuf bytes.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct SpanFields<'a> {
+    pub trace_id: &'a [u8],
+    pub span_id: &'a [u8],
+    pub trace_state: &'a str,
+    pub parent_span_id: &'a [u8],
+    pub flags: u32,
+    pub name: &'a str,
+    pub kind: i32,
+    pub start_time_unix_nano: u64,
+    pub end_time_unix_nano: u64,
+    pub dropped_attributes_count: u32,
+    pub dropped_events_count: u32,
+    pub dropped_links_count: u32,
+    /// The status' code and message, when the span has one.
+    pub status: Option<(i32, &'a str)>,
+}
+
+impl<'a> SpanFields<'a> {
+    fn of(s: &'a Span) -> Self {
+        SpanFields {
+            trace_id: &s.trace_id,
+            span_id: &s.span_id,
+            trace_state: &s.trace_state,
+            parent_span_id: &s.parent_span_id,
+            flags: s.flags,
+            name: &s.name,
+            kind: s.kind,
+            start_time_unix_nano: s.start_time_unix_nano,
+            end_time_unix_nano: s.end_time_unix_nano,
+            dropped_attributes_count: s.dropped_attributes_count,
+            dropped_events_count: s.dropped_events_count,
+            dropped_links_count: s.dropped_links_count,
+            status: s.status.as_ref().map(|st| (st.code, st.message.as_str())),
+        }
+    }
+}
+
+/// Why a span cannot be a row, if it cannot: `event_times` are its events'
+/// times, `link_ids` its links' trace and span ids.
+pub(super) fn check_fields<'a>(
+    span: &SpanFields<'_>,
+    event_times: impl IntoIterator<Item = u64>,
+    link_ids: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+) -> Result<(), String> {
+    check_required_id("trace_id", span.trace_id, 16)?;
+    check_required_id("span_id", span.span_id, 8)?;
+    check_id("parent_span_id", span.parent_span_id, 8, true)?;
     check_time("start_time_unix_nano", span.start_time_unix_nano)?;
     check_time("end_time_unix_nano", span.end_time_unix_nano)?;
-    for (i, event) in span.events.iter().enumerate() {
-        check_time(&format!("events[{i}].time_unix_nano"), event.time_unix_nano)?;
+    for (i, time) in event_times.into_iter().enumerate() {
+        check_time(&format!("events[{i}].time_unix_nano"), time)?;
     }
-    for (i, link) in span.links.iter().enumerate() {
-        check_id(&format!("links[{i}].trace_id"), &link.trace_id, 16, true)?;
-        check_id(&format!("links[{i}].span_id"), &link.span_id, 8, true)?;
+    for (i, (trace_id, span_id)) in link_ids.into_iter().enumerate() {
+        check_id(&format!("links[{i}].trace_id"), trace_id, 16, true)?;
+        check_id(&format!("links[{i}].span_id"), span_id, 8, true)?;
     }
     Ok(())
 }
 
+/// Why `span` cannot be a row, if it cannot.
+fn check(span: &Span) -> Result<(), String> {
+    check_fields(
+        &SpanFields::of(span),
+        span.events.iter().map(|e| e.time_unix_nano),
+        span.links
+            .iter()
+            .map(|l| (l.trace_id.as_slice(), l.span_id.as_slice())),
+    )
+}
+
 /// The `events` column.
-struct EventsBuilder {
+pub(super) struct EventsBuilder {
     list: StructList,
     time: PrimitiveBuilder<TimestampNanosecondType>,
     name: StringBuilder,
@@ -64,13 +121,36 @@ impl EventsBuilder {
 
     fn append(&mut self, events: &[span::Event], scratch: &mut String) {
         for e in events {
-            self.time.append_option(nanos(e.time_unix_nano));
-            self.name.append_option(non_empty(&e.name));
-            self.attributes.append(&e.attributes, scratch);
-            self.dropped_attributes_count
-                .append_value(e.dropped_attributes_count);
+            self.push(
+                e.time_unix_nano,
+                &e.name,
+                e.attributes.iter().map(KvRef::from),
+                e.dropped_attributes_count,
+                scratch,
+            );
         }
         self.list.close_row(events.len(), true);
+    }
+
+    /// Appends one event of the current row.
+    pub(super) fn push<'k>(
+        &mut self,
+        time_unix_nano: u64,
+        name: &str,
+        attributes: impl IntoIterator<Item = KvRef<'k>>,
+        dropped_attributes_count: u32,
+        scratch: &mut String,
+    ) {
+        self.time.append_option(nanos(time_unix_nano));
+        self.name.append_option(non_empty(name));
+        self.attributes.append_refs(attributes, scratch);
+        self.dropped_attributes_count
+            .append_value(dropped_attributes_count);
+    }
+
+    /// Ends the current row, holding the `n` events pushed since the last.
+    pub(super) fn close_row(&mut self, n: usize) {
+        self.list.close_row(n, true);
     }
 
     fn finish(mut self) -> Result<ListArray, ConvertError> {
@@ -88,8 +168,18 @@ impl EventsBuilder {
     }
 }
 
+/// A link's own fields (all but its attributes).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct LinkFields<'a> {
+    pub trace_id: &'a [u8],
+    pub span_id: &'a [u8],
+    pub trace_state: &'a str,
+    pub dropped_attributes_count: u32,
+    pub flags: u32,
+}
+
 /// The `links` column.
-struct LinksBuilder {
+pub(super) struct LinksBuilder {
     list: StructList,
     trace_id: IdBuilder,
     span_id: IdBuilder,
@@ -114,15 +204,40 @@ impl LinksBuilder {
 
     fn append(&mut self, links: &[span::Link], scratch: &mut String) {
         for l in links {
-            self.trace_id.append(&l.trace_id);
-            self.span_id.append(&l.span_id);
-            self.trace_state.append_option(non_empty(&l.trace_state));
-            self.attributes.append(&l.attributes, scratch);
-            self.dropped_attributes_count
-                .append_value(l.dropped_attributes_count);
-            self.flags.append_value(l.flags);
+            self.push(
+                LinkFields {
+                    trace_id: &l.trace_id,
+                    span_id: &l.span_id,
+                    trace_state: &l.trace_state,
+                    dropped_attributes_count: l.dropped_attributes_count,
+                    flags: l.flags,
+                },
+                l.attributes.iter().map(KvRef::from),
+                scratch,
+            );
         }
         self.list.close_row(links.len(), true);
+    }
+
+    /// Appends one link of the current row.
+    pub(super) fn push<'k>(
+        &mut self,
+        link: LinkFields<'_>,
+        attributes: impl IntoIterator<Item = KvRef<'k>>,
+        scratch: &mut String,
+    ) {
+        self.trace_id.append(link.trace_id);
+        self.span_id.append(link.span_id);
+        self.trace_state.append_option(non_empty(link.trace_state));
+        self.attributes.append_refs(attributes, scratch);
+        self.dropped_attributes_count
+            .append_value(link.dropped_attributes_count);
+        self.flags.append_value(link.flags);
+    }
+
+    /// Ends the current row, holding the `n` links pushed since the last.
+    pub(super) fn close_row(&mut self, n: usize) {
+        self.list.close_row(n, true);
     }
 
     fn finish(mut self) -> Result<ListArray, ConvertError> {
@@ -143,7 +258,7 @@ impl LinksBuilder {
 }
 
 /// The columns of the `spans` table before the common ones.
-struct SpansBuilder {
+pub(super) struct SpansBuilder {
     start_time: PrimitiveBuilder<TimestampNanosecondType>,
     end_time: PrimitiveBuilder<TimestampNanosecondType>,
     duration_ns: Int64Builder,
@@ -154,19 +269,19 @@ struct SpansBuilder {
     flags: UInt32Builder,
     name: StringDictionaryBuilder<Int32Type>,
     kind: Int32Builder,
-    attributes: AttrColumns,
+    pub(super) attributes: AttrColumns,
     dropped_attributes_count: UInt32Builder,
-    events: EventsBuilder,
+    pub(super) events: EventsBuilder,
     dropped_events_count: UInt32Builder,
-    links: LinksBuilder,
+    pub(super) links: LinksBuilder,
     dropped_links_count: UInt32Builder,
     status_code: Int32Builder,
     status_message: StringBuilder,
-    scratch: String,
+    pub(super) scratch: String,
 }
 
 impl SpansBuilder {
-    fn with_capacity(rows: usize) -> Self {
+    pub(super) fn with_capacity(rows: usize) -> Self {
         SpansBuilder {
             start_time: timestamp_builder(rows),
             end_time: timestamp_builder(rows),
@@ -191,6 +306,15 @@ impl SpansBuilder {
     }
 
     fn append(&mut self, s: &Span) {
+        self.append_fields(&SpanFields::of(s));
+        self.attributes.append(&s.attributes, &mut self.scratch);
+        self.events.append(&s.events, &mut self.scratch);
+        self.links.append(&s.links, &mut self.scratch);
+    }
+
+    /// Appends a row's own fields; the caller appends its attributes,
+    /// events and links.
+    pub(super) fn append_fields(&mut self, s: &SpanFields<'_>) {
         let start = nanos(s.start_time_unix_nano);
         let end = nanos(s.end_time_unix_nano);
         self.start_time.append_option(start);
@@ -198,28 +322,25 @@ impl SpansBuilder {
         // Both are within 0..=i64::MAX, so the difference fits.
         self.duration_ns
             .append_option(start.zip(end).map(|(start, end)| end - start));
-        self.trace_id.append(&s.trace_id);
-        self.span_id.append(&s.span_id);
-        self.parent_span_id.append(&s.parent_span_id);
-        self.trace_state.append_option(non_empty(&s.trace_state));
+        self.trace_id.append(s.trace_id);
+        self.span_id.append(s.span_id);
+        self.parent_span_id.append(s.parent_span_id);
+        self.trace_state.append_option(non_empty(s.trace_state));
         self.flags.append_value(s.flags);
-        self.name.append_option(non_empty(&s.name));
+        self.name.append_option(non_empty(s.name));
         self.kind.append_value(s.kind);
-        self.attributes.append(&s.attributes, &mut self.scratch);
         self.dropped_attributes_count
             .append_value(s.dropped_attributes_count);
-        self.events.append(&s.events, &mut self.scratch);
         self.dropped_events_count
             .append_value(s.dropped_events_count);
-        self.links.append(&s.links, &mut self.scratch);
         self.dropped_links_count.append_value(s.dropped_links_count);
         self.status_code
-            .append_option(s.status.as_ref().map(|st| st.code));
+            .append_option(s.status.map(|(code, _)| code));
         self.status_message
-            .append_option(s.status.as_ref().and_then(|st| non_empty(&st.message)));
+            .append_option(s.status.and_then(|(_, message)| non_empty(message)));
     }
 
-    fn finish(mut self, common: CommonBuilder<'_>) -> Result<RecordBatch, ConvertError> {
+    pub(super) fn finish(mut self, common: CommonBuilder<'_>) -> Result<RecordBatch, ConvertError> {
         let (service_name, resource_and_scope) = common.finish()?;
         let [attributes, attributes_types] = self.attributes.finish()?;
         let mut columns: Vec<ArrayRef> = vec![

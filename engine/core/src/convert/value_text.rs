@@ -37,36 +37,101 @@ pub(crate) mod letter {
     pub const KEY_STRINDEX: u8 = b'#';
 }
 
-/// The type letter of one value.
-fn value_letter(value: Option<&AnyValue>) -> u8 {
-    use any_value::Value as V;
-    match value.map(|v| &v.value) {
-        None => letter::ABSENT,
-        Some(None) => letter::EMPTY,
-        Some(Some(V::StringValue(_))) => letter::STRING,
-        Some(Some(V::BoolValue(_))) => letter::BOOL,
-        Some(Some(V::IntValue(_))) => letter::INT,
-        Some(Some(V::DoubleValue(_))) => letter::DOUBLE,
-        Some(Some(V::BytesValue(_))) => letter::BYTES,
-        Some(Some(V::ArrayValue(_))) => letter::ARRAY,
-        Some(Some(V::KvlistValue(_))) => letter::KVLIST,
-        Some(Some(V::StringValueStrindex(_))) => letter::STRINDEX,
+/// One attribute value, borrowed from a decoded `AnyValue` or read straight
+/// from protobuf bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ValueRef<'a> {
+    /// A `KeyValue` without an `AnyValue`.
+    Absent,
+    /// An `AnyValue` with no value set.
+    Empty,
+    Str(&'a str),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Bytes(&'a [u8]),
+    /// `string_value_strindex`.
+    Strindex(i32),
+    /// An array or kvlist: the whole `AnyValue` holding it.
+    Nested(&'a AnyValue),
+}
+
+impl<'a> ValueRef<'a> {
+    /// The value of a decoded `AnyValue`.
+    pub fn of(value: Option<&'a AnyValue>) -> Self {
+        use any_value::Value as V;
+        let Some(any) = value else {
+            return ValueRef::Absent;
+        };
+        match &any.value {
+            None => ValueRef::Empty,
+            Some(V::StringValue(s)) => ValueRef::Str(s),
+            Some(V::BoolValue(b)) => ValueRef::Bool(*b),
+            Some(V::IntValue(i)) => ValueRef::Int(*i),
+            Some(V::DoubleValue(d)) => ValueRef::Double(*d),
+            Some(V::BytesValue(b)) => ValueRef::Bytes(b),
+            Some(V::StringValueStrindex(i)) => ValueRef::Strindex(*i),
+            Some(V::ArrayValue(_) | V::KvlistValue(_)) => ValueRef::Nested(any),
+        }
+    }
+
+    /// The type letter of the value.
+    fn letter(self) -> u8 {
+        use any_value::Value as V;
+        match self {
+            ValueRef::Absent => letter::ABSENT,
+            ValueRef::Empty => letter::EMPTY,
+            ValueRef::Str(_) => letter::STRING,
+            ValueRef::Bool(_) => letter::BOOL,
+            ValueRef::Int(_) => letter::INT,
+            ValueRef::Double(_) => letter::DOUBLE,
+            ValueRef::Bytes(_) => letter::BYTES,
+            ValueRef::Strindex(_) => letter::STRINDEX,
+            ValueRef::Nested(any) => match any.value {
+                Some(V::KvlistValue(_)) => letter::KVLIST,
+                _ => letter::ARRAY,
+            },
+        }
+    }
+}
+
+/// One attribute entry: key, value and `key_strindex`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KvRef<'a> {
+    pub key: &'a str,
+    pub value: ValueRef<'a>,
+    pub key_strindex: i32,
+}
+
+impl<'a> From<&'a KeyValue> for KvRef<'a> {
+    fn from(kv: &'a KeyValue) -> Self {
+        KvRef {
+            key: &kv.key,
+            value: ValueRef::of(kv.value.as_ref()),
+            key_strindex: kv.key_strindex,
+        }
     }
 }
 
 /// Appends the type of `kv` to a `*_types` string.
 pub(crate) fn push_type(types: &mut String, kv: &KeyValue) {
-    types.push(char::from(value_letter(kv.value.as_ref())));
-    if kv.key_strindex != 0 {
+    push_type_of(types, ValueRef::of(kv.value.as_ref()), kv.key_strindex);
+}
+
+/// Appends the type of a value and its entry's `key_strindex` to a
+/// `*_types` string.
+pub(crate) fn push_type_of(types: &mut String, value: ValueRef<'_>, key_strindex: i32) {
+    types.push(char::from(value.letter()));
+    if key_strindex != 0 {
         types.push(char::from(letter::KEY_STRINDEX));
         // Writing to a String cannot fail.
-        let _ = write!(types, "{}", kv.key_strindex);
+        let _ = write!(types, "{key_strindex}");
     }
 }
 
 /// The type of a lone value (a log body): its letter, or null when absent.
 pub(crate) fn body_type(value: Option<&AnyValue>) -> Option<&'static str> {
-    match value_letter(value) {
+    match ValueRef::of(value).letter() {
         letter::ABSENT => None,
         letter::EMPTY => Some("e"),
         letter::STRING => Some("s"),
@@ -87,40 +152,46 @@ pub(crate) fn append_text(
     value: Option<&AnyValue>,
     scratch: &mut String,
 ) -> bool {
-    use any_value::Value as V;
-    let Some(v) = value.and_then(|v| v.value.as_ref()) else {
-        out.append_null();
-        return false;
-    };
-    match v {
-        V::StringValue(s) => out.append_value(s),
-        V::BoolValue(b) => out.append_value(if *b { "true" } else { "false" }),
-        V::IntValue(i) => {
+    append_value_text(out, ValueRef::of(value), scratch)
+}
+
+/// [`append_text`] of a [`ValueRef`].
+pub(crate) fn append_value_text(
+    out: &mut StringBuilder,
+    value: ValueRef<'_>,
+    scratch: &mut String,
+) -> bool {
+    match value {
+        ValueRef::Absent | ValueRef::Empty => {
+            out.append_null();
+            return false;
+        }
+        ValueRef::Str(s) => out.append_value(s),
+        ValueRef::Bool(b) => out.append_value(if b { "true" } else { "false" }),
+        ValueRef::Int(i) => {
             // Writing to a builder cannot fail.
             let _ = write!(out, "{i}");
             out.append_value("");
         }
-        V::DoubleValue(d) => {
+        ValueRef::Double(d) => {
             // Shortest text that parses back to the same double; an
             // exponent for extreme magnitudes. Cannot fail.
             let _ = write!(out, "{d:?}");
             out.append_value("");
         }
-        V::StringValueStrindex(i) => {
+        ValueRef::Strindex(i) => {
             // Cannot fail.
             let _ = write!(out, "{i}");
             out.append_value("");
         }
-        V::BytesValue(b) => {
+        ValueRef::Bytes(b) => {
             scratch.clear();
             BASE64.encode_string(b, scratch);
             out.append_value(&*scratch);
         }
-        V::ArrayValue(_) | V::KvlistValue(_) => {
+        ValueRef::Nested(any) => {
             scratch.clear();
-            if let Some(any) = value {
-                json::write_any_value_to(scratch, any);
-            }
+            json::write_any_value_to(scratch, any);
             out.append_value(&*scratch);
         }
     }

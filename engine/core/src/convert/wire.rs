@@ -73,7 +73,7 @@ impl std::error::Error for WireError {}
 
 /// The messages of the OTLP export requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Msg {
+pub(crate) enum Msg {
     TraceRequest,
     LogsRequest,
     MetricsRequest,
@@ -110,7 +110,7 @@ enum Msg {
 
 /// The kinds of data point a metric's data holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Point {
+pub(crate) enum Point {
     Number,
     Histogram,
     Exponential,
@@ -298,6 +298,14 @@ pub fn metrics_decoded_size(body: &[u8]) -> Result<usize, WireError> {
         size_of::<ExportMetricsServiceRequest>(),
         body,
     )
+}
+
+/// Whether `body`, a `msg` nested `depth` messages deep in a request,
+/// is well framed and within the decoder's nesting limit: what decoding it
+/// alone cannot tell, as the decoder counts nesting from where it starts.
+pub(crate) fn nested_fits(msg: Msg, body: &[u8], depth: u32) -> bool {
+    let mut walk = Walk { body, total: 0 };
+    walk.message(msg, 0, body.len(), depth).is_ok()
 }
 
 fn decoded_size(msg: Msg, top: usize, body: &[u8]) -> Result<usize, WireError> {

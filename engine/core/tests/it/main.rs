@@ -7,6 +7,7 @@
 
 mod arrow_formats;
 mod common;
+mod direct;
 mod examples;
 mod json;
 mod rejections;

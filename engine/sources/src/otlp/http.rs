@@ -133,21 +133,17 @@ async fn export<R: ExportRequest + PartialSuccess>(
     {
         return respond::<R>(&ingest, format, outcome);
     }
-    let decoded = match format {
-        Format::Protobuf => R::decode(&body[..]).map_err(|e| e.to_string()),
-        Format::Json => R::decode_json(&body).map_err(|e| e.to_string()),
-    };
-    let request = match decoded {
+    if format == Format::Protobuf {
+        let outcome = ingest.ingest_protobuf::<R>("http", &body, held).await;
+        return respond::<R>(&ingest, format, outcome);
+    }
+    let request = match R::decode_json(&body) {
         Ok(r) => r,
         Err(e) => {
             ingest.count_request("http", "invalid");
             let message = format!(
-                "the body is not a valid OTLP {} {} request: {e}",
-                R::SIGNAL,
-                match format {
-                    Format::Protobuf => "protobuf",
-                    Format::Json => "JSON",
-                }
+                "the body is not a valid OTLP {} JSON request: {e}",
+                R::SIGNAL
             );
             return error(format, StatusCode::BAD_REQUEST, message, None);
         }

@@ -15,8 +15,20 @@ use tracing::debug;
 use weir_core::convert::{self, ConvertError, Converted, WireError};
 use weir_core::{Ack, AckStatus, Batch, Output, Refused, SendError, Settled, Signal};
 
+/// What [`Ingest::ingest`] turns into rows: a decoded request, or a
+/// protobuf body read directly.
+pub(crate) trait ToRows: Sync {
+    /// The signal the request carries.
+    fn signal(&self) -> Signal;
+    /// Converts the request to Arrow rows.
+    fn convert(&self) -> Result<Converted, ConvertError>;
+    /// The bytes the request and its rows take once converted, estimated
+    /// from its lengths.
+    fn expanded_size(&self) -> usize;
+}
+
 /// An OTLP export request of one signal.
-pub(crate) trait ExportRequest: prost::Message + Default + Send + 'static {
+pub(crate) trait ExportRequest: prost::Message + Default + Send + Sync + 'static {
     /// The signal the request carries.
     const SIGNAL: Signal;
     /// Converts the request to Arrow rows.
@@ -24,6 +36,12 @@ pub(crate) trait ExportRequest: prost::Message + Default + Send + 'static {
     /// The bytes the request and its rows take once converted, estimated
     /// from its lengths.
     fn expanded_size(&self) -> usize;
+    /// A protobuf body scanned to be read into rows directly, without
+    /// prost's structs, for the signals that have a direct reader; `None`:
+    /// decode it with prost.
+    fn scan(_body: &[u8]) -> Option<Direct<'_>> {
+        None
+    }
     /// The bytes decoding a protobuf body takes at most, walked from its
     /// tags and lengths before decoding it.
     fn decoded_size(body: &[u8]) -> Result<usize, WireError>;
@@ -31,8 +49,46 @@ pub(crate) trait ExportRequest: prost::Message + Default + Send + 'static {
     fn decode_json(body: &[u8]) -> Result<Self, ConvertError>;
 }
 
+impl<R: ExportRequest> ToRows for R {
+    fn signal(&self) -> Signal {
+        R::SIGNAL
+    }
+    fn convert(&self) -> Result<Converted, ConvertError> {
+        ExportRequest::convert(self)
+    }
+    fn expanded_size(&self) -> usize {
+        ExportRequest::expanded_size(self)
+    }
+}
+
+/// A protobuf body read into rows directly ([`ExportRequest::scan`]).
+pub(crate) enum Direct<'a> {
+    Spans(convert::SpansProto<'a>),
+}
+
+impl ToRows for Direct<'_> {
+    fn signal(&self) -> Signal {
+        match self {
+            Direct::Spans(_) => Signal::Spans,
+        }
+    }
+    fn convert(&self) -> Result<Converted, ConvertError> {
+        match self {
+            Direct::Spans(scan) => scan.to_batch(),
+        }
+    }
+    fn expanded_size(&self) -> usize {
+        match self {
+            Direct::Spans(scan) => scan.expanded_size(),
+        }
+    }
+}
+
 impl ExportRequest for ExportTraceServiceRequest {
     const SIGNAL: Signal = Signal::Spans;
+    fn scan(body: &[u8]) -> Option<Direct<'_>> {
+        convert::SpansProto::scan(body).map(Direct::Spans)
+    }
     fn convert(&self) -> Result<Converted, ConvertError> {
         convert::spans_to_batch(self)
     }
@@ -232,7 +288,7 @@ impl Ingest {
     /// (the bytes its body took) grows to the estimate within `queue_wait`
     /// or the request is refused for now. The bytes stay held until the
     /// request is answered.
-    pub(crate) async fn ingest<R: ExportRequest>(
+    pub(crate) async fn ingest<R: ToRows>(
         &self,
         protocol: &'static str,
         request: &R,
@@ -271,8 +327,32 @@ impl Ingest {
         outcome
     }
 
-    async fn ingest_inner<R: ExportRequest>(&self, request: &R, wire_bytes: usize) -> Outcome {
-        let signal = R::SIGNAL;
+    /// [`Ingest::ingest`] of a protobuf body of `R`: read into rows
+    /// directly when `R` has a direct reader that takes it, decoded by
+    /// prost otherwise. A body prost cannot decode is invalid.
+    pub(crate) async fn ingest_protobuf<R: ExportRequest>(
+        &self,
+        protocol: &'static str,
+        body: &[u8],
+        held: Held,
+    ) -> Outcome {
+        if let Some(direct) = R::scan(body) {
+            return self.ingest(protocol, &direct, body.len(), held).await;
+        }
+        match R::decode(body) {
+            Ok(request) => self.ingest(protocol, &request, body.len(), held).await,
+            Err(e) => {
+                self.count_request(protocol, "invalid");
+                Outcome::Invalid(format!(
+                    "the body is not a valid OTLP {} protobuf request: {e}",
+                    R::SIGNAL
+                ))
+            }
+        }
+    }
+
+    async fn ingest_inner<R: ToRows>(&self, request: &R, wire_bytes: usize) -> Outcome {
+        let signal = request.signal();
         let converted = match request.convert() {
             Ok(c) => c,
             Err(e @ ConvertError::TooLarge(_)) => return Outcome::TooLarge(e.to_string()),
