@@ -129,10 +129,11 @@ fn otlp(data: &[u8], decode: Decode) {
             ExportLogsServiceRequest::decode(body).ok(),
         )),
         (0, Decode::Json) => logs(json::decode_logs(body).ok()),
-        (1, Decode::Proto) => spans(walked(
-            convert::spans_decoded_size(body),
-            ExportTraceServiceRequest::decode(body).ok(),
-        )),
+        (1, Decode::Proto) => {
+            let decoded = ExportTraceServiceRequest::decode(body).ok();
+            read_directly(body, decoded.as_ref());
+            spans(walked(convert::spans_decoded_size(body), decoded))
+        }
         (1, Decode::Json) => spans(json::decode_spans(body).ok()),
         (_, Decode::Proto) => metrics(walked(
             convert::metrics_decoded_size(body),
@@ -151,6 +152,29 @@ fn walked<R>(walk: Result<usize, convert::WireError>, decoded: Option<R>) -> Opt
         panic!("the decode-size walk refused a body that decodes: {e}");
     }
     decoded
+}
+
+/// The direct reader of trace bodies reads only what prost decodes, into
+/// the rows prost's path makes.
+fn read_directly(body: &[u8], decoded: Option<&ExportTraceServiceRequest>) {
+    let Some(read) = convert::SpansProto::scan(body).and_then(|scan| scan.read()) else {
+        return;
+    };
+    let Some(decoded) = decoded else {
+        panic!("the direct reader read a trace body prost refuses");
+    };
+    match (read, convert::spans_to_batch(decoded)) {
+        (Ok(read), Ok(expected)) => {
+            assert_eq!(
+                read.batch, expected.batch,
+                "the direct reader's rows differ"
+            );
+            assert_eq!(read.rejected, expected.rejected);
+            assert_eq!(read.rejection, expected.rejection);
+        }
+        (Err(_), Err(_)) => {}
+        (read, expected) => panic!("direct: {read:?}, prost's path: {expected:?}"),
+    }
 }
 
 fn logs(request: Option<ExportLogsServiceRequest>) {

@@ -6,9 +6,11 @@
 
 use std::time::Duration;
 
+use arrow::compute::concat_batches;
+use arrow::record_batch::RecordBatch;
+
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use tokio::time::Instant;
@@ -28,8 +30,9 @@ const MAX_BATCH_BYTES: usize = 32 << 20;
 pub(crate) enum Request {
     /// Logs.
     Logs(ExportLogsServiceRequest),
-    /// Spans.
-    Spans(ExportTraceServiceRequest),
+    /// The rows of trace messages, converted one by one, to be put
+    /// together.
+    Spans(Vec<Converted>),
     /// Metric points.
     Metrics(ExportMetricsServiceRequest),
     /// A message large enough to be a batch alone, converted on the thread
@@ -42,7 +45,7 @@ impl Request {
     pub(crate) fn convert(self) -> Result<Converted, ConvertError> {
         match self {
             Request::Logs(r) => convert::logs_to_batch(&r),
-            Request::Spans(r) => convert::spans_to_batch(&r),
+            Request::Spans(parts) => concat(Signal::Spans, parts),
             Request::Metrics(r) => convert::metrics_to_batch(&r),
             Request::Rows(_, converted) => converted,
         }
@@ -57,6 +60,33 @@ impl Request {
             Request::Rows(signal, _) => *signal,
         }
     }
+}
+
+/// The rows of several conversions as one: their batches put together,
+/// their refused records added up (the first reason kept).
+fn concat(signal: Signal, parts: Vec<Converted>) -> Result<Converted, ConvertError> {
+    let mut rejected = 0;
+    let mut rejection = None;
+    let mut batches = Vec::with_capacity(parts.len());
+    for part in parts {
+        rejected += part.rejected;
+        rejection = rejection.or(part.rejection);
+        batches.push(part.batch);
+    }
+    let batch = match batches.as_slice() {
+        [] => RecordBatch::new_empty(weir_core::schema::schema_for(signal)),
+        [one] => one.clone(),
+        [first, ..] => concat_batches(&first.schema(), &batches).map_err(|e| {
+            ConvertError::Internal(format!(
+                "putting the rows of several messages together: {e}"
+            ))
+        })?,
+    };
+    Ok(Converted {
+        batch,
+        rejected,
+        rejection,
+    })
 }
 
 /// A batch ready to go: its request, the messages it was made of, and
@@ -75,7 +105,7 @@ pub(crate) struct Outgoing {
 struct Pending {
     logs: ExportLogsServiceRequest,
     lines: Vec<LogRecord>,
-    spans: ExportTraceServiceRequest,
+    spans: Vec<Converted>,
     metrics: ExportMetricsServiceRequest,
     records: usize,
     bytes: usize,
@@ -148,7 +178,7 @@ impl Batcher {
         match decoded {
             Decoded::Logs(r) => pending.logs.resource_logs.extend(r.resource_logs),
             Decoded::Line(r) => pending.lines.push(r),
-            Decoded::Spans(r) => pending.spans.resource_spans.extend(r.resource_spans),
+            Decoded::Spans(c) => pending.spans.push(c),
             Decoded::Metrics(r) => pending.metrics.resource_metrics.extend(r.resource_metrics),
         }
         pending.records += records;
@@ -216,10 +246,60 @@ impl Batcher {
 mod tests {
     use std::sync::Arc;
 
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
     use super::super::offsets::Offsets;
     use super::*;
+
+    /// Guarantees: the rows of trace messages, converted one by one, come
+    /// out as one batch holding each message's rows in order, the same
+    /// rows as converting the messages' spans together, with the refused
+    /// spans added up.
+    #[tokio::test]
+    async fn span_rows_are_put_together_in_order() {
+        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+        let request = |names: &[&str]| ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: names
+                        .iter()
+                        .map(|name| Span {
+                            // "bad" has no span id: refused.
+                            trace_id: vec![1; 16],
+                            span_id: if *name == "bad" { vec![] } else { vec![2; 8] },
+                            name: (*name).into(),
+                            ..Span::default()
+                        })
+                        .collect(),
+                    ..ScopeSpans::default()
+                }],
+                ..ResourceSpans::default()
+            }],
+        };
+        let parts = [vec!["a", "b"], vec!["bad", "c"], vec!["d"]];
+        let mut offsets = Offsets::default();
+        let topic: Arc<str> = Arc::from("t");
+        let mut b = Batcher::new(4, Duration::from_secs(60));
+        let mut full = None;
+        for (i, names) in parts.iter().enumerate() {
+            let converted = convert::spans_to_batch(&request(names)).expect("converts");
+            full = b.add(
+                Decoded::Spans(converted),
+                offsets.read(&topic, 0, i as i64),
+                1,
+            );
+        }
+        let full = full.expect("4 rows fill the batch");
+        assert_eq!(full.tokens.len(), 3);
+        let together = full.request.convert().expect("put together");
+        let all: Vec<&str> = parts.iter().flatten().copied().collect();
+        let expected = convert::spans_to_batch(&request(&all)).expect("converts");
+        assert_eq!(together.batch, expected.batch);
+        assert_eq!(together.batch.num_rows(), 4);
+        assert_eq!(together.rejected, 1);
+        assert!(together.rejection.is_some());
+    }
 
     /// Guarantees: lines are gathered into one batch of `max_batch_records`
     /// records carrying every message's token, and a partial batch comes

@@ -9,7 +9,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message as _;
-use weir_core::convert::{self, json};
+use weir_core::convert::{self, Converted, json};
 
 use super::config::{Encoding, TopicSignal};
 
@@ -94,8 +94,9 @@ pub(crate) struct Attach {
 pub(crate) enum Decoded {
     /// An OTLP logs request.
     Logs(ExportLogsServiceRequest),
-    /// An OTLP trace request.
-    Spans(ExportTraceServiceRequest),
+    /// The rows of an OTLP trace request, converted on the thread that
+    /// decoded it (a protobuf request is read into rows directly).
+    Spans(Converted),
     /// An OTLP metrics request.
     Metrics(ExportMetricsServiceRequest),
     /// A plain log line.
@@ -112,12 +113,7 @@ impl Decoded {
                 .flat_map(|r| &r.scope_logs)
                 .map(|s| s.log_records.len())
                 .sum(),
-            Decoded::Spans(r) => r
-                .resource_spans
-                .iter()
-                .flat_map(|r| &r.scope_spans)
-                .map(|s| s.spans.len())
-                .sum(),
+            Decoded::Spans(c) => c.batch.num_rows(),
             Decoded::Metrics(r) => r
                 .resource_metrics
                 .iter()
@@ -155,12 +151,12 @@ pub(crate) fn decode(
              `max_decoded_message_size` ({max_decoded} bytes)"
         ));
     }
+    if let (Encoding::OtlpProto | Encoding::OtlpJson, TopicSignal::Spans) = (encoding, signal) {
+        return spans(msg, encoding, attach).map(Decoded::Spans);
+    }
     let mut decoded = match (encoding, signal) {
         (Encoding::OtlpProto, TopicSignal::Logs) => {
             Decoded::Logs(ExportLogsServiceRequest::decode(msg.value).map_err(proto_error)?)
-        }
-        (Encoding::OtlpProto, TopicSignal::Spans) => {
-            Decoded::Spans(ExportTraceServiceRequest::decode(msg.value).map_err(proto_error)?)
         }
         (Encoding::OtlpProto, TopicSignal::Metrics) => {
             Decoded::Metrics(ExportMetricsServiceRequest::decode(msg.value).map_err(proto_error)?)
@@ -168,48 +164,63 @@ pub(crate) fn decode(
         (Encoding::OtlpJson, TopicSignal::Logs) => {
             Decoded::Logs(json::decode_logs(msg.value).map_err(|e| e.to_string())?)
         }
-        (Encoding::OtlpJson, TopicSignal::Spans) => {
-            Decoded::Spans(json::decode_spans(msg.value).map_err(|e| e.to_string())?)
-        }
         (Encoding::OtlpJson, TopicSignal::Metrics) => {
             Decoded::Metrics(json::decode_metrics(msg.value).map_err(|e| e.to_string())?)
         }
         (Encoding::Raw | Encoding::Text, TopicSignal::Logs) => {
             return Ok(Decoded::Line(line(msg, encoding, attach)));
         }
-        (Encoding::Raw | Encoding::Text, _) => {
+        (Encoding::OtlpProto | Encoding::OtlpJson, TopicSignal::Spans)
+        | (Encoding::Raw | Encoding::Text, _) => {
             // Refused when the pipeline is checked; kept total here.
             return Err("raw and text messages can only be logs".into());
         }
     };
     let extra = kafka_attributes(msg, attach);
-    if !extra.is_empty() {
-        let resources: Vec<&mut Option<Resource>> = match &mut decoded {
-            Decoded::Logs(r) => r
-                .resource_logs
-                .iter_mut()
-                .map(|r| &mut r.resource)
-                .collect(),
-            Decoded::Spans(r) => r
-                .resource_spans
-                .iter_mut()
-                .map(|r| &mut r.resource)
-                .collect(),
-            Decoded::Metrics(r) => r
-                .resource_metrics
-                .iter_mut()
-                .map(|r| &mut r.resource)
-                .collect(),
-            Decoded::Line(_) => Vec::new(),
-        };
-        for resource in resources {
-            resource
-                .get_or_insert_with(Resource::default)
-                .attributes
-                .extend(extra.iter().cloned());
-        }
+    match &mut decoded {
+        Decoded::Logs(r) => extend(r.resource_logs.iter_mut().map(|r| &mut r.resource), &extra),
+        Decoded::Metrics(r) => extend(
+            r.resource_metrics.iter_mut().map(|r| &mut r.resource),
+            &extra,
+        ),
+        Decoded::Spans(_) | Decoded::Line(_) => {}
     }
     Ok(decoded)
+}
+
+/// The rows of a trace message: a protobuf one with no Kafka attribute to
+/// add is read directly ([`convert::SpansProto`]), others are decoded,
+/// given their attributes and converted.
+fn spans(msg: &Message<'_>, encoding: Encoding, attach: &Attach) -> Result<Converted, String> {
+    let extra = kafka_attributes(msg, attach);
+    if encoding == Encoding::OtlpProto
+        && extra.is_empty()
+        && let Some(scan) = convert::SpansProto::scan(msg.value)
+    {
+        return scan.to_batch().map_err(|e| e.to_string());
+    }
+    let mut request = match encoding {
+        Encoding::OtlpProto => ExportTraceServiceRequest::decode(msg.value).map_err(proto_error)?,
+        _ => json::decode_spans(msg.value).map_err(|e| e.to_string())?,
+    };
+    extend(
+        request.resource_spans.iter_mut().map(|r| &mut r.resource),
+        &extra,
+    );
+    convert::spans_to_batch(&request).map_err(|e| e.to_string())
+}
+
+/// Adds `extra` to every resource.
+fn extend<'a>(resources: impl Iterator<Item = &'a mut Option<Resource>>, extra: &[KeyValue]) {
+    if extra.is_empty() {
+        return;
+    }
+    for resource in resources {
+        resource
+            .get_or_insert_with(Resource::default)
+            .attributes
+            .extend(extra.iter().cloned());
+    }
 }
 
 fn proto_error(e: prost::DecodeError) -> String {
@@ -325,15 +336,20 @@ mod tests {
             .and_then(|kv| kv.value.as_ref()?.value.as_ref())
     }
 
-    /// Guarantees: an OTLP protobuf message decodes to its request, and the
+    /// Guarantees: an OTLP protobuf message becomes its rows, and the
     /// metadata and the chosen headers (only those) land on its resource.
     #[test]
     fn otlp_proto_with_metadata_and_headers() {
+        let span = Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            ..Span::default()
+        };
         let request = ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
                 resource: Some(Resource::default()),
                 scope_spans: vec![ScopeSpans {
-                    spans: vec![Span::default(), Span::default()],
+                    spans: vec![span.clone(), span],
                     ..ScopeSpans::default()
                 }],
                 ..ResourceSpans::default()
@@ -353,9 +369,10 @@ mod tests {
         )
         .expect("decodes");
         assert_eq!(decoded.records(), 2);
-        let Decoded::Spans(r) = decoded else {
+        let Decoded::Spans(rows) = decoded else {
             panic!("spans expected")
         };
+        let r = convert::batch_to_spans(&rows.batch).expect("reads back");
         let attrs = &r.resource_spans[0]
             .resource
             .as_ref()

@@ -257,7 +257,7 @@ impl Ready {
             return Ready::Decoded(decoded);
         }
         let request = match decoded {
-            Decoded::Spans(r) => Request::Spans(r),
+            Decoded::Spans(rows) => Request::Spans(vec![rows]),
             Decoded::Logs(r) => Request::Logs(r),
             Decoded::Metrics(r) => Request::Metrics(r),
             line @ Decoded::Line(_) => return Ready::Decoded(line),
@@ -718,7 +718,7 @@ mod tests {
             end_time_unix_nano: 1_700_000_000_000_000_001,
             ..Span::default()
         };
-        Decoded::Spans(ExportTraceServiceRequest {
+        let request = ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
                 scope_spans: vec![ScopeSpans {
                     spans: (0..n).map(span).collect(),
@@ -726,7 +726,8 @@ mod tests {
                 }],
                 ..ResourceSpans::default()
             }],
-        })
+        };
+        Decoded::Spans(weir_core::convert::spans_to_batch(&request).expect("converts"))
     }
 
     /// Guarantees: a message of at least `alone` records becomes rows at
@@ -739,10 +740,13 @@ mod tests {
         };
         assert_eq!(request.signal(), Signal::Spans);
         let rows = request.convert().expect("converts").batch;
-        let Decoded::Spans(request) = spans(4) else {
+        let Decoded::Spans(converted) = spans(4) else {
             unreachable!()
         };
-        let merged = Request::Spans(request).convert().expect("converts").batch;
+        let merged = Request::Spans(vec![converted])
+            .convert()
+            .expect("converts")
+            .batch;
         assert_eq!(rows, merged);
         assert_eq!(rows.num_rows(), 4);
         assert!(matches!(Ready::of(spans(3), 4), Ready::Decoded(_)));

@@ -1,6 +1,6 @@
 //! The tower layer in front of the gRPC services: it receives a request's
 //! body (bounded in time, size and in-flight memory) and takes a request
-//! slot before tonic decodes anything, then decompresses the message and
+//! slot before the message is read, then decompresses the message and
 //! holds the memory decoding it will take, so a request is decoded only
 //! once it is admitted and its decoded size is bounded. The slot and the bytes held travel to the handler in the
 //! request's extensions ([`Admitted`]).
@@ -110,12 +110,13 @@ where
     }
 }
 
-/// Makes a received export ready for tonic to decode: a gzip-compressed
+/// Makes a received export ready to be read: a gzip-compressed
 /// message is decompressed here (at most `max_request_size` bytes, held in
 /// the budget) and framed uncompressed, and the memory decoding the
-/// message takes is held ([`Ingest::hold_decoded`]) before tonic decodes
-/// it. A body of another method, or whose framing is broken, goes to tonic
-/// as it came, for tonic to answer.
+/// message takes is held ([`Ingest::hold_decoded`]) before it is read
+/// (the bound of prost's decoding, which the direct reader of spans takes
+/// less than). A body of another method, or whose framing is broken, goes
+/// to tonic as it came, for tonic to answer.
 async fn prepare(
     ingest: &Ingest,
     path: &str,
