@@ -1,14 +1,15 @@
 //! Messages -> batches: the records of consecutive messages of one signal
-//! are merged into one OTLP request until it holds `max_batch_records`
-//! records or 32 MiB of message bytes, or its first message has waited
-//! `batch_timeout`. A plain line is one record; lines are gathered under
-//! one resource.
+//! are gathered until they hold `max_batch_records` records or 32 MiB of
+//! message bytes, or the first message has waited `batch_timeout`. Logs and
+//! metrics are merged into one OTLP request, converted when the batch goes;
+//! trace messages arrive as rows (converted on the threads that decoded
+//! them) and their batches are put together. A plain line is one record;
+//! lines are gathered under one resource.
 
 use std::time::Duration;
 
 use arrow::compute::concat_batches;
 use arrow::record_batch::RecordBatch;
-
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
