@@ -124,10 +124,11 @@ fn otlp(data: &[u8], decode: Decode) {
         return;
     };
     match (pick % 3, decode) {
-        (0, Decode::Proto) => logs(walked(
-            convert::logs_decoded_size(body),
-            ExportLogsServiceRequest::decode(body).ok(),
-        )),
+        (0, Decode::Proto) => {
+            let decoded = ExportLogsServiceRequest::decode(body).ok();
+            read_logs_directly(body, decoded.as_ref());
+            logs(walked(convert::logs_decoded_size(body), decoded))
+        }
         (0, Decode::Json) => logs(json::decode_logs(body).ok()),
         (1, Decode::Proto) => {
             let decoded = ExportTraceServiceRequest::decode(body).ok();
@@ -163,7 +164,25 @@ fn read_directly(body: &[u8], decoded: Option<&ExportTraceServiceRequest>) {
     let Some(decoded) = decoded else {
         panic!("the direct reader read a trace body prost refuses");
     };
-    match (read, convert::spans_to_batch(decoded)) {
+    same_rows(read, convert::spans_to_batch(decoded));
+}
+
+/// [`read_directly`] for logs bodies.
+fn read_logs_directly(body: &[u8], decoded: Option<&ExportLogsServiceRequest>) {
+    let Some(read) = convert::LogsProto::scan(body).and_then(|scan| scan.read()) else {
+        return;
+    };
+    let Some(decoded) = decoded else {
+        panic!("the direct reader read a logs body prost refuses");
+    };
+    same_rows(read, convert::logs_to_batch(decoded));
+}
+
+fn same_rows(
+    read: Result<convert::Converted, convert::ConvertError>,
+    expected: Result<convert::Converted, convert::ConvertError>,
+) {
+    match (read, expected) {
         (Ok(read), Ok(expected)) => {
             assert_eq!(
                 read.batch, expected.batch,

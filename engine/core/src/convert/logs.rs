@@ -17,22 +17,58 @@ use super::build::{
 };
 use super::check::{Rejections, check_id, check_size, check_time, key_bytes};
 use super::read::{Columns, CommonReader, IdCol, MapCol, StrCol, opt, runs, unix_nanos};
-use super::value_text::{append_text, body_type, value_from_text};
+use super::value_text::{KvRef, ValueRef, append_value_text, value_from_text};
 use super::{ConvertError, Converted};
 use crate::schema::{self, col};
 
 const TABLE: &str = "logs";
 
+/// A log record's own fields (all but its body and attributes), borrowed
+/// from a decoded `LogRecord` or read from protobuf bytes.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct LogFields<'a> {
+    pub time_unix_nano: u64,
+    pub observed_time_unix_nano: u64,
+    pub severity_number: i32,
+    pub severity_text: &'a str,
+    pub dropped_attributes_count: u32,
+    pub flags: u32,
+    pub trace_id: &'a [u8],
+    pub span_id: &'a [u8],
+    pub event_name: &'a str,
+}
+
+impl<'a> LogFields<'a> {
+    fn of(r: &'a LogRecord) -> Self {
+        LogFields {
+            time_unix_nano: r.time_unix_nano,
+            observed_time_unix_nano: r.observed_time_unix_nano,
+            severity_number: r.severity_number,
+            severity_text: &r.severity_text,
+            dropped_attributes_count: r.dropped_attributes_count,
+            flags: r.flags,
+            trace_id: &r.trace_id,
+            span_id: &r.span_id,
+            event_name: &r.event_name,
+        }
+    }
+
+    /// Why the record cannot be a row, if it cannot.
+    pub(super) fn check(&self) -> Result<(), String> {
+        check_time("time_unix_nano", self.time_unix_nano)?;
+        check_time("observed_time_unix_nano", self.observed_time_unix_nano)?;
+        check_id("trace_id", self.trace_id, 16, true)?;
+        check_id("span_id", self.span_id, 8, true)
+    }
+}
+
 /// Why `record` cannot be a row, if it cannot.
 fn check(record: &LogRecord) -> Result<(), String> {
-    check_time("time_unix_nano", record.time_unix_nano)?;
-    check_time("observed_time_unix_nano", record.observed_time_unix_nano)?;
-    check_id("trace_id", &record.trace_id, 16, true)?;
-    check_id("span_id", &record.span_id, 8, true)
+    LogFields::of(record).check()
 }
 
 /// The columns of the `logs` table before the common ones.
-struct LogsBuilder {
+pub(super) struct LogsBuilder {
     time: PrimitiveBuilder<TimestampNanosecondType>,
     observed_time: PrimitiveBuilder<TimestampNanosecondType>,
     severity_number: Int32Builder,
@@ -49,7 +85,7 @@ struct LogsBuilder {
 }
 
 impl LogsBuilder {
-    fn with_capacity(rows: usize) -> Self {
+    pub(super) fn with_capacity(rows: usize) -> Self {
         LogsBuilder {
             time: timestamp_builder(rows),
             observed_time: timestamp_builder(rows),
@@ -68,24 +104,37 @@ impl LogsBuilder {
     }
 
     fn append(&mut self, r: &LogRecord) {
+        self.append_parts(
+            &LogFields::of(r),
+            ValueRef::of(r.body.as_ref()),
+            r.attributes.iter().map(KvRef::from),
+        );
+    }
+
+    /// Appends one row: the record's own fields, its body and attributes.
+    pub(super) fn append_parts<'k>(
+        &mut self,
+        r: &LogFields<'_>,
+        body: ValueRef<'_>,
+        attributes: impl IntoIterator<Item = KvRef<'k>>,
+    ) {
         self.time.append_option(nanos(r.time_unix_nano));
         self.observed_time
             .append_option(nanos(r.observed_time_unix_nano));
         self.severity_number.append_value(r.severity_number);
-        self.severity_text
-            .append_option(non_empty(&r.severity_text));
-        append_text(&mut self.body, r.body.as_ref(), &mut self.scratch);
-        self.body_type.append_option(body_type(r.body.as_ref()));
-        self.attributes.append(&r.attributes, &mut self.scratch);
+        self.severity_text.append_option(non_empty(r.severity_text));
+        append_value_text(&mut self.body, body, &mut self.scratch);
+        self.body_type.append_option(body.type_name());
+        self.attributes.append_refs(attributes, &mut self.scratch);
         self.dropped_attributes_count
             .append_value(r.dropped_attributes_count);
         self.flags.append_value(r.flags);
-        self.trace_id.append(&r.trace_id);
-        self.span_id.append(&r.span_id);
-        self.event_name.append_option(non_empty(&r.event_name));
+        self.trace_id.append(r.trace_id);
+        self.span_id.append(r.span_id);
+        self.event_name.append_option(non_empty(r.event_name));
     }
 
-    fn finish(mut self, common: CommonBuilder<'_>) -> Result<RecordBatch, ConvertError> {
+    pub(super) fn finish(mut self, common: CommonBuilder<'_>) -> Result<RecordBatch, ConvertError> {
         let (service_name, resource_and_scope) = common.finish()?;
         let [attributes, attributes_types] = self.attributes.finish()?;
         let mut columns: Vec<ArrayRef> = vec![

@@ -51,9 +51,11 @@
 
 mod build;
 mod check;
+mod direct;
 mod estimate;
 pub mod json;
 mod logs;
+mod logs_wire;
 mod metrics;
 mod protobuf;
 mod read;
@@ -69,6 +71,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
 pub use check::MAX_REQUEST_BYTES;
 pub use estimate::{logs_expanded_size, metrics_expanded_size, spans_expanded_size};
+pub use logs_wire::LogsProto;
 pub use metrics::point_count;
 pub use spans_wire::{SpansProto, spans_proto_to_batch};
 pub use wire::{

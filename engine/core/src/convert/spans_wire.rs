@@ -19,150 +19,42 @@
 use std::ops::Range;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope};
-use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::common::v1::AnyValue;
 use prost::Message as _;
 
 use super::build::CommonBuilder;
-use super::check::{MAX_REQUEST_BYTES, Rejections, check_size, key_bytes};
-use super::estimate::{ENTRY_BYTES, ROW_BYTES, resource_bytes, scope_bytes};
-use super::protobuf::{Fields, Unsure, Value};
+use super::check::check_size;
+use super::direct::{Containers, Kv, NESTED_ATTRIBUTE, Names, RECORD_ATTRIBUTE, read_kv};
+use super::estimate::ENTRY_BYTES;
+use super::protobuf::{Fields, Unsure};
 use super::spans::{LinkFields, SpanFields, SpansBuilder, check_fields};
-use super::value_text::{KvRef, ValueRef};
-use super::wire::{Msg, nested_fits};
 use super::{ConvertError, Converted};
 
-/// How deep the messages read here are nested in a trace request, as
-/// prost counts nesting: a resource's container is 1.
-const RESOURCE: u32 = 2;
-const SCOPE: u32 = 3;
-const SPAN_ATTRIBUTE: u32 = 4;
-const NESTED_ATTRIBUTE: u32 = 5;
+const NAMES: Names = ["resource_spans", "scope_spans", "spans"];
 
 /// A trace export request's protobuf body, scanned: its containers, their
 /// resources and scopes decoded, its spans counted.
 #[derive(Debug)]
 pub struct SpansProto<'a> {
-    body: &'a [u8],
-    resources: Vec<ResourceSpans<'a>>,
-    rows: usize,
-    /// The resource and scope attribute keys copied onto every row.
-    repeated: usize,
-    expanded: usize,
-}
-
-#[derive(Debug)]
-struct ResourceSpans<'a> {
-    resource: Option<Resource>,
-    schema_url: &'a str,
-    scopes: Vec<ScopeSpans<'a>>,
-}
-
-#[derive(Debug)]
-struct ScopeSpans<'a> {
-    scope: Option<InstrumentationScope>,
-    schema_url: &'a str,
-    /// The `ScopeSpans` message: its spans are read from it.
-    message: &'a [u8],
-    spans: usize,
+    containers: Containers<'a>,
 }
 
 impl<'a> SpansProto<'a> {
     /// Scans `body`, an `ExportTraceServiceRequest`: `None` when it holds
     /// something the direct reader leaves to prost.
     pub fn scan(body: &'a [u8]) -> Option<Self> {
-        if body.len() > MAX_REQUEST_BYTES {
-            return None;
-        }
-        let mut scan = SpansProto {
-            body,
-            resources: Vec::new(),
-            rows: 0,
-            repeated: 0,
-            expanded: body.len(),
-        };
-        let mut fields = Fields::new(body);
-        while let Some((tag, value)) = fields.next_field().ok()? {
-            if tag == 1 {
-                let rs = scan.resource_spans(value.bytes().ok()?).ok()?;
-                scan.resources.push(rs);
-            }
-        }
-        Some(scan)
-    }
-
-    fn resource_spans(&mut self, message: &'a [u8]) -> Result<ResourceSpans<'a>, Unsure> {
-        let mut rs = ResourceSpans {
-            resource: None,
-            schema_url: "",
-            scopes: Vec::new(),
-        };
-        let mut scopes = Vec::new();
-        let mut fields = Fields::new(message);
-        while let Some((tag, value)) = fields.next_field()? {
-            match tag {
-                1 => merge(&mut rs.resource, value, Msg::Resource, RESOURCE)?,
-                2 => scopes.push(value.bytes()?),
-                3 => rs.schema_url = value.str()?,
-                _ => {}
-            }
-        }
-        let resource_keys = rs.resource.as_ref().map_or(0, |r| key_bytes(&r.attributes));
-        let resource_bytes = resource_bytes(rs.resource.as_ref());
-        for message in scopes {
-            let ss = self.scope_spans(message, resource_keys, resource_bytes)?;
-            rs.scopes.push(ss);
-        }
-        Ok(rs)
-    }
-
-    fn scope_spans(
-        &mut self,
-        message: &'a [u8],
-        resource_keys: usize,
-        resource_bytes: usize,
-    ) -> Result<ScopeSpans<'a>, Unsure> {
-        let mut ss = ScopeSpans {
-            scope: None,
-            schema_url: "",
-            message,
-            spans: 0,
-        };
-        let mut fields = Fields::new(message);
-        while let Some((tag, value)) = fields.next_field()? {
-            match tag {
-                1 => merge(&mut ss.scope, value, Msg::Scope, SCOPE)?,
-                2 => {
-                    self.expanded = self.expanded.saturating_add(span_entries(value.bytes()?)?);
-                    ss.spans += 1;
-                }
-                3 => ss.schema_url = value.str()?,
-                _ => {}
-            }
-        }
-        let scope_keys = ss.scope.as_ref().map_or(0, |s| key_bytes(&s.attributes));
-        self.rows += ss.spans;
-        self.repeated = self
-            .repeated
-            .saturating_add(ss.spans.saturating_mul(resource_keys + scope_keys));
-        let per_row = ROW_BYTES
-            .saturating_add(resource_bytes)
-            .saturating_add(scope_bytes(ss.scope.as_ref()));
-        self.expanded = self
-            .expanded
-            .saturating_add(ss.spans.saturating_mul(per_row));
-        Ok(ss)
+        Containers::scan(body, span_entries).map(|containers| SpansProto { containers })
     }
 
     /// The spans in the request.
     pub fn records(&self) -> usize {
-        self.rows
+        self.containers.rows
     }
 
     /// The bytes the body and its rows take once converted, estimated from
     /// its lengths (as `spans_expanded_size`, without prost's structs).
     pub fn expanded_size(&self) -> usize {
-        self.expanded
+        self.containers.expanded
     }
 
     /// The rows of the request: read directly, or decoded by prost and
@@ -171,45 +63,26 @@ impl<'a> SpansProto<'a> {
     pub fn to_batch(&self) -> Result<Converted, ConvertError> {
         match self.read() {
             Some(converted) => converted,
-            None => decode_and_convert(self.body),
+            None => decode_and_convert(self.containers.body),
         }
     }
 
     /// The rows of the request read directly; `None` when something in a
     /// span is left to prost.
     pub fn read(&self) -> Option<Result<Converted, ConvertError>> {
-        if let Err(e) = check_size(self.body.len(), self.repeated) {
+        let c = &self.containers;
+        if let Err(e) = check_size(c.body.len(), c.repeated) {
             return Some(Err(e));
         }
-        let mut out = SpansBuilder::with_capacity(self.rows);
-        let mut common = CommonBuilder::with_capacity(self.rows);
-        let mut rejections = Rejections::default();
+        let mut out = SpansBuilder::with_capacity(c.rows);
+        let mut common = CommonBuilder::with_capacity(c.rows);
         let mut span = SpanParts::default();
-        for (ri, rs) in self.resources.iter().enumerate() {
-            common.set_resource(rs.resource.as_ref(), rs.schema_url);
-            for (si, ss) in rs.scopes.iter().enumerate() {
-                common.set_scope(ss.scope.as_ref(), ss.schema_url);
-                let mut fields = Fields::new(ss.message);
-                let mut pi = 0;
-                while let Some((tag, value)) = fields.next_field().ok()? {
-                    if tag != 2 {
-                        continue;
-                    }
-                    span.read(value.bytes().ok()?).ok()?;
-                    match span.check() {
-                        Ok(()) => {
-                            span.append(&mut out);
-                            common.push_row();
-                        }
-                        Err(why) => rejections.add(
-                            || format!("resource_spans[{ri}].scope_spans[{si}].spans[{pi}]"),
-                            why,
-                        ),
-                    }
-                    pi += 1;
-                }
-            }
-        }
+        let rejections = c
+            .rows(&mut common, NAMES, |message| {
+                span.read(message)?;
+                Ok(span.check().map(|()| span.append(&mut out)))
+            })
+            .ok()?;
         Some(out.finish(common).map(|batch| Converted {
             batch,
             rejected: rejections.count,
@@ -234,23 +107,6 @@ fn decode_and_convert(body: &[u8]) -> Result<Converted, ConvertError> {
     super::spans_to_batch(&request)
 }
 
-/// Merges one occurrence of a resource or scope field into `into`, as
-/// prost merges a message field given more than once.
-fn merge<M: prost::Message + Default>(
-    into: &mut Option<M>,
-    value: Value<'_>,
-    msg: Msg,
-    depth: u32,
-) -> Result<(), Unsure> {
-    let bytes = value.bytes()?;
-    if !nested_fits(msg, bytes, depth) {
-        return Err(Unsure);
-    }
-    into.get_or_insert_default()
-        .merge(bytes)
-        .map_err(|_| Unsure)
-}
-
 /// The bytes a span's attribute entries, events and links add to its row
 /// (see `spans_expanded_size`), from its tags.
 fn span_entries(span: &[u8]) -> Result<usize, Unsure> {
@@ -273,38 +129,6 @@ fn span_entries(span: &[u8]) -> Result<usize, Unsure> {
         }
     }
     Ok(entries)
-}
-
-/// An attribute entry read from its `KeyValue` message; an array or kvlist
-/// value is decoded by prost into [`SpanParts::nested`].
-#[derive(Debug, Clone, Copy)]
-struct Kv<'a> {
-    key: &'a str,
-    value: Slot<'a>,
-    key_strindex: i32,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Slot<'a> {
-    Value(ValueRef<'a>),
-    /// An index in [`SpanParts::nested`].
-    Nested(usize),
-}
-
-impl<'a> Kv<'a> {
-    fn get<'s>(&self, nested: &'s [AnyValue]) -> KvRef<'s>
-    where
-        'a: 's,
-    {
-        KvRef {
-            key: self.key,
-            value: match self.value {
-                Slot::Value(v) => v,
-                Slot::Nested(i) => ValueRef::of(Some(&nested[i])),
-            },
-            key_strindex: self.key_strindex,
-        }
-    }
 }
 
 #[derive(Debug, Default)]
@@ -357,7 +181,7 @@ impl<'a> SpanParts<'a> {
                 7 => f.start_time_unix_nano = value.fixed64()?,
                 8 => f.end_time_unix_nano = value.fixed64()?,
                 9 => {
-                    let kv = read_kv(value.bytes()?, SPAN_ATTRIBUTE, &mut self.nested)?;
+                    let kv = read_kv(value.bytes()?, RECORD_ATTRIBUTE, &mut self.nested)?;
                     self.attributes.push(kv);
                 }
                 10 => f.dropped_attributes_count = value.uint32()?,
@@ -479,69 +303,4 @@ fn read_status(message: &[u8]) -> Result<(i32, &str), Unsure> {
         }
     }
     Ok((code, text))
-}
-
-/// Reads a `KeyValue` message nested `depth` messages deep.
-fn read_kv<'a>(
-    message: &'a [u8],
-    depth: u32,
-    nested: &mut Vec<AnyValue>,
-) -> Result<Kv<'a>, Unsure> {
-    let mut kv = Kv {
-        key: "",
-        value: Slot::Value(ValueRef::Absent),
-        key_strindex: 0,
-    };
-    let mut value = None;
-    let mut fields = Fields::new(message);
-    while let Some((tag, field)) = fields.next_field()? {
-        match tag {
-            1 => kv.key = field.str()?,
-            2 => {
-                // prost merges a value given twice: left to it.
-                if value.is_some() {
-                    return Err(Unsure);
-                }
-                value = Some(field.bytes()?);
-            }
-            3 => kv.key_strindex = field.int32()?,
-            _ => {}
-        }
-    }
-    if let Some(bytes) = value {
-        kv.value = read_any(bytes, depth + 1, nested)?;
-    }
-    Ok(kv)
-}
-
-/// Reads an `AnyValue` message nested `depth` messages deep. The last
-/// value field given wins, as in prost; one holding an array or kvlist
-/// anywhere is decoded whole by prost.
-fn read_any<'a>(
-    message: &'a [u8],
-    depth: u32,
-    nested: &mut Vec<AnyValue>,
-) -> Result<Slot<'a>, Unsure> {
-    let mut value = ValueRef::Empty;
-    let mut fields = Fields::new(message);
-    while let Some((tag, field)) = fields.next_field()? {
-        value = match tag {
-            1 => ValueRef::Str(field.str()?),
-            2 => ValueRef::Bool(field.varint()? != 0),
-            3 => ValueRef::Int(field.varint()? as i64),
-            4 => ValueRef::Double(f64::from_bits(field.fixed64()?)),
-            5 | 6 => {
-                if !nested_fits(Msg::AnyValue, message, depth) {
-                    return Err(Unsure);
-                }
-                let any = AnyValue::decode(message).map_err(|_| Unsure)?;
-                nested.push(any);
-                return Ok(Slot::Nested(nested.len() - 1));
-            }
-            7 => ValueRef::Bytes(field.bytes()?),
-            8 => ValueRef::Strindex(field.int32()?),
-            _ => continue,
-        };
-    }
-    Ok(Slot::Value(value))
 }

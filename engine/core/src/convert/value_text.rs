@@ -129,19 +129,22 @@ pub(crate) fn push_type_of(types: &mut String, value: ValueRef<'_>, key_strindex
     }
 }
 
-/// The type of a lone value (a log body): its letter, or null when absent.
-pub(crate) fn body_type(value: Option<&AnyValue>) -> Option<&'static str> {
-    match ValueRef::of(value).letter() {
-        letter::ABSENT => None,
-        letter::EMPTY => Some("e"),
-        letter::STRING => Some("s"),
-        letter::BOOL => Some("b"),
-        letter::INT => Some("i"),
-        letter::DOUBLE => Some("d"),
-        letter::BYTES => Some("y"),
-        letter::ARRAY => Some("a"),
-        letter::KVLIST => Some("k"),
-        _ => Some("x"),
+impl ValueRef<'_> {
+    /// The type of a lone value (a log body): its letter, or null when
+    /// absent.
+    pub(crate) fn type_name(self) -> Option<&'static str> {
+        match self.letter() {
+            letter::ABSENT => None,
+            letter::EMPTY => Some("e"),
+            letter::STRING => Some("s"),
+            letter::BOOL => Some("b"),
+            letter::INT => Some("i"),
+            letter::DOUBLE => Some("d"),
+            letter::BYTES => Some("y"),
+            letter::ARRAY => Some("a"),
+            letter::KVLIST => Some("k"),
+            _ => Some("x"),
+        }
     }
 }
 

@@ -1,18 +1,21 @@
-//! Rows read straight from protobuf bytes ([`SpansProto`]) are the rows
-//! prost's decoding and `spans_to_batch` make of the same bytes: for any
+//! Rows read straight from protobuf bytes ([`SpansProto`], [`LogsProto`])
+//! are the rows prost's decoding and `spans_to_batch` / `logs_to_batch`
+//! make of the same bytes: for any
 //! request, for requests with spans to refuse, for bytes prost accepts but
 //! never writes (fields out of order or given twice, unknown fields,
 //! overlong varints), and for corrupted bytes, where the direct reader
 //! either reads what prost reads or leaves the body to prost.
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use proptest::prelude::*;
 use prost::Message;
-use weir_core::convert::{self, Converted, SpansProto};
+use weir_core::convert::{self, Converted, LogsProto, SpansProto};
 
-use crate::common::generate::trace_request;
+use crate::common::generate::{logs_request, trace_request};
 
 /// What the direct reader makes of `body`: `None` when it leaves it to
 /// prost.
@@ -32,7 +35,29 @@ fn agrees(body: &[u8]) -> Result<bool, TestCaseError> {
         "the direct reader read a body prost refuses: {:?}",
         decoded.err()
     );
-    let expected = convert::spans_to_batch(&decoded.unwrap_or_default());
+    same(read, convert::spans_to_batch(&decoded.unwrap_or_default()))?;
+    Ok(true)
+}
+
+/// [`agrees`] for a logs body.
+fn agrees_logs(body: &[u8]) -> Result<bool, TestCaseError> {
+    let Some(read) = LogsProto::scan(body).and_then(|scan| scan.read()) else {
+        return Ok(false);
+    };
+    let decoded = ExportLogsServiceRequest::decode(body);
+    prop_assert!(
+        decoded.is_ok(),
+        "the direct reader read a logs body prost refuses: {:?}",
+        decoded.err()
+    );
+    same(read, convert::logs_to_batch(&decoded.unwrap_or_default()))?;
+    Ok(true)
+}
+
+fn same(
+    read: Result<Converted, convert::ConvertError>,
+    expected: Result<Converted, convert::ConvertError>,
+) -> Result<(), TestCaseError> {
     match (read, expected) {
         (Ok(read), Ok(expected)) => {
             prop_assert_eq!(read.batch, expected.batch);
@@ -42,7 +67,7 @@ fn agrees(body: &[u8]) -> Result<bool, TestCaseError> {
         (Err(read), Err(expected)) => prop_assert_eq!(read.to_string(), expected.to_string()),
         (read, expected) => prop_assert!(false, "direct: {read:?}, prost: {expected:?}"),
     }
-    Ok(true)
+    Ok(())
 }
 
 /// Makes span `at` (of all spans, in order) one the converter refuses.
@@ -90,6 +115,38 @@ proptest! {
         prop_assert_eq!(scan.records(), spans);
         prop_assert!(scan.expanded_size() >= body.len());
     }
+
+    /// Guarantees: any logs request prost encodes is read directly, into
+    /// the rows prost's path makes, refused records included.
+    #[test]
+    fn direct_log_rows_are_the_decoded_rows(
+        mut req in logs_request(),
+        spoilers in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+    ) {
+        let mut records: Vec<&mut LogRecord> = req
+            .resource_logs
+            .iter_mut()
+            .flat_map(|r| &mut r.scope_logs)
+            .flat_map(|s| &mut s.log_records)
+            .collect();
+        let n = records.len();
+        for (at, how) in spoilers {
+            if n == 0 {
+                break;
+            }
+            let record = &mut records[at % n];
+            match how % 3 {
+                0 => record.trace_id = vec![1; 3],
+                1 => record.span_id = vec![1; 9],
+                _ => record.observed_time_unix_nano = u64::MAX,
+            }
+        }
+        let body = req.encode_to_vec();
+        prop_assert!(agrees_logs(&body)?, "a body prost wrote was left to prost");
+        let scan = LogsProto::scan(&body).expect("scanned");
+        prop_assert_eq!(scan.records(), n);
+        prop_assert!(scan.expanded_size() >= body.len());
+    }
 }
 
 /// Guarantees: a corrupted body (bytes changed, inserted or cut off) is
@@ -103,11 +160,20 @@ fn corrupted_bodies_are_read_as_prost_reads_them_or_left_to_it() {
     let mut runner = TestRunner::deterministic();
     let (mut read, mut total) = (0, 0);
     while total < 3000 {
-        let req = trace_request()
-            .new_tree(&mut runner)
-            .expect("a request")
-            .current();
-        let mut body = req.encode_to_vec();
+        let logs = total % 2 == 1;
+        let mut body = if logs {
+            logs_request()
+                .new_tree(&mut runner)
+                .expect("a request")
+                .current()
+                .encode_to_vec()
+        } else {
+            trace_request()
+                .new_tree(&mut runner)
+                .expect("a request")
+                .current()
+                .encode_to_vec()
+        };
         if body.is_empty() {
             continue;
         }
@@ -124,7 +190,12 @@ fn corrupted_bodies_are_read_as_prost_reads_them_or_left_to_it() {
             }
         }
         total += 1;
-        if agrees(&body).unwrap_or_else(|e| panic!("{e}")) {
+        let agreed = if logs {
+            agrees_logs(&body)
+        } else {
+            agrees(&body)
+        };
+        if agreed.unwrap_or_else(|e| panic!("{e}")) {
             read += 1;
         }
     }
@@ -206,6 +277,36 @@ fn unusual_but_valid_bodies_are_read_as_prost_reads_them() {
     );
     assert_eq!(decoded.resource_spans[0].scope_spans[0].spans[0].kind, 2);
     assert!(agrees(&body).expect("agrees"), "left to prost");
+}
+
+/// Guarantees: a log record's body given twice (prost merges the two) is
+/// left to prost, and so is an invalid UTF-8 string in a body.
+#[test]
+fn log_bodies_prost_merges_are_left_to_it() {
+    let record = LogRecord {
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue("one".into())),
+        }),
+        ..Default::default()
+    };
+    let mut record_bytes = record.encode_to_vec();
+    let second = AnyValue {
+        value: Some(any_value::Value::IntValue(2)),
+    };
+    record_bytes.extend(field(5, &second.encode_to_vec()));
+    let body = field(1, &field(2, &field(2, &record_bytes)));
+    assert!(LogsProto::scan(&body).expect("scanned").read().is_none());
+    let decoded = ExportLogsServiceRequest::decode(body.as_slice()).expect("prost decodes it");
+    let expected = convert::logs_to_batch(&decoded).expect("converts");
+    let read = LogsProto::scan(&body)
+        .expect("scanned")
+        .to_batch()
+        .expect("converts");
+    assert_eq!(read.batch, expected.batch);
+
+    let bad = field(1, &field(2, &field(2, &field(5, &field(1, &[0xff])))));
+    assert!(LogsProto::scan(&bad).expect("scanned").read().is_none());
+    assert!(ExportLogsServiceRequest::decode(bad.as_slice()).is_err());
 }
 
 /// Guarantees: what prost merges and the direct reader does not (a span's

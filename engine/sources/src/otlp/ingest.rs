@@ -64,22 +64,26 @@ impl<R: ExportRequest> ToRows for R {
 /// A protobuf body read into rows directly ([`ExportRequest::scan`]).
 pub(crate) enum Direct<'a> {
     Spans(convert::SpansProto<'a>),
+    Logs(convert::LogsProto<'a>),
 }
 
 impl ToRows for Direct<'_> {
     fn signal(&self) -> Signal {
         match self {
             Direct::Spans(_) => Signal::Spans,
+            Direct::Logs(_) => Signal::Logs,
         }
     }
     fn convert(&self) -> Result<Converted, ConvertError> {
         match self {
             Direct::Spans(scan) => scan.to_batch(),
+            Direct::Logs(scan) => scan.to_batch(),
         }
     }
     fn expanded_size(&self) -> usize {
         match self {
             Direct::Spans(scan) => scan.expanded_size(),
+            Direct::Logs(scan) => scan.expanded_size(),
         }
     }
 }
@@ -105,6 +109,9 @@ impl ExportRequest for ExportTraceServiceRequest {
 
 impl ExportRequest for ExportLogsServiceRequest {
     const SIGNAL: Signal = Signal::Logs;
+    fn scan(body: &[u8]) -> Option<Direct<'_>> {
+        convert::LogsProto::scan(body).map(Direct::Logs)
+    }
     fn convert(&self) -> Result<Converted, ConvertError> {
         convert::logs_to_batch(self)
     }

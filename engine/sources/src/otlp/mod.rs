@@ -17,10 +17,11 @@
 //! reads a body within `read_timeout` and `max_request_size`, holding its
 //! bytes in the in-flight [`budget`] as they arrive; only then does it take
 //! one of `max_concurrent_requests` slots and get decoded (for gRPC in
-//! [`grpc_admit`], a layer in front of tonic). A protobuf trace request is
-//! read into rows straight from its bytes (`weir_core::convert::SpansProto`,
-//! see [`ingest::Ingest::ingest_protobuf`]); other requests are decoded by
-//! prost first. [`ingest`] estimates the
+//! [`grpc_admit`], a layer in front of tonic). A protobuf trace or logs
+//! request is read into rows straight from its bytes
+//! (`weir_core::convert::SpansProto`, `LogsProto`, see
+//! [`ingest::Ingest::ingest_protobuf`]); metrics are decoded by prost
+//! first. [`ingest`] estimates the
 //! request's size once converted, refuses it over
 //! `max_expanded_request_size`, and holds that many bytes until it is
 //! answered. [`grpc`] and [`http`] only translate requests and outcomes;
