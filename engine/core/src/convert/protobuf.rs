@@ -95,8 +95,10 @@ impl<'a> Fields<'a> {
         if self.rest.is_empty() {
             return Ok(None);
         }
-        let key = self.varint()?;
-        let tag = u32::try_from(key >> 3).map_err(|_| Unsure)?;
+        // prost refuses a key above u32::MAX, even when its field number
+        // alone would fit.
+        let key = u32::try_from(self.varint()?).map_err(|_| Unsure)?;
+        let tag = key >> 3;
         if tag == 0 {
             return Err(Unsure);
         }
@@ -186,6 +188,10 @@ mod tests {
         assert!(prost::encoding::decode_varint(&mut &overlong[1..]).is_err());
         // A length past the end.
         assert!(Fields::new(&[0x1a, 0x05, b'a']).next_field().is_err());
+        // A key above u32::MAX (field number 2^29 + 1, varint).
+        let wide = [0x88, 0x80, 0x80, 0x80, 0x10, 0x01];
+        assert!(Fields::new(&wide).next_field().is_err());
+        assert!(prost::encoding::decode_key(&mut &wide[..]).is_err());
         // A field number of 0, and a group.
         assert!(Fields::new(&[0x00, 0x01]).next_field().is_err());
         assert!(Fields::new(&[0x0b, 0x0c]).next_field().is_err());
