@@ -8,6 +8,7 @@
 mod arrow_formats;
 mod common;
 mod direct;
+mod encode;
 mod examples;
 mod json;
 mod rejections;
