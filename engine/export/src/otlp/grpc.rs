@@ -4,8 +4,12 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use bytes::Bytes;
 use reqwest::header::HeaderMap;
+use tonic::GrpcMethod;
 use tonic::codec::CompressionEncoding;
+use tonic::codegen::StdError;
+use tonic::codegen::http::uri::PathAndQuery;
 use tonic::metadata::MetadataMap;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
@@ -13,6 +17,7 @@ use tonic_types::StatusExt as _;
 use weir_core::ComponentError;
 
 use super::Export;
+use super::codec::PreEncoded;
 use super::config::{Compression, OtlpConfig};
 use crate::http::Failure;
 
@@ -83,21 +88,71 @@ impl Grpc {
         }
     }
 
+    /// The channel, connected at the first call.
+    fn channel(&self) -> Channel {
+        self.channel
+            .get_or_init(|| self.endpoint.connect_lazy())
+            .clone()
+    }
+
+    /// `message` with the user's headers as metadata.
+    fn request<M>(&self, message: M) -> tonic::Request<M> {
+        tonic::Request::from_parts(
+            MetadataMap::from_headers(self.headers.clone()),
+            tonic::Extensions::default(),
+            message,
+        )
+    }
+
     /// Sends one request; `Ok` carries its `partial_success`.
     pub(crate) async fn send<R: Export>(
         &self,
         request: R,
     ) -> Result<Option<(u64, String)>, Failure> {
-        let channel = self
-            .channel
-            .get_or_init(|| self.endpoint.connect_lazy())
-            .clone();
-        let request = tonic::Request::from_parts(
-            MetadataMap::from_headers(self.headers.clone()),
-            tonic::Extensions::default(),
-            request,
-        );
-        match R::call(channel, self.compression, request).await {
+        let answer = R::call(self.channel(), self.compression, self.request(request)).await;
+        self.judge::<R>(answer)
+    }
+
+    /// Sends one request already encoded as protobuf (`R` in bytes), as
+    /// [`Grpc::send`] sends it: the same method, compression and
+    /// metadata; `Ok` carries its `partial_success`.
+    pub(crate) async fn send_encoded<R: Export>(
+        &self,
+        body: Bytes,
+    ) -> Result<Option<(u64, String)>, Failure> {
+        let mut client = tonic::client::Grpc::new(self.channel())
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd);
+        if let Some(encoding) = self.compression {
+            client = client.send_compressed(encoding);
+        }
+        let mut request = self.request(body);
+        request
+            .extensions_mut()
+            .insert(GrpcMethod::new(R::GRPC_SERVICE, "Export"));
+        let answer = async {
+            client.ready().await.map_err(|e| {
+                Status::unknown(format!("Service was not ready: {}", StdError::from(e)))
+            })?;
+            client
+                .unary(
+                    request,
+                    PathAndQuery::from_static(R::GRPC_PATH),
+                    PreEncoded::<R::Response>::default(),
+                )
+                .await
+        }
+        .await;
+        self.judge::<R>(answer)
+    }
+
+    /// What an answer means: its `partial_success`, or the failure its
+    /// status says.
+    fn judge<R: Export>(
+        &self,
+        answer: Result<tonic::Response<R::Response>, Status>,
+    ) -> Result<Option<(u64, String)>, Failure> {
+        match answer {
             Ok(response) => Ok(R::partial_success(response.get_ref())),
             Err(status) => Err(failure(&self.url, &status)),
         }

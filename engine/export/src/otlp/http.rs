@@ -80,7 +80,6 @@ impl Http {
         &self,
         request: R,
     ) -> Result<Option<(u64, String)>, Failure> {
-        let url = format!("{}{}", self.base, R::PATH);
         let body = if self.json {
             request
                 .json()
@@ -88,6 +87,27 @@ impl Http {
         } else {
             request.encode_to_vec()
         };
+        self.post::<R>(body).await
+    }
+
+    /// Whether requests go as protobuf (not JSON).
+    pub(crate) fn protobuf(&self) -> bool {
+        !self.json
+    }
+
+    /// Sends one request already encoded as protobuf (`R` in bytes; only
+    /// when [`Http::protobuf`]), as [`Http::send`] sends it; `Ok`
+    /// carries its `partial_success`.
+    pub(crate) async fn send_encoded<R: Export>(
+        &self,
+        body: Vec<u8>,
+    ) -> Result<Option<(u64, String)>, Failure> {
+        self.post::<R>(body).await
+    }
+
+    /// Compresses and posts a request's `body`.
+    async fn post<R: Export>(&self, body: Vec<u8>) -> Result<Option<(u64, String)>, Failure> {
+        let url = format!("{}{}", self.base, R::PATH);
         let body = compress(self.compression, body)
             .map_err(|e| Failure::Refused(format!("cannot compress a request: {e}")))?;
         let answer = post::post(

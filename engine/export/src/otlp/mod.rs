@@ -2,7 +2,11 @@
 //! OpenTelemetry Collector, Tempo, Jaeger or anything else taking OTLP,
 //! over gRPC ([`grpc`]) or HTTP ([`http`], protobuf or JSON).
 //!
-//! A batch goes out in three steps:
+//! Spans and logs sent as protobuf (gRPC, or HTTP with
+//! `http/protobuf`) are first encoded straight from the rows
+//! (`weir_core::convert::*_to_proto`); when those bytes fit
+//! `max_request_bytes` they go as they are, as one request. Otherwise,
+//! and for JSON and metrics, a batch goes out in three steps:
 //!
 //! 1. the rows become one export request (`weir_core::convert::batch_to_*`,
 //!    the same as the `file` sink writes);
@@ -27,6 +31,7 @@
 //! an axum server of OTLP/HTTP, decoding what arrives and comparing it
 //! with what `batch_to_*` makes.
 
+mod codec;
 pub mod config;
 mod grpc;
 mod http;
@@ -129,36 +134,92 @@ impl OtlpExporter {
                 Transport::Grpc(grpc) => grpc.send(request).await,
                 Transport::Http(http) => http.send(request).await,
             };
-            match sent {
-                Ok(partial) => {
-                    tally.taken();
-                    if let Some((count, message)) = partial {
-                        tally.reject(count, || message);
-                    }
-                }
-                Err(Failure::Retryable(reason, after)) => {
-                    return Err(ExportError::Retryable { reason, after });
-                }
-                Err(Failure::Refused(reason)) => tally.refused(rows, reason),
-            }
+            count(&mut tally, sent, rows)?;
         }
         tally.finish()
+    }
+
+    /// Sends `rows` as one request of `R` encoded straight from the rows
+    /// by `encode`, when requests go as protobuf and the bytes fit
+    /// `max_request_bytes`; `None` when they must go through [`Self::send`]
+    /// instead (JSON, no rows, or too large for one request).
+    async fn send_direct<R: Export>(
+        &self,
+        rows: &RecordBatch,
+        encode: fn(&RecordBatch) -> Result<Vec<u8>, ConvertError>,
+    ) -> Result<Option<Exported>, ExportError> {
+        let protobuf = match &self.transport {
+            Transport::Grpc(_) => true,
+            Transport::Http(http) => http.protobuf(),
+        };
+        if !protobuf || rows.num_rows() == 0 {
+            return Ok(None);
+        }
+        let body = encode(rows).map_err(|e| self.unreadable(rows, e))?;
+        if body.len() > self.max_request_bytes {
+            return Ok(None);
+        }
+        let sent = match &self.transport {
+            Transport::Grpc(grpc) => grpc.send_encoded::<R>(body.into()).await,
+            Transport::Http(http) => http.send_encoded::<R>(body).await,
+        };
+        let mut tally = Tally::new(0, None);
+        count(&mut tally, sent, rows.num_rows() as u64)?;
+        tally.finish().map(Some)
+    }
+
+    /// The error of rows that cannot be read as the signal's rows.
+    fn unreadable(&self, rows: &RecordBatch, e: ConvertError) -> ExportError {
+        ExportError::Permanent {
+            reason: format!("{}: the rows cannot be read: {e}", self.endpoint),
+            records: rows.num_rows() as u64,
+        }
+    }
+}
+
+/// Counts what became of one request of `rows` records in `tally`; a
+/// failure that may pass ends the export.
+fn count(
+    tally: &mut Tally,
+    sent: Result<Option<(u64, String)>, Failure>,
+    rows: u64,
+) -> Result<(), ExportError> {
+    match sent {
+        Ok(partial) => {
+            tally.taken();
+            if let Some((count, message)) = partial {
+                tally.reject(count, || message);
+            }
+            Ok(())
+        }
+        Err(Failure::Retryable(reason, after)) => Err(ExportError::Retryable { reason, after }),
+        Err(Failure::Refused(reason)) => {
+            tally.refused(rows, reason);
+            Ok(())
+        }
     }
 }
 
 #[async_trait]
 impl Exporter for OtlpExporter {
     async fn export(&self, signal: Signal, rows: &RecordBatch) -> Result<Exported, ExportError> {
-        let unreadable = |e: ConvertError| ExportError::Permanent {
-            reason: format!("{}: the rows cannot be read: {e}", self.endpoint),
-            records: rows.num_rows() as u64,
-        };
+        let unreadable = |e: ConvertError| self.unreadable(rows, e);
         match signal {
             Signal::Spans => {
+                let direct =
+                    self.send_direct::<ExportTraceServiceRequest>(rows, convert::spans_to_proto);
+                if let Some(exported) = direct.await? {
+                    return Ok(exported);
+                }
                 self.send(convert::batch_to_spans(rows).map_err(unreadable)?)
                     .await
             }
             Signal::Logs => {
+                let direct =
+                    self.send_direct::<ExportLogsServiceRequest>(rows, convert::logs_to_proto);
+                if let Some(exported) = direct.await? {
+                    return Ok(exported);
+                }
                 self.send(convert::batch_to_logs(rows).map_err(unreadable)?)
                     .await
             }
@@ -191,6 +252,10 @@ pub(crate) trait Export: Request + Send + 'static {
     type Response: prost::Message + Default + Send + 'static;
     /// The OTLP/HTTP path: `/v1/traces`, `/v1/logs` or `/v1/metrics`.
     const PATH: &'static str;
+    /// The gRPC service (`opentelemetry.proto.collector.trace.v1.TraceService`).
+    const GRPC_SERVICE: &'static str;
+    /// The gRPC path of its `Export` method.
+    const GRPC_PATH: &'static str;
     /// The name of `partial_success`' count in OTLP/JSON.
     const REJECTED_JSON: &'static str;
     /// The request in OTLP/JSON.
@@ -215,6 +280,8 @@ fn partial(rejected: i64, message: &str) -> Option<(u64, String)> {
 impl Export for ExportTraceServiceRequest {
     type Response = ExportTraceServiceResponse;
     const PATH: &'static str = "/v1/traces";
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    const GRPC_PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
     const REJECTED_JSON: &'static str = "rejectedSpans";
     fn json(&self) -> Result<Vec<u8>, ConvertError> {
         json::encode_spans(self)
@@ -241,6 +308,8 @@ impl Export for ExportTraceServiceRequest {
 impl Export for ExportLogsServiceRequest {
     type Response = ExportLogsServiceResponse;
     const PATH: &'static str = "/v1/logs";
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    const GRPC_PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
     const REJECTED_JSON: &'static str = "rejectedLogRecords";
     fn json(&self) -> Result<Vec<u8>, ConvertError> {
         json::encode_logs(self)
@@ -267,6 +336,9 @@ impl Export for ExportLogsServiceRequest {
 impl Export for ExportMetricsServiceRequest {
     type Response = ExportMetricsServiceResponse;
     const PATH: &'static str = "/v1/metrics";
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+    const GRPC_PATH: &'static str =
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
     const REJECTED_JSON: &'static str = "rejectedDataPoints";
     fn json(&self) -> Result<Vec<u8>, ConvertError> {
         json::encode_metrics(self)

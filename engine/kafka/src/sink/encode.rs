@@ -109,22 +109,20 @@ fn fit(
     Ok(())
 }
 
-/// Rows as one OTLP export request in `encoding`.
+/// Rows as one OTLP export request in `encoding`: spans and logs in
+/// protobuf are written straight from the rows (the bytes prost would
+/// write for `batch_to_*`, without the request in between).
 pub(crate) fn encode(
     signal: Signal,
     rows: &RecordBatch,
     encoding: TelemetryEncoding,
 ) -> Result<Vec<u8>, ConvertError> {
     match (signal, encoding) {
-        (Signal::Spans, TelemetryEncoding::OtlpProto) => {
-            Ok(convert::batch_to_spans(rows)?.encode_to_vec())
-        }
+        (Signal::Spans, TelemetryEncoding::OtlpProto) => convert::spans_to_proto(rows),
         (Signal::Spans, TelemetryEncoding::OtlpJson) => {
             json::encode_spans(&convert::batch_to_spans(rows)?)
         }
-        (Signal::Logs, TelemetryEncoding::OtlpProto) => {
-            Ok(convert::batch_to_logs(rows)?.encode_to_vec())
-        }
+        (Signal::Logs, TelemetryEncoding::OtlpProto) => convert::logs_to_proto(rows),
         (Signal::Logs, TelemetryEncoding::OtlpJson) => {
             json::encode_logs(&convert::batch_to_logs(rows)?)
         }
