@@ -6,7 +6,7 @@
 
 use std::ops::Range;
 
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -33,12 +33,39 @@ mod any {
     pub const STRINDEX: u32 = 8;
 }
 
+/// The keys or values of a map: plain `Utf8` read directly (the usual
+/// case, and the hottest loop), any other string type through [`StrCol`].
+enum Text {
+    Utf8(StringArray),
+    Other(StrCol),
+}
+
+impl Text {
+    fn new(array: &ArrayRef) -> Result<Self, String> {
+        match array.as_string_opt::<i32>() {
+            Some(strings) => Ok(Text::Utf8(strings.clone())),
+            None => StrCol::new(array).map(Text::Other),
+        }
+    }
+
+    /// Item `i`, `None` when null (as [`StrCol::get`]).
+    #[inline]
+    fn get(&self, i: usize) -> Option<&str> {
+        match self {
+            Text::Utf8(strings) => {
+                (i < strings.len() && strings.is_valid(i)).then(|| strings.value(i))
+            }
+            Text::Other(col) => col.get(i),
+        }
+    }
+}
+
 /// An attribute map column (`Map<string, string>`) and its types column.
 pub(super) struct AttrCol {
     offsets: OffsetBuffer<i32>,
     nulls: Option<NullBuffer>,
-    keys: StrCol,
-    values: StrCol,
+    keys: Text,
+    values: Text,
     types: StrCol,
 }
 
@@ -53,9 +80,9 @@ impl AttrCol {
             .as_map_opt()
             .ok_or_else(|| cols.error(format!("column `{name}` is not a map")))?;
         let keys =
-            StrCol::new(map.keys()).map_err(|e| cols.error(format!("column `{name}`: {e}")))?;
+            Text::new(map.keys()).map_err(|e| cols.error(format!("column `{name}`: {e}")))?;
         let values =
-            StrCol::new(map.values()).map_err(|e| cols.error(format!("column `{name}`: {e}")))?;
+            Text::new(map.values()).map_err(|e| cols.error(format!("column `{name}`: {e}")))?;
         Ok(AttrCol {
             offsets: map.offsets().clone(),
             nulls: map.nulls().cloned(),

@@ -16,12 +16,14 @@
 //! message when the guess was wrong, so lengths are the canonical varints
 //! prost writes.
 //!
-//! Layout: `out` (the protobuf writer), `attrs` (attribute lists and
-//! values), `spans` and `logs` (one record's fields).
+//! Layout: `out` (the protobuf writer), `same` (a quick test that rows
+//! share their resource or scope), `attrs` (attribute lists and values),
+//! `spans` and `logs` (one record's fields).
 
 mod attrs;
 mod logs;
 mod out;
+mod same;
 mod spans;
 
 use std::ops::Range;
@@ -73,7 +75,12 @@ fn write_request<R: Records>(batch: &RecordBatch, buf: &mut Vec<u8>) -> Result<(
     let before = buf.len();
     let mut scratch = Vec::new();
     let mut out = Out::new(buf);
-    let written = write_runs(&mut out, &common, 0..batch.num_rows(), |out, i| {
+    let sharing = Sharing {
+        common: &common,
+        resource: same::SameRows::new(batch, "resource_"),
+        scope: same::SameRows::new(batch, "scope_"),
+    };
+    let written = write_runs(&mut out, &sharing, 0..batch.num_rows(), |out, i| {
         records.write(out, field::RECORDS, i, &mut scratch);
     });
     if written.is_err() {
@@ -82,20 +89,39 @@ fn write_request<R: Records>(batch: &RecordBatch, buf: &mut Vec<u8>) -> Result<(
     written
 }
 
+/// Whether consecutive rows share their resource or scope: the quick
+/// test of [`same`], then [`CommonReader`]'s.
+struct Sharing<'a> {
+    common: &'a CommonReader,
+    resource: same::SameRows,
+    scope: same::SameRows,
+}
+
+impl Sharing<'_> {
+    fn resource(&self, a: usize, b: usize) -> bool {
+        self.resource.same(a, b) || self.common.same_resource(a, b)
+    }
+
+    fn scope(&self, a: usize, b: usize) -> bool {
+        self.scope.same(a, b) || self.common.same_scope(a, b)
+    }
+}
+
 /// Writes the resource runs of `rows`, each holding its scope runs.
 fn write_runs(
     out: &mut Out<'_>,
-    common: &CommonReader,
+    sharing: &Sharing<'_>,
     rows: Range<usize>,
     mut record: impl FnMut(&mut Out<'_>, usize),
 ) -> Result<(), ConvertError> {
-    for resource in runs(rows, |a, b| common.same_resource(a, b)) {
+    let common = sharing.common;
+    for resource in runs(rows, |a, b| sharing.resource(a, b)) {
         let first = resource.start;
         out.message(field::RESOURCES, RUN_LENGTH_GUESS, |out| {
             if let Some(r) = common.resource(first)? {
                 out.prost(field::RESOURCE, &r);
             }
-            for scope in runs(resource, |a, b| common.same_scope(a, b)) {
+            for scope in runs(resource, |a, b| sharing.scope(a, b)) {
                 out.message(field::SCOPES, RUN_LENGTH_GUESS, |out| {
                     if let Some(s) = common.scope(scope.start) {
                         out.prost(field::SCOPE, &s);

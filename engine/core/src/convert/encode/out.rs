@@ -17,7 +17,7 @@ const FIXED32: u32 = 5;
 /// How many bytes `value` takes as a varint.
 pub(super) fn varint_len(value: u64) -> usize {
     // Each byte holds 7 bits; 0 still takes one byte.
-    ((64 - (value | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// Protobuf bytes appended to a buffer.
@@ -150,9 +150,23 @@ impl<'a> Out<'a> {
     /// Writes the length of the message whose body starts at `at + guess`
     /// into the `guess` bytes reserved at `at`, moving the body when its
     /// length takes another number of bytes.
+    #[inline]
     fn close(&mut self, at: usize, guess: usize) {
         let start = at + guess;
         let len = self.buf.len() - start;
+        // The usual case: a short message guessed short.
+        if guess == 1 && len < 0x80 {
+            if let Some(byte) = self.buf.get_mut(at) {
+                *byte = len as u8;
+            }
+            return;
+        }
+        self.close_slow(at, guess, len);
+    }
+
+    /// [`Out::close`] for a length of more than one byte, or a wrong guess.
+    fn close_slow(&mut self, at: usize, guess: usize, len: usize) {
+        let start = at + guess;
         let need = varint_len(len as u64);
         if need > guess {
             let end = self.buf.len();

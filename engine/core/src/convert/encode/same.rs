@@ -1,0 +1,266 @@
+//! A quick test that two rows hold the very same resource (or scope):
+//! every column whose name starts with `resource_` (or `scope_`) has the
+//! same items at both rows, compared as stored (dictionary keys, string
+//! bytes, map entries as blocks). It is a sufficient condition for
+//! `CommonReader::same_resource` (`same_scope`), which reads only those
+//! columns; when it fails, or a column has a type it does not know, the
+//! caller asks `CommonReader`, so the runs are the same either way, found
+//! faster in the usual batch where consecutive rows share their resource.
+
+use std::ops::Range;
+
+use arrow::array::{Array, ArrayRef, AsArray, Int32Array, StringArray, UInt32Array};
+use arrow::buffer::{NullBuffer, OffsetBuffer};
+use arrow::datatypes::{DataType, Int32Type};
+use arrow::record_batch::RecordBatch;
+
+/// One column, typed for comparing items.
+enum Col {
+    /// A string column.
+    Utf8(StringArray),
+    /// The keys of a dictionary column: equal keys, equal values.
+    Keys(Int32Array),
+    /// A count.
+    U32(UInt32Array),
+    /// A map: its entries, and their keys and values.
+    Map {
+        offsets: OffsetBuffer<i32>,
+        nulls: Option<NullBuffer>,
+        keys: Box<Col>,
+        values: Box<Col>,
+    },
+}
+
+impl Col {
+    /// `array` typed, or `None` for a type this test does not know.
+    fn of(array: &ArrayRef) -> Option<Col> {
+        match array.data_type() {
+            DataType::Utf8 => Some(Col::Utf8(array.as_string::<i32>().clone())),
+            DataType::UInt32 => Some(Col::U32(array.as_primitive().clone())),
+            DataType::Dictionary(k, _) if **k == DataType::Int32 => {
+                Some(Col::Keys(array.as_dictionary::<Int32Type>().keys().clone()))
+            }
+            DataType::Map(_, _) => {
+                let map = array.as_map_opt()?;
+                Some(Col::Map {
+                    offsets: map.offsets().clone(),
+                    nulls: map.nulls().cloned(),
+                    keys: Box::new(Col::of(map.keys())?),
+                    values: Box::new(Col::of(map.values())?),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether items `a` and `b` are identical.
+    #[inline]
+    fn same_item(&self, a: usize, b: usize) -> bool {
+        match self {
+            Col::Keys(array) if array.null_count() == 0 => {
+                array.values().get(a) == array.values().get(b)
+            }
+            Col::U32(array) if array.null_count() == 0 => {
+                array.values().get(a) == array.values().get(b)
+            }
+            _ => self.same(a..a + 1, b..b + 1),
+        }
+    }
+
+    /// Whether the items of `a` and of `b` (ranges of equal length) are
+    /// pairwise identical.
+    fn same(&self, a: Range<usize>, b: Range<usize>) -> bool {
+        if a.len() != b.len() {
+            return false;
+        }
+        match self {
+            Col::Utf8(array) => same_strings(array, a, b),
+            Col::Keys(array) => same_primitives(array, a, b),
+            Col::U32(array) => same_primitives(array, a, b),
+            Col::Map {
+                offsets,
+                nulls,
+                keys,
+                values,
+            } => a.zip(b).all(|(i, j)| {
+                let null = |k: usize| nulls.as_ref().is_some_and(|n| n.is_null(k));
+                match (null(i), null(j)) {
+                    (true, true) => true,
+                    (false, false) => {
+                        let entries = |k: usize| -> Option<Range<usize>> {
+                            let start = usize::try_from(*offsets.get(k)?).ok()?;
+                            let end = usize::try_from(*offsets.get(k + 1)?).ok()?;
+                            Some(start..end)
+                        };
+                        match (entries(i), entries(j)) {
+                            (Some(ei), Some(ej)) => {
+                                keys.same(ei.clone(), ej.clone()) && values.same(ei, ej)
+                            }
+                            _ => false,
+                        }
+                    }
+                    _ => false,
+                }
+            }),
+        }
+    }
+}
+
+/// Whether two runs of a primitive column hold the same items (nulls at
+/// the same places).
+fn same_primitives<T>(
+    array: &arrow::array::PrimitiveArray<T>,
+    a: Range<usize>,
+    b: Range<usize>,
+) -> bool
+where
+    T: arrow::datatypes::ArrowPrimitiveType,
+{
+    if array.null_count() == 0 {
+        let values = array.values();
+        return match (values.get(a), values.get(b)) {
+            (Some(x), Some(y)) => x == y,
+            _ => false,
+        };
+    }
+    a.zip(b)
+        .all(|(i, j)| match (array.is_valid(i), array.is_valid(j)) {
+            (true, true) => array.value(i) == array.value(j),
+            (false, false) => true,
+            _ => false,
+        })
+}
+
+/// Whether two runs of a string column hold the same items: without
+/// nulls, the same lengths and one block of the same bytes.
+fn same_strings(array: &StringArray, a: Range<usize>, b: Range<usize>) -> bool {
+    if array.null_count() != 0 {
+        return a
+            .zip(b)
+            .all(|(i, j)| match (array.is_valid(i), array.is_valid(j)) {
+                (true, true) => array.value(i) == array.value(j),
+                (false, false) => true,
+                _ => false,
+            });
+    }
+    let offsets = array.value_offsets();
+    let (Some(oa), Some(ob)) = (offsets.get(a.start..=a.end), offsets.get(b.start..=b.end)) else {
+        return false;
+    };
+    let (sa, sb) = (oa[0], ob[0]);
+    if !oa.iter().zip(ob).all(|(x, y)| x - sa == y - sb) {
+        return false;
+    }
+    let bytes = array.value_data();
+    let block = |o: &[i32]| -> Option<&[u8]> {
+        let start = usize::try_from(*o.first()?).ok()?;
+        let end = usize::try_from(*o.last()?).ok()?;
+        bytes.get(start..end)
+    };
+    match (block(oa), block(ob)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// The columns of a batch whose names start with a prefix.
+pub(super) struct SameRows {
+    /// `None` when a column has a type the test does not know: it then
+    /// never says two rows are the same.
+    cols: Option<Vec<Col>>,
+}
+
+impl SameRows {
+    /// The columns of `batch` named `prefix...`.
+    pub fn new(batch: &RecordBatch, prefix: &str) -> Self {
+        let schema = batch.schema();
+        let cols = schema
+            .fields()
+            .iter()
+            .zip(batch.columns())
+            .filter(|(f, _)| f.name().starts_with(prefix))
+            .map(|(_, c)| Col::of(c))
+            .collect::<Option<Vec<_>>>()
+            .filter(|cols| !cols.is_empty());
+        SameRows { cols }
+    }
+
+    /// Whether rows `a` and `b` hold identical items in every column.
+    pub fn same(&self, a: usize, b: usize) -> bool {
+        self.cols
+            .as_ref()
+            .is_some_and(|cols| cols.iter().all(|c| c.same_item(a, b)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::convert::spans_to_batch;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+    fn resource(service: &str, spans: u8) -> ResourceSpans {
+        let span = |i: u8| Span {
+            trace_id: vec![i + 1; 16],
+            span_id: vec![i + 1; 8],
+            ..Default::default()
+        };
+        ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![KeyValue {
+                    key: "service.name".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue(service.into())),
+                    }),
+                    key_strindex: 0,
+                }],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: (0..spans).map(span).collect(),
+                ..Default::default()
+            }],
+            schema_url: String::new(),
+        }
+    }
+
+    /// Guarantees: rows of one resource are the same, rows of another
+    /// (a value of another length, or the same length) are not, and a
+    /// column of an unknown type makes the test say "not known to be the
+    /// same" for every pair.
+    #[test]
+    fn same_only_for_identical_rows() {
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![resource("a", 2), resource("bb", 1), resource("cc", 1)],
+        };
+        let batch = spans_to_batch(&req).expect("converts").batch;
+        let same = SameRows::new(&batch, "resource_");
+        assert!(same.same(0, 1));
+        assert!(!same.same(1, 2));
+        assert!(!same.same(2, 3));
+        assert!(same.same(3, 3));
+        let schema = batch.schema();
+        let mut columns = batch.columns().to_vec();
+        let at = schema
+            .index_of("resource_dropped_attributes_count")
+            .expect("column");
+        columns[at] = std::sync::Arc::new(arrow::array::Int64Array::from(vec![0i64; 4]));
+        let fields: Vec<_> = schema
+            .fields()
+            .iter()
+            .zip(&columns)
+            .map(|(f, c)| {
+                arrow::datatypes::Field::new(f.name(), c.data_type().clone(), f.is_nullable())
+            })
+            .collect();
+        let odd = RecordBatch::try_new(
+            std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
+            columns,
+        )
+        .expect("a batch");
+        assert!(!SameRows::new(&odd, "resource_").same(0, 1));
+    }
+}
