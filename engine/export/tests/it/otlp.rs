@@ -416,6 +416,55 @@ async fn grpc_requests_are_cut_under_max_request_bytes() {
     assert_eq!(records, want);
 }
 
+/// Guarantees: spans whose request takes exactly `max_request_bytes` go
+/// as one request holding the bytes prost makes of `batch_to_spans`; with
+/// a limit one byte smaller they are cut into requests within it, which
+/// together hold every span once, in order.
+#[tokio::test]
+async fn spans_go_whole_up_to_the_limit_and_cut_over_it() {
+    let whole = convert::batch_to_spans(&span_rows()).expect("spans");
+    let size = whole.encoded_len() as u64;
+    for (limit, requests) in [(size, 1), (size - 1, 2)] {
+        let (url, got) = http_receiver(StatusCode::OK, None, Vec::new()).await;
+        let config = OtlpConfig {
+            protocol: Protocol::HttpProtobuf,
+            max_request_bytes: limit,
+            ..OtlpConfig::new(&url)
+        };
+        let exporter = OtlpExporter::new("otlp", &config).expect("exporter");
+        let exported = exporter
+            .export(Signal::Spans, &span_rows())
+            .await
+            .expect("taken");
+        assert_eq!(exported.rejected, 0);
+        let got = got.lock().expect("lock").clone();
+        assert_eq!(got.len(), requests, "limit {limit}");
+        let mut spans = Vec::new();
+        for (_, headers, body) in &got {
+            let body = decompressed(headers, body);
+            assert!(body.len() as u64 <= limit);
+            if requests == 1 {
+                assert_eq!(body, whole.encode_to_vec());
+            }
+            let request = ExportTraceServiceRequest::decode(&body[..]).expect("spans");
+            spans.extend(
+                request
+                    .resource_spans
+                    .into_iter()
+                    .flat_map(|r| r.scope_spans)
+                    .flat_map(|s| s.spans),
+            );
+        }
+        let want: Vec<_> = whole
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| s.spans.clone())
+            .collect();
+        assert_eq!(spans, want);
+    }
+}
+
 /// Guarantees: `UNAVAILABLE` with a `RetryInfo` is retryable after the
 /// receiver's delay; `RESOURCE_EXHAUSTED` without one and
 /// `INVALID_ARGUMENT` are permanent, counting every record and naming the
