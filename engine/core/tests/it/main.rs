@@ -9,6 +9,7 @@ mod arrow_formats;
 mod common;
 mod direct;
 mod encode;
+mod encode_speed;
 mod examples;
 mod json;
 mod rejections;
