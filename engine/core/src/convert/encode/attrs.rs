@@ -36,7 +36,9 @@ mod any {
 /// The keys or values of a map: plain `Utf8` read directly (the usual
 /// case, and the hottest loop), any other string type through [`StrCol`].
 enum Text {
+    /// A `Utf8` column.
     Utf8(StringArray),
+    /// A dictionary, or a string type cast to `Utf8`.
     Other(StrCol),
 }
 
