@@ -32,7 +32,7 @@ use arrow::array::{Array, AsArray, FixedSizeBinaryArray};
 use arrow::record_batch::RecordBatch;
 
 use super::ConvertError;
-use super::read::{Columns, CommonReader, runs};
+use super::read::{Columns, CommonReader};
 use out::Out;
 
 /// The fields of an export request and of its containers, the same for
@@ -115,13 +115,13 @@ fn write_runs(
     mut record: impl FnMut(&mut Out<'_>, usize),
 ) -> Result<(), ConvertError> {
     let common = sharing.common;
-    for resource in runs(rows, |a, b| sharing.resource(a, b)) {
+    for resource in same::runs(rows, &sharing.resource, |a, b| sharing.resource(a, b)) {
         let first = resource.start;
         out.message(field::RESOURCES, RUN_LENGTH_GUESS, |out| {
             if let Some(r) = common.resource(first)? {
                 out.prost(field::RESOURCE, &r);
             }
-            for scope in runs(resource, |a, b| sharing.scope(a, b)) {
+            for scope in same::runs(resource, &sharing.scope, |a, b| sharing.scope(a, b)) {
                 out.message(field::SCOPES, RUN_LENGTH_GUESS, |out| {
                     if let Some(s) = common.scope(scope.start) {
                         out.prost(field::SCOPE, &s);

@@ -79,6 +79,34 @@ impl Col {
             Col::U32(array) => same_primitives(array, a, b),
             Col::Map {
                 offsets,
+                nulls: None,
+                keys,
+                values,
+            } => {
+                // Without nulls, the maps of `a` and of `b` are the same
+                // when each holds as many entries as its counterpart and
+                // their entries, one block each, are the same.
+                let (Some(oa), Some(ob)) =
+                    (offsets.get(a.start..=a.end), offsets.get(b.start..=b.end))
+                else {
+                    return false;
+                };
+                let (sa, sb) = (oa[0], ob[0]);
+                if !oa.iter().zip(ob).all(|(x, y)| x - sa == y - sb) {
+                    return false;
+                }
+                let block = |o: &[i32]| -> Option<Range<usize>> {
+                    Some(usize::try_from(*o.first()?).ok()?..usize::try_from(*o.last()?).ok()?)
+                };
+                match (block(oa), block(ob)) {
+                    (Some(ea), Some(eb)) => {
+                        keys.same(ea.clone(), eb.clone()) && values.same(ea, eb)
+                    }
+                    _ => false,
+                }
+            }
+            Col::Map {
+                offsets,
                 nulls,
                 keys,
                 values,
@@ -191,6 +219,58 @@ impl SameRows {
             .as_ref()
             .is_some_and(|cols| cols.iter().all(|c| c.same_item(a, b)))
     }
+
+    /// Whether the rows of `rows` hold identical items in every column:
+    /// each row the same as the one before it, compared for all of them
+    /// at once (the block of rows but the first against the block of rows
+    /// but the last).
+    pub fn same_run(&self, rows: Range<usize>) -> bool {
+        if rows.len() < 2 {
+            return true;
+        }
+        let (later, earlier) = (rows.start + 1..rows.end, rows.start..rows.end - 1);
+        self.cols
+            .as_ref()
+            .is_some_and(|cols| cols.iter().all(|c| c.same(later.clone(), earlier.clone())))
+    }
+}
+
+/// The runs of `range` whose consecutive rows are `same` (as
+/// `read::runs`), found with `quick`, a test that rows are the same that
+/// may miss some (never says so wrongly), over growing blocks of rows: a
+/// run of `n` identical rows costs about `log n` block comparisons
+/// instead of `n` row comparisons. `same` decides wherever `quick` does
+/// not tell.
+pub(super) fn runs(
+    range: Range<usize>,
+    quick: &SameRows,
+    same: impl Fn(usize, usize) -> bool,
+) -> impl Iterator<Item = Range<usize>> {
+    let end = range.end;
+    let mut start = range.start;
+    std::iter::from_fn(move || {
+        if start >= end {
+            return None;
+        }
+        let mut stop = start + 1;
+        let mut step = 1;
+        while stop < end {
+            let next = (stop + step).min(end);
+            if quick.same_run(stop - 1..next) {
+                stop = next;
+                step *= 2;
+            } else if step > 1 {
+                step = 1;
+            } else if same(stop - 1, stop) {
+                stop += 1;
+            } else {
+                break;
+            }
+        }
+        let run = start..stop;
+        start = stop;
+        Some(run)
+    })
 }
 
 #[cfg(test)]
@@ -225,6 +305,49 @@ mod tests {
             }],
             schema_url: String::new(),
         }
+    }
+
+    /// Guarantees: the runs found over growing blocks of rows are the
+    /// runs found row by row, also where the quick test cannot tell
+    /// (equal resources from different containers, which only the exact
+    /// test finds the same).
+    #[test]
+    fn runs_over_blocks_are_the_runs_row_by_row() {
+        let groups = [
+            ("a", 3),
+            ("a", 2),
+            ("b", 1),
+            ("a", 9),
+            ("c", 2),
+            ("c", 1),
+            ("a", 17),
+            ("b", 1),
+        ];
+        let req = ExportTraceServiceRequest {
+            resource_spans: groups.iter().map(|(s, n)| resource(s, *n)).collect(),
+        };
+        let batch = spans_to_batch(&req).expect("converts").batch;
+        let names = arrow::compute::cast(
+            batch.column_by_name("service_name").expect("column"),
+            &DataType::Utf8,
+        )
+        .expect("cast");
+        let names = names.as_string::<i32>().clone();
+        let exact = |a: usize, b: usize| names.value(a) == names.value(b);
+        let quick = SameRows::new(&batch, "resource_");
+        let n = batch.num_rows();
+        for start in [0, 1, 4, 7] {
+            let blocks: Vec<_> = runs(start..n, &quick, exact).collect();
+            let rows: Vec<_> =
+                crate::convert::read::runs(start..n, |a, b| quick.same(a, b) || exact(a, b))
+                    .collect();
+            assert_eq!(blocks, rows, "from row {start}");
+        }
+        assert_eq!(
+            runs(0..n, &quick, exact).count(),
+            6,
+            "a, b, a, c, a, b: equal neighbours merge"
+        );
     }
 
     /// Guarantees: rows of one resource are the same, rows of another
