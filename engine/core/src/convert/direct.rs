@@ -13,12 +13,15 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message as _;
 
+use arrow::record_batch::RecordBatch;
+
 use super::build::CommonBuilder;
-use super::check::{MAX_REQUEST_BYTES, Rejections, key_bytes};
+use super::check::{MAX_REQUEST_BYTES, Rejections, check_size, key_bytes};
 use super::estimate::{ROW_BYTES, resource_bytes, scope_bytes};
 use super::protobuf::{Fields, Unsure, Value};
 use super::value_text::{KvRef, ValueRef};
 use super::wire::{Msg, nested_fits};
+use super::{ConvertError, Converted};
 
 /// How deep the messages read here are nested in a request, as prost
 /// counts nesting: a resource container is 1.
@@ -34,6 +37,20 @@ pub(super) const NESTED_ATTRIBUTE: u32 = 5;
 /// The names of a request's three levels, for the location of a refused
 /// record: e.g. `["resource_spans", "scope_spans", "spans"]`.
 pub(super) type Names = [&'static str; 3];
+
+/// One record read from its message, in buffers kept from record to
+/// record: a span or a log record.
+pub(super) trait Record<'a>: Default {
+    /// The builder of the signal's columns.
+    type Builder;
+    /// Reads a record's message, every field of it, so that what prost
+    /// would refuse anywhere in it is found before the record is checked.
+    fn read(&mut self, message: &'a [u8]) -> Result<(), Unsure>;
+    /// Why the record cannot be a row, if it cannot.
+    fn check(&self) -> Result<(), String>;
+    /// Appends the record's row.
+    fn append(&self, out: &mut Self::Builder);
+}
 
 /// A request's containers, scanned from its bytes.
 #[derive(Debug)]
@@ -158,12 +175,40 @@ impl<'a> Containers<'a> {
         Ok(container)
     }
 
+    /// The rows of the request's records, read directly into `out` (a
+    /// builder with room for `rows` rows) and made a batch by
+    /// `finish`; `None` when something in a record is left to prost.
+    /// `names` locate a refused record.
+    pub fn read<R: Record<'a>>(
+        &'a self,
+        names: Names,
+        mut out: R::Builder,
+        finish: impl FnOnce(R::Builder, CommonBuilder<'a>) -> Result<RecordBatch, ConvertError>,
+    ) -> Option<Result<Converted, ConvertError>> {
+        if let Err(e) = check_size(self.body.len(), self.repeated) {
+            return Some(Err(e));
+        }
+        let mut common = CommonBuilder::with_capacity(self.rows);
+        let mut record = R::default();
+        let rejections = self
+            .each_record(&mut common, names, |message| {
+                record.read(message)?;
+                Ok(record.check().map(|()| record.append(&mut out)))
+            })
+            .ok()?;
+        Some(finish(out, common).map(|batch| Converted {
+            batch,
+            rejected: rejections.count,
+            rejection: rejections.first,
+        }))
+    }
+
     /// Hands each record's message to `record`, in order, with its
     /// resource and scope set in `common`: `Ok(())` when it appended the
     /// record's row (the common columns follow), `Err(why)` when the
     /// record is refused. The refused records, or `Unsure` when `record`
     /// left the body to prost.
-    pub fn rows(
+    fn each_record(
         &'a self,
         common: &mut CommonBuilder<'a>,
         names: Names,

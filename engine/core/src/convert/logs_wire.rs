@@ -11,9 +11,9 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::AnyValue;
 use prost::Message as _;
 
-use super::build::CommonBuilder;
-use super::check::check_size;
-use super::direct::{BODY, Containers, Kv, Names, RECORD_ATTRIBUTE, Slot, read_any, read_kv};
+use super::direct::{
+    BODY, Containers, Kv, Names, RECORD_ATTRIBUTE, Record, Slot, read_any, read_kv,
+};
 use super::estimate::ENTRY_BYTES;
 use super::logs::{LogFields, LogsBuilder};
 use super::protobuf::{Fields, Unsure};
@@ -67,23 +67,11 @@ impl<'a> LogsProto<'a> {
     /// record is left to prost.
     pub fn read(&self) -> Option<Result<Converted, ConvertError>> {
         let c = &self.containers;
-        if let Err(e) = check_size(c.body.len(), c.repeated) {
-            return Some(Err(e));
-        }
-        let mut out = LogsBuilder::with_capacity(c.rows);
-        let mut common = CommonBuilder::with_capacity(c.rows);
-        let mut record = RecordParts::default();
-        let rejections = c
-            .rows(&mut common, NAMES, |message| {
-                record.read(message)?;
-                Ok(record.fields.check().map(|()| record.append(&mut out)))
-            })
-            .ok()?;
-        Some(out.finish(common).map(|batch| Converted {
-            batch,
-            rejected: rejections.count,
-            rejection: rejections.first,
-        }))
+        c.read::<RecordParts>(
+            NAMES,
+            LogsBuilder::with_capacity(c.rows),
+            LogsBuilder::finish,
+        )
     }
 }
 
@@ -110,9 +98,9 @@ struct RecordParts<'a> {
     nested: Vec<AnyValue>,
 }
 
-impl<'a> RecordParts<'a> {
-    /// Reads a `LogRecord` message, every field of it, so that what prost
-    /// would refuse anywhere in it is found before the record is checked.
+impl<'a> Record<'a> for RecordParts<'a> {
+    type Builder = LogsBuilder;
+
     fn read(&mut self, message: &'a [u8]) -> Result<(), Unsure> {
         self.fields = LogFields::default();
         self.body = None;
@@ -146,6 +134,10 @@ impl<'a> RecordParts<'a> {
             }
         }
         Ok(())
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.fields.check()
     }
 
     fn append(&self, out: &mut LogsBuilder) {

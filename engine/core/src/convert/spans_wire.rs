@@ -22,9 +22,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::AnyValue;
 use prost::Message as _;
 
-use super::build::CommonBuilder;
-use super::check::check_size;
-use super::direct::{Containers, Kv, NESTED_ATTRIBUTE, Names, RECORD_ATTRIBUTE, read_kv};
+use super::direct::{Containers, Kv, NESTED_ATTRIBUTE, Names, RECORD_ATTRIBUTE, Record, read_kv};
 use super::estimate::ENTRY_BYTES;
 use super::protobuf::{Fields, Unsure};
 use super::spans::{LinkFields, SpanFields, SpansBuilder, check_fields};
@@ -71,23 +69,11 @@ impl<'a> SpansProto<'a> {
     /// span is left to prost.
     pub fn read(&self) -> Option<Result<Converted, ConvertError>> {
         let c = &self.containers;
-        if let Err(e) = check_size(c.body.len(), c.repeated) {
-            return Some(Err(e));
-        }
-        let mut out = SpansBuilder::with_capacity(c.rows);
-        let mut common = CommonBuilder::with_capacity(c.rows);
-        let mut span = SpanParts::default();
-        let rejections = c
-            .rows(&mut common, NAMES, |message| {
-                span.read(message)?;
-                Ok(span.check().map(|()| span.append(&mut out)))
-            })
-            .ok()?;
-        Some(out.finish(common).map(|batch| Converted {
-            batch,
-            rejected: rejections.count,
-            rejection: rejections.first,
-        }))
+        c.read::<SpanParts>(
+            NAMES,
+            SpansBuilder::with_capacity(c.rows),
+            SpansBuilder::finish,
+        )
     }
 }
 
@@ -157,9 +143,9 @@ struct SpanParts<'a> {
     nested: Vec<AnyValue>,
 }
 
-impl<'a> SpanParts<'a> {
-    /// Reads a `Span` message, every field of it, so that what prost would
-    /// refuse anywhere in it is found before the span is checked.
+impl<'a> Record<'a> for SpanParts<'a> {
+    type Builder = SpansBuilder;
+
     fn read(&mut self, message: &'a [u8]) -> Result<(), Unsure> {
         self.fields = SpanFields::default();
         self.attributes.clear();
@@ -203,6 +189,50 @@ impl<'a> SpanParts<'a> {
         Ok(())
     }
 
+    /// Why the span cannot be a row, if it cannot.
+    fn check(&self) -> Result<(), String> {
+        check_fields(
+            &self.fields,
+            self.events.iter().map(|e| e.time_unix_nano),
+            self.links
+                .iter()
+                .map(|l| (l.fields.trace_id, l.fields.span_id)),
+        )
+    }
+
+    fn append(&self, out: &mut SpansBuilder) {
+        let nested = &self.nested;
+        out.append_fields(&self.fields);
+        out.attributes.append_refs(
+            self.attributes.iter().map(|kv| kv.get(nested)),
+            &mut out.scratch,
+        );
+        for e in &self.events {
+            out.events.push(
+                e.time_unix_nano,
+                e.name,
+                self.event_attributes[e.attributes.clone()]
+                    .iter()
+                    .map(|kv| kv.get(nested)),
+                e.dropped_attributes_count,
+                &mut out.scratch,
+            );
+        }
+        out.events.close_row(self.events.len());
+        for l in &self.links {
+            out.links.push(
+                l.fields,
+                self.link_attributes[l.attributes.clone()]
+                    .iter()
+                    .map(|kv| kv.get(nested)),
+                &mut out.scratch,
+            );
+        }
+        out.links.close_row(self.links.len());
+    }
+}
+
+impl<'a> SpanParts<'a> {
     fn read_event(&mut self, message: &'a [u8]) -> Result<(), Unsure> {
         let start = self.event_attributes.len();
         let mut event = EventParts::default();
@@ -246,48 +276,6 @@ impl<'a> SpanParts<'a> {
         link.attributes = start..self.link_attributes.len();
         self.links.push(link);
         Ok(())
-    }
-
-    /// Why the span cannot be a row, if it cannot.
-    fn check(&self) -> Result<(), String> {
-        check_fields(
-            &self.fields,
-            self.events.iter().map(|e| e.time_unix_nano),
-            self.links
-                .iter()
-                .map(|l| (l.fields.trace_id, l.fields.span_id)),
-        )
-    }
-
-    fn append(&self, out: &mut SpansBuilder) {
-        let nested = &self.nested;
-        out.append_fields(&self.fields);
-        out.attributes.append_refs(
-            self.attributes.iter().map(|kv| kv.get(nested)),
-            &mut out.scratch,
-        );
-        for e in &self.events {
-            out.events.push(
-                e.time_unix_nano,
-                e.name,
-                self.event_attributes[e.attributes.clone()]
-                    .iter()
-                    .map(|kv| kv.get(nested)),
-                e.dropped_attributes_count,
-                &mut out.scratch,
-            );
-        }
-        out.events.close_row(self.events.len());
-        for l in &self.links {
-            out.links.push(
-                l.fields,
-                self.link_attributes[l.attributes.clone()]
-                    .iter()
-                    .map(|kv| kv.get(nested)),
-                &mut out.scratch,
-            );
-        }
-        out.links.close_row(self.links.len());
     }
 }
 
