@@ -22,6 +22,14 @@ use weir_sinks::{AlertmanagerSinkConfig, RetryConfig, WebhookSinkConfig};
 
 const S: i64 = 1_000_000_000;
 
+/// The tests of this binary run one at a time. One of them reads the log
+/// through a subscriber of its own, and tracing caches whether a callsite
+/// is of interest to anyone when the callsite is first hit: another test
+/// hitting a sink's callsite while that subscriber was being set could
+/// leave it cached as of no interest, and the events would be lost
+/// (seen: 10 runs in 60 with the tests in parallel, none alone).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn event(state: EventState, service: &str) -> AlertEvent {
     let labels = BTreeMap::from([
         ("alertname".to_string(), "HighErrorRate".to_string()),
@@ -152,6 +160,7 @@ async fn run(sink: Box<dyn Sink>, batches: Vec<Batch>) {
 /// resolved alerts are to be sent; transitions are not.
 #[test]
 fn only_notifications_are_sent() {
+    let _serial = SERIAL.blocking_lock();
     let got = rows::notifications(batch().data()).expect("decodes");
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].labels["service"], "pay");
@@ -166,6 +175,7 @@ fn only_notifications_are_sent() {
 /// the pending transition is not sent.
 #[tokio::test]
 async fn webhook_retries_until_taken() {
+    let _serial = SERIAL.lock().await;
     let (recorder, addr) =
         Recorder::start(&[StatusCode::SERVICE_UNAVAILABLE, StatusCode::BAD_GATEWAY]).await;
     let config = webhook(format!("http://{addr}/hook"), 5);
@@ -191,6 +201,7 @@ async fn webhook_retries_until_taken() {
 /// tried again (the alerts are dropped and counted, not resent forever).
 #[tokio::test]
 async fn refused_alerts_are_not_retried() {
+    let _serial = SERIAL.lock().await;
     let (recorder, addr) = Recorder::start(&[StatusCode::BAD_REQUEST]).await;
     let config = webhook(format!("http://{addr}/hook"), 5);
     let sink = WebhookSink::new("hook", &config, "").expect("sink");
@@ -203,6 +214,7 @@ async fn refused_alerts_are_not_retried() {
 /// never held up by a dead receiver) and stops when asked.
 #[tokio::test]
 async fn a_dead_receiver_does_not_hold_the_pipeline() {
+    let _serial = SERIAL.lock().await;
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -217,6 +229,7 @@ async fn a_dead_receiver_does_not_hold_the_pipeline() {
 /// `/api/v2/alerts` of every Alertmanager named.
 #[tokio::test]
 async fn alertmanager_gets_postable_alerts_at_each_url() {
+    let _serial = SERIAL.lock().await;
     let (first, a) = Recorder::start(&[]).await;
     let (second, b) = Recorder::start(&[StatusCode::INTERNAL_SERVER_ERROR]).await;
     let config = AlertmanagerSinkConfig {
@@ -294,6 +307,7 @@ fn webhook_from_pipeline(settings: &str) -> WebhookSinkConfig {
 /// headers' values.
 #[tokio::test]
 async fn webhook_url_and_headers_from_files_and_the_environment_reach_the_receiver() {
+    let _serial = SERIAL.lock().await;
     let (recorder, addr) = Recorder::start(&[]).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let url_file = dir.path().join("hook-url");
@@ -332,6 +346,7 @@ async fn webhook_url_and_headers_from_files_and_the_environment_reach_the_receiv
 /// to do.
 #[test]
 fn a_secret_that_cannot_be_read_is_a_clear_config_error() {
+    let _serial = SERIAL.blocking_lock();
     let unset = "url = { env = \"WEIR_TEST_HOOK_URL_NEVER_SET\" }";
     let err = WebhookSink::new("hook", &webhook_from_pipeline(unset), "")
         .err()
@@ -401,6 +416,7 @@ impl std::io::Write for Logs {
 /// of the refusal's body are quoted.
 #[tokio::test]
 async fn secrets_in_a_url_stay_out_of_metrics_and_logs() {
+    let _serial = SERIAL.lock().await;
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).expect("the only recorder of this binary");
