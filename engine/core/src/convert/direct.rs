@@ -9,11 +9,10 @@
 //! container and 3 the schema url; a scope container's field 1 is the
 //! scope, 2 a record and 3 the schema url.
 
+use arrow::record_batch::RecordBatch;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message as _;
-
-use arrow::record_batch::RecordBatch;
 
 use super::build::CommonBuilder;
 use super::check::{MAX_REQUEST_BYTES, Rejections, check_size, key_bytes};

@@ -90,21 +90,11 @@ fn write_request<R: Records>(batch: &RecordBatch, buf: &mut Vec<u8>) -> Result<(
 }
 
 /// Whether consecutive rows share their resource or scope: the quick
-/// test of [`same`], then [`CommonReader`]'s.
+/// test of [`same`], then, where it cannot tell, [`CommonReader`]'s.
 struct Sharing<'a> {
     common: &'a CommonReader,
     resource: same::SameRows,
     scope: same::SameRows,
-}
-
-impl Sharing<'_> {
-    fn resource(&self, a: usize, b: usize) -> bool {
-        self.resource.same(a, b) || self.common.same_resource(a, b)
-    }
-
-    fn scope(&self, a: usize, b: usize) -> bool {
-        self.scope.same(a, b) || self.common.same_scope(a, b)
-    }
 }
 
 /// Writes the resource runs of `rows`, each holding its scope runs.
@@ -115,13 +105,13 @@ fn write_runs(
     mut record: impl FnMut(&mut Out<'_>, usize),
 ) -> Result<(), ConvertError> {
     let common = sharing.common;
-    for resource in same::runs(rows, &sharing.resource, |a, b| sharing.resource(a, b)) {
+    for resource in same::runs(rows, &sharing.resource, |a, b| common.same_resource(a, b)) {
         let first = resource.start;
         out.message(field::RESOURCES, RUN_LENGTH_GUESS, |out| {
             if let Some(r) = common.resource(first)? {
                 out.prost(field::RESOURCE, &r);
             }
-            for scope in same::runs(resource, &sharing.scope, |a, b| sharing.scope(a, b)) {
+            for scope in same::runs(resource, &sharing.scope, |a, b| common.same_scope(a, b)) {
                 out.message(field::SCOPES, RUN_LENGTH_GUESS, |out| {
                     if let Some(s) = common.scope(scope.start) {
                         out.prost(field::SCOPE, &s);

@@ -53,20 +53,6 @@ impl Col {
         }
     }
 
-    /// Whether items `a` and `b` are identical.
-    #[inline]
-    fn same_item(&self, a: usize, b: usize) -> bool {
-        match self {
-            Col::Keys(array) if array.null_count() == 0 => {
-                array.values().get(a) == array.values().get(b)
-            }
-            Col::U32(array) if array.null_count() == 0 => {
-                array.values().get(a) == array.values().get(b)
-            }
-            _ => self.same(a..a + 1, b..b + 1),
-        }
-    }
-
     /// Whether the items of `a` and of `b` (ranges of equal length) are
     /// pairwise identical.
     fn same(&self, a: Range<usize>, b: Range<usize>) -> bool {
@@ -213,11 +199,13 @@ impl SameRows {
         SameRows { cols }
     }
 
-    /// Whether rows `a` and `b` hold identical items in every column.
+    /// Whether rows `a` and `b` hold identical items in every column (the
+    /// tests' row-by-row reference for [`SameRows::same_run`]).
+    #[cfg(test)]
     pub fn same(&self, a: usize, b: usize) -> bool {
         self.cols
             .as_ref()
-            .is_some_and(|cols| cols.iter().all(|c| c.same_item(a, b)))
+            .is_some_and(|cols| cols.iter().all(|c| c.same(a..a + 1, b..b + 1)))
     }
 
     /// Whether the rows of `rows` hold identical items in every column:
@@ -239,8 +227,8 @@ impl SameRows {
 /// `read::runs`), found with `quick`, a test that rows are the same that
 /// may miss some (never says so wrongly), over growing blocks of rows: a
 /// run of `n` identical rows costs about `log n` block comparisons
-/// instead of `n` row comparisons. `same` decides wherever `quick` does
-/// not tell.
+/// instead of `n` row comparisons. `same`, the exact test, decides
+/// wherever `quick` does not tell (it is not asked again there).
 pub(super) fn runs(
     range: Range<usize>,
     quick: &SameRows,
