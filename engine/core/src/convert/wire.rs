@@ -304,12 +304,12 @@ pub fn metrics_decoded_size(body: &[u8]) -> Result<usize, WireError> {
 /// is well framed and within the decoder's nesting limit: what decoding it
 /// alone cannot tell, as the decoder counts nesting from where it starts.
 pub(crate) fn nested_fits(msg: Msg, body: &[u8], depth: u32) -> bool {
-    let mut walk = Walk { body, total: 0 };
+    let mut walk = Walk::new(body, 0);
     walk.message(msg, 0, body.len(), depth).is_ok()
 }
 
 fn decoded_size(msg: Msg, top: usize, body: &[u8]) -> Result<usize, WireError> {
-    let mut walk = Walk { body, total: top };
+    let mut walk = Walk::new(body, top);
     walk.message(msg, 0, body.len(), 0)?;
     Ok(walk.total)
 }
@@ -379,9 +379,31 @@ pub fn json_decoded_size(body: &[u8]) -> usize {
 struct Walk<'a> {
     body: &'a [u8],
     total: usize,
+    /// Tests walk with the generic path only, to compare with the paths
+    /// of the frequent messages.
+    #[cfg(test)]
+    generic: bool,
 }
 
-impl Walk<'_> {
+impl<'a> Walk<'a> {
+    fn new(body: &'a [u8], total: usize) -> Self {
+        Walk {
+            body,
+            total,
+            #[cfg(test)]
+            generic: false,
+        }
+    }
+
+    /// Whether the frequent messages take their own paths.
+    #[inline(always)]
+    fn fast(&self) -> bool {
+        #[cfg(test)]
+        return !self.generic;
+        #[cfg(not(test))]
+        true
+    }
+
     fn add(&mut self, n: usize) {
         self.total = self.total.saturating_add(n);
     }
@@ -391,58 +413,194 @@ impl Walk<'_> {
         if depth > MAX_DEPTH {
             return Err(self.error(start, "messages nested too deep", msg, 0));
         }
+        match msg {
+            Msg::KeyValue if self.fast() => return self.key_value(start, end, depth),
+            Msg::AnyValue if self.fast() => return self.any_value(start, end, depth),
+            Msg::Span if self.fast() => return self.span(start, end, depth),
+            _ => {}
+        }
         let mut at = start;
         while at < end {
             let key_at = at;
             let key = self.varint(&mut at, end, msg, 0)?;
-            let wire = (key & 7) as u8;
-            let tag = u32::try_from(key >> 3).unwrap_or(0);
-            if tag == 0 {
-                return Err(self.error(key_at, "a field number of 0", msg, 0));
-            }
-            let field = msg.field(tag);
-            match wire {
-                // varint
-                0 => {
-                    self.varint(&mut at, end, msg, tag)?;
-                    if let Some(Field::Fixed | Field::Varints) = field {
-                        self.add(2 * size_of::<u64>());
-                    }
+            self.field(msg, key_at, key, &mut at, end, depth)?;
+        }
+        Ok(())
+    }
+
+    /// Walks a `KeyValue`, the most frequent message by far: its key and
+    /// its value are taken without looking their fields up; any other
+    /// field goes through [`Walk::field`]. Counts and refuses exactly as
+    /// the generic walk does.
+    fn key_value(&mut self, start: usize, end: usize, depth: u32) -> Result<(), WireError> {
+        let mut at = start;
+        while at < end {
+            let key_at = at;
+            let key = self.varint(&mut at, end, Msg::KeyValue, 0)?;
+            match key {
+                // 1: the key, a string.
+                0x0a => {
+                    let len = self.length(&mut at, end, Msg::KeyValue, 1)?;
+                    at = self.skip(at, len, end, Msg::KeyValue, 1)?;
+                    self.add(len);
                 }
-                // 64-bit
-                1 => {
-                    at = self.skip(at, 8, end, msg, tag)?;
-                    if let Some(Field::Fixed) = field {
-                        self.add(2 * size_of::<u64>());
-                    }
-                }
-                // length-delimited
-                2 => {
-                    let len = self.varint(&mut at, end, msg, tag)?;
-                    let len = usize::try_from(len).unwrap_or(usize::MAX);
+                // 2: the value, an `AnyValue` held in the struct.
+                0x12 => {
+                    let len = self.length(&mut at, end, Msg::KeyValue, 2)?;
                     let inner = at;
-                    at = self.skip(at, len, end, msg, tag)?;
-                    match field {
-                        Some(Field::Inline(child)) => self.message(child, inner, at, depth + 1)?,
-                        Some(Field::Element(child, size)) => {
-                            self.add(2 * size);
-                            self.message(child, inner, at, depth + 1)?;
-                        }
-                        Some(Field::Text) => self.add(len),
-                        Some(Field::Texts) => self.add(len.saturating_add(2 * size_of::<String>())),
-                        Some(Field::Fixed) => self.add(len.saturating_mul(2)),
-                        Some(Field::Varints) => self.add(len.saturating_mul(2 * size_of::<u64>())),
-                        // A scalar's wrong wire type is left for the
-                        // decoder to refuse: the walk is never stricter.
-                        Some(Field::Scalar) | None => {}
+                    at = self.skip(at, len, end, Msg::KeyValue, 2)?;
+                    if depth >= MAX_DEPTH {
+                        return Err(self.error(
+                            inner,
+                            "messages nested too deep",
+                            Msg::AnyValue,
+                            0,
+                        ));
                     }
+                    self.any_value(inner, at, depth + 1)?;
                 }
-                // a group, skipped as the decoder skips unknown groups
-                3 => at = self.group(at, end, msg, tag, depth + 1)?,
-                // 32-bit
-                5 => at = self.skip(at, 4, end, msg, tag)?,
-                _ => return Err(self.error(key_at, "an invalid wire type", msg, tag)),
+                _ => self.field(Msg::KeyValue, key_at, key, &mut at, end, depth)?,
             }
+        }
+        Ok(())
+    }
+
+    /// Walks a `Span`: its strings, times and attributes without looking
+    /// their fields up; events, links, the status and anything else
+    /// through [`Walk::field`].
+    fn span(&mut self, start: usize, end: usize, depth: u32) -> Result<(), WireError> {
+        let mut at = start;
+        while at < end {
+            let key_at = at;
+            let key = self.varint(&mut at, end, Msg::Span, 0)?;
+            match key {
+                // 1 to 5: the ids, the trace state and the name.
+                0x0a | 0x12 | 0x1a | 0x22 | 0x2a => {
+                    let tag = (key >> 3) as u32;
+                    let len = self.length(&mut at, end, Msg::Span, tag)?;
+                    at = self.skip(at, len, end, Msg::Span, tag)?;
+                    self.add(len);
+                }
+                // 6: the kind, 10: dropped attributes, as varints.
+                0x30 | 0x50 => {
+                    self.varint(&mut at, end, Msg::Span, (key >> 3) as u32)?;
+                }
+                // 7, 8: the start and end times, 64-bit.
+                0x39 | 0x41 => at = self.skip(at, 8, end, Msg::Span, (key >> 3) as u32)?,
+                // 9: an attribute, a `KeyValue` in a list.
+                0x4a => {
+                    let len = self.length(&mut at, end, Msg::Span, 9)?;
+                    let inner = at;
+                    at = self.skip(at, len, end, Msg::Span, 9)?;
+                    self.add(2 * size_of::<KeyValue>());
+                    if depth >= MAX_DEPTH {
+                        return Err(self.error(
+                            inner,
+                            "messages nested too deep",
+                            Msg::KeyValue,
+                            0,
+                        ));
+                    }
+                    self.key_value(inner, at, depth + 1)?;
+                }
+                _ => self.field(Msg::Span, key_at, key, &mut at, end, depth)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Walks an `AnyValue`: a string or bytes value and the scalars
+    /// without a lookup; arrays, lists and anything else through
+    /// [`Walk::field`].
+    fn any_value(&mut self, start: usize, end: usize, depth: u32) -> Result<(), WireError> {
+        let mut at = start;
+        while at < end {
+            let key_at = at;
+            let key = self.varint(&mut at, end, Msg::AnyValue, 0)?;
+            match key {
+                // 1: string_value, 7: bytes_value.
+                0x0a | 0x3a => {
+                    let tag = (key >> 3) as u32;
+                    let len = self.length(&mut at, end, Msg::AnyValue, tag)?;
+                    at = self.skip(at, len, end, Msg::AnyValue, tag)?;
+                    self.add(len);
+                }
+                // 2: bool_value, 3: int_value, as varints.
+                0x10 | 0x18 => {
+                    self.varint(&mut at, end, Msg::AnyValue, (key >> 3) as u32)?;
+                }
+                // 4: double_value, 64-bit.
+                0x21 => at = self.skip(at, 8, end, Msg::AnyValue, 4)?,
+                _ => self.field(Msg::AnyValue, key_at, key, &mut at, end, depth)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// A length-delimited field's length.
+    #[inline(always)]
+    fn length(&self, at: &mut usize, end: usize, msg: Msg, tag: u32) -> Result<usize, WireError> {
+        let len = self.varint(at, end, msg, tag)?;
+        Ok(usize::try_from(len).unwrap_or(usize::MAX))
+    }
+
+    /// Walks the field of `msg` whose key, read at `key_at`, is `key`; its
+    /// value starts at `at`, which is moved past it.
+    fn field(
+        &mut self,
+        msg: Msg,
+        key_at: usize,
+        key: u64,
+        at: &mut usize,
+        end: usize,
+        depth: u32,
+    ) -> Result<(), WireError> {
+        let wire = (key & 7) as u8;
+        let tag = u32::try_from(key >> 3).unwrap_or(0);
+        if tag == 0 {
+            return Err(self.error(key_at, "a field number of 0", msg, 0));
+        }
+        let field = msg.field(tag);
+        match wire {
+            // varint
+            0 => {
+                self.varint(at, end, msg, tag)?;
+                if let Some(Field::Fixed | Field::Varints) = field {
+                    self.add(2 * size_of::<u64>());
+                }
+            }
+            // 64-bit
+            1 => {
+                *at = self.skip(*at, 8, end, msg, tag)?;
+                if let Some(Field::Fixed) = field {
+                    self.add(2 * size_of::<u64>());
+                }
+            }
+            // length-delimited
+            2 => {
+                let len = self.length(at, end, msg, tag)?;
+                let inner = *at;
+                *at = self.skip(*at, len, end, msg, tag)?;
+                match field {
+                    Some(Field::Inline(child)) => self.message(child, inner, *at, depth + 1)?,
+                    Some(Field::Element(child, size)) => {
+                        self.add(2 * size);
+                        self.message(child, inner, *at, depth + 1)?;
+                    }
+                    Some(Field::Text) => self.add(len),
+                    Some(Field::Texts) => self.add(len.saturating_add(2 * size_of::<String>())),
+                    Some(Field::Fixed) => self.add(len.saturating_mul(2)),
+                    Some(Field::Varints) => self.add(len.saturating_mul(2 * size_of::<u64>())),
+                    // A scalar's wrong wire type is left for the
+                    // decoder to refuse: the walk is never stricter.
+                    Some(Field::Scalar) | None => {}
+                }
+            }
+            // a group, skipped as the decoder skips unknown groups
+            3 => *at = self.group(*at, end, msg, tag, depth + 1)?,
+            // 32-bit
+            5 => *at = self.skip(*at, 4, end, msg, tag)?,
+            _ => return Err(self.error(key_at, "an invalid wire type", msg, tag)),
         }
         Ok(())
     }
@@ -616,6 +774,110 @@ mod tests {
             + size_of::<ResourceSpans>();
         assert!(bound >= held, "bound {bound} under the structs held {held}");
         assert!(bound <= 3 * held, "bound {bound} far over {held}");
+    }
+
+    /// Both ways of walking `body` as a trace request: with the paths of
+    /// the frequent messages, and with the generic one only.
+    fn both(body: &[u8]) -> (Result<usize, WireError>, Result<usize, WireError>) {
+        let top = size_of::<ExportTraceServiceRequest>();
+        let mut generic = Walk::new(body, top);
+        generic.generic = true;
+        let generic = generic
+            .message(Msg::TraceRequest, 0, body.len(), 0)
+            .map(|()| generic.total);
+        (spans_decoded_size(body), generic)
+    }
+
+    /// Guarantees: the paths taken for spans, attributes and their values
+    /// count and refuse exactly as the generic walk: the same total for
+    /// every kind of value, fields out of order, unknown fields and wrong
+    /// wire types in them, long lengths; the same error at the same byte
+    /// for bodies cut and bytes changed anywhere.
+    #[test]
+    fn the_frequent_messages_walk_as_the_generic_walk() {
+        use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
+        let mut req = spans(3, 2);
+        let span = &mut req.resource_spans[0].scope_spans[0].spans[0];
+        span.attributes.extend([
+            kv("bool", Value::BoolValue(true)),
+            kv("int", Value::IntValue(-7)),
+            kv("double", Value::DoubleValue(1.5)),
+            kv("bytes", Value::BytesValue(vec![9; 300])),
+            kv("long", Value::StringValue("x".repeat(200))),
+            kv(
+                "array",
+                Value::ArrayValue(ArrayValue {
+                    values: vec![AnyValue {
+                        value: Some(Value::IntValue(1)),
+                    }],
+                }),
+            ),
+            kv(
+                "list",
+                Value::KvlistValue(KeyValueList {
+                    values: vec![kv("inner", Value::StringValue("v".into()))],
+                }),
+            ),
+            KeyValue::default(),
+        ]);
+        span.kind = 2;
+        span.start_time_unix_nano = 1;
+        span.end_time_unix_nano = 2;
+        span.dropped_attributes_count = 3;
+        span.parent_span_id = vec![3; 8];
+        span.trace_state = "a=b".into();
+        span.events.push(Event {
+            name: "e".into(),
+            attributes: vec![kv("k", Value::StringValue("v".into()))],
+            ..Default::default()
+        });
+        span.status = Some(opentelemetry_proto::tonic::trace::v1::Status {
+            message: "m".into(),
+            code: 2,
+        });
+        let body = req.encode_to_vec();
+        let (fast, generic) = both(&body);
+        assert!(fast.is_ok(), "{fast:?}");
+        assert_eq!(fast, generic);
+
+        // A span and a KeyValue with their fields out of order, an unknown
+        // field of each kind and wrong wire types: span { 9: kv, 2: id,
+        // 7: varint, 99: varint, 99: bytes, 6: bytes }, kv { 2: value,
+        // 1: key, 3: varint }, value { 3: bytes, 1: string, 8: varint }.
+        let value = [0x1a, 0x01, 0x00, 0x0a, 0x01, b'v', 0x40, 0x01];
+        let mut kv_bytes = vec![0x12, value.len() as u8];
+        kv_bytes.extend_from_slice(&value);
+        kv_bytes.extend_from_slice(&[0x0a, 0x01, b'k', 0x18, 0x05]);
+        let mut span_bytes = vec![0x4a, kv_bytes.len() as u8];
+        span_bytes.extend_from_slice(&kv_bytes);
+        span_bytes.extend_from_slice(&[0x12, 0x02, 1, 2, 0x38, 0x01]);
+        span_bytes.extend_from_slice(&[0x98, 0x06, 0x01, 0x9a, 0x06, 0x01, 0x00]);
+        span_bytes.extend_from_slice(&[0x32, 0x01, 0x00]);
+        let mut scope = vec![0x12, span_bytes.len() as u8];
+        scope.extend_from_slice(&span_bytes);
+        let mut resource = vec![0x12, scope.len() as u8];
+        resource.extend_from_slice(&scope);
+        let mut odd = vec![0x0a, resource.len() as u8];
+        odd.extend_from_slice(&resource);
+        let (fast, generic) = both(&odd);
+        assert!(fast.is_ok(), "{fast:?}");
+        assert_eq!(fast, generic);
+
+        // Every cut, and bytes changed at every offset to a few values.
+        for body in [&body, &odd] {
+            for end in 0..body.len() {
+                let (fast, generic) = both(&body[..end]);
+                assert_eq!(fast, generic, "cut at {end}");
+            }
+            for at in 0..body.len() {
+                for b in [0x00, 0x01, 0x07, 0x0a, 0x12, 0x21, 0x4a, 0x7f, 0x80, 0xff] {
+                    let mut changed = body.clone();
+                    changed[at] = b;
+                    let (fast, generic) = both(&changed);
+                    assert_eq!(fast, generic, "byte {at} set to {b:#x}");
+                }
+            }
+        }
     }
 
     /// Guarantees: empty attributes, two bytes each on the wire, are
