@@ -43,8 +43,10 @@ def consumer(broker, **extra):
         "auto.offset.reset": "earliest",
         "enable.partition.eof": True,
         # tansu holds a fetch this long even when data is waiting (see
-        # benches/pipelines/kafka-blackhole.toml); Kafka does not.
-        "fetch.wait.max.ms": 10,
+        # benches/pipelines/kafka-blackhole.toml); Kafka does not. The same
+        # settings as Weir's reading pipelines.
+        "fetch.wait.max.ms": 2,
+        "max.partition.fetch.bytes": 4 << 20,
     }
     conf.update(extra)
     return Consumer(conf)

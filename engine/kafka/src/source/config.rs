@@ -77,7 +77,9 @@ pub struct KafkaSourceConfig {
     )]
     pub max_decoded_message_size: u64,
     /// The most records in one batch sent into the pipeline (1 to 1000000).
-    /// Default `8192`.
+    /// Default `8192`. Messages are gathered into batches up to it; a
+    /// message of 512 records or more (or of half of this, if fewer) goes
+    /// as a batch of its own.
     #[serde(
         default = "default_max_batch_records",
         deserialize_with = "batch_records"
