@@ -70,7 +70,9 @@ pub struct KafkaSourceConfig {
     /// message and about a hundred once decoded): a size such as
     /// `"128MiB"`. Default `"128MiB"`. A message over it is handled as one
     /// that does not decode: counted, logged, copied to
-    /// `dead_letter_topic` if set, and its offset committed.
+    /// `dead_letter_topic` if set, and its offset committed. Up to four
+    /// messages per core are decoded at once, so decoding takes at most
+    /// four times this per core.
     #[serde(
         default = "default_max_decoded_message_size",
         deserialize_with = "values::byte_size"

@@ -46,8 +46,10 @@ use offsets::{Offsets, Token};
 /// has sent before it commits what is finished and returns.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Messages being decoded at once, per core.
-const DECODING_PER_CORE: usize = 2;
+/// Messages being decoded at once, per core. Results are taken in the
+/// order the messages came: with two per core, a message slower than the
+/// others left cores idle behind it (4 gave 3-5 % more than 2 side by side).
+const DECODING_PER_CORE: usize = 4;
 
 /// How often a failing partition or consumer is logged at most.
 const LOG_EVERY: Duration = Duration::from_secs(60);
