@@ -127,16 +127,17 @@ fn otlp(data: &[u8], decode: Decode) {
         (0, Decode::Proto) => {
             let decoded = ExportLogsServiceRequest::decode(body).ok();
             read_logs_directly(body, decoded.as_ref());
-            logs(walked(convert::logs_decoded_size(body), decoded))
+            logs(walked(body, convert::logs_decoded_size(body), decoded))
         }
         (0, Decode::Json) => logs(json::decode_logs(body).ok()),
         (1, Decode::Proto) => {
             let decoded = ExportTraceServiceRequest::decode(body).ok();
             read_directly(body, decoded.as_ref());
-            spans(walked(convert::spans_decoded_size(body), decoded))
+            spans(walked(body, convert::spans_decoded_size(body), decoded))
         }
         (1, Decode::Json) => spans(json::decode_spans(body).ok()),
         (_, Decode::Proto) => metrics(walked(
+            body,
             convert::metrics_decoded_size(body),
             ExportMetricsServiceRequest::decode(body).ok(),
         )),
@@ -147,10 +148,23 @@ fn otlp(data: &[u8], decode: Decode) {
 
 /// The walk that bounds decoding before it happens must accept every body
 /// the decoder accepts: a body it refused would be refused by Weir though
-/// it decodes.
-fn walked<R>(walk: Result<usize, convert::WireError>, decoded: Option<R>) -> Option<R> {
+/// it decodes. What it counts is within the bound known from the body's
+/// length alone, which lets the Kafka source skip the walk.
+fn walked<R>(
+    body: &[u8],
+    walk: Result<usize, convert::WireError>,
+    decoded: Option<R>,
+) -> Option<R> {
     if let (Err(e), Some(_)) = (&walk, &decoded) {
         panic!("the decode-size walk refused a body that decodes: {e}");
+    }
+    if let Ok(counted) = walk {
+        let most = convert::decoded_size_at_most(body.len());
+        assert!(
+            counted <= most,
+            "the walk counted {counted} bytes for a body of {}, over the bound from its length ({most})",
+            body.len()
+        );
     }
     decoded
 }

@@ -76,7 +76,8 @@ pub use logs_wire::LogsProto;
 pub use metrics::point_count;
 pub use spans_wire::{SpansProto, spans_proto_to_batch};
 pub use wire::{
-    WireError, json_decoded_size, logs_decoded_size, metrics_decoded_size, spans_decoded_size,
+    WireError, decoded_size_at_most, json_decoded_size, logs_decoded_size, metrics_decoded_size,
+    spans_decoded_size,
 };
 
 /// A conversion failed.

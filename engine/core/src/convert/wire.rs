@@ -300,6 +300,53 @@ pub fn metrics_decoded_size(body: &[u8]) -> Result<usize, WireError> {
     )
 }
 
+/// The most any of [`spans_decoded_size`], [`logs_decoded_size`] and
+/// [`metrics_decoded_size`] counts for a body of `len` bytes, known without
+/// walking it: a caller that only compares the count with a limit can skip
+/// the walk when this is within it. An element of a repeated message field
+/// takes two bytes on the wire at least (its key and a zero length) and
+/// counts twice its struct, a string of a repeated field two bytes and
+/// twice a `String`, a packed varint one byte and sixteen; nothing else
+/// counts more per byte.
+pub fn decoded_size_at_most(len: usize) -> usize {
+    let request = [
+        size_of::<ExportTraceServiceRequest>(),
+        size_of::<ExportLogsServiceRequest>(),
+        size_of::<ExportMetricsServiceRequest>(),
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0);
+    let per_byte = [
+        size_of::<ResourceSpans>(),
+        size_of::<ResourceLogs>(),
+        size_of::<ResourceMetrics>(),
+        size_of::<ScopeSpans>(),
+        size_of::<ScopeLogs>(),
+        size_of::<ScopeMetrics>(),
+        size_of::<EntityRef>(),
+        size_of::<KeyValue>(),
+        size_of::<AnyValue>(),
+        size_of::<Span>(),
+        size_of::<Event>(),
+        size_of::<Link>(),
+        size_of::<LogRecord>(),
+        size_of::<Metric>(),
+        size_of::<NumberDataPoint>(),
+        size_of::<HistogramDataPoint>(),
+        size_of::<ExponentialHistogramDataPoint>(),
+        size_of::<SummaryDataPoint>(),
+        size_of::<ValueAtQuantile>(),
+        size_of::<Exemplar>(),
+        size_of::<String>(),
+        2 * size_of::<u64>(),
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0);
+    request.saturating_add(len.saturating_mul(per_byte))
+}
+
 /// Whether `body`, a `msg` nested `depth` messages deep in a request,
 /// is well framed and within the decoder's nesting limit: what decoding it
 /// alone cannot tell, as the decoder counts nesting from where it starts.
@@ -892,6 +939,60 @@ mod tests {
         let bound = spans_decoded_size(&body).expect("valid");
         assert!(body.len() < 300_000, "{} bytes", body.len());
         assert!(bound >= 100_000 * size_of::<KeyValue>(), "{bound}");
+    }
+
+    /// Guarantees: no body is counted above [`decoded_size_at_most`] of its
+    /// length: not the most amplifying ones (empty attributes, empty spans,
+    /// empty metrics and points, packed varints), not an ordinary one.
+    #[test]
+    fn no_body_counts_above_the_bound_from_its_length() {
+        let mut attrs = spans(1, 0);
+        attrs.resource_spans[0].scope_spans[0].spans[0].attributes =
+            vec![KeyValue::default(); 10_000];
+        let empty_spans = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span::default(); 10_000],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        for body in [
+            attrs.encode_to_vec(),
+            empty_spans.encode_to_vec(),
+            spans(512, 10).encode_to_vec(),
+        ] {
+            let counted = spans_decoded_size(&body).expect("valid");
+            assert!(counted <= decoded_size_at_most(body.len()), "{counted}");
+        }
+        // Repeated empty messages of every list, and a packed varint list.
+        let mut body = Vec::new();
+        for tag in 1..=15u8 {
+            for _ in 0..100 {
+                body.extend_from_slice(&[tag << 3 | 2, 0]);
+            }
+        }
+        for walk in [spans_decoded_size, logs_decoded_size, metrics_decoded_size] {
+            let counted = walk(&body).expect("valid");
+            assert!(counted <= decoded_size_at_most(body.len()), "{counted}");
+        }
+        let metric = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![Metric::default(); 10_000],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec();
+        let counted = metrics_decoded_size(&metric).expect("valid");
+        assert!(counted <= decoded_size_at_most(metric.len()), "{counted}");
+        assert!(
+            counted * 4 > decoded_size_at_most(metric.len()),
+            "{counted}: the bound is loose"
+        );
     }
 
     /// Guarantees: packed varints count eight bytes per value however

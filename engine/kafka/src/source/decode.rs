@@ -128,8 +128,10 @@ impl Decoded {
 
 /// Decodes `msg`, declared to carry `signal` in `encoding`, and adds the
 /// attributes `attach` asks for. A message whose decoding would take more
-/// than `max_decoded` bytes (bounded from its bytes first) is refused
-/// undecoded. The error says what is wrong with it.
+/// than `max_decoded` bytes (bounded from its bytes first: from its length
+/// alone when that is enough, about 500 KB of protobuf for the default
+/// limit, else by walking it) is refused undecoded. The error says what is
+/// wrong with it.
 pub(crate) fn decode(
     msg: &Message<'_>,
     signal: TopicSignal,
@@ -138,6 +140,12 @@ pub(crate) fn decode(
     max_decoded: usize,
 ) -> Result<Decoded, String> {
     let bound = match (encoding, signal) {
+        // Within the limit whatever it holds: no need to walk it.
+        (Encoding::OtlpProto, _)
+            if convert::decoded_size_at_most(msg.value.len()) <= max_decoded =>
+        {
+            Ok(0)
+        }
         (Encoding::OtlpProto, TopicSignal::Logs) => convert::logs_decoded_size(msg.value),
         (Encoding::OtlpProto, TopicSignal::Spans) => convert::spans_decoded_size(msg.value),
         (Encoding::OtlpProto, TopicSignal::Metrics) => convert::metrics_decoded_size(msg.value),
