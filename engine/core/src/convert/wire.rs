@@ -457,138 +457,139 @@ impl<'a> Walk<'a> {
 
     /// Walks the fields of `msg` in `body[start..end]`.
     fn message(&mut self, msg: Msg, start: usize, end: usize, depth: u32) -> Result<(), WireError> {
-        if depth > MAX_DEPTH {
-            return Err(self.error(start, "messages nested too deep", msg, 0));
-        }
+        self.within_depth(depth, start, msg)?;
         match msg {
-            Msg::KeyValue if self.fast() => return self.key_value(start, end, depth),
-            Msg::AnyValue if self.fast() => return self.any_value(start, end, depth),
-            Msg::Span if self.fast() => return self.span(start, end, depth),
-            _ => {}
+            Msg::KeyValue if self.fast() => self.key_value(start, end, depth),
+            Msg::AnyValue if self.fast() => self.any_value(start, end, depth),
+            Msg::Span if self.fast() => self.span(start, end, depth),
+            _ => self.fields(msg, start, end, depth, |_, _, _| Ok(false)),
         }
+    }
+
+    /// Walks the fields of `msg` in `body[start..end]`: each key goes to
+    /// `known` first, which walks its field and answers `true`, or answers
+    /// `false` to leave it to [`Walk::field`].
+    #[inline(always)]
+    fn fields(
+        &mut self,
+        msg: Msg,
+        start: usize,
+        end: usize,
+        depth: u32,
+        mut known: impl FnMut(&mut Self, u64, &mut usize) -> Result<bool, WireError>,
+    ) -> Result<(), WireError> {
         let mut at = start;
         while at < end {
             let key_at = at;
             let key = self.varint(&mut at, end, msg, 0)?;
-            self.field(msg, key_at, key, &mut at, end, depth)?;
+            if !known(self, key, &mut at)? {
+                self.field(msg, key_at, key, &mut at, end, depth)?;
+            }
         }
         Ok(())
     }
 
     /// Walks a `KeyValue`, the most frequent message by far: its key and
-    /// its value are taken without looking their fields up; any other
-    /// field goes through [`Walk::field`]. Counts and refuses exactly as
-    /// the generic walk does.
+    /// its value are taken without looking their fields up. Counts and
+    /// refuses exactly as the generic walk does.
     fn key_value(&mut self, start: usize, end: usize, depth: u32) -> Result<(), WireError> {
-        let mut at = start;
-        while at < end {
-            let key_at = at;
-            let key = self.varint(&mut at, end, Msg::KeyValue, 0)?;
+        self.fields(Msg::KeyValue, start, end, depth, |w, key, at| {
             match key {
                 // 1: the key, a string.
                 0x0a => {
-                    let len = self.length(&mut at, end, Msg::KeyValue, 1)?;
-                    at = self.skip(at, len, end, Msg::KeyValue, 1)?;
-                    self.add(len);
+                    let (_, len) = w.delimited(at, end, Msg::KeyValue, 1)?;
+                    w.add(len);
                 }
                 // 2: the value, an `AnyValue` held in the struct.
                 0x12 => {
-                    let len = self.length(&mut at, end, Msg::KeyValue, 2)?;
-                    let inner = at;
-                    at = self.skip(at, len, end, Msg::KeyValue, 2)?;
-                    if depth >= MAX_DEPTH {
-                        return Err(self.error(
-                            inner,
-                            "messages nested too deep",
-                            Msg::AnyValue,
-                            0,
-                        ));
-                    }
-                    self.any_value(inner, at, depth + 1)?;
+                    let (inner, _) = w.delimited(at, end, Msg::KeyValue, 2)?;
+                    w.within_depth(depth + 1, inner, Msg::AnyValue)?;
+                    w.any_value(inner, *at, depth + 1)?;
                 }
-                _ => self.field(Msg::KeyValue, key_at, key, &mut at, end, depth)?,
+                _ => return Ok(false),
             }
-        }
-        Ok(())
+            Ok(true)
+        })
     }
 
     /// Walks a `Span`: its strings, times and attributes without looking
-    /// their fields up; events, links, the status and anything else
-    /// through [`Walk::field`].
+    /// their fields up; events, links and the status the generic way.
     fn span(&mut self, start: usize, end: usize, depth: u32) -> Result<(), WireError> {
-        let mut at = start;
-        while at < end {
-            let key_at = at;
-            let key = self.varint(&mut at, end, Msg::Span, 0)?;
+        self.fields(Msg::Span, start, end, depth, |w, key, at| {
+            let tag = (key >> 3) as u32;
             match key {
                 // 1 to 5: the ids, the trace state and the name.
                 0x0a | 0x12 | 0x1a | 0x22 | 0x2a => {
-                    let tag = (key >> 3) as u32;
-                    let len = self.length(&mut at, end, Msg::Span, tag)?;
-                    at = self.skip(at, len, end, Msg::Span, tag)?;
-                    self.add(len);
+                    let (_, len) = w.delimited(at, end, Msg::Span, tag)?;
+                    w.add(len);
                 }
                 // 6: the kind, 10: dropped attributes, as varints.
                 0x30 | 0x50 => {
-                    self.varint(&mut at, end, Msg::Span, (key >> 3) as u32)?;
+                    w.varint(at, end, Msg::Span, tag)?;
                 }
                 // 7, 8: the start and end times, 64-bit.
-                0x39 | 0x41 => at = self.skip(at, 8, end, Msg::Span, (key >> 3) as u32)?,
+                0x39 | 0x41 => *at = w.skip(*at, 8, end, Msg::Span, tag)?,
                 // 9: an attribute, a `KeyValue` in a list.
                 0x4a => {
-                    let len = self.length(&mut at, end, Msg::Span, 9)?;
-                    let inner = at;
-                    at = self.skip(at, len, end, Msg::Span, 9)?;
-                    self.add(2 * size_of::<KeyValue>());
-                    if depth >= MAX_DEPTH {
-                        return Err(self.error(
-                            inner,
-                            "messages nested too deep",
-                            Msg::KeyValue,
-                            0,
-                        ));
-                    }
-                    self.key_value(inner, at, depth + 1)?;
+                    let (inner, _) = w.delimited(at, end, Msg::Span, 9)?;
+                    w.add(2 * size_of::<KeyValue>());
+                    w.within_depth(depth + 1, inner, Msg::KeyValue)?;
+                    w.key_value(inner, *at, depth + 1)?;
                 }
-                _ => self.field(Msg::Span, key_at, key, &mut at, end, depth)?,
+                _ => return Ok(false),
             }
-        }
-        Ok(())
+            Ok(true)
+        })
     }
 
     /// Walks an `AnyValue`: a string or bytes value and the scalars
-    /// without a lookup; arrays, lists and anything else through
-    /// [`Walk::field`].
+    /// without a lookup; arrays and lists the generic way.
     fn any_value(&mut self, start: usize, end: usize, depth: u32) -> Result<(), WireError> {
-        let mut at = start;
-        while at < end {
-            let key_at = at;
-            let key = self.varint(&mut at, end, Msg::AnyValue, 0)?;
+        self.fields(Msg::AnyValue, start, end, depth, |w, key, at| {
+            let tag = (key >> 3) as u32;
             match key {
                 // 1: string_value, 7: bytes_value.
                 0x0a | 0x3a => {
-                    let tag = (key >> 3) as u32;
-                    let len = self.length(&mut at, end, Msg::AnyValue, tag)?;
-                    at = self.skip(at, len, end, Msg::AnyValue, tag)?;
-                    self.add(len);
+                    let (_, len) = w.delimited(at, end, Msg::AnyValue, tag)?;
+                    w.add(len);
                 }
                 // 2: bool_value, 3: int_value, as varints.
                 0x10 | 0x18 => {
-                    self.varint(&mut at, end, Msg::AnyValue, (key >> 3) as u32)?;
+                    w.varint(at, end, Msg::AnyValue, tag)?;
                 }
                 // 4: double_value, 64-bit.
-                0x21 => at = self.skip(at, 8, end, Msg::AnyValue, 4)?,
-                _ => self.field(Msg::AnyValue, key_at, key, &mut at, end, depth)?,
+                0x21 => *at = w.skip(*at, 8, end, Msg::AnyValue, tag)?,
+                _ => return Ok(false),
             }
-        }
-        Ok(())
+            Ok(true)
+        })
     }
 
-    /// A length-delimited field's length.
+    /// A length-delimited field's value at `at`, which is moved past it:
+    /// where the value starts, and its length.
     #[inline(always)]
-    fn length(&self, at: &mut usize, end: usize, msg: Msg, tag: u32) -> Result<usize, WireError> {
+    fn delimited(
+        &self,
+        at: &mut usize,
+        end: usize,
+        msg: Msg,
+        tag: u32,
+    ) -> Result<(usize, usize), WireError> {
         let len = self.varint(at, end, msg, tag)?;
-        Ok(usize::try_from(len).unwrap_or(usize::MAX))
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        let inner = *at;
+        *at = self.skip(*at, len, end, msg, tag)?;
+        Ok((inner, len))
+    }
+
+    /// Refuses `msg`, starting at `at`, when it is nested `depth` deep,
+    /// past the decoder's limit.
+    #[inline(always)]
+    fn within_depth(&self, depth: u32, at: usize, msg: Msg) -> Result<(), WireError> {
+        if depth > MAX_DEPTH {
+            return Err(self.error(at, "messages nested too deep", msg, 0));
+        }
+        Ok(())
     }
 
     /// Walks the field of `msg` whose key, read at `key_at`, is `key`; its
@@ -625,9 +626,7 @@ impl<'a> Walk<'a> {
             }
             // length-delimited
             2 => {
-                let len = self.length(at, end, msg, tag)?;
-                let inner = *at;
-                *at = self.skip(*at, len, end, msg, tag)?;
+                let (inner, len) = self.delimited(at, end, msg, tag)?;
                 match field {
                     Some(Field::Inline(child)) => self.message(child, inner, *at, depth + 1)?,
                     Some(Field::Element(child, size)) => {
