@@ -583,7 +583,9 @@ impl<'a> Walk<'a> {
     }
 
     /// Refuses `msg`, starting at `at`, when it is nested `depth` deep,
-    /// past the decoder's limit.
+    /// past the decoder's limit. The fast paths check this and call each
+    /// other directly: going through [`Walk::message`] instead made the
+    /// walk of a 512-span request half as slow again (81 -> 122 us).
     #[inline(always)]
     fn within_depth(&self, depth: u32, at: usize, msg: Msg) -> Result<(), WireError> {
         if depth > MAX_DEPTH {
