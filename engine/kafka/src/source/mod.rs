@@ -275,6 +275,12 @@ impl Ready {
     }
 }
 
+/// The fewest records that make a message a batch of its own: half of
+/// `max_batch_records`, at most [`ALONE_RECORDS`].
+fn alone(max_batch_records: usize) -> usize {
+    max_batch_records.div_ceil(2).clamp(1, ALONE_RECORDS)
+}
+
 /// The result of the oldest message being decoded (waits forever when
 /// none is).
 async fn oldest(decoding: &mut VecDeque<Decoding>) -> Result<Done, tokio::task::JoinError> {
@@ -423,12 +429,7 @@ impl State<'_> {
         let attach = self.attach.clone();
         let max_decoded =
             usize::try_from(self.source.config.max_decoded_message_size).unwrap_or(usize::MAX);
-        let alone = self
-            .source
-            .config
-            .max_batch_records
-            .div_ceil(2)
-            .clamp(1, ALONE_RECORDS);
+        let alone = alone(self.source.config.max_batch_records);
         let job = tokio::task::spawn_blocking(move || {
             let result = decode::decode(
                 &owned.view(),
@@ -766,5 +767,17 @@ mod tests {
         assert!(matches!(Ready::of(spans(3), 4), Ready::Decoded(_)));
         let line = Decoded::Line(LogRecord::default());
         assert!(matches!(Ready::of(line, 1), Ready::Decoded(_)));
+    }
+
+    /// Guarantees: with the default `max_batch_records` (8192) a message of
+    /// 512 records goes alone and one of 511 is gathered; a smaller
+    /// `max_batch_records` lets half of it go alone.
+    #[test]
+    fn messages_of_512_records_go_alone() {
+        let default = alone(8192);
+        assert!(matches!(Ready::of(spans(512), default), Ready::Rows(_)));
+        assert!(matches!(Ready::of(spans(511), default), Ready::Decoded(_)));
+        assert_eq!(alone(100), 50);
+        assert_eq!(alone(1), 1);
     }
 }
