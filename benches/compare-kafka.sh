@@ -8,6 +8,8 @@
 #
 #   otlp        weir-loadgen -> Weir otlp -> blackhole: the reference
 #               throughput of the OTLP/gRPC path (as compare-rotel.sh).
+#   otlp-store  weir-loadgen -> Weir otlp -> the embedded store (WAL fsynced
+#               before the client is answered): the reference for `store`.
 #   weir-sink   weir-loadgen -> Weir otlp -> kafka sink (acks=all), one
 #               message of 512 spans per request. This also fills the topic
 #               the reading runs consume.
@@ -25,8 +27,9 @@
 # The writers are judged by what lands in the topic: after each run the
 # script waits until the topic stops growing and decodes every message the
 # run wrote to count its spans, so a server that accepts spans and drops
-# them does not look fast. Targets: kafka -> blackhole at least the OTLP
-# path's spans/s; Weir's sink at least 1.5x Rotel's exporter.
+# them does not look fast. Targets: kafka -> blackhole and kafka -> store
+# at least the OTLP path's spans/s into the same sink; Weir's sink at least
+# 1.5x Rotel's exporter.
 #
 # Run `benches/compare-kafka.sh --help` for the options.
 set -euo pipefail
@@ -78,7 +81,8 @@ Options:
   --duration D         measured run of each OTLP load (default 30s)
   --warmup D           warm-up run before it, not counted (default 5s)
   --raw-duration S     seconds of the plain producer's run (default 15)
-  --skip LIST          leave out some of: otlp, store, raw, rotel
+  --skip LIST          leave out some of: otlp, store, raw, rotel (store
+                       leaves out both runs into the store)
                        (comma-separated; the weir sink and the kafka ->
                        blackhole runs always run)
   --partitions N       partitions of each topic (default 4)
@@ -405,6 +409,13 @@ if ! skipped otlp; then
     wait_port "$GRPC" "$SERVER_PID" "$WORK/otlp.log"
     measure_load otlp
 fi
+if ! skipped store; then
+    weir_config store.toml "$WORK/otlp-store.toml" -e "s|\"weir-bench-data\"|\"$WORK/otlp-store-data\"|"
+    start_server otlp-store "$WORK/otlp-store.log" -- "$WEIR_BIN" run "$WORK/otlp-store.toml"
+    wait_port "$GRPC" "$SERVER_PID" "$WORK/otlp-store.log"
+    measure_load otlp-store
+    rm -rf "$WORK/otlp-store-data"
+fi
 
 start_broker broker-weir
 weir_config otlp-kafka.toml "$WORK/weir-sink.toml"
@@ -487,15 +498,20 @@ topic_messages = fill["messages"] + window["messages"]
 topic_bytes = fill["value_bytes"] + window["value_bytes"]
 spans_per_message = topic_spans / max(topic_messages, 1)
 
-# OTLP reference.
-otlp = load("otlp.measured.json")
-otlp_row = None
-if otlp:
-    cpu, hwm, busy, _, wall = server("otlp")
-    e = max(otlp["elapsed_secs"], 1e-9)
-    lg = (otlp.get("loadgen_cpu_secs") or 0)
-    otlp_row = {"spans": otlp["records_per_sec"], "cores": cpu / e, "rss": hwm, "p99": otlp["latency_ms"]["p99"],
-                "failed": otlp["requests_failed"], "other": other("otlp", busy, cpu, lg, elapsed=wall)}
+# OTLP references: into a blackhole, and into the store.
+def reference(name):
+    o = load(name + ".measured.json")
+    if not o:
+        return None
+    cpu, hwm, busy, _, wall = server(name)
+    e = max(o["elapsed_secs"], 1e-9)
+    lg = (o.get("loadgen_cpu_secs") or 0)
+    return {"spans": o["records_per_sec"], "cores": cpu / e, "rss": hwm, "p99": o["latency_ms"]["p99"],
+            "failed": o["requests_failed"], "other": other(name, busy, cpu, lg, elapsed=wall)}
+
+
+otlp_row = reference("otlp")
+otlp_store_row = reference("otlp-store")
 
 # Reading.
 reads = {}
@@ -549,6 +565,10 @@ print(f"tansu broker ({storage}), {partitions} partitions; OTLP/gRPC load: batch
 if otlp_row:
     print(f"\nreference, weir otlp -> blackhole: {otlp_row['spans']:,.0f} spans/s (p99 {otlp_row['p99']:.1f} ms, "
           f"{otlp_row['cores']:.2f} cores, {otlp_row['rss']:.1f} MB peak RSS)")
+if otlp_store_row:
+    print(f"reference, weir otlp -> store: {otlp_store_row['spans']:,.0f} spans/s (p99 {otlp_store_row['p99']:.1f} ms, "
+          f"{otlp_store_row['cores']:.2f} cores, {otlp_store_row['rss']:.1f} MB peak RSS, "
+          f"{otlp_store_row['failed']:,} requests refused while the store caught up)")
 
 print(f"\nreading: the topic holds {topic_spans:,} spans in {topic_messages:,} messages "
       f"({spans_per_message:.0f} spans, {topic_bytes / max(topic_messages, 1) / 1024:.0f} KiB each), written by Weir's sink")
@@ -592,9 +612,10 @@ if otlp_row and "source" in reads:
     r = reads["source"]["spans"] / otlp_row["spans"]
     verdicts["read_vs_otlp"] = r
     print(f"kafka -> blackhole / otlp -> blackhole: {r:.2f}x spans/s ({'meets' if r >= 1.0 else 'below'} the 1.0x target)")
-if otlp_row and "store" in reads:
-    verdicts["store_vs_otlp"] = reads["store"]["spans"] / otlp_row["spans"]
-    print(f"kafka -> store / otlp -> blackhole: {verdicts['store_vs_otlp']:.2f}x spans/s")
+if otlp_store_row and "store" in reads:
+    r = reads["store"]["spans"] / otlp_store_row["spans"]
+    verdicts["store_vs_otlp"] = r
+    print(f"kafka -> store / otlp -> store: {r:.2f}x spans/s ({'meets' if r >= 1.0 else 'below'} the 1.0x target)")
 if "weir-sink" in writes and "rotel" in writes and writes["rotel"]["landed"] > 0:
     r = writes["weir-sink"]["landed"] / writes["rotel"]["landed"]
     verdicts["sink_vs_rotel"] = r
@@ -611,7 +632,7 @@ if record:
     cols = ["date", "rev", "duration", "batch", "concurrency", "connections", "partitions", "storage", "pin",
             "otlp_spans_s", "source_spans_s", "source_cores", "store_spans_s", "store_cores", "raw_consume_spans_s",
             "weir_sink_spans_s", "weir_sink_cores", "rotel", "rotel_spans_s", "rotel_cores", "rotel_lost_spans",
-            "raw_produce_spans_s", "read_vs_otlp", "sink_vs_rotel"]
+            "raw_produce_spans_s", "read_vs_otlp", "sink_vs_rotel", "otlp_store_spans_s", "store_vs_otlp"]
     g = lambda d, n, k, fmt: (fmt % d[n][k]) if d and n in d else ""
     vals = [time.strftime("%Y-%m-%dT%H:%M:%S"), rev, duration, batch, concurrency, connections, partitions, storage,
             pin or "-", "%.0f" % otlp_row["spans"] if otlp_row else "",
@@ -622,7 +643,9 @@ if record:
             str(writes["rotel"]["accepted_n"] - writes["rotel"]["landed_n"]) if "rotel" in writes else "",
             g(writes, "raw", "landed", "%.0f"),
             "%.3f" % verdicts["read_vs_otlp"] if "read_vs_otlp" in verdicts else "",
-            "%.3f" % verdicts["sink_vs_rotel"] if "sink_vs_rotel" in verdicts else ""]
+            "%.3f" % verdicts["sink_vs_rotel"] if "sink_vs_rotel" in verdicts else "",
+            "%.0f" % otlp_store_row["spans"] if otlp_store_row else "",
+            "%.3f" % verdicts["store_vs_otlp"] if "store_vs_otlp" in verdicts else ""]
     with open(record, "a") as f:
         if new:
             f.write("\t".join(cols) + "\n")

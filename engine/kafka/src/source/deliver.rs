@@ -15,7 +15,7 @@ use tracing::{debug, warn};
 use weir_core::convert::{ConvertError, Converted};
 use weir_core::{Ack, AckStatus, AckWaiter, Batch, Output, Shutdown, Signal};
 
-use super::batcher::Outgoing;
+use super::batcher::{Outgoing, Request};
 use super::offsets::Token;
 use crate::metrics;
 
@@ -53,10 +53,11 @@ impl Deliver {
 /// waits for the acknowledgements still out. Up to one conversion per core
 /// runs at once, on blocking threads, so that a source reading faster than
 /// one core converts is not held to one core; batches still leave in the
-/// order they came.
+/// order they came. A message already converted on its decoding thread
+/// ([`Request::Rows`]) takes no thread.
 pub(crate) async fn run(mut batches: mpsc::Receiver<Outgoing>, d: Deliver) {
     let parallel = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let mut converting: VecDeque<JoinHandle<Converting>> = VecDeque::new();
+    let mut converting: VecDeque<Pending> = VecDeque::new();
     let mut waiting = JoinSet::new();
     let mut open = true;
     loop {
@@ -67,18 +68,10 @@ pub(crate) async fn run(mut batches: mpsc::Receiver<Outgoing>, d: Deliver) {
         tokio::select! {
             biased;
             out = batches.recv(), if room => match out {
-                Some(out) => converting.push_back(tokio::task::spawn_blocking(move || {
-                    let signal = out.request.signal();
-                    Converting {
-                        signal,
-                        converted: out.request.convert(),
-                        tokens: out.tokens,
-                        bytes: out.bytes,
-                    }
-                })),
+                Some(out) => converting.push_back(Pending::of(out)),
                 None => open = false,
             },
-            done = async { converting.front_mut().expect("checked").await }, if !converting.is_empty() => {
+            done = async { converting.front_mut().expect("checked").take().await }, if !converting.is_empty() => {
                 converting.pop_front();
                 if !send(&d, done, &mut waiting).await {
                     return;
@@ -87,6 +80,37 @@ pub(crate) async fn run(mut batches: mpsc::Receiver<Outgoing>, d: Deliver) {
         }
     }
     while waiting.join_next().await.is_some() {}
+}
+
+/// A batch being converted, or already rows.
+enum Pending {
+    Converted(Option<Converting>),
+    Converting(JoinHandle<Converting>),
+}
+
+impl Pending {
+    fn of(out: Outgoing) -> Self {
+        let rows = matches!(out.request, Request::Rows(..));
+        let convert = move || Converting {
+            signal: out.request.signal(),
+            converted: out.request.convert(),
+            tokens: out.tokens,
+            bytes: out.bytes,
+        };
+        if rows {
+            Pending::Converted(Some(convert()))
+        } else {
+            Pending::Converting(tokio::task::spawn_blocking(convert))
+        }
+    }
+
+    /// The conversion, once done (a panic in it is an error).
+    async fn take(&mut self) -> Result<Converting, tokio::task::JoinError> {
+        match self {
+            Pending::Converted(c) => Ok(c.take().expect("taken once")),
+            Pending::Converting(job) => job.await,
+        }
+    }
 }
 
 /// One batch's conversion, with the messages it was made of.
