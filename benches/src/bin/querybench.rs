@@ -34,6 +34,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The allocator `weir` runs with (see its `main.rs`), so that the figures
+/// are the engine's: every endpoint here is served as `weir run` serves it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Fills a Weir store with synthetic log rows, then times a one-hour
 /// `GROUP BY service_name, severity_text` over it, cold and warm.
 #[derive(Debug, Parser)]
