@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
+use futures::future::{Either, Ready, ready};
 use tokio::sync::mpsc;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tracing::{debug, warn};
 use weir_core::convert::{ConvertError, Converted};
 use weir_core::{Ack, AckStatus, AckWaiter, Batch, Output, Shutdown, Signal};
@@ -56,7 +57,7 @@ impl Deliver {
 /// order they came. A message already converted on its decoding thread
 /// ([`Request::Rows`]) takes no thread.
 pub(crate) async fn run(mut batches: mpsc::Receiver<Outgoing>, d: Deliver) {
-    let parallel = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let parallel = super::cores();
     let mut converting: VecDeque<Pending> = VecDeque::new();
     let mut waiting = JoinSet::new();
     let mut open = true;
@@ -68,10 +69,10 @@ pub(crate) async fn run(mut batches: mpsc::Receiver<Outgoing>, d: Deliver) {
         tokio::select! {
             biased;
             out = batches.recv(), if room => match out {
-                Some(out) => converting.push_back(Pending::of(out)),
+                Some(out) => converting.push_back(pending(out)),
                 None => open = false,
             },
-            done = async { converting.front_mut().expect("checked").take().await }, if !converting.is_empty() => {
+            done = async { converting.front_mut().expect("checked").await }, if !converting.is_empty() => {
                 converting.pop_front();
                 if !send(&d, done, &mut waiting).await {
                     return;
@@ -82,34 +83,23 @@ pub(crate) async fn run(mut batches: mpsc::Receiver<Outgoing>, d: Deliver) {
     while waiting.join_next().await.is_some() {}
 }
 
-/// A batch being converted, or already rows.
-enum Pending {
-    Converted(Option<Converting>),
-    Converting(JoinHandle<Converting>),
-}
+/// A batch's conversion: already done, or running on a blocking thread (a
+/// panic in it is an error).
+type Pending = Either<Ready<Result<Converting, JoinError>>, JoinHandle<Converting>>;
 
-impl Pending {
-    fn of(out: Outgoing) -> Self {
-        let rows = matches!(out.request, Request::Rows(..));
-        let convert = move || Converting {
-            signal: out.request.signal(),
-            converted: out.request.convert(),
-            tokens: out.tokens,
-            bytes: out.bytes,
-        };
-        if rows {
-            Pending::Converted(Some(convert()))
-        } else {
-            Pending::Converting(tokio::task::spawn_blocking(convert))
-        }
-    }
-
-    /// The conversion, once done (a panic in it is an error).
-    async fn take(&mut self) -> Result<Converting, tokio::task::JoinError> {
-        match self {
-            Pending::Converted(c) => Ok(c.take().expect("taken once")),
-            Pending::Converting(job) => job.await,
-        }
+/// Converts `out`, on a blocking thread unless it is rows already.
+fn pending(out: Outgoing) -> Pending {
+    let rows = matches!(out.request, Request::Rows(..));
+    let convert = move || Converting {
+        signal: out.request.signal(),
+        converted: out.request.convert(),
+        tokens: out.tokens,
+        bytes: out.bytes,
+    };
+    if rows {
+        Either::Left(ready(Ok(convert())))
+    } else {
+        Either::Right(tokio::task::spawn_blocking(convert))
     }
 }
 
@@ -124,11 +114,7 @@ struct Converting {
 /// Sends one converted batch into the pipeline and starts waiting for its
 /// acknowledgement; `false` once the pipeline has stopped (the messages are
 /// read again at the next start).
-async fn send(
-    d: &Deliver,
-    done: Result<Converting, tokio::task::JoinError>,
-    waiting: &mut JoinSet<()>,
-) -> bool {
+async fn send(d: &Deliver, done: Result<Converting, JoinError>, waiting: &mut JoinSet<()>) -> bool {
     while waiting.try_join_next().is_some() {}
     let Ok(Converting {
         signal,

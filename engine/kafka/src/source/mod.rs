@@ -84,10 +84,6 @@ pub struct KafkaSource {
     patterns: Vec<(Regex, Route)>,
     consumer: StreamConsumer<context::SourceContext>,
     dead_letters: DeadLetters,
-    /// The threads messages are decoded on, one per core, taking messages
-    /// in the order they were read ([`DECODING_PER_CORE`] per core wait
-    /// or run at once).
-    decoders: rayon::ThreadPool,
 }
 
 impl KafkaSource {
@@ -110,17 +106,9 @@ impl KafkaSource {
                 exact.insert(t.topic.clone(), route);
             }
         }
-        let decoders = rayon::ThreadPoolBuilder::new()
-            .num_threads(cores())
-            .thread_name(|i| format!("kafka-decode-{i}"))
-            .build()
-            .map_err(|e| {
-                ComponentError::internal(name, format!("cannot start the decoding threads: {e}"))
-            })?;
         Ok(KafkaSource {
             consumer: consumer(name, &config)?,
             dead_letters: dead_letters(name, &config)?,
-            decoders,
             name: Arc::from(name),
             config,
             exact,
@@ -205,6 +193,16 @@ impl Source for KafkaSource {
         info!(component = %self.name, brokers = %self.config.brokers, group = %self.config.group_id,
             topics = ?topics, "kafka consumer started");
 
+        let decoders = rayon::ThreadPoolBuilder::new()
+            .num_threads(cores())
+            .thread_name(|i| format!("kafka-decode-{i}"))
+            .build()
+            .map_err(|e| {
+                ComponentError::internal(
+                    &*self.name,
+                    format!("cannot start the decoding threads: {e}"),
+                )
+            })?;
         let (finished_tx, finished_rx) = mpsc::unbounded_channel();
         let (batches_tx, batches_rx) = mpsc::channel::<Outgoing>(2);
         let sender = tokio::spawn(deliver::run(
@@ -223,6 +221,7 @@ impl Source for KafkaSource {
                 metadata: self.config.metadata,
                 headers: self.config.headers.clone(),
             }),
+            decoders,
             decoding: VecDeque::new(),
             max_decoding: cores() * DECODING_PER_CORE,
             offsets: Offsets::default(),
@@ -274,7 +273,7 @@ impl std::fmt::Display for Panicked {
 }
 
 /// The cores this process may use.
-fn cores() -> usize {
+pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
@@ -330,6 +329,10 @@ struct State<'a> {
     consumer: &'a StreamConsumer<context::SourceContext>,
     /// The Kafka attributes added to what messages carry.
     attach: Arc<Attach>,
+    /// The threads messages are decoded on, one per core, taking messages
+    /// in the order they were read ([`DECODING_PER_CORE`] per core wait or
+    /// run at once).
+    decoders: rayon::ThreadPool,
     /// Messages being decoded, in the order they were read.
     decoding: VecDeque<Decoding>,
     /// The most messages decoded at once.
@@ -465,7 +468,7 @@ impl State<'_> {
             usize::try_from(self.source.config.max_decoded_message_size).unwrap_or(usize::MAX);
         let alone = alone(self.source.config.max_batch_records);
         let (done, job) = oneshot::channel();
-        self.source.decoders.spawn_fifo(move || {
+        self.decoders.spawn_fifo(move || {
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 decode::decode(
                     &owned.view(),
