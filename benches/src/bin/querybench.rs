@@ -144,6 +144,11 @@ pub struct ProtocolsArgs {
     /// postgres, flight), e.g. to profile one. Default: all.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// The HTTP/2 frame size the Flight SQL client asks the server for, in
+    /// bytes (16384 to 16777215). Default: HTTP/2's 16 KiB, which the gRPC
+    /// libraries under the ADBC driver and pyarrow keep.
+    #[arg(long)]
+    flight_frame_bytes: Option<u32>,
 }
 
 fn main() -> ExitCode {

@@ -105,7 +105,7 @@ pub async fn run(args: &ProtocolsArgs) -> anyhow::Result<()> {
         Arc::new(move |ctx| registered.register(ctx)),
         &config,
     ));
-    let servers = serve(service).await?;
+    let servers = serve(service, args.flight_frame_bytes).await?;
     println!(
         "protocols: store {} ({} rows); each query {} times, median reported",
         args.dir.display(),
@@ -172,7 +172,10 @@ pub async fn run(args: &ProtocolsArgs) -> anyhow::Result<()> {
 }
 
 /// Serves `service` on every endpoint and connects a client to each.
-async fn serve(service: Arc<SqlService>) -> anyhow::Result<Servers> {
+async fn serve(
+    service: Arc<SqlService>,
+    flight_frame_bytes: Option<u32>,
+) -> anyhow::Result<Servers> {
     let open = Arc::new(Credentials::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let in_process = service.clone();
@@ -215,6 +218,7 @@ async fn serve(service: Arc<SqlService>) -> anyhow::Result<Servers> {
     tokio::spawn(flight.serve(std::future::pending()));
     let channel =
         tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{flight_port}"))?
+            .max_frame_size(flight_frame_bytes)
             .connect()
             .await
             .context("the Flight SQL client cannot connect")?;

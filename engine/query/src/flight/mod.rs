@@ -14,6 +14,8 @@
 //! any: a bearer token (configured, or handed out by the handshake) or
 //! basic authentication.
 
+mod do_get;
+mod frames;
 mod handle;
 mod service;
 
@@ -21,7 +23,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use arrow_flight::flight_service_server::FlightServiceServer;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
@@ -29,6 +30,7 @@ use weir_config::FlightConfig;
 
 use crate::auth::Credentials;
 use crate::service::SqlService;
+use do_get::FlightRouter;
 use service::FlightSql;
 
 /// The largest message a client may send (a prepared statement's
@@ -105,8 +107,7 @@ impl FlightServer {
                 }
             };
         }
-        let service =
-            FlightServiceServer::new(self.service).max_decoding_message_size(MAX_REQUEST_BYTES);
+        let service = FlightRouter::new(self.service, MAX_REQUEST_BYTES);
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         if let Err(error) = builder
             .add_service(service)

@@ -3,6 +3,7 @@
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
 
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use arrow_flight::encode::{DictionaryHandling, FlightDataEncoderBuilder};
 use arrow_flight::error::FlightError;
@@ -29,6 +30,7 @@ use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::frames::Batches;
 use super::handle::Prepared;
 use crate::auth::Credentials;
 use crate::error::QueryError;
@@ -77,6 +79,12 @@ impl FlightSql {
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok());
+        self.authorize_header(presented)
+    }
+
+    /// Refuses an `authorization` header that is not valid credentials.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn authorize_header(&self, presented: Option<&str>) -> Result<(), Status> {
         if self.credentials.admits_header(presented) {
             Ok(())
         } else {
@@ -128,8 +136,11 @@ impl FlightSql {
         Ok(Response::new(info))
     }
 
-    /// Runs `prepared` and streams its batches.
-    async fn run(&self, prepared: &Prepared) -> Result<Response<DoGetStream>, Status> {
+    /// Runs `prepared`: the result's schema and its batches.
+    pub(crate) async fn execute(
+        &self,
+        prepared: &Prepared,
+    ) -> Result<(SchemaRef, Batches), Status> {
         let (ctx, plan) = self.plan(prepared).await?;
         let stream = self
             .service
@@ -138,13 +149,19 @@ impl FlightSql {
             .map_err(|e| status(&e))?;
         let limit = self.limit();
         let schema = stream.schema();
-        let batches = stream.map_err(move |e| {
-            FlightError::Tonic(Box::new(status(&QueryError::from_datafusion(&e, limit))))
-        });
+        let batches = stream.map_err(move |e| status(&QueryError::from_datafusion(&e, limit)));
+        Ok((schema, Box::pin(batches)))
+    }
+
+    /// Runs `prepared` and streams its batches as arrow-flight encodes
+    /// them. (Served, a query's `DoGet` is answered by
+    /// [`super::frames::DoGetBody`] before it reaches this.)
+    async fn run(&self, prepared: &Prepared) -> Result<Response<DoGetStream>, Status> {
+        let (schema, batches) = self.execute(prepared).await?;
         let flight = FlightDataEncoderBuilder::new()
             .with_schema(schema)
             .with_dictionary_handling(DictionaryHandling::Resend)
-            .build(batches)
+            .build(batches.map_err(|status| FlightError::Tonic(Box::new(status))))
             .map_err(Status::from);
         Ok(Response::new(Box::pin(flight)))
     }

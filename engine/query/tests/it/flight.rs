@@ -41,15 +41,7 @@ async fn adbc_and_pyarrow_flight() {
         Tables::at(now).register(),
         &QueryConfig::default(),
     ));
-    let config = FlightConfig {
-        address: "127.0.0.1:0".parse().expect("address"),
-        tls: None,
-    };
-    let server = FlightServer::bind(&config, service, credentials)
-        .await
-        .expect("binds");
-    let port = server.local_addr().expect("bound").port();
-    tokio::spawn(server.serve(std::future::pending()));
+    let port = serve(service, credentials, None).await;
 
     let out: Value = common::python_json(
         "flight/clients.py",
@@ -135,15 +127,7 @@ async fn pyarrow_flight_over_tls() {
         Tables::at(now).register(),
         &QueryConfig::default(),
     ));
-    let config = FlightConfig {
-        address: "127.0.0.1:0".parse().expect("address"),
-        tls: Some(tls),
-    };
-    let server = FlightServer::bind(&config, service, Arc::new(Credentials::default()))
-        .await
-        .expect("binds");
-    let port = server.local_addr().expect("bound").port();
-    tokio::spawn(server.serve(std::future::pending()));
+    let port = serve(service, Arc::new(Credentials::default()), Some(tls)).await;
     let python = std::env::var("WEIR_TEST_PYTHON").expect("WEIR_TEST_PYTHON is set");
     let script = format!(
         r#"
@@ -171,4 +155,141 @@ with flightsql.connect("grpc+tls://127.0.0.1:{port}", db_kwargs={{DatabaseOption
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// Scenario: arrow-flight's Rust client against an endpoint that needs a
+/// token, with a 2 s query timeout: a 2M-row result, a ticket fetched
+/// without the token, and an endless result. Guarantees: every row arrives
+/// once and in order (its messages under gRPC's 4 MiB default limit); a
+/// `DoGet` without credentials is refused `UNAUTHENTICATED`; the endless
+/// query ends, after the rows already sent, with `DEADLINE_EXCEEDED`
+/// naming the timeout, and the endpoint serves the next query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_client_results_tokens_and_timeouts() {
+    use arrow::array::{AsArray, RecordBatch};
+    use arrow::datatypes::Int64Type;
+    use arrow_flight::sql::client::FlightSqlServiceClient;
+    use futures::TryStreamExt;
+
+    const TOKEN: &str = "flight-token-7f3a";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = dir.path().join("token");
+    std::fs::write(&token, TOKEN).expect("write the token");
+    let credentials = Credentials::from_config(&QueryAuthConfig {
+        users: vec![],
+        tokens: vec![Secret::File(token)],
+    })
+    .expect("credentials");
+    let service = Arc::new(SqlService::new(
+        Tables::at(common::now_ns()).register(),
+        &common::config(std::time::Duration::from_secs(2), 1 << 30),
+    ));
+    let port = serve(service, credentials, None).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connects");
+    let mut client = FlightSqlServiceClient::new(channel.clone());
+    client.set_token(TOKEN.into());
+
+    // A large result, every row in order.
+    const ROWS: i64 = 2_000_000;
+    let info = client
+        .execute(
+            format!("SELECT value FROM generate_series(1, {ROWS})"),
+            None,
+        )
+        .await
+        .expect("planned");
+    let ticket = info.endpoint[0].ticket.clone().expect("a ticket");
+    let batches: Vec<RecordBatch> = client
+        .do_get(ticket.clone())
+        .await
+        .expect("DoGet")
+        .try_collect()
+        .await
+        .expect("every batch arrives");
+    let mut expected = 1;
+    for batch in &batches {
+        for value in batch.column(0).as_primitive::<Int64Type>().values() {
+            assert_eq!(*value, expected);
+            expected += 1;
+        }
+    }
+    assert_eq!(expected, ROWS + 1, "every row once");
+
+    // The same ticket without the token.
+    let mut anonymous = FlightSqlServiceClient::new(channel);
+    let refused = match anonymous.do_get(ticket).await {
+        Ok(stream) => stream.try_collect::<Vec<_>>().await.map(|_| ()),
+        Err(error) => Err(error),
+    }
+    .expect_err("a DoGet without credentials is refused");
+    assert_status(refused, tonic::Code::Unauthenticated, "needs credentials");
+
+    // An endless result: rows, then the timeout.
+    let info = client
+        .execute(
+            "SELECT value FROM generate_series(1, 1000000000000)".into(),
+            None,
+        )
+        .await
+        .expect("planned");
+    let mut stream = client
+        .do_get(info.endpoint[0].ticket.clone().expect("a ticket"))
+        .await
+        .expect("DoGet");
+    let mut rows = 0;
+    let error = loop {
+        match stream.try_next().await {
+            Ok(Some(batch)) => rows += batch.num_rows(),
+            Ok(None) => panic!("an endless result ended after {rows} rows"),
+            Err(error) => break error,
+        }
+    };
+    assert!(rows > 0, "rows arrived before the timeout");
+    assert_status(error, tonic::Code::DeadlineExceeded, "2s timeout");
+    let info = client
+        .execute("SELECT count(*) AS n FROM spans".into(), None)
+        .await
+        .expect("the endpoint serves on");
+    let after: Vec<RecordBatch> = client
+        .do_get(info.endpoint[0].ticket.clone().expect("a ticket"))
+        .await
+        .expect("DoGet")
+        .try_collect()
+        .await
+        .expect("the next query runs");
+    assert_eq!(after[0].num_rows(), 1);
+}
+
+/// Asserts that `error` is a gRPC status of `code` whose message holds
+/// `says`.
+fn assert_status(error: arrow_flight::error::FlightError, code: tonic::Code, says: &str) {
+    match error {
+        arrow_flight::error::FlightError::Tonic(status) => {
+            assert_eq!(status.code(), code, "{status}");
+            assert!(status.message().contains(says), "{status}");
+        }
+        other => panic!("not a gRPC status: {other}"),
+    }
+}
+
+/// Serves `service` over Flight SQL on 127.0.0.1:0; the port.
+async fn serve(
+    service: Arc<SqlService>,
+    credentials: Arc<Credentials>,
+    tls: Option<weir_config::ServerTlsConfig>,
+) -> u16 {
+    let config = FlightConfig {
+        address: "127.0.0.1:0".parse().expect("address"),
+        tls,
+    };
+    let server = FlightServer::bind(&config, service, credentials)
+        .await
+        .expect("binds");
+    let port = server.local_addr().expect("bound").port();
+    tokio::spawn(server.serve(std::future::pending()));
+    port
 }
