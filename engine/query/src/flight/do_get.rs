@@ -19,7 +19,7 @@ use tonic::server::NamedService;
 
 use super::frames::DoGetBody;
 use super::handle::Prepared;
-use super::service::FlightSql;
+use super::service::{FlightSql, decode_handle};
 
 const DO_GET: &str = "/arrow.flight.protocol.FlightService/DoGet";
 
@@ -124,5 +124,5 @@ fn query_ticket(request: &Bytes) -> Option<Result<Prepared, Status>> {
     } else {
         return None;
     };
-    Some(Prepared::decode(&handle).map_err(Status::invalid_argument))
+    Some(decode_handle(&handle))
 }

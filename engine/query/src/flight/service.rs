@@ -5,7 +5,7 @@ use std::sync::{Arc, LazyLock};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use arrow_flight::encode::{DictionaryHandling, FlightDataEncoderBuilder};
+use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
@@ -136,7 +136,8 @@ impl FlightSql {
         Ok(Response::new(info))
     }
 
-    /// Runs `prepared`: the result's schema and its batches.
+    /// Runs `prepared`: the result's schema and its batches (a query's
+    /// `DoGet`, answered by [`super::do_get::FlightRouter`]).
     pub(crate) async fn execute(
         &self,
         prepared: &Prepared,
@@ -151,19 +152,6 @@ impl FlightSql {
         let schema = stream.schema();
         let batches = stream.map_err(move |e| status(&QueryError::from_datafusion(&e, limit)));
         Ok((schema, Box::pin(batches)))
-    }
-
-    /// Runs `prepared` and streams its batches as arrow-flight encodes
-    /// them. (Served, a query's `DoGet` is answered by
-    /// [`super::frames::DoGetBody`] before it reaches this.)
-    async fn run(&self, prepared: &Prepared) -> Result<Response<DoGetStream>, Status> {
-        let (schema, batches) = self.execute(prepared).await?;
-        let flight = FlightDataEncoderBuilder::new()
-            .with_schema(schema)
-            .with_dictionary_handling(DictionaryHandling::Resend)
-            .build(batches.map_err(|status| FlightError::Tonic(Box::new(status))))
-            .map_err(Status::from);
-        Ok(Response::new(Box::pin(flight)))
     }
 
     /// The FlightInfo of a catalog call answered by `batch`'s schema.
@@ -263,8 +251,15 @@ fn read_only() -> Status {
     )
 }
 
+/// What the `DoGet` of a query would answer if it reached arrow-flight's
+/// server: [`super::do_get::FlightRouter`] answers every request with such
+/// a ticket before, and any other request fails to decode before.
+fn answered_by_the_router() -> Status {
+    Status::internal("a query's DoGet is answered by Weir's Flight router, which this one missed")
+}
+
 #[allow(clippy::result_large_err)]
-fn decode_handle(handle: &[u8]) -> Result<Prepared, Status> {
+pub(crate) fn decode_handle(handle: &[u8]) -> Result<Prepared, Status> {
     Prepared::decode(handle).map_err(Status::invalid_argument)
 }
 
@@ -316,11 +311,10 @@ impl FlightSqlService for FlightSql {
 
     async fn do_get_statement(
         &self,
-        ticket: TicketStatementQuery,
-        request: Request<Ticket>,
+        _: TicketStatementQuery,
+        _: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.authorize(&request)?;
-        self.run(&decode_handle(&ticket.statement_handle)?).await
+        Err(answered_by_the_router())
     }
 
     async fn get_flight_info_prepared_statement(
@@ -336,12 +330,10 @@ impl FlightSqlService for FlightSql {
 
     async fn do_get_prepared_statement(
         &self,
-        query: CommandPreparedStatementQuery,
-        request: Request<Ticket>,
+        _: CommandPreparedStatementQuery,
+        _: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.authorize(&request)?;
-        self.run(&decode_handle(&query.prepared_statement_handle)?)
-            .await
+        Err(answered_by_the_router())
     }
 
     async fn do_action_create_prepared_statement(

@@ -185,11 +185,7 @@ async fn rust_client_results_tokens_and_timeouts() {
         &common::config(std::time::Duration::from_secs(2), 1 << 30),
     ));
     let port = serve(service, credentials, None).await;
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("connects");
+    let channel = connect(port).await;
     let mut client = FlightSqlServiceClient::new(channel.clone());
     client.set_token(TOKEN.into());
 
@@ -250,18 +246,69 @@ async fn rust_client_results_tokens_and_timeouts() {
     };
     assert!(rows > 0, "rows arrived before the timeout");
     assert_status(error, tonic::Code::DeadlineExceeded, "2s timeout");
-    let info = client
-        .execute("SELECT count(*) AS n FROM spans".into(), None)
+    serves_on(&mut client).await;
+}
+
+/// Scenario: `DoGet` requests a hostile client could send: a statement
+/// ticket whose handle this server never gave out, a ticket that is not a
+/// Flight SQL command at all, and a 17 MiB ticket. Guarantees: each is
+/// refused `INVALID_ARGUMENT` with what was wrong (the large one without
+/// being read past the 16 MiB request limit), and the endpoint serves the
+/// next query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_do_get_requests_are_refused() {
+    use arrow_flight::Ticket;
+    use arrow_flight::sql::client::FlightSqlServiceClient;
+    use arrow_flight::sql::{ProstMessageExt, TicketStatementQuery};
+    use futures::TryStreamExt;
+    use prost::Message;
+
+    let service = Arc::new(SqlService::new(
+        Tables::at(common::now_ns()).register(),
+        &QueryConfig::default(),
+    ));
+    let port = serve(service, Arc::new(Credentials::default()), None).await;
+    let channel = connect(port).await;
+    let mut client = FlightSqlServiceClient::new(channel);
+    let fetch = |ticket: Vec<u8>| {
+        let mut client = client.clone();
+        async move {
+            match client.do_get(Ticket::new(ticket)).await {
+                Ok(stream) => stream.try_collect::<Vec<_>>().await.map(|_| ()),
+                Err(error) => Err(error),
+            }
+        }
+    };
+
+    let foreign = TicketStatementQuery {
+        statement_handle: b"weir-ps1 but not really".to_vec().into(),
+    }
+    .as_any()
+    .encode_to_vec();
+    let error = fetch(foreign)
         .await
-        .expect("the endpoint serves on");
-    let after: Vec<RecordBatch> = client
-        .do_get(info.endpoint[0].ticket.clone().expect("a ticket"))
+        .expect_err("a foreign handle is refused");
+    assert_status(
+        error,
+        tonic::Code::InvalidArgument,
+        "not a prepared statement handle of this server",
+    );
+
+    let error = fetch(b"\xff\xfe not protobuf".to_vec())
         .await
-        .expect("DoGet")
-        .try_collect()
+        .expect_err("a ticket that is no command is refused");
+    assert_status(error, tonic::Code::InvalidArgument, "");
+
+    let error = fetch(vec![b'x'; 17 << 20])
         .await
-        .expect("the next query runs");
-    assert_eq!(after[0].num_rows(), 1);
+        .expect_err("a 17 MiB ticket is refused");
+    assert_status(
+        error,
+        tonic::Code::InvalidArgument,
+        "at most 16777216 bytes",
+    );
+
+    serves_on(&mut client).await;
 }
 
 /// Asserts that `error` is a gRPC status of `code` whose message holds
@@ -292,4 +339,33 @@ async fn serve(
     let port = server.local_addr().expect("bound").port();
     tokio::spawn(server.serve(std::future::pending()));
     port
+}
+
+/// A channel to the Flight endpoint on `port`.
+async fn connect(port: u16) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connects")
+}
+
+/// Asserts that the endpoint answers a query after what came before.
+async fn serves_on(
+    client: &mut arrow_flight::sql::client::FlightSqlServiceClient<tonic::transport::Channel>,
+) {
+    use futures::TryStreamExt;
+    let info = client
+        .execute("SELECT count(*) AS n FROM spans".into(), None)
+        .await
+        .expect("the endpoint serves on");
+    let ticket = info.endpoint[0].ticket.clone().expect("a ticket");
+    let rows: Vec<arrow::array::RecordBatch> = client
+        .do_get(ticket)
+        .await
+        .expect("DoGet")
+        .try_collect()
+        .await
+        .expect("the next query runs");
+    assert_eq!(rows[0].num_rows(), 1);
 }
