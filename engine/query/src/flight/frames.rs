@@ -29,6 +29,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures::Stream;
 use http::HeaderMap;
 use http_body::Frame;
+use prost::encoding::{encode_varint, encoded_len_varint};
 use tonic::Status;
 
 /// The largest IPC body of one message, as arrow-flight's encoder: a
@@ -208,7 +209,7 @@ fn frame(stream: Vec<Buffer>, out: &mut VecDeque<Bytes>) -> Result<(), ArrowErro
             // Zeros after the flatbuffer, so that the body starts aligned
             // in the message.
             let body_at = |header_len: usize| {
-                1 + varint_len(header_len) + header_len + DATA_BODY_KEY.len() + varint_len(body_len)
+                1 + varint(header_len) + header_len + DATA_BODY_KEY.len() + varint(body_len)
             };
             while !body_at(header.len()).is_multiple_of(BODY_ALIGNMENT) {
                 header.push(0);
@@ -216,9 +217,9 @@ fn frame(stream: Vec<Buffer>, out: &mut VecDeque<Bytes>) -> Result<(), ArrowErro
         }
         let header_len = header.len();
 
-        let mut protobuf_len = 1 + varint_len(header_len) + header_len;
+        let mut protobuf_len = 1 + varint(header_len) + header_len;
         if body_len > 0 {
-            protobuf_len += DATA_BODY_KEY.len() + varint_len(body_len) + body_len;
+            protobuf_len += DATA_BODY_KEY.len() + varint(body_len) + body_len;
         }
         let frame_len = u32::try_from(protobuf_len)
             .map_err(|_| ArrowError::IpcError("a message over 4 GiB".into()))?;
@@ -226,11 +227,11 @@ fn frame(stream: Vec<Buffer>, out: &mut VecDeque<Bytes>) -> Result<(), ArrowErro
         head.put_u8(0); // not compressed
         head.put_u32(frame_len);
         head.put_u8(DATA_HEADER_KEY);
-        put_varint(&mut head, header_len);
+        encode_varint(header_len as u64, &mut head);
         head.put_slice(&header);
         if body_len > 0 {
             head.put_slice(&DATA_BODY_KEY);
-            put_varint(&mut head, body_len);
+            encode_varint(body_len as u64, &mut head);
         }
         let mut left = body_len;
         while left > 0 {
@@ -250,6 +251,11 @@ fn frame(stream: Vec<Buffer>, out: &mut VecDeque<Bytes>) -> Result<(), ArrowErro
         }
     }
     Ok(())
+}
+
+/// The bytes protobuf's varint of `len` takes.
+fn varint(len: usize) -> usize {
+    encoded_len_varint(len as u64)
 }
 
 /// An Arrow buffer lent to a `Bytes` without a copy.
@@ -294,23 +300,6 @@ impl Rope {
         }
         Ok(out)
     }
-}
-
-fn varint_len(mut value: usize) -> usize {
-    let mut len = 1;
-    while value >= 0x80 {
-        value >>= 7;
-        len += 1;
-    }
-    len
-}
-
-fn put_varint(out: &mut BytesMut, mut value: usize) {
-    while value >= 0x80 {
-        out.put_u8((value as u8 & 0x7F) | 0x80);
-        value >>= 7;
-    }
-    out.put_u8(value as u8);
 }
 
 #[cfg(test)]
@@ -475,27 +464,5 @@ mod tests {
             body.ready.iter().any(|chunk| chunk.as_ptr() == column),
             "a chunk points at the column's buffer"
         );
-    }
-
-    #[test]
-    fn varints_match_protobuf() {
-        for value in [
-            0usize,
-            1,
-            127,
-            128,
-            300,
-            16_383,
-            16_384,
-            2 << 20,
-            u32::MAX as usize,
-        ] {
-            let mut ours = BytesMut::new();
-            put_varint(&mut ours, value);
-            let mut theirs = Vec::new();
-            prost::encoding::encode_varint(value as u64, &mut theirs);
-            assert_eq!(&ours[..], &theirs[..], "{value}");
-            assert_eq!(varint_len(value), theirs.len());
-        }
     }
 }

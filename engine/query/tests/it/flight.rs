@@ -166,7 +166,7 @@ with flightsql.connect("grpc+tls://127.0.0.1:{port}", db_kwargs={{DatabaseOption
 /// naming the timeout, and the endpoint serves the next query.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_client_results_tokens_and_timeouts() {
-    use arrow::array::{AsArray, RecordBatch};
+    use arrow::array::AsArray;
     use arrow::datatypes::Int64Type;
     use arrow_flight::sql::client::FlightSqlServiceClient;
     use futures::TryStreamExt;
@@ -199,11 +199,7 @@ async fn rust_client_results_tokens_and_timeouts() {
         .await
         .expect("planned");
     let ticket = info.endpoint[0].ticket.clone().expect("a ticket");
-    let batches: Vec<RecordBatch> = client
-        .do_get(ticket.clone())
-        .await
-        .expect("DoGet")
-        .try_collect()
+    let batches = fetch(&mut client, ticket.clone())
         .await
         .expect("every batch arrives");
     let mut expected = 1;
@@ -217,11 +213,9 @@ async fn rust_client_results_tokens_and_timeouts() {
 
     // The same ticket without the token.
     let mut anonymous = FlightSqlServiceClient::new(channel);
-    let refused = match anonymous.do_get(ticket).await {
-        Ok(stream) => stream.try_collect::<Vec<_>>().await.map(|_| ()),
-        Err(error) => Err(error),
-    }
-    .expect_err("a DoGet without credentials is refused");
+    let refused = fetch(&mut anonymous, ticket)
+        .await
+        .expect_err("a DoGet without credentials is refused");
     assert_status(refused, tonic::Code::Unauthenticated, "needs credentials");
 
     // An endless result: rows, then the timeout.
@@ -260,7 +254,6 @@ async fn hostile_do_get_requests_are_refused() {
     use arrow_flight::Ticket;
     use arrow_flight::sql::client::FlightSqlServiceClient;
     use arrow_flight::sql::{ProstMessageExt, TicketStatementQuery};
-    use futures::TryStreamExt;
     use prost::Message;
 
     let service = Arc::new(SqlService::new(
@@ -272,12 +265,7 @@ async fn hostile_do_get_requests_are_refused() {
     let mut client = FlightSqlServiceClient::new(channel);
     let fetch = |ticket: Vec<u8>| {
         let mut client = client.clone();
-        async move {
-            match client.do_get(Ticket::new(ticket)).await {
-                Ok(stream) => stream.try_collect::<Vec<_>>().await.map(|_| ()),
-                Err(error) => Err(error),
-            }
-        }
+        async move { fetch(&mut client, Ticket::new(ticket)).await }
     };
 
     let foreign = TicketStatementQuery {
@@ -350,22 +338,25 @@ async fn connect(port: u16) -> tonic::transport::Channel {
         .expect("connects")
 }
 
+/// Every batch of `ticket`'s `DoGet`, or the error that ended it (at the
+/// call or mid-stream).
+async fn fetch(
+    client: &mut arrow_flight::sql::client::FlightSqlServiceClient<tonic::transport::Channel>,
+    ticket: arrow_flight::Ticket,
+) -> Result<Vec<arrow::array::RecordBatch>, arrow_flight::error::FlightError> {
+    use futures::TryStreamExt;
+    client.do_get(ticket).await?.try_collect().await
+}
+
 /// Asserts that the endpoint answers a query after what came before.
 async fn serves_on(
     client: &mut arrow_flight::sql::client::FlightSqlServiceClient<tonic::transport::Channel>,
 ) {
-    use futures::TryStreamExt;
     let info = client
         .execute("SELECT count(*) AS n FROM spans".into(), None)
         .await
         .expect("the endpoint serves on");
     let ticket = info.endpoint[0].ticket.clone().expect("a ticket");
-    let rows: Vec<arrow::array::RecordBatch> = client
-        .do_get(ticket)
-        .await
-        .expect("DoGet")
-        .try_collect()
-        .await
-        .expect("the next query runs");
+    let rows = fetch(client, ticket).await.expect("the next query runs");
     assert_eq!(rows[0].num_rows(), 1);
 }
